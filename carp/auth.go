@@ -1,0 +1,114 @@
+package carp
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/binary"
+	"hash"
+	"net/netip"
+	"slices"
+)
+
+// KeyLen is CARP_KEY_LEN: the BSD kernels keep the passphrase in a 20-byte
+// buffer, NUL-terminated, so at most 19 bytes of it count (§2.1).
+const KeyLen = 20
+
+// Auth computes and checks the HMAC-SHA1 of advertisements for one virtual
+// host. The message is (§2.2):
+//
+//	0x02 0x01 vhid  sorted IPv4 VIPs  sorted IPv6 VIPs  counter(8)
+//
+// On send link-local IPv6 VIPs are left out (OpenBSD "NOV6LL"); on receive
+// both the variant without and the variant with them are accepted (OpenBSD
+// accepts either; FreeBSD includes them). An Auth is not safe for concurrent
+// use: it belongs to the goroutine that owns its vhid.
+type Auth struct {
+	noLL  []byte // version, type, vhid, addresses without link-local
+	withL []byte // the same with link-local IPv6 addresses; nil if none
+	mac   hash.Hash
+}
+
+// NewAuth prepares the HMAC for a virtual host. The password is truncated to
+// 19 bytes exactly as the BSDs do; config validation refuses longer ones so
+// that nobody relies on the truncation by accident.
+func NewAuth(password string, vhid uint8, addrs []netip.Addr) *Auth {
+	var key [KeyLen]byte
+	copy(key[:KeyLen-1], password)
+	var v4, v6 []netip.Addr
+	hasLL := false
+	for _, a := range addrs {
+		a = a.WithZone("")
+		switch {
+		case a.Is4() || a.Is4In6():
+			a = a.Unmap()
+			if a == netip.IPv4Unspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+				continue
+			}
+			v4 = append(v4, a)
+		case a.Is6():
+			if a.IsLinkLocalUnicast() {
+				hasLL = true
+			}
+			v6 = append(v6, a)
+		}
+	}
+	// Both families sort bytewise ascending, which for IPv4 is numeric order.
+	slices.SortFunc(v4, netip.Addr.Compare)
+	v4 = slices.Compact(v4)
+	slices.SortFunc(v6, netip.Addr.Compare)
+	v6 = slices.Compact(v6)
+
+	build := func(withLL bool) []byte {
+		m := []byte{Version, TypeAdvertisement, vhid}
+		for _, a := range v4 {
+			m = append(m, a.AsSlice()...)
+		}
+		for _, a := range v6 {
+			if !withLL && a.IsLinkLocalUnicast() {
+				continue
+			}
+			m = append(m, a.AsSlice()...)
+		}
+		return m
+	}
+	au := &Auth{noLL: build(false), mac: hmac.New(sha1.New, key[:])}
+	if hasLL {
+		au.withL = build(true)
+	}
+	return au
+}
+
+// Sum returns the HMAC to send with the given counter.
+func (au *Auth) Sum(counter uint64) [sha1.Size]byte {
+	return au.sum(au.noLL, counter)
+}
+
+// Verify reports whether mac authenticates an advert with this counter.
+func (au *Auth) Verify(counter uint64, mac [sha1.Size]byte) bool {
+	want := au.sum(au.noLL, counter)
+	if hmac.Equal(want[:], mac[:]) {
+		return true
+	}
+	if au.withL != nil {
+		want = au.sum(au.withL, counter)
+		return hmac.Equal(want[:], mac[:])
+	}
+	return false
+}
+
+// Message returns the bytes fed to the HMAC on send, for tests and debugging.
+func (au *Auth) Message(counter uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(au.noLL), counter)
+}
+
+func (au *Auth) sum(prefix []byte, counter uint64) [sha1.Size]byte {
+	var ctr [8]byte
+	binary.BigEndian.PutUint64(ctr[:], counter)
+	au.mac.Reset()
+	au.mac.Write(prefix)
+	au.mac.Write(ctr[:])
+	var out [sha1.Size]byte
+	au.mac.Sum(out[:0])
+	return out
+}

@@ -1,0 +1,45 @@
+package carp
+
+import "time"
+
+// Protocol constants (§1).
+const (
+	// IPProto is the IP protocol number CARP shares with VRRP.
+	IPProto = 112
+	// HeaderLen is the size of a CARP advertisement: the whole IP payload.
+	HeaderLen = 36
+	// Version is the only CARP version the BSDs and ucarp accept.
+	Version = 2
+	// TypeAdvertisement is the only CARP message type.
+	TypeAdvertisement = 1
+	// AuthLen is the counter plus HMAC length in 32-bit words, always 7.
+	AuthLen = 7
+	// TTL is the IPv4 TTL / IPv6 hop limit of every advertisement.
+	TTL = 255
+	// BowOutAdvBase and BowOutAdvSkew form the "bow out" advertisement a
+	// master sends when it stops gracefully (§3.6): every backup sees an
+	// interval far beyond 3*advbase and takes over at once.
+	BowOutAdvBase = 255
+	BowOutAdvSkew = 255
+	// MaxFBSDSkew is the largest advskew FreeBSD puts on the wire when it
+	// mirrors demotion into the skew (§3.5).
+	MaxFBSDSkew = 240
+	// MasterDownMultiplier: a backup waits this many of its own intervals
+	// without hearing the master before it takes over (OpenBSD rev 1.370).
+	MasterDownMultiplier = 3
+)
+
+// Implementation constants: carpd's own choices, not part of the protocol.
+const (
+	// AnnounceRepeatAdverts: the gratuitous ARP / unsolicited NA burst is
+	// sent at takeover and again after this many adverts, as OpenBSD does
+	// "for L3 switches" (§4).
+	AnnounceRepeatAdverts = 2
+	// BowOutLinger is how long a master that bowed out keeps its VIPs, so
+	// the backup that takes over has announced itself before they vanish:
+	// graceful handover then loses no packet.
+	BowOutLinger = 250 * time.Millisecond
+	// SendErrorDemoteThreshold consecutive send errors demote by one, and as
+	// many consecutive successes undo it (OpenBSD §3.5).
+	SendErrorDemoteThreshold = 3
+)

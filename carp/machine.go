@@ -1,0 +1,316 @@
+package carp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is the CARP state of one virtual host (§3). There is no FAULT state:
+// a down interface is INIT plus a demotion, as on the BSDs.
+type State uint8
+
+const (
+	Init State = iota
+	Backup
+	Master
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Params are the configured timing and policy of a virtual host.
+type Params struct {
+	AdvBase uint8
+	AdvSkew uint8
+	// Preempt: a BACKUP that advertises more often than the MASTER it hears
+	// takes over (OpenBSD/FreeBSD net.inet.carp.preempt).
+	Preempt bool
+	// DemoteToSkew also adds the demotion to the advertised advskew, capped
+	// at 240, the way FreeBSD expresses demotion (§3.5), so FreeBSD and ucarp
+	// peers with preempt take over from a demoted carpd master too.
+	DemoteToSkew bool
+}
+
+// Interval is the configured advertisement interval advbase + advskew/256.
+// When both are zero OpenBSD uses 1/256 s; so does carpd.
+func (p Params) Interval() time.Duration { return interval(p.AdvBase, p.AdvSkew) }
+
+// MasterDown is how long a backup waits without a valid advert before it
+// takes over: 3 intervals (OpenBSD rev 1.370, §3.1).
+func (p Params) MasterDown() time.Duration { return MasterDownMultiplier * p.Interval() }
+
+func interval(base, skew uint8) time.Duration {
+	if base == 0 && skew == 0 {
+		return time.Second / 256
+	}
+	return time.Duration(base)*time.Second + time.Duration(skew)*time.Second/256
+}
+
+// timeval is the value the BSDs compare between nodes: advbase seconds plus
+// floor(advskew*10^6/256) microseconds. Shorter is better.
+func timeval(base, skew uint8) int64 {
+	return int64(base)*1_000_000 + int64(skew)*1_000_000/256
+}
+
+// Event is an input to the state machine.
+type Event interface{ isEvent() }
+
+type (
+	// EvStart: the interface is up and the vhid may leave INIT.
+	EvStart struct{}
+	// EvLinkDown: the interface lost its link; the vhid goes to INIT.
+	EvLinkDown struct{}
+	// EvStop: graceful stop; a master bows out.
+	EvStop struct{}
+	// EvTimer: the deadline from NextDeadline has passed.
+	EvTimer struct{}
+	// EvAdvert: a valid, authenticated advert for this vhid from a peer.
+	EvAdvert struct {
+		AdvBase, AdvSkew, Demote uint8
+		Src                      netip.Addr
+	}
+	// EvDemote sets the demotion counter (sum of every source, 0-255).
+	EvDemote struct{ Demote uint8 }
+	// EvParams changes advbase, advskew or policy without a state change
+	// (a hitless reload, like ifconfig on the BSDs, §3.6).
+	EvParams struct{ Params Params }
+)
+
+func (EvStart) isEvent()    {}
+func (EvLinkDown) isEvent() {}
+func (EvStop) isEvent()     {}
+func (EvTimer) isEvent()    {}
+func (EvAdvert) isEvent()   {}
+func (EvDemote) isEvent()   {}
+func (EvParams) isEvent()   {}
+
+// Action is an output of the state machine, carried out by the runner in
+// the order given.
+type Action interface{ isAction() }
+
+type (
+	// ActSend: send one advert now with these values.
+	ActSend struct{ AdvBase, AdvSkew, Demote uint8 }
+	// ActAddVIPs: configure the virtual addresses.
+	ActAddVIPs struct{}
+	// ActRemoveVIPs: remove the virtual addresses.
+	ActRemoveVIPs struct{}
+	// ActAnnounce: gratuitous ARP and unsolicited NA for every VIP.
+	ActAnnounce struct{}
+	// ActRemoveVIPsLater: remove the VIPs after BowOutLinger, unless the
+	// vhid becomes MASTER again in between.
+	ActRemoveVIPsLater struct{}
+	// ActTransition reports a state change, for logs, hooks and events.
+	ActTransition struct {
+		From, To State
+		Reason   string
+	}
+)
+
+func (ActSend) isAction()            {}
+func (ActAddVIPs) isAction()         {}
+func (ActRemoveVIPs) isAction()      {}
+func (ActAnnounce) isAction()        {}
+func (ActRemoveVIPsLater) isAction() {}
+func (ActTransition) isAction()      {}
+
+// Machine is the state machine of one virtual host. It is a plain value:
+// Step takes an event and the current time and returns what to do. It never
+// reads the clock, sleeps, logs or touches a socket, so it is tested with a
+// fake clock and no goroutines.
+//
+//	          EvStart                 master down / better than master
+//	  INIT ────────────▶ BACKUP ────────────────────────────────▶ MASTER
+//	   ▲                   ▲ ◀────────────────────────────────────  │
+//	   │                   │     better master heard                 │
+//	   └───────────────────┴──── EvLinkDown / EvStop ────────────────┘
+type Machine struct {
+	Params Params
+	State  State
+	// Demote is the current demotion counter (OpenBSD demote byte).
+	Demote uint8
+	// Self is the source address of our own adverts, for the tie-break
+	// between two masters with equal timing. Unset: always yield.
+	Self netip.Addr
+
+	// deadline is the master-down time in BACKUP and the next advert in
+	// MASTER; zero in INIT.
+	deadline time.Time
+	// sent counts adverts sent since the last takeover, to repeat the
+	// gratuitous ARP burst after AnnounceRepeatAdverts.
+	sent int
+}
+
+// NewMachine returns a machine in INIT.
+func NewMachine(p Params) *Machine { return &Machine{Params: p} }
+
+// NextDeadline is when the machine wants an EvTimer; zero means never.
+func (m *Machine) NextDeadline() time.Time { return m.deadline }
+
+// advertised returns the advbase and advskew this node puts on the wire.
+func (m *Machine) advertised() (base, skew uint8) {
+	base, skew = m.Params.AdvBase, m.Params.AdvSkew
+	if m.Params.DemoteToSkew && m.Demote > 0 {
+		s := int(skew) + int(m.Demote)
+		skew = uint8(min(s, MaxFBSDSkew))
+	}
+	return base, skew
+}
+
+func (m *Machine) send() ActSend {
+	base, skew := m.advertised()
+	return ActSend{AdvBase: base, AdvSkew: skew, Demote: m.Demote}
+}
+
+// Step feeds one event to the machine and returns the actions to carry out.
+func (m *Machine) Step(ev Event, now time.Time) []Action {
+	switch ev := ev.(type) {
+	case EvStart:
+		if m.State == Init {
+			return m.toBackup(now, "started")
+		}
+	case EvLinkDown:
+		if m.State != Init {
+			return m.toInit("link down", false)
+		}
+	case EvStop:
+		if m.State != Init {
+			return m.toInit("stopped", true)
+		}
+	case EvTimer:
+		return m.timer(now)
+	case EvAdvert:
+		return m.advert(ev, now)
+	case EvDemote:
+		if ev.Demote == m.Demote {
+			return nil
+		}
+		m.Demote = ev.Demote
+		if m.State == Master {
+			// Tell the peers at once (§3.5): with OpenBSD semantics a
+			// backup with a lower demotion takes over right away.
+			m.deadline = now.Add(m.Params.Interval())
+			m.sent++
+			return []Action{m.send()}
+		}
+	case EvParams:
+		m.Params = ev.Params
+		switch m.State {
+		case Master:
+			m.deadline = now.Add(m.Params.Interval())
+			return []Action{m.send()}
+		case Backup:
+			m.deadline = now.Add(m.Params.MasterDown())
+		}
+	}
+	return nil
+}
+
+func (m *Machine) timer(now time.Time) []Action {
+	if m.deadline.IsZero() || now.Before(m.deadline) {
+		return nil
+	}
+	switch m.State {
+	case Backup:
+		return m.toMaster(now, "master down")
+	case Master:
+		m.deadline = now.Add(m.Params.Interval())
+		m.sent++
+		acts := []Action{m.send()}
+		if m.sent == AnnounceRepeatAdverts+1 {
+			acts = append(acts, ActAnnounce{})
+		}
+		return acts
+	}
+	return nil
+}
+
+// advert implements the receive rules of OpenBSD carp_proto_input_c (§3.3).
+func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
+	theirs := timeval(ev.AdvBase, ev.AdvSkew)
+	base, skew := m.advertised()
+	ours := timeval(base, skew)
+
+	switch m.State {
+	case Master:
+		// A faster master that is not more demoted, or a less demoted one
+		// whatever its speed, wins (OpenBSD). On a tie in both, the BSDs
+		// yield and let the first backup timer re-elect, which two masters
+		// in lockstep repeat forever; carpd instead keeps the master with
+		// the numerically lower source address, like ucarp but independent
+		// of byte order. A BSD peer always yields on a tie, so a mixed pair
+		// converges too.
+		tie := ours == theirs && ev.Demote == m.Demote
+		if (ours > theirs && ev.Demote <= m.Demote) || ev.Demote < m.Demote ||
+			(tie && (!m.Self.IsValid() || ev.Src.Less(m.Self))) {
+			return m.toBackup(now, fmt.Sprintf("more frequent master %s", ev.Src))
+		}
+		// A worse master: it will yield when it hears us.
+	case Backup:
+		switch {
+		case m.Params.Preempt && ours < theirs && ev.Demote >= m.Demote:
+			return m.toMaster(now, fmt.Sprintf("preempting less frequent master %s", ev.Src))
+		case ev.Demote > m.Demote:
+			return m.toMaster(now, fmt.Sprintf("master %s is demoted (%d > %d)", ev.Src, ev.Demote, m.Demote))
+		case m.Params.AdvBase != 0 && theirs > MasterDownMultiplier*timeval(m.Params.AdvBase, 0):
+			// The master will time out anyway: this is how the bow-out
+			// advert (255/255) hands over at once.
+			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))
+		}
+		m.deadline = now.Add(m.Params.MasterDown())
+	}
+	return nil
+}
+
+func (m *Machine) toMaster(now time.Time, reason string) []Action {
+	from := m.State
+	m.State = Master
+	m.sent = 1
+	m.deadline = now.Add(m.Params.Interval())
+	return []Action{
+		ActTransition{From: from, To: Master, Reason: reason},
+		ActAddVIPs{},
+		m.send(),
+		ActAnnounce{},
+	}
+}
+
+func (m *Machine) toBackup(now time.Time, reason string) []Action {
+	from := m.State
+	m.State = Backup
+	m.deadline = now.Add(m.Params.MasterDown())
+	acts := []Action{ActTransition{From: from, To: Backup, Reason: reason}}
+	if from == Master {
+		acts = append(acts, ActRemoveVIPs{})
+	}
+	return acts
+}
+
+// toInit leaves BACKUP or MASTER. A master stopping gracefully sends the
+// bow-out advert and keeps its VIPs for BowOutLinger so the backup can
+// announce itself first.
+func (m *Machine) toInit(reason string, graceful bool) []Action {
+	from := m.State
+	m.State = Init
+	m.deadline = time.Time{}
+	acts := []Action{ActTransition{From: from, To: Init, Reason: reason}}
+	switch {
+	case from == Master && graceful:
+		acts = append(acts,
+			ActSend{AdvBase: BowOutAdvBase, AdvSkew: BowOutAdvSkew, Demote: m.Demote},
+			ActRemoveVIPsLater{})
+	case from == Master:
+		acts = append(acts, ActRemoveVIPs{})
+	}
+	return acts
+}

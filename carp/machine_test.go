@@ -1,0 +1,223 @@
+package carp
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_000_000, 0)
+
+func kinds(acts []Action) []string {
+	var out []string
+	for _, a := range acts {
+		out = append(out, reflect.TypeOf(a).Name())
+	}
+	return out
+}
+
+func wantKinds(t *testing.T, acts []Action, want ...string) {
+	t.Helper()
+	if got := kinds(acts); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+		t.Fatalf("actions %v, want %v", got, want)
+	}
+}
+
+var peer = netip.MustParseAddr("10.0.0.9")
+
+func TestStartBackupThenMasterAfterThreeIntervals(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1})
+	wantKinds(t, m.Step(EvStart{}, t0), "ActTransition")
+	if m.State != Backup || !m.NextDeadline().Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("state %v deadline %v", m.State, m.NextDeadline().Sub(t0))
+	}
+	// An early timer does nothing.
+	wantKinds(t, m.Step(EvTimer{}, t0.Add(time.Second)))
+	acts := m.Step(EvTimer{}, t0.Add(3*time.Second))
+	wantKinds(t, acts, "ActTransition", "ActAddVIPs", "ActSend", "ActAnnounce")
+	if s := acts[2].(ActSend); s != (ActSend{AdvBase: 1}) {
+		t.Errorf("takeover advert %+v", s)
+	}
+	// Adverts every interval; the announce burst repeats after 2 more.
+	now := t0.Add(3 * time.Second)
+	now = now.Add(time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "ActSend")
+	now = now.Add(time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "ActSend", "ActAnnounce")
+	now = now.Add(time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "ActSend")
+}
+
+func TestBackupRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		p       Params
+		demote  uint8
+		adv     EvAdvert
+		master  bool
+		comment string
+	}{
+		{"equal master resets timer", Params{AdvBase: 1, AdvSkew: 100}, 0, EvAdvert{AdvBase: 1, AdvSkew: 100}, false, ""},
+		{"slower master, no preempt", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 1, AdvSkew: 100}, false, ""},
+		{"slower master, preempt", Params{AdvBase: 1, Preempt: true}, 0, EvAdvert{AdvBase: 1, AdvSkew: 100}, true, ""},
+		{"preempt but master less demoted", Params{AdvBase: 1, Preempt: true}, 5, EvAdvert{AdvBase: 1, AdvSkew: 100, Demote: 0}, false, ""},
+		{"demoted master, no preempt", Params{AdvBase: 1, AdvSkew: 200}, 0, EvAdvert{AdvBase: 1, Demote: 1}, true, ""},
+		{"bow-out", Params{AdvBase: 1, AdvSkew: 200}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, true, ""},
+		{"master slower than 3 advbase", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 4}, true, ""},
+		{"advbase 0 skips the time-out shortcut", Params{AdvSkew: 26}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, false, ""},
+		{"preempt strictly better only", Params{AdvBase: 1, AdvSkew: 10, Preempt: true}, 0, EvAdvert{AdvBase: 1, AdvSkew: 10}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMachine(tt.p)
+			m.Step(EvStart{}, t0)
+			m.Step(EvDemote{Demote: tt.demote}, t0)
+			tt.adv.Src = peer
+			now := t0.Add(time.Second)
+			acts := m.Step(tt.adv, now)
+			if got := m.State == Master; got != tt.master {
+				t.Fatalf("master = %v, want %v (actions %v)", got, tt.master, kinds(acts))
+			}
+			if !tt.master && !m.NextDeadline().Equal(now.Add(tt.p.MasterDown())) {
+				t.Errorf("master-down timer not reset: %v", m.NextDeadline().Sub(now))
+			}
+		})
+	}
+}
+
+func TestMasterRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		p      Params
+		demote uint8
+		adv    EvAdvert
+		backup bool
+	}{
+		{"faster master wins", Params{AdvBase: 1, AdvSkew: 100}, 0, EvAdvert{AdvBase: 1}, true},
+		{"equal timing yields", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 1}, true},
+		{"slower peer ignored", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 1, AdvSkew: 1}, false},
+		{"faster but more demoted ignored", Params{AdvBase: 1, AdvSkew: 100}, 0, EvAdvert{AdvBase: 1, Demote: 1}, false},
+		{"slower but less demoted wins", Params{AdvBase: 1}, 2, EvAdvert{AdvBase: 2, Demote: 1}, true},
+		{"bow-out of another master ignored", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMachine(tt.p)
+			m.Step(EvStart{}, t0)
+			m.Step(EvDemote{Demote: tt.demote}, t0)
+			m.Step(EvTimer{}, t0.Add(time.Hour))
+			if m.State != Master {
+				t.Fatal("not master")
+			}
+			tt.adv.Src = peer
+			acts := m.Step(tt.adv, t0.Add(time.Hour+time.Second))
+			if got := m.State == Backup; got != tt.backup {
+				t.Fatalf("backup = %v, want %v", got, tt.backup)
+			}
+			if tt.backup {
+				wantKinds(t, acts, "ActTransition", "ActRemoveVIPs")
+			}
+		})
+	}
+}
+
+func TestDemoteToSkew(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1, AdvSkew: 100, DemoteToSkew: true})
+	m.Step(EvStart{}, t0)
+	m.Step(EvTimer{}, t0.Add(time.Hour))
+	acts := m.Step(EvDemote{Demote: 50}, t0.Add(time.Hour))
+	wantKinds(t, acts, "ActSend")
+	if s := acts[0].(ActSend); s != (ActSend{AdvBase: 1, AdvSkew: 150, Demote: 50}) {
+		t.Errorf("demoted advert %+v", s)
+	}
+	acts = m.Step(EvDemote{Demote: 200}, t0.Add(time.Hour))
+	if s := acts[0].(ActSend); s.AdvSkew != MaxFBSDSkew || s.Demote != 200 {
+		t.Errorf("clamped advert %+v", s)
+	}
+	// Without the option the skew stays and only the demote byte moves.
+	m = NewMachine(Params{AdvBase: 1, AdvSkew: 100})
+	m.Step(EvStart{}, t0)
+	m.Step(EvTimer{}, t0.Add(time.Hour))
+	acts = m.Step(EvDemote{Demote: 50}, t0.Add(time.Hour))
+	if s := acts[0].(ActSend); s != (ActSend{AdvBase: 1, AdvSkew: 100, Demote: 50}) {
+		t.Errorf("advert %+v", s)
+	}
+	// Same demotion again: nothing to send.
+	wantKinds(t, m.Step(EvDemote{Demote: 50}, t0.Add(time.Hour)))
+}
+
+func TestStop(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1})
+	m.Step(EvStart{}, t0)
+	m.Step(EvTimer{}, t0.Add(time.Hour))
+	acts := m.Step(EvStop{}, t0.Add(time.Hour))
+	wantKinds(t, acts, "ActTransition", "ActSend", "ActRemoveVIPsLater")
+	if s := acts[1].(ActSend); s.AdvBase != 255 || s.AdvSkew != 255 {
+		t.Errorf("bow-out %+v", s)
+	}
+	if m.State != Init || !m.NextDeadline().IsZero() {
+		t.Errorf("after stop: %v %v", m.State, m.NextDeadline())
+	}
+	// Link down as master: no bow-out (it could not be sent), VIPs go now.
+	m = NewMachine(Params{AdvBase: 1})
+	m.Step(EvStart{}, t0)
+	m.Step(EvTimer{}, t0.Add(time.Hour))
+	wantKinds(t, m.Step(EvLinkDown{}, t0.Add(time.Hour)), "ActTransition", "ActRemoveVIPs")
+	// From backup, stop has nothing to undo.
+	m = NewMachine(Params{AdvBase: 1})
+	m.Step(EvStart{}, t0)
+	wantKinds(t, m.Step(EvStop{}, t0), "ActTransition")
+}
+
+func TestParamsHitless(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1})
+	m.Step(EvStart{}, t0)
+	m.Step(EvTimer{}, t0.Add(time.Hour))
+	acts := m.Step(EvParams{Params: Params{AdvBase: 2, AdvSkew: 10}}, t0.Add(time.Hour))
+	wantKinds(t, acts, "ActSend")
+	if m.State != Master {
+		t.Fatal("reload changed state")
+	}
+	if s := acts[0].(ActSend); s.AdvBase != 2 || s.AdvSkew != 10 {
+		t.Errorf("advert after reload %+v", s)
+	}
+}
+
+func TestIntervals(t *testing.T) {
+	if got := (Params{AdvSkew: 26}).Interval(); got != 101562500*time.Nanosecond {
+		t.Errorf("advbase 0 advskew 26: %v", got)
+	}
+	if got := (Params{}).Interval(); got != time.Second/256 {
+		t.Errorf("0/0: %v", got)
+	}
+	if got := (Params{AdvBase: 1, AdvSkew: 100}).MasterDown(); got != 3*(time.Second+100*time.Second/256) {
+		t.Errorf("master down: %v", got)
+	}
+	if s := State(7).String(); s != "State(7)" {
+		t.Error(s)
+	}
+}
+
+func TestTieBreak(t *testing.T) {
+	for _, tt := range []struct {
+		self, src string
+		yield     bool
+	}{
+		{"10.0.0.2", "10.0.0.3", false},
+		{"10.0.0.3", "10.0.0.2", true},
+		{"10.0.1.1", "10.0.0.255", true}, // numeric, not last-octet-first
+		{"", "10.0.0.2", true},           // unknown own address: BSD behaviour
+	} {
+		m := NewMachine(Params{AdvBase: 1})
+		if tt.self != "" {
+			m.Self = netip.MustParseAddr(tt.self)
+		}
+		m.Step(EvStart{}, t0)
+		m.Step(EvTimer{}, t0.Add(time.Hour))
+		m.Step(EvAdvert{AdvBase: 1, Src: netip.MustParseAddr(tt.src)}, t0.Add(time.Hour))
+		if got := m.State == Backup; got != tt.yield {
+			t.Errorf("self %s, peer %s: yield=%v want %v", tt.self, tt.src, got, tt.yield)
+		}
+	}
+}

@@ -129,11 +129,11 @@ func (ActTransition) isAction()      {}
 // reads the clock, sleeps, logs or touches a socket, so it is tested with a
 // fake clock and no goroutines.
 //
-//	          EvStart                 master down / better than master
-//	  INIT ────────────▶ BACKUP ────────────────────────────────▶ MASTER
-//	   ▲                   ▲ ◀────────────────────────────────────  │
-//	   │                   │     better master heard                 │
-//	   └───────────────────┴──── EvLinkDown / EvStop ────────────────┘
+//	        EvStart                 master down / better than master
+//	INIT ────────────▶ BACKUP ────────────────────────────────▶ MASTER
+//	 ▲                   ▲ ◀────────────────────────────────────  │
+//	 │                   │     better master heard                 │
+//	 └───────────────────┴──── EvLinkDown / EvStop ────────────────┘
 type Machine struct {
 	Params Params
 	State  State

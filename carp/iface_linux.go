@@ -1,0 +1,419 @@
+package carp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// Ethernet multicast destinations of the CARP groups (§1.1).
+var (
+	mac4 = net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}
+	mac6 = net.HardwareAddr{0x33, 0x33, 0x00, 0x00, 0x00, 0x12}
+)
+
+// VirtualMAC returns 00:00:5e:00:01:VHID, the source of carpd's multicast
+// adverts as of the BSD kernels (§4). (ucarp uses 00:00:5e:00:00:VHID.)
+func VirtualMAC(vhid uint8) net.HardwareAddr {
+	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, vhid}
+}
+
+// IfaceStats counts packets dropped before they reach a vhost.
+type IfaceStats struct {
+	UnknownVHID uint64 `json:"unknown_vhid"`
+	Short       uint64 `json:"too_short"`
+	ReadErrors  uint64 `json:"read_errors"`
+}
+
+// Iface owns the CARP sockets of one interface: raw IPv4 and IPv6 sockets
+// of protocol 112 bound to the device (receive, and unicast send), and an
+// AF_PACKET socket that sends multicast adverts with the virtual MAC as
+// Ethernet source. Two reader goroutines dispatch received packets to the
+// attached virtual hosts by vhid; Close stops them and waits.
+type Iface struct {
+	name string
+	log  *slog.Logger
+	raw4 *ipv4.RawConn
+	pc6  *ipv6.PacketConn
+	eth  *packet.Conn
+	wg   sync.WaitGroup
+
+	mu     sync.RWMutex // guards vhosts, prefixes and vips
+	vhosts map[uint8]*VHost
+	pfx    map[uint8][]netip.Prefix // the VIPs of each attached vhost
+	vips   map[netip.Addr]bool      // every VIP of every attached vhost
+
+	addrMu     sync.Mutex // guards the address cache below
+	addrAt     time.Time
+	local      map[netip.Addr]bool
+	src4, src6 netip.Addr
+
+	unknown, short, readErrs atomic.Uint64
+}
+
+// addrCacheTTL bounds how stale the cached interface addresses may be.
+const addrCacheTTL = 2 * time.Second
+
+// OpenIface opens the sockets of interface name and starts its readers.
+func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	i := &Iface{name: name, log: log.With("iface", name), vhosts: map[uint8]*VHost{}, pfx: map[uint8][]netip.Prefix{}}
+	defer func() {
+		if err != nil {
+			i.closeSockets()
+		}
+	}()
+
+	c4, err := net.ListenPacket(fmt.Sprintf("ip4:%d", IPProto), "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("raw IPv4 socket: %w", err)
+	}
+	if err := bindToDevice(c4, name); err != nil {
+		c4.Close()
+		return nil, err
+	}
+	if i.raw4, err = ipv4.NewRawConn(c4); err != nil {
+		c4.Close()
+		return nil, err
+	}
+	if err := i.raw4.JoinGroup(ifi, &net.IPAddr{IP: Group4.AsSlice()}); err != nil {
+		return nil, fmt.Errorf("joining %s: %w", Group4, err)
+	}
+	_ = i.raw4.SetMulticastLoopback(false)
+	_ = i.raw4.SetMulticastInterface(ifi)
+
+	c6, err := net.ListenPacket(fmt.Sprintf("ip6:%d", IPProto), "::")
+	if err != nil {
+		return nil, fmt.Errorf("raw IPv6 socket: %w", err)
+	}
+	if err := bindToDevice(c6, name); err != nil {
+		c6.Close()
+		return nil, err
+	}
+	i.pc6 = ipv6.NewPacketConn(c6)
+	if err := i.pc6.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
+		return nil, err
+	}
+	// IPv6 may be disabled on the interface: then there is no IPv6 CARP.
+	if err := i.pc6.JoinGroup(ifi, &net.IPAddr{IP: Group6.AsSlice()}); err != nil {
+		i.log.Warn("IPv6 CARP unavailable", "err", err)
+	}
+	_ = i.pc6.SetMulticastLoopback(false)
+
+	// Protocol 0: this socket only sends, so it must not receive anything.
+	if i.eth, err = packet.Listen(ifi, packet.Raw, 0, nil); err != nil {
+		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
+	}
+
+	i.wg.Add(2)
+	go i.read4()
+	go i.read6()
+	return i, nil
+}
+
+func bindToDevice(c net.PacketConn, name string) error {
+	sc, err := c.(*net.IPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, name)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("binding to %s: %w", name, serr)
+	}
+	return nil
+}
+
+// Name returns the interface name.
+func (i *Iface) Name() string { return i.name }
+
+// Attach routes the adverts of cfg.VHID to v. Attaching again with a new
+// configuration updates the set of VIPs, which are never used as source.
+func (i *Iface) Attach(v *VHost, cfg VHostConfig) {
+	i.mu.Lock()
+	i.vhosts[cfg.VHID] = v
+	i.pfx[cfg.VHID] = cfg.Addresses
+	i.rebuildLocked()
+	i.mu.Unlock()
+	i.invalidate()
+}
+
+// Detach stops routing adverts of vhid.
+func (i *Iface) Detach(vhid uint8) {
+	i.mu.Lock()
+	delete(i.vhosts, vhid)
+	delete(i.pfx, vhid)
+	i.rebuildLocked()
+	i.mu.Unlock()
+	i.invalidate()
+}
+
+func (i *Iface) rebuildLocked() {
+	i.vips = map[netip.Addr]bool{}
+	for _, ps := range i.pfx {
+		for _, p := range ps {
+			i.vips[p.Addr()] = true
+		}
+	}
+}
+
+// invalidate forces the next Source or IsLocal to re-read the addresses.
+// Lock order: addrMu before mu (refresh reads vips), never the reverse.
+func (i *Iface) invalidate() {
+	i.addrMu.Lock()
+	i.addrAt = time.Time{}
+	i.addrMu.Unlock()
+}
+
+// Len returns the number of attached vhosts.
+func (i *Iface) Len() int {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return len(i.vhosts)
+}
+
+// Stats returns the interface-level drop counters.
+func (i *Iface) Stats() IfaceStats {
+	return IfaceStats{UnknownVHID: i.unknown.Load(), Short: i.short.Load(), ReadErrors: i.readErrs.Load()}
+}
+
+// Close closes the sockets and waits for the readers to exit.
+func (i *Iface) Close() error {
+	i.closeSockets()
+	i.wg.Wait()
+	return nil
+}
+
+func (i *Iface) closeSockets() {
+	if i.raw4 != nil {
+		i.raw4.Close()
+	}
+	if i.pc6 != nil {
+		i.pc6.Close()
+	}
+	if i.eth != nil {
+		i.eth.Close()
+	}
+}
+
+func (i *Iface) dispatch(p rxPacket) {
+	if len(p.payload) < 2 {
+		i.short.Add(1)
+		return
+	}
+	i.mu.RLock()
+	v := i.vhosts[p.payload[1]]
+	i.mu.RUnlock()
+	if v == nil {
+		i.unknown.Add(1)
+		return
+	}
+	v.deliver(p)
+}
+
+// readErr handles a read error: nil to go on, or done when the socket is
+// closed. A persistent error is logged and slowed down, never spun on.
+func (i *Iface) readErr(err error) (done bool) {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	if i.readErrs.Add(1)%100 == 1 {
+		i.log.Warn("reading adverts", "err", err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	return false
+}
+
+func (i *Iface) read4() {
+	defer i.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		h, payload, _, err := i.raw4.ReadFrom(buf)
+		if err != nil {
+			if i.readErr(err) {
+				return
+			}
+			continue
+		}
+		src, _ := netip.AddrFromSlice(h.Src.To4())
+		dst, _ := netip.AddrFromSlice(h.Dst.To4())
+		i.dispatch(rxPacket{src: src, dst: dst, ttl: h.TTL, payload: append([]byte(nil), payload...)})
+	}
+}
+
+func (i *Iface) read6() {
+	defer i.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, cm, from, err := i.pc6.ReadFrom(buf)
+		if err != nil {
+			if i.readErr(err) {
+				return
+			}
+			continue
+		}
+		p := rxPacket{payload: append([]byte(nil), buf[:n]...), ttl: -1}
+		if ipa, ok := from.(*net.IPAddr); ok {
+			p.src, _ = netip.AddrFromSlice(ipa.IP)
+		}
+		if cm != nil {
+			p.ttl = cm.HopLimit
+			p.dst, _ = netip.AddrFromSlice(cm.Dst)
+		}
+		i.dispatch(p)
+	}
+}
+
+// refresh reloads the interface addresses when the cache is stale.
+func (i *Iface) refresh() {
+	if time.Since(i.addrAt) < addrCacheTTL {
+		return
+	}
+	i.addrAt = time.Now()
+	ifi, err := net.InterfaceByName(i.name)
+	if err != nil {
+		return
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return
+	}
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	i.local = map[netip.Addr]bool{}
+	i.src4, i.src6 = netip.Addr{}, netip.Addr{}
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		ip := pfx.Addr().Unmap()
+		i.local[ip] = true
+		if i.vips[ip] {
+			continue
+		}
+		switch {
+		case ip.Is4() && !i.src4.IsValid():
+			i.src4 = ip
+		case ip.Is6() && ip.IsLinkLocalUnicast() && !i.src6.IsValid():
+			i.src6 = ip
+		}
+	}
+}
+
+// Source implements Sender.
+func (i *Iface) Source(v6 bool) netip.Addr {
+	i.addrMu.Lock()
+	defer i.addrMu.Unlock()
+	i.refresh()
+	if v6 {
+		return i.src6
+	}
+	return i.src4
+}
+
+// IsLocal implements Sender.
+func (i *Iface) IsLocal(a netip.Addr) bool {
+	i.addrMu.Lock()
+	defer i.addrMu.Unlock()
+	i.refresh()
+	return i.local[a.Unmap()]
+}
+
+// Sizes of the headers carpd writes itself.
+const (
+	ethHdrLen   = 14
+	ipv4HdrLen  = 20
+	ipv6HdrLen  = 40
+	tosLowDelay = 0x10 // IPTOS_LOWDELAY, as OpenBSD and ucarp send
+)
+
+// Send implements Sender. Multicast adverts are written as whole Ethernet
+// frames with the virtual MAC as source; unicast adverts go through the raw
+// IP sockets so the kernel resolves the peer's MAC (their Ethernet source is
+// then the interface's own MAC, as with FreeBSD unicast).
+func (i *Iface) Send(payload []byte, dst netip.Addr) error {
+	if len(payload) < 2 {
+		return fmt.Errorf("carp: short payload")
+	}
+	vhid := payload[1]
+	v6 := dst.Is6()
+	src := i.Source(v6)
+	if !src.IsValid() {
+		return fmt.Errorf("carp: %s has no usable IPv%d source address", i.name, map[bool]int{false: 4, true: 6}[v6])
+	}
+	if !dst.IsMulticast() {
+		if v6 {
+			_, err := i.pc6.WriteTo(payload, &ipv6.ControlMessage{HopLimit: TTL, Src: src.AsSlice()},
+				&net.IPAddr{IP: dst.AsSlice(), Zone: i.name})
+			return err
+		}
+		return i.raw4.WriteTo(&ipv4.Header{Version: 4, Len: ipv4HdrLen, TOS: tosLowDelay,
+			TotalLen: ipv4HdrLen + len(payload), Flags: ipv4.DontFragment, TTL: TTL,
+			Protocol: IPProto, Src: src.AsSlice(), Dst: dst.AsSlice()}, payload, nil)
+	}
+	frame := make([]byte, 0, ethHdrLen+ipv6HdrLen+len(payload))
+	dmac := mac4
+	if v6 {
+		dmac = mac6
+	}
+	frame = append(frame, dmac...)
+	frame = append(frame, VirtualMAC(vhid)...)
+	if v6 {
+		frame = binary.BigEndian.AppendUint16(frame, unix.ETH_P_IPV6)
+		frame = appendIPv6Header(frame, src, dst, len(payload))
+	} else {
+		frame = binary.BigEndian.AppendUint16(frame, unix.ETH_P_IP)
+		frame = appendIPv4Header(frame, src, dst, len(payload))
+	}
+	frame = append(frame, payload...)
+	_, err := i.eth.WriteTo(frame, &packet.Addr{HardwareAddr: dmac})
+	return err
+}
+
+// appendIPv4Header appends an IPv4 header as OpenBSD sends it: TOS
+// LOWDELAY, DF, random ID, TTL 255, protocol 112.
+func appendIPv4Header(b []byte, src, dst netip.Addr, payloadLen int) []byte {
+	start := len(b)
+	b = append(b, 0x45, tosLowDelay)
+	b = binary.BigEndian.AppendUint16(b, uint16(ipv4HdrLen+payloadLen))
+	b = binary.BigEndian.AppendUint16(b, uint16(rand.Uint32()))
+	b = binary.BigEndian.AppendUint16(b, 0x4000) // DF
+	b = append(b, TTL, IPProto, 0, 0)
+	b = append(b, src.AsSlice()...)
+	b = append(b, dst.AsSlice()...)
+	binary.BigEndian.PutUint16(b[start+10:], Checksum(b[start:start+ipv4HdrLen]))
+	return b
+}
+
+// appendIPv6Header appends an IPv6 header: traffic class 0, hop limit 255,
+// next header 112.
+func appendIPv6Header(b []byte, src, dst netip.Addr, payloadLen int) []byte {
+	b = append(b, 0x60, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(payloadLen))
+	b = append(b, IPProto, TTL)
+	b = append(b, src.AsSlice()...)
+	return append(b, dst.AsSlice()...)
+}

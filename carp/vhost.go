@@ -1,0 +1,516 @@
+package carp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Announcer acts on the machine's decisions: it adds, removes and announces
+// the virtual addresses. Package vip implements it with rtnetlink and
+// AF_PACKET; tests pass a recording fake.
+type Announcer interface {
+	Add(ctx context.Context, p []netip.Prefix) error
+	Remove(ctx context.Context, p []netip.Prefix) error
+	Announce(ctx context.Context, a []netip.Addr) error
+}
+
+// Sender puts one advertisement on the wire of an interface. dst is the
+// multicast group (224.0.0.18, ff02::12) or a unicast peer.
+type Sender interface {
+	Send(payload []byte, dst netip.Addr) error
+	// Source returns our own source address for the family of dst, used
+	// for the tie-break and own-packet detection.
+	Source(v6 bool) netip.Addr
+	// IsLocal reports whether a is one of this host's addresses on the
+	// interface (our own advert looped back, or a clash).
+	IsLocal(a netip.Addr) bool
+}
+
+// Multicast destinations of adverts (§1.1).
+var (
+	Group4 = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+	Group6 = netip.MustParseAddr("ff02::12")
+)
+
+// VHostConfig is what a virtual host needs to run.
+type VHostConfig struct {
+	Interface string
+	VHID      uint8
+	Params    Params
+	Password  string
+	Addresses []netip.Prefix
+	// Peers, when set, replace multicast with unicast adverts.
+	Peers []netip.Addr
+}
+
+// Transition is reported for every state change.
+type Transition struct {
+	Interface string
+	VHID      uint8
+	From, To  State
+	Reason    string
+	// Master is the address of the master after the change: ours when we
+	// became MASTER, the peer's when we yielded to it, else invalid.
+	Master    netip.Addr
+	Addresses []netip.Prefix
+	At        time.Time
+}
+
+// Counters are the per-vhid statistics shown by `carpd status`.
+type Counters struct {
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	BadChecksum     uint64 `json:"bad_checksum"`
+	BadHMAC         uint64 `json:"bad_hmac"`
+	BadTTL          uint64 `json:"bad_ttl"`
+	BadVersion      uint64 `json:"bad_version_or_length"`
+	OwnPacket       uint64 `json:"own_packet"`
+	SendErrors      uint64 `json:"send_errors"`
+	Transitions     uint64 `json:"transitions"`
+	Dropped         uint64 `json:"queue_overflow"`
+}
+
+// Status is a snapshot of one virtual host.
+type Status struct {
+	Interface  string     `json:"interface"`
+	VHID       uint8      `json:"vhid"`
+	State      string     `json:"state"`
+	Since      time.Time  `json:"since"`
+	AdvBase    uint8      `json:"advbase"`
+	AdvSkew    uint8      `json:"advskew"`
+	Demotion   uint8      `json:"demotion"`
+	Master     string     `json:"master,omitempty"`
+	MasterSeen *time.Time `json:"master_seen,omitempty"`
+	Addresses  []string   `json:"addresses"`
+	Peers      []string   `json:"peers,omitempty"`
+	Counters   Counters   `json:"counters"`
+}
+
+// rxPacket is one received IP packet of protocol 112 for this vhid.
+type rxPacket struct {
+	src, dst netip.Addr
+	ttl      int
+	payload  []byte
+}
+
+// inboxLen bounds the queue between the interface reader and a vhost. A
+// vhost handles an advert in microseconds, so overflow means a flood; the
+// excess is counted and dropped.
+const inboxLen = 64
+
+// VHost runs one virtual host: it owns a Machine, the HMAC state and the
+// timer, all confined to the goroutine started by Run. Other goroutines talk
+// to it only through channels and read its published Status under mu.
+type VHost struct {
+	log  *slog.Logger
+	now  func() time.Time
+	tx   Sender
+	vips Announcer
+	// onTransition is called from the vhost goroutine; it must not block.
+	onTransition func(Transition)
+
+	inbox chan rxPacket
+	cmds  chan func()
+	done  chan struct{}
+
+	// Owned by the Run goroutine.
+	cfg        VHostConfig
+	m          *Machine
+	auth       *Auth
+	cookie     uint64 // our advert counter: constant per start (OpenBSD)
+	extDemote  uint8  // demotion from outside (manual, link, sync)
+	sendErrs   int    // consecutive send errors
+	errDemoted bool
+	linger     *time.Timer // pending VIP removal after a bow-out
+	linkUp     bool
+
+	mu     sync.Mutex // guards status
+	status Status
+}
+
+// NewVHost prepares a virtual host; Run starts it.
+func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTransition func(Transition)) *VHost {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if onTransition == nil {
+		onTransition = func(Transition) {}
+	}
+	var c [8]byte
+	_, _ = rand.Read(c[:])
+	v := &VHost{
+		log:          log.With("iface", cfg.Interface, "vhid", cfg.VHID),
+		now:          time.Now,
+		tx:           tx,
+		vips:         vips,
+		onTransition: onTransition,
+		inbox:        make(chan rxPacket, inboxLen),
+		cmds:         make(chan func(), 8),
+		done:         make(chan struct{}),
+		cookie:       binary.BigEndian.Uint64(c[:]),
+		linkUp:       true,
+	}
+	v.setConfig(cfg)
+	v.m = NewMachine(cfg.Params)
+	v.status.Since = v.now()
+	v.publish(func(s *Status) {})
+	return v
+}
+
+func (v *VHost) setConfig(cfg VHostConfig) {
+	v.cfg = cfg
+	addrs := make([]netip.Addr, len(cfg.Addresses))
+	for i, p := range cfg.Addresses {
+		addrs[i] = p.Addr()
+	}
+	v.auth = NewAuth(cfg.Password, cfg.VHID, addrs)
+}
+
+// deliver hands a received packet to the vhost without blocking.
+func (v *VHost) deliver(p rxPacket) {
+	select {
+	case v.inbox <- p:
+	default:
+		v.publish(func(s *Status) { s.Counters.Dropped++ })
+	}
+}
+
+// do runs fn on the vhost goroutine and waits for it, or gives up when the
+// vhost has stopped.
+func (v *VHost) do(fn func()) {
+	ran := make(chan struct{})
+	select {
+	case v.cmds <- func() { fn(); close(ran) }:
+		select {
+		case <-ran:
+		case <-v.done:
+		}
+	case <-v.done:
+	}
+}
+
+// SetDemote sets the external demotion (manual, link, sync...). The vhost
+// adds its own send-error demotion.
+func (v *VHost) SetDemote(d uint8) { v.do(func() { v.extDemote = d; v.stepDemote() }) }
+
+// SetLink reports the link state of the interface.
+func (v *VHost) SetLink(up bool) {
+	v.do(func() {
+		if up == v.linkUp {
+			return
+		}
+		v.linkUp = up
+		if up {
+			v.step(EvStart{})
+		} else {
+			v.step(EvLinkDown{})
+		}
+	})
+}
+
+// Update applies a changed configuration of the same interface and vhid
+// without a state change: new timing, password, addresses or peers.
+func (v *VHost) Update(cfg VHostConfig) {
+	v.do(func() {
+		old := v.cfg.Addresses
+		v.setConfig(cfg)
+		if v.m.State == Master {
+			var gone []netip.Prefix
+			for _, p := range old {
+				if !slices.Contains(cfg.Addresses, p) {
+					gone = append(gone, p)
+				}
+			}
+			v.removeVIPs(gone)
+			v.addVIPs()
+			v.announce()
+		}
+		v.step(EvParams{Params: cfg.Params})
+		v.log.Info("configuration updated", "state", v.m.State)
+	})
+}
+
+// Config returns the configuration in use.
+func (v *VHost) Config() VHostConfig {
+	var c VHostConfig
+	v.do(func() { c = v.cfg })
+	return c
+}
+
+// Status returns a snapshot; safe from any goroutine.
+func (v *VHost) Status() Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.status
+	s.Addresses = slices.Clone(s.Addresses)
+	s.Peers = slices.Clone(s.Peers)
+	return s
+}
+
+// Done is closed when Run has returned.
+func (v *VHost) Done() <-chan struct{} { return v.done }
+
+func (v *VHost) publish(fn func(*Status)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	fn(&v.status)
+	s := &v.status
+	s.Interface, s.VHID = v.cfg.Interface, v.cfg.VHID
+	s.AdvBase, s.AdvSkew = v.cfg.Params.AdvBase, v.cfg.Params.AdvSkew
+	if v.m != nil {
+		s.State = v.m.State.String()
+		s.Demotion = v.m.Demote
+	}
+	s.Addresses = s.Addresses[:0]
+	for _, p := range v.cfg.Addresses {
+		s.Addresses = append(s.Addresses, p.String())
+	}
+	s.Peers = s.Peers[:0]
+	for _, p := range v.cfg.Peers {
+		s.Peers = append(s.Peers, p.String())
+	}
+}
+
+// Run drives the vhost until ctx is cancelled, then stops gracefully: a
+// master sends the bow-out advert, keeps its VIPs for BowOutLinger and
+// removes them. Run always removes the VIPs before it returns.
+func (v *VHost) Run(ctx context.Context) {
+	defer close(v.done)
+	// After a crash and restart the VIPs may still be configured: a node
+	// that is not (yet) master must not hold them.
+	v.removeVIPs(v.cfg.Addresses)
+	v.m.Self = v.tx.Source(v.cfg.Addresses[0].Addr().Is6() && !v.hasV4())
+	if v.linkUp {
+		v.step(EvStart{})
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if d := v.m.NextDeadline(); !d.IsZero() {
+			timer.Reset(max(d.Sub(v.now()), 0))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			v.stop()
+			return
+		case p := <-v.inbox:
+			v.receive(p)
+		case fn := <-v.cmds:
+			fn()
+		case <-timer.C:
+			v.step(EvTimer{})
+		}
+	}
+}
+
+func (v *VHost) stop() {
+	v.step(EvStop{})
+	// ActRemoveVIPsLater armed the linger timer; wait it out here, since the
+	// goroutine is about to end. Bounded by BowOutLinger.
+	if v.linger != nil {
+		<-v.linger.C
+		v.linger = nil
+	}
+	v.removeVIPs(v.cfg.Addresses)
+}
+
+func (v *VHost) hasV4() bool {
+	for _, p := range v.cfg.Addresses {
+		if p.Addr().Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+// receive applies the input checks in the BSD order (§3.3): TTL, length,
+// checksum, version, HMAC, own packet; then feeds the machine.
+func (v *VHost) receive(p rxPacket) {
+	var a Advert
+	var drop func(*Counters)
+	switch err := a.UnmarshalBinary(p.payload); {
+	case p.ttl != TTL:
+		drop = func(c *Counters) { c.BadTTL++ }
+	case errors.Is(err, ErrBadChecksum):
+		drop = func(c *Counters) { c.BadChecksum++ }
+	case err != nil:
+		drop = func(c *Counters) { c.BadVersion++ }
+	case a.Counter == v.cookie || v.tx.IsLocal(p.src):
+		drop = func(c *Counters) { c.OwnPacket++ }
+	case !v.auth.Verify(a.Counter, a.HMAC):
+		drop = func(c *Counters) { c.BadHMAC++ }
+	}
+	if drop != nil {
+		v.publish(func(s *Status) { drop(&s.Counters) })
+		v.log.Debug("advert dropped", "peer", p.src, "ttl", p.ttl, "len", len(p.payload))
+		return
+	}
+	now := v.now()
+	v.publish(func(s *Status) { s.Counters.AdvertsReceived++ })
+	if v.m.State != Master {
+		v.publish(func(s *Status) { s.Master = p.src.String(); s.MasterSeen = &now })
+	}
+	v.step(EvAdvert{AdvBase: a.AdvBase, AdvSkew: a.AdvSkew, Demote: a.Demote, Src: p.src})
+}
+
+func (v *VHost) stepDemote() {
+	d := int(v.extDemote)
+	if v.errDemoted {
+		d++
+	}
+	v.step(EvDemote{Demote: uint8(min(d, 255))})
+}
+
+// step feeds the machine and carries out its actions in order.
+func (v *VHost) step(ev Event) {
+	var src netip.Addr
+	if a, ok := ev.(EvAdvert); ok {
+		src = a.Src
+	}
+	for _, act := range v.m.Step(ev, v.now()) {
+		switch act := act.(type) {
+		case ActTransition:
+			v.transition(act, src)
+		case ActSend:
+			v.send(act)
+		case ActAddVIPs:
+			if v.linger != nil {
+				v.linger.Stop()
+				v.linger = nil
+			}
+			v.addVIPs()
+		case ActRemoveVIPs:
+			v.removeVIPs(v.cfg.Addresses)
+		case ActRemoveVIPsLater:
+			v.linger = time.NewTimer(BowOutLinger)
+		case ActAnnounce:
+			v.announce()
+		}
+	}
+}
+
+func (v *VHost) transition(t ActTransition, src netip.Addr) {
+	now := v.now()
+	master := src
+	if t.To == Master {
+		master = v.m.Self
+	}
+	v.log.Info("state change", "was", t.From, "now", t.To, "reason", t.Reason)
+	v.publish(func(s *Status) {
+		s.Since = now
+		s.Counters.Transitions++
+		if t.To == Master {
+			s.Master = "self"
+			s.MasterSeen = nil
+		}
+	})
+	v.onTransition(Transition{
+		Interface: v.cfg.Interface, VHID: v.cfg.VHID, From: t.From, To: t.To,
+		Reason: t.Reason, Master: master, Addresses: slices.Clone(v.cfg.Addresses), At: now,
+	})
+}
+
+func (v *VHost) send(s ActSend) {
+	a := Advert{Version: Version, Type: TypeAdvertisement, VHID: v.cfg.VHID,
+		AdvSkew: s.AdvSkew, AuthLen: AuthLen, Demote: s.Demote, AdvBase: s.AdvBase,
+		Counter: v.cookie}
+	a.HMAC = v.auth.Sum(a.Counter)
+	var buf [HeaderLen]byte
+	payload, _ := a.AppendBinary(buf[:0])
+
+	var dsts []netip.Addr
+	if len(v.cfg.Peers) > 0 {
+		dsts = v.cfg.Peers
+	} else {
+		v4, v6 := false, false
+		for _, p := range v.cfg.Addresses {
+			v4 = v4 || p.Addr().Is4()
+			v6 = v6 || p.Addr().Is6()
+		}
+		if v4 {
+			dsts = append(dsts, Group4)
+		}
+		if v6 {
+			dsts = append(dsts, Group6)
+		}
+	}
+	var err error
+	for _, d := range dsts {
+		if e := v.tx.Send(payload, d); e != nil {
+			err = e
+		}
+	}
+	if err != nil {
+		v.sendErrs++
+		v.publish(func(st *Status) { st.Counters.SendErrors++ })
+		v.log.Warn("sending advert", "err", err)
+		if v.sendErrs >= SendErrorDemoteThreshold && !v.errDemoted {
+			v.errDemoted = true
+			v.stepDemote()
+		}
+		return
+	}
+	v.publish(func(st *Status) { st.Counters.AdvertsSent++ })
+	if v.sendErrs > 0 {
+		v.sendErrs = 0
+		if v.errDemoted {
+			v.errDemoted = false
+			v.stepDemote()
+		}
+	}
+}
+
+// vipTimeout bounds each rtnetlink or announce operation.
+const vipTimeout = 2 * time.Second
+
+func (v *VHost) addVIPs() {
+	ctx, cancel := context.WithTimeout(context.Background(), vipTimeout)
+	defer cancel()
+	if err := v.vips.Add(ctx, v.cfg.Addresses); err != nil {
+		v.log.Error("adding virtual addresses", "err", err)
+	}
+}
+
+func (v *VHost) removeVIPs(p []netip.Prefix) {
+	if len(p) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), vipTimeout)
+	defer cancel()
+	if err := v.vips.Remove(ctx, p); err != nil {
+		v.log.Error("removing virtual addresses", "err", err)
+	}
+}
+
+func (v *VHost) announce() {
+	addrs := make([]netip.Addr, len(v.cfg.Addresses))
+	for i, p := range v.cfg.Addresses {
+		addrs[i] = p.Addr()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), vipTimeout)
+	defer cancel()
+	if err := v.vips.Announce(ctx, addrs); err != nil {
+		v.log.Warn("announcing virtual addresses", "err", err)
+	}
+}
+
+// SetLinkInitial sets the link state before Run; it must not be called once
+// Run has started (use SetLink).
+func (v *VHost) SetLinkInitial(up bool) { v.linkUp = up }
+
+// SetDemoteInitial sets the external demotion before Run; it must not be
+// called once Run has started (use SetDemote).
+func (v *VHost) SetDemoteInitial(d uint8) {
+	v.extDemote = d
+	v.m.Demote = d
+	v.publish(func(*Status) {})
+}

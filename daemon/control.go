@@ -1,0 +1,131 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// The control socket speaks one JSON request per connection and answers
+// with one JSON response:
+//
+//	{"method":"status"}
+//	{"method":"demote","by":N}                    every vhid, relative
+//	{"method":"demote","vhid":1,"interface":"eth0","by":N}
+//	{"method":"reload"}
+//
+// Response: {"ok":true,"result":...} or {"ok":false,"error":"..."}.
+// The socket is mode 0600: only root controls carpd.
+
+// Request is a control-socket request.
+type Request struct {
+	Method    string `json:"method"`
+	VHID      uint8  `json:"vhid,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	By        int    `json:"by,omitempty"`
+}
+
+// Response is a control-socket response.
+type Response struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// controlTimeout bounds one control connection.
+const controlTimeout = 5 * time.Second
+
+func listenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// A stale socket from a crashed instance is removed, but a live one
+	// belongs to another carpd: refuse to steal it.
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is in use by another carpd (use -s or option control_socket)", path)
+	}
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// serveControl serves until l is closed, then waits for open connections.
+func (d *Daemon) serveControl(l net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			d.log.Warn("control socket", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(controlTimeout))
+			var req Request
+			resp := Response{OK: true}
+			if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+				resp = Response{Error: "bad request: " + err.Error()}
+			} else if res, err := d.Handle(req); err != nil {
+				resp = Response{Error: err.Error()}
+			} else if res != nil {
+				resp.Result, _ = json.Marshal(res)
+			}
+			_ = json.NewEncoder(c).Encode(resp)
+		}()
+	}
+}
+
+// Handle carries out one control request; the ubus object uses it too.
+func (d *Daemon) Handle(req Request) (any, error) {
+	switch req.Method {
+	case "status":
+		return d.Status(), nil
+	case "demote":
+		return nil, d.Demote(req.VHID, req.Interface, req.By)
+	case "reload":
+		return nil, d.Reload()
+	}
+	return nil, fmt.Errorf("unknown method %q", req.Method)
+}
+
+// Call sends one request to the control socket at path.
+func Call(path string, req Request) (json.RawMessage, error) {
+	c, err := net.DialTimeout("unix", path, controlTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach carpd at %s: %w", path, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(controlTimeout))
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("reading answer from %s: %w", path, err)
+	}
+	if !resp.OK {
+		return nil, errors.New(resp.Error)
+	}
+	return resp.Result, nil
+}

@@ -1,0 +1,516 @@
+// Package daemon wires carpd together: it turns a config.Config into running
+// CARP virtual hosts (package carp) on their interfaces, acts on their
+// decisions through package vip, watches link state, sums the demotion
+// sources, serves the control socket and applies reloads. It is the only
+// package that knows all the others.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/carpd/carpd/carp"
+	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/vip"
+)
+
+// Options are what main hands to the daemon besides the config.
+type Options struct {
+	Log *slog.Logger
+	// Level is the log level variable, changed on reload.
+	Level *slog.LevelVar
+	// Load re-reads the configuration on reload (SIGHUP or the control
+	// socket). Nil disables reload.
+	Load func() (*config.Config, error)
+	// ControlSocket overrides the config's control socket path.
+	ControlSocket string
+	Version       string
+}
+
+// ifaceRetry is how often an interface that could not be opened (it may not
+// exist yet, like a bridge created later at boot) is tried again.
+const ifaceRetry = 2 * time.Second
+
+// recentTransitions is how many transitions status keeps.
+const recentTransitions = 32
+
+// Daemon is a running carpd.
+type Daemon struct {
+	log     *slog.Logger
+	opts    Options
+	started time.Time
+
+	mu      sync.Mutex // guards everything below it
+	cfg     *config.Config
+	ifaces  map[string]*ifaceEntry
+	vhosts  map[string]*vhostEntry // by config.VHID.Key()
+	manual  int                    // global manual demotion (carpd demote)
+	reloads int
+
+	trMu   sync.Mutex // guards recent; taken by vhost goroutines, never with mu
+	recent []TransitionRecord
+
+	runCtx context.Context
+	wg     sync.WaitGroup // vhost goroutines
+}
+
+type ifaceEntry struct {
+	name   string
+	iface  *carp.Iface // nil until opened
+	vips   *vip.Linux
+	linkUp bool
+	err    error
+}
+
+type vhostEntry struct {
+	cfg    config.VHID
+	vc     carp.VHostConfig
+	v      *carp.VHost // nil while its interface is not open
+	cancel context.CancelFunc
+	manual int // per-vhid manual demotion
+}
+
+// TransitionRecord is one state change as shown by status.
+type TransitionRecord struct {
+	Time      time.Time `json:"time"`
+	Interface string    `json:"interface"`
+	VHID      uint8     `json:"vhid"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Reason    string    `json:"reason"`
+	Master    string    `json:"master,omitempty"`
+}
+
+// New prepares a daemon for cfg; Run starts it.
+func New(cfg *config.Config, opts Options) *Daemon {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ControlSocket == "" {
+		opts.ControlSocket = cfg.Global.ControlSocket
+	}
+	return &Daemon{
+		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
+		ifaces: map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{},
+	}
+}
+
+// Run runs until ctx is cancelled or a fatal error, then stops every vhost
+// gracefully (bow-out, VIPs removed) and returns. reload receives a value
+// for each SIGHUP.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	ctl, err := listenControl(d.opts.ControlSocket)
+	if err != nil {
+		return err
+	}
+	vctx, cancelVhosts := context.WithCancel(context.Background())
+	d.mu.Lock()
+	d.runCtx = vctx
+	d.applyLocked(d.cfg)
+	d.mu.Unlock()
+
+	links, err := vip.WatchLinks(ctx, d.log)
+	if err != nil {
+		d.log.Warn("link state watching unavailable; link-down demotion disabled", "err", err)
+	}
+	var linkEvents <-chan vip.LinkEvent
+	if links != nil {
+		linkEvents = links.Events()
+		defer links.Close()
+	}
+
+	var ctlWG sync.WaitGroup
+	ctlWG.Add(1)
+	go func() {
+		defer ctlWG.Done()
+		d.serveControl(ctl)
+	}()
+
+	retry := time.NewTicker(ifaceRetry)
+	defer retry.Stop()
+	d.log.Info("carpd running", "version", d.opts.Version, "vhids", len(d.cfg.VHIDs), "control_socket", d.opts.ControlSocket)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-reload:
+			if err := d.Reload(); err != nil {
+				d.log.Error("reload rejected; the running configuration stays", "err", err)
+			}
+		case ev := <-linkEvents:
+			d.link(ev.Name, ev.Up)
+		case <-retry.C:
+			d.mu.Lock()
+			d.openPendingLocked()
+			d.mu.Unlock()
+		}
+	}
+
+	d.log.Info("stopping")
+	ctl.Close()
+	ctlWG.Wait()
+	cancelVhosts()
+	d.wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ie := range d.ifaces {
+		d.closeIfaceLocked(ie)
+	}
+	_ = os.Remove(d.opts.ControlSocket)
+	return nil
+}
+
+// Reload re-reads the configuration and applies it. A bad configuration is
+// rejected as a whole and the running one stays.
+func (d *Daemon) Reload() error {
+	if d.opts.Load == nil {
+		return errors.New("reload is not available")
+	}
+	cfg, err := d.opts.Load()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cfg.Global.ControlSocket != d.cfg.Global.ControlSocket {
+		d.log.Warn("control_socket changes take effect on restart")
+	}
+	d.applyLocked(cfg)
+	d.reloads++
+	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
+	return nil
+}
+
+// applyLocked makes the running vhosts match cfg: vhosts that are gone stop
+// gracefully, new ones start, changed ones are updated without a state
+// change (new timing, password, addresses or peers), unchanged ones are not
+// touched.
+func (d *Daemon) applyLocked(cfg *config.Config) {
+	if d.opts.Level != nil {
+		d.opts.Level.Set(parseLevel(cfg.Global.LogLevel))
+	}
+	want := map[string]config.VHID{}
+	for _, v := range cfg.VHIDs {
+		want[v.Key()] = v
+	}
+	for key, ve := range d.vhosts {
+		if _, ok := want[key]; !ok {
+			d.stopVHostLocked(key, ve)
+		}
+	}
+	for _, vc := range cfg.VHIDs {
+		key := vc.Key()
+		hc := vhostConfig(cfg, vc)
+		ve, ok := d.vhosts[key]
+		switch {
+		case !ok:
+			ve = &vhostEntry{cfg: vc, vc: hc}
+			d.vhosts[key] = ve
+			d.startVHostLocked(ve)
+		case !equalVHostConfig(ve.vc, hc):
+			ve.cfg, ve.vc = vc, hc
+			if ve.v != nil {
+				ve.v.Update(hc)
+				d.ifaces[vc.Interface].iface.Attach(ve.v, hc)
+			}
+		default:
+			ve.cfg = vc
+		}
+	}
+	// Interfaces no vhost uses any more are closed.
+	for name, ie := range d.ifaces {
+		used := false
+		for _, ve := range d.vhosts {
+			used = used || ve.cfg.Interface == name
+		}
+		if !used {
+			d.closeIfaceLocked(ie)
+			delete(d.ifaces, name)
+		}
+	}
+	d.cfg = cfg
+	d.updateDemotionLocked()
+}
+
+func vhostConfig(cfg *config.Config, v config.VHID) carp.VHostConfig {
+	preempt := cfg.Global.Preempt
+	if v.Preempt != nil {
+		preempt = *v.Preempt
+	}
+	return carp.VHostConfig{
+		Interface: v.Interface, VHID: v.VHID, Password: v.Password,
+		Addresses: slices.Clone(v.Addresses), Peers: slices.Clone(v.Peers),
+		Params: carp.Params{AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, Preempt: preempt,
+			DemoteToSkew: cfg.Global.DemoteToSkew},
+	}
+}
+
+func equalVHostConfig(a, b carp.VHostConfig) bool {
+	return a.Interface == b.Interface && a.VHID == b.VHID && a.Params == b.Params &&
+		a.Password == b.Password && slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Peers, b.Peers)
+}
+
+func (d *Daemon) ifaceLocked(name string) *ifaceEntry {
+	ie, ok := d.ifaces[name]
+	if !ok {
+		ie = &ifaceEntry{name: name, linkUp: true}
+		d.ifaces[name] = ie
+	}
+	if ie.iface == nil {
+		d.openIfaceLocked(ie)
+	}
+	return ie
+}
+
+func (d *Daemon) openIfaceLocked(ie *ifaceEntry) {
+	i, err := carp.OpenIface(ie.name, d.log)
+	if err != nil {
+		if ie.err == nil || ie.err.Error() != err.Error() {
+			d.log.Error("cannot open interface; retrying", "iface", ie.name, "err", err)
+		}
+		ie.err = err
+		return
+	}
+	v, err := vip.New(ie.name, d.log)
+	if err != nil {
+		i.Close()
+		ie.err = err
+		d.log.Error("cannot manage addresses on interface; retrying", "iface", ie.name, "err", err)
+		return
+	}
+	ie.iface, ie.vips, ie.err = i, v, nil
+	if up, err := vip.LinkUp(ie.name); err == nil {
+		ie.linkUp = up
+	}
+}
+
+func (d *Daemon) closeIfaceLocked(ie *ifaceEntry) {
+	if ie.iface != nil {
+		ie.iface.Close()
+		ie.vips.Close()
+		ie.iface, ie.vips = nil, nil
+	}
+}
+
+func (d *Daemon) startVHostLocked(ve *vhostEntry) {
+	ie := d.ifaceLocked(ve.cfg.Interface)
+	if ie.iface == nil {
+		return // openPendingLocked starts it once the interface opens
+	}
+	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition)
+	ie.iface.Attach(v, ve.vc)
+	ctx, cancel := context.WithCancel(d.runCtx)
+	ve.v, ve.cancel = v, cancel
+	if !ie.linkUp {
+		v.SetLinkInitial(false)
+	}
+	v.SetDemoteInitial(d.demotionLocked(ve))
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		v.Run(ctx)
+	}()
+}
+
+func (d *Daemon) stopVHostLocked(key string, ve *vhostEntry) {
+	if ve.v != nil {
+		ve.cancel()
+		<-ve.v.Done() // bounded: the bow-out linger plus two netlink calls
+		if ie := d.ifaces[ve.cfg.Interface]; ie != nil && ie.iface != nil {
+			ie.iface.Detach(ve.cfg.VHID)
+		}
+	}
+	delete(d.vhosts, key)
+}
+
+func (d *Daemon) openPendingLocked() {
+	for _, ve := range d.vhosts {
+		if ve.v == nil {
+			d.startVHostLocked(ve)
+		}
+	}
+}
+
+// link handles a link state change of an interface: its vhosts go to INIT
+// (or back to BACKUP), and every vhost of the box is demoted by one per
+// down interface, so LAN and WAN fail over together (OpenBSD's carpdev
+// demotion of the group "carp", §3.5).
+func (d *Daemon) link(name string, up bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ie, ok := d.ifaces[name]
+	if !ok || ie.linkUp == up {
+		return
+	}
+	ie.linkUp = up
+	d.log.Warn("link state changed", "iface", name, "up", up)
+	for _, ve := range d.vhosts {
+		if ve.v != nil && ve.cfg.Interface == name {
+			ve.v.SetLink(up)
+		}
+	}
+	d.updateDemotionLocked()
+}
+
+func (d *Daemon) linkDemotionLocked() int {
+	n := 0
+	for _, ie := range d.ifaces {
+		if !ie.linkUp {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Daemon) demotionLocked(ve *vhostEntry) uint8 {
+	return uint8(min(max(d.manual+ve.manual+d.linkDemotionLocked(), 0), 255))
+}
+
+func (d *Daemon) updateDemotionLocked() {
+	for _, ve := range d.vhosts {
+		if ve.v != nil {
+			ve.v.SetDemote(d.demotionLocked(ve))
+		}
+	}
+}
+
+// Demote changes the manual demotion by delta (negative undoes), for every
+// vhost, or for one when vhid is non-zero. Like OpenBSD's carpdemote, the
+// counter never goes below zero.
+func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if vhid == 0 {
+		d.manual = min(max(d.manual+delta, 0), 255)
+		d.log.Info("manual demotion", "demotion", d.manual)
+	} else {
+		found := false
+		for _, ve := range d.vhosts {
+			if ve.cfg.VHID == vhid && (iface == "" || iface == ve.cfg.Interface) {
+				ve.manual = min(max(ve.manual+delta, 0), 255)
+				found = true
+				d.log.Info("manual demotion", "vhid", vhid, "iface", ve.cfg.Interface, "demotion", ve.manual)
+			}
+		}
+		if !found {
+			return fmt.Errorf("no vhid %d configured", vhid)
+		}
+	}
+	d.updateDemotionLocked()
+	return nil
+}
+
+// onTransition is called on vhost goroutines: it must not block and must not
+// take d.mu (the daemon may be waiting on that vhost while holding it).
+func (d *Daemon) onTransition(t carp.Transition) {
+	r := TransitionRecord{Time: t.At, Interface: t.Interface, VHID: t.VHID,
+		From: t.From.String(), To: t.To.String(), Reason: t.Reason}
+	if t.Master.IsValid() {
+		r.Master = t.Master.String()
+	}
+	d.trMu.Lock()
+	d.recent = append(d.recent, r)
+	if len(d.recent) > recentTransitions {
+		d.recent = d.recent[len(d.recent)-recentTransitions:]
+	}
+	d.trMu.Unlock()
+}
+
+// Status is the whole daemon status: `carpd status --json`.
+type Status struct {
+	Version     string             `json:"version"`
+	PID         int                `json:"pid"`
+	Started     time.Time          `json:"started"`
+	Reloads     int                `json:"reloads"`
+	Demotion    DemotionStatus     `json:"demotion"`
+	VHIDs       []carp.Status      `json:"vhids"`
+	Interfaces  []InterfaceStatus  `json:"interfaces"`
+	Transitions []TransitionRecord `json:"transitions"`
+}
+
+// DemotionStatus breaks the demotion down by source.
+type DemotionStatus struct {
+	Manual int `json:"manual"`
+	Link   int `json:"link"`
+}
+
+// InterfaceStatus is one interface carpd runs CARP on.
+type InterfaceStatus struct {
+	Name   string          `json:"name"`
+	LinkUp bool            `json:"link_up"`
+	Error  string          `json:"error,omitempty"`
+	Drops  carp.IfaceStats `json:"drops"`
+}
+
+// Status returns a snapshot of everything.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	s := Status{Version: d.opts.Version, PID: os.Getpid(), Started: d.started, Reloads: d.reloads,
+		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked()}}
+	for _, ve := range d.vhosts {
+		if ve.v != nil {
+			s.VHIDs = append(s.VHIDs, ve.v.Status())
+			continue
+		}
+		s.VHIDs = append(s.VHIDs, carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
+			State: carp.Init.String(), AdvBase: ve.cfg.AdvBase, AdvSkew: ve.cfg.AdvSkew,
+			Addresses: prefixStrings(ve.cfg.Addresses)})
+	}
+	for _, ie := range d.ifaces {
+		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}
+		if ie.err != nil {
+			is.Error = ie.err.Error()
+		}
+		if ie.iface != nil {
+			is.Drops = ie.iface.Stats()
+		}
+		s.Interfaces = append(s.Interfaces, is)
+	}
+	d.mu.Unlock()
+	d.trMu.Lock()
+	s.Transitions = slices.Clone(d.recent)
+	d.trMu.Unlock()
+	sort.Slice(s.VHIDs, func(i, j int) bool {
+		if s.VHIDs[i].Interface != s.VHIDs[j].Interface {
+			return s.VHIDs[i].Interface < s.VHIDs[j].Interface
+		}
+		return s.VHIDs[i].VHID < s.VHIDs[j].VHID
+	})
+	sort.Slice(s.Interfaces, func(i, j int) bool { return s.Interfaces[i].Name < s.Interfaces[j].Name })
+	if s.VHIDs == nil {
+		s.VHIDs = []carp.Status{}
+	}
+	if s.Transitions == nil {
+		s.Transitions = []TransitionRecord{}
+	}
+	return s
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+func parseLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

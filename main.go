@@ -1,0 +1,262 @@
+// Command carpd is a CARP daemon for Linux and OpenWrt routers: virtual IP
+// failover that interoperates with OpenBSD, FreeBSD and ucarp.
+//
+//	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
+//	carpd check-config -c FILE validate a configuration
+//	carpd status [--json] [-s SOCKET]
+//	carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
+//	carpd version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/openwrt"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
+  carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
+  carpd status [--json] [-s SOCKET]    show the state of every vhid
+  carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
+                                       change the demotion by N (negative undoes)
+  carpd version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "check-config":
+		return cmdCheck(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "demote":
+		return cmdDemote(args, stdout, stderr)
+	case "reload":
+		return cmdReload(args, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "carpd %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "carpd: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("carpd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// load reads and validates the config, printing every problem as
+// FILE:LINE: message. Warnings do not fail.
+func load(path string, stderr io.Writer) (*config.Config, error) {
+	cfg, warnings, errs := openwrt.LoadConfig(path)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "\n"))
+	}
+	return cfg, nil
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check-config", stderr)
+	path := fs.String("c", config.DefaultPath, "configuration `file`")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	cfg, err := load(*path, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d vhid(s))\n", *path, len(cfg.VHIDs))
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	path := fs.String("c", config.DefaultPath, "configuration `file`")
+	sock := fs.String("s", "", "control `socket` (overrides option control_socket)")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	cfg, err := load(*path, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	d := daemon.New(cfg, daemon.Options{
+		Log: log, Level: level, ControlSocket: *sock, Version: version,
+		Load: func() (*config.Config, error) {
+			var buf strings.Builder
+			c, err := load(*path, &buf)
+			if buf.Len() > 0 {
+				log.Warn(strings.TrimSpace(buf.String()))
+			}
+			return c, err
+		},
+	})
+	if err := d.Run(ctx, reload); err != nil {
+		log.Error("carpd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("s", config.DefaultControlSocket, "control `socket` of the daemon")
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	sock := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "status"})
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return 0
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
+	printStatus(stdout, &st)
+	return 0
+}
+
+func printStatus(w io.Writer, st *daemon.Status) {
+	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d\n\n", st.Version, st.PID,
+		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
+	for _, v := range st.VHIDs {
+		c := v.Counters
+		master := v.Master
+		if master == "" {
+			master = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d/%d\t%d\t%s\t%d\t%d\t%d/%d/%d/%d/%d\n",
+			v.Interface, v.VHID, v.State, v.Since.Local().Format("2006-01-02 15:04:05"),
+			v.AdvBase, v.AdvSkew, v.Demotion, master, c.AdvertsSent, c.AdvertsReceived,
+			c.BadChecksum, c.BadHMAC, c.BadTTL, c.BadVersion, c.OwnPacket)
+	}
+	tw.Flush()
+	for _, v := range st.VHIDs {
+		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
+	}
+	for _, i := range st.Interfaces {
+		if i.Error != "" || !i.LinkUp {
+			fmt.Fprintf(w, "  interface %s: link up %v %s\n", i.Name, i.LinkUp, i.Error)
+		}
+	}
+}
+
+func cmdDemote(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("demote", stderr)
+	sock := socketFlag(fs)
+	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
+	iface := fs.String("interface", "", "with --vhid: only on this `interface`")
+	// Negative numbers look like flags to package flag; take them first.
+	var delta string
+	var rest []string
+	for _, a := range args {
+		if _, err := strconv.Atoi(a); err == nil && delta == "" {
+			delta = a
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if fs.Parse(rest) != nil {
+		return 2
+	}
+	if delta == "" && fs.NArg() == 1 {
+		delta = fs.Arg(0)
+	}
+	n, err := strconv.Atoi(delta)
+	if err != nil || *vhid > 255 {
+		fmt.Fprint(stderr, "usage: carpd demote [-s SOCKET] [--vhid N [--interface IF]] N\n")
+		return 2
+	}
+	if _, err := daemon.Call(*sock, daemon.Request{Method: "demote", VHID: uint8(*vhid), Interface: *iface, By: n}); err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("reload", stderr)
+	sock := socketFlag(fs)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if _, err := daemon.Call(*sock, daemon.Request{Method: "reload"}); err != nil {
+		fmt.Fprintf(stderr, "carpd: reload failed: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -258,14 +258,17 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 		// A worse master: it will yield when it hears us.
 	case Backup:
 		switch {
+		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew && m.Params.AdvBase != 0:
+			// The master stops gracefully (§3.6). Every other rule would
+			// let it time out; this one just names the cause.
+			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))
 		case m.Params.Preempt && ours < theirs && ev.Demote >= m.Demote:
 			return m.toMaster(now, fmt.Sprintf("preempting less frequent master %s", ev.Src))
 		case ev.Demote > m.Demote:
 			return m.toMaster(now, fmt.Sprintf("master %s is demoted (%d > %d)", ev.Src, ev.Demote, m.Demote))
 		case m.Params.AdvBase != 0 && theirs > MasterDownMultiplier*timeval(m.Params.AdvBase, 0):
-			// The master will time out anyway: this is how the bow-out
-			// advert (255/255) hands over at once.
-			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))
+			// The master will time out anyway.
+			return m.toMaster(now, fmt.Sprintf("master %s advertises too slowly to live", ev.Src))
 		}
 		m.deadline = now.Add(m.Params.MasterDown())
 	}

@@ -130,6 +130,7 @@ type VHost struct {
 	errDemoted bool
 	linger     *time.Timer // pending VIP removal after a bow-out
 	linkUp     bool
+	last4      time.Time // when an IPv4 advert was last heard
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -356,7 +357,13 @@ func (v *VHost) receive(p rxPacket) {
 	}
 	now := v.now()
 	v.publish(func(s *Status) { s.Counters.AdvertsReceived++ })
-	if v.m.State != Master {
+	// A vhid with IPv4 and IPv6 VIPs hears the master twice per interval;
+	// show its IPv4 address, which admins recognise, unless only IPv6 is
+	// heard.
+	if p.src.Is4() {
+		v.last4 = now
+	}
+	if v.m.State != Master && (p.src.Is4() || now.Sub(v.last4) > v.m.Params.MasterDown()) {
 		v.publish(func(s *Status) { s.Master = p.src.String(); s.MasterSeen = &now })
 	}
 	v.step(EvAdvert{AdvBase: a.AdvBase, AdvSkew: a.AdvSkew, Demote: a.Demote, Src: p.src})

@@ -1,0 +1,362 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Link watcher tuning.
+const (
+	// linkEventBuffer is the capacity of the Events channel.
+	linkEventBuffer = 128
+
+	// linkPollInterval is how often the watcher dumps all links and
+	// re-emits what its subscription missed or dropped.
+	linkPollInterval = 2 * time.Second
+)
+
+// LinkUp reports whether the named interface can carry CARP traffic: it is
+// administratively up (IFF_UP), running (IFF_RUNNING), and its operational
+// state is up, or unknown with carrier (IFF_LOWER_UP) for drivers that do not
+// report one (dummy, some tunnels). A missing interface is an error wrapping
+// ErrNoInterface. It asks the kernel of the calling thread's namespace.
+func LinkUp(ifname string) (bool, error) {
+	if err := checkInterfaceName(ifname); err != nil {
+		return false, err
+	}
+	c, err := rtnetlink.Dial(nil)
+	if err != nil {
+		return false, fmt.Errorf("vip: link %s: dial rtnetlink: %w", ifname, err)
+	}
+	defer c.Close()
+	lm, err := getLinkMessage(c, ifname)
+	if err != nil {
+		return false, fmt.Errorf("vip: link: %w", err)
+	}
+	return linkUp(lm), nil
+}
+
+// linkUp applies LinkUp's rule to a kernel link message. The kernel sets
+// IFF_RUNNING when the operational state is up or unknown (netif_oper_up,
+// dev_get_flags in net/core/dev.c); unknown also needs carrier here.
+func linkUp(lm *rtnetlink.LinkMessage) bool {
+	const want = unix.IFF_UP | unix.IFF_RUNNING
+	if lm.Flags&want != want {
+		return false
+	}
+	oper := rtnetlink.OperStateUnknown
+	if lm.Attributes != nil {
+		oper = lm.Attributes.OperationalState
+	}
+	switch oper {
+	case rtnetlink.OperStateUp:
+		return true
+	case rtnetlink.OperStateUnknown:
+		return lm.Flags&unix.IFF_LOWER_UP != 0
+	default:
+		return false
+	}
+}
+
+// LinkWatcher reports link changes from the kernel (RTNLGRP_LINK) as
+// LinkEvents, for "link down demotes".
+//
+// Events first delivers the current state of every link, then one event per
+// change of a link's LinkUp value, appearance, rename or disappearance;
+// other link messages (statistics, MTU, ...) are filtered out.
+//
+// Backpressure: the Events channel holds linkEventBuffer events and the
+// watcher never blocks on it. When it is full the watcher drops the oldest
+// event, logs a warning, and remembers the link's name; at the next poll
+// (every 2 s) it sends that link's current state again. The kernel side is
+// handled the same way: if the netlink socket overflows (ENOBUFS), the
+// watcher polls at once. A slow reader therefore sees intermediate states
+// collapsed, but always ends with every link's current state.
+type LinkWatcher struct {
+	events chan LinkEvent
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the run goroutine
+	log    *slog.Logger
+
+	// sub (RTNLGRP_LINK subscription) and dump (polls) are owned by run,
+	// which closes them. Both are opened by WatchLinks, so they belong to
+	// the network namespace of WatchLinks's caller.
+	sub  *netlink.Conn
+	dump *rtnetlink.Conn
+
+	// Owned by run; no lock.
+	table    linkTable
+	interval time.Duration
+	dropped  int // events dropped since the last warning
+}
+
+// WatchLinks subscribes to link changes in the network namespace of the
+// calling thread. The watcher runs until ctx is done or Close is called;
+// then Events is closed.
+func WatchLinks(ctx context.Context, log *slog.Logger) (*LinkWatcher, error) {
+	return watchLinks(ctx, log, linkPollInterval)
+}
+
+// watchLinks is WatchLinks with a poll interval, for tests.
+func watchLinks(ctx context.Context, log *slog.Logger, interval time.Duration) (*LinkWatcher, error) {
+	// Subscribe before the first dump, so that no change falls between.
+	sub, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK})
+	if err != nil {
+		return nil, fmt.Errorf("vip: watch links: subscribe: %w", err)
+	}
+	dump, err := rtnetlink.Dial(nil)
+	if err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("vip: watch links: dial rtnetlink: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &LinkWatcher{
+		events:   make(chan LinkEvent, linkEventBuffer),
+		cancel:   cancel,
+		log:      discardIfNil(log),
+		sub:      sub,
+		dump:     dump,
+		table:    newLinkTable(),
+		interval: interval,
+	}
+	if err := w.poll(); err != nil {
+		cancel()
+		_ = sub.Close()
+		_ = dump.Close()
+		return nil, fmt.Errorf("vip: watch links: %w", err)
+	}
+	w.wg.Add(1)
+	go w.run(ctx)
+	return w, nil
+}
+
+// Events returns the channel of link events. It is closed when the watcher
+// stops.
+func (w *LinkWatcher) Events() <-chan LinkEvent { return w.events }
+
+// Close stops the watcher and waits for its goroutine to exit. It is safe to
+// call more than once.
+func (w *LinkWatcher) Close() error {
+	w.cancel()
+	w.wg.Wait()
+	return nil
+}
+
+// run receives link messages until ctx is done, polling every w.interval.
+func (w *LinkWatcher) run(ctx context.Context) {
+	defer w.wg.Done()
+	defer close(w.events)
+	defer w.dump.Close()
+	defer w.sub.Close()
+
+	// Cancellation interrupts a blocked Receive through a past deadline;
+	// the ctx.Err check after every SetReadDeadline below makes sure the
+	// loop cannot overwrite that deadline and then block. stop runs
+	// before the sockets are closed and waits for the interruption.
+	stop := afterFunc(ctx, func() {
+		_ = w.sub.SetReadDeadline(time.Unix(1, 0))
+		_ = w.dump.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+
+	next := time.Now().Add(w.interval)
+	for {
+		_ = w.sub.SetReadDeadline(next)
+		if ctx.Err() != nil {
+			return
+		}
+		msgs, err := w.sub.Receive()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			for _, m := range msgs {
+				w.handle(m)
+			}
+			if time.Now().Before(next) {
+				continue
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Time to poll.
+		case errors.Is(err, unix.ENOBUFS):
+			w.log.Warn("link event socket overflowed, polling", "err", err)
+		default:
+			// Unexpected; poll (which will report a dead socket) and
+			// do not spin.
+			w.log.Error("receive link events", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(w.interval / 4):
+			}
+		}
+		if err := w.poll(); err != nil && ctx.Err() == nil {
+			w.log.Error("poll links", "err", err)
+		}
+		next = time.Now().Add(w.interval)
+	}
+}
+
+// handle applies one RTM_NEWLINK or RTM_DELLINK message.
+func (w *LinkWatcher) handle(m netlink.Message) {
+	var lm rtnetlink.LinkMessage
+	if err := lm.UnmarshalBinary(m.Data); err != nil {
+		w.log.Warn("bad link message", "type", m.Header.Type, "err", err)
+		return
+	}
+	switch m.Header.Type {
+	case unix.RTM_NEWLINK:
+		w.emit(w.table.update(&lm)...)
+	case unix.RTM_DELLINK:
+		w.emit(w.table.remove(int(lm.Index))...)
+	}
+}
+
+// poll dumps all links and emits what changed or was dropped.
+func (w *LinkWatcher) poll() error {
+	_ = w.dump.SetReadDeadline(time.Now().Add(w.interval))
+	links, err := w.dump.Link.List()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	if w.dropped > 0 {
+		w.log.Warn("link events dropped, resent current state", "dropped", w.dropped)
+		w.dropped = 0
+	}
+	w.emit(w.table.resync(links)...)
+	return nil
+}
+
+// emit sends events without blocking, dropping the oldest queued event when
+// the channel is full (see LinkWatcher).
+func (w *LinkWatcher) emit(evs ...LinkEvent) {
+	for _, ev := range evs {
+		if w.offer(ev) {
+			continue
+		}
+		select {
+		case old := <-w.events:
+			w.table.markDropped(old)
+			w.dropped++
+		default:
+		}
+		// Only run sends, so there is room now; but never block.
+		if !w.offer(ev) {
+			w.table.markDropped(ev)
+			w.dropped++
+		}
+	}
+}
+
+// offer sends ev if the channel has room.
+func (w *LinkWatcher) offer(ev LinkEvent) bool {
+	select {
+	case w.events <- ev:
+		return true
+	default:
+		return false
+	}
+}
+
+// linkTable turns the kernel's link messages into LinkEvents: it remembers
+// the last state reported for each link and the names whose events were
+// dropped. It is pure, so tests feed it synthesized messages.
+type linkTable struct {
+	links   map[int]linkState // by ifindex: the state last reported
+	dropped map[string]int    // names to report again at the next resync, with their last index
+}
+
+// linkState is what a LinkEvent said about one link.
+type linkState struct {
+	name string
+	up   bool
+}
+
+func newLinkTable() linkTable {
+	return linkTable{links: make(map[int]linkState), dropped: make(map[string]int)}
+}
+
+// update applies an RTM_NEWLINK.
+func (t *linkTable) update(lm *rtnetlink.LinkMessage) []LinkEvent {
+	if lm.Attributes == nil || lm.Attributes.Name == "" {
+		return nil // every kernel RTM_NEWLINK carries IFLA_IFNAME
+	}
+	idx := int(lm.Index)
+	now := linkState{name: lm.Attributes.Name, up: linkUp(lm)}
+	prev, known := t.links[idx]
+	if known && prev == now {
+		return nil
+	}
+	var evs []LinkEvent
+	if known && prev.name != now.name {
+		// Renamed: the old name is gone.
+		evs = append(evs, LinkEvent{Name: prev.name, Index: idx, Up: false})
+	}
+	t.links[idx] = now
+	return append(evs, LinkEvent{Name: now.name, Index: idx, Up: now.up})
+}
+
+// remove applies an RTM_DELLINK.
+func (t *linkTable) remove(idx int) []LinkEvent {
+	prev, known := t.links[idx]
+	if !known {
+		return nil
+	}
+	delete(t.links, idx)
+	return []LinkEvent{{Name: prev.name, Index: idx, Up: false}}
+}
+
+// resync applies a full dump: changed links, links that disappeared, and the
+// current state of every name whose event was dropped.
+func (t *linkTable) resync(links []rtnetlink.LinkMessage) []LinkEvent {
+	var evs []LinkEvent
+	seen := make(map[int]bool, len(links))
+	byName := make(map[string]int, len(links))
+	for i := range links {
+		lm := &links[i]
+		seen[int(lm.Index)] = true
+		if lm.Attributes != nil {
+			byName[lm.Attributes.Name] = int(lm.Index)
+		}
+		evs = append(evs, t.update(lm)...)
+	}
+	for _, idx := range slices.Sorted(maps.Keys(t.links)) {
+		if !seen[idx] {
+			evs = append(evs, t.remove(idx)...)
+		}
+	}
+	emitted := make(map[string]bool, len(evs))
+	for _, ev := range evs {
+		emitted[ev.Name] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.dropped)) {
+		idx := t.dropped[name]
+		if emitted[name] {
+			continue
+		}
+		if now, ok := byName[name]; ok {
+			evs = append(evs, LinkEvent{Name: name, Index: now, Up: t.links[now].up})
+		} else {
+			evs = append(evs, LinkEvent{Name: name, Index: idx, Up: false})
+		}
+	}
+	clear(t.dropped)
+	return evs
+}
+
+// markDropped remembers that ev was not delivered.
+func (t *linkTable) markDropped(ev LinkEvent) {
+	t.dropped[ev.Name] = ev.Index
+}

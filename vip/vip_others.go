@@ -1,0 +1,42 @@
+//go:build !linux
+
+package vip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+)
+
+var _ Announcer = (*Linux)(nil)
+
+// Linux is the Announcer for Linux. On other systems New fails and its
+// methods return errUnimplemented.
+type Linux struct{}
+
+// New returns an error naming runtime.GOOS: only Linux is supported.
+func New(ifname string, log *slog.Logger) (*Linux, error) {
+	return nil, unimplemented()
+}
+
+// Add implements Announcer.
+func (*Linux) Add(context.Context, []netip.Prefix) error { return unimplemented() }
+
+// Remove implements Announcer.
+func (*Linux) Remove(context.Context, []netip.Prefix) error { return unimplemented() }
+
+// Announce implements Announcer.
+func (*Linux) Announce(context.Context, []netip.Addr) error { return unimplemented() }
+
+// Has reports whether p is configured on the interface.
+func (*Linux) Has(context.Context, netip.Prefix) (bool, error) { return false, unimplemented() }
+
+// Close implements Announcer.
+func (*Linux) Close() error { return nil }
+
+// unimplemented returns errUnimplemented naming the operating system.
+func unimplemented() error {
+	return fmt.Errorf("vip: %w on %s", errUnimplemented, runtime.GOOS)
+}

@@ -140,8 +140,9 @@ func (c *Config) Validate() []*FieldError {
 		}
 		if other, dup := seen[v.Key()]; dup && v.VHID != 0 {
 			add(v.Name, "vhid", "vhid %d on %s is already used by section %q", v.VHID, v.Interface, other)
+		} else {
+			seen[v.Key()] = v.Name
 		}
-		seen[v.Key()] = v.Name
 	}
 	return errs
 }

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	good := VHID{Name: "lan", Interface: "eth0", VHID: 1, AdvBase: 1,
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}
+	c := Default()
+	c.VHIDs = []VHID{good}
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("valid config: %v", errs)
+	}
+	bad := good
+	bad.Name, bad.VHID, bad.AdvBase, bad.AdvSkew = "b", 2, 0, 0
+	bad.Password = strings.Repeat("x", 20)
+	bad.Peers = []netip.Addr{netip.MustParseAddr("224.0.0.18")}
+	dup := good
+	dup.Name = "dup"
+	c.VHIDs = []VHID{good, bad, dup}
+	c.Global.LogLevel = "loud"
+	errs := c.Validate()
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		`section "global" option "log_level"`,
+		`section "b" option "password": is 20 bytes`,
+		`section "b" option "advskew": advbase 0`,
+		`section "b" option "peer": 224.0.0.18 is not a unicast`,
+		`section "dup" option "vhid": vhid 1 on eth0 is already used by section "lan"`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+}
+
+func TestInterval(t *testing.T) {
+	v := VHID{AdvBase: 1, AdvSkew: 128}
+	if v.Interval() != 1500*time.Millisecond {
+		t.Errorf("interval %v", v.Interval())
+	}
+	if v.Key() != "/0" {
+		t.Errorf("key %q", v.Key())
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/carpd/carpd/openwrt"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte("config vhid 'lan'\n\toption interface 'eth0'\n\toption vhid '1'\n\tlist address '10.0.0.1/24'\n"), 0o644)
+	if code, out, errs := runCLI("check-config", "-c", good); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("good config: code %d\n%s%s", code, out, errs)
+	}
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("config vhid 'lan'\n\toption interface 'eth0'\n\toption vhid '0'\n\toption advskew '255'\n\toption password 'abcdefghijklmnopqrstu'\n\tlist address '10.0.0.1/24'\n"), 0o644)
+	code, _, errs := runCLI("check-config", "-c", bad)
+	if code != 1 {
+		t.Fatalf("bad config: exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		bad + ":3: option 'vhid'",
+		bad + ":4: option 'advskew'",
+		bad + ":5: option 'password': is 21 bytes",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+	if code, _, errs := runCLI("check-config", "-c", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(errs, "missing") {
+		t.Errorf("missing file: %d %s", code, errs)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runCLI("version"); code != 0 || !strings.HasPrefix(out, "carpd ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errs := runCLI("frobnicate"); code != 2 || !strings.Contains(errs, "usage") {
+		t.Errorf("unknown command: %d %q", code, errs)
+	}
+	if code, _, errs := runCLI("status", "-s", filepath.Join(t.TempDir(), "nope.sock")); code != 1 || !strings.Contains(errs, "cannot reach carpd") {
+		t.Errorf("status without daemon: %d %q", code, errs)
+	}
+	if code, _, _ := runCLI("demote", "-s", "/nonexistent", "x"); code != 2 {
+		t.Errorf("demote with a bad number: %d", code)
+	}
+}
+
+// TestREADMEConfigs parses every ```uci block of the README and the
+// shipped default config: what we show users must be valid.
+func TestREADMEConfigs(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```uci\n(.*?)```").FindAllSubmatch(readme, -1)
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no ```uci block")
+	}
+	for i, b := range blocks {
+		if _, warns, errs := openwrt.ParseConfig("README.md block "+string(rune('1'+i)), b[1]); len(errs)+len(warns) > 0 {
+			t.Errorf("README block %d: %v %v", i+1, errs, warns)
+		}
+	}
+}
+
+// TestPackageDocs: every package documents itself (STYLE 24).
+func TestPackageDocs(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin" || d.Name() == "dist" {
+			if path != "." {
+				return filepath.SkipDir
+			}
+		}
+		pkgs, err := parser.ParseDir(token.NewFileSet(), path, func(fi os.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			return err
+		}
+		for name, p := range pkgs {
+			documented := false
+			for _, f := range p.Files {
+				documented = documented || (f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "")
+			}
+			if !documented {
+				t.Errorf("package %s (%s) has no package comment", name, path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrossBinaries checks the binaries `make cross` put in $CARPD_DIST:
+// static, the right ELF machine and byte order, and each runs `carpd
+// version` under qemu-user.
+func TestCrossBinaries(t *testing.T) {
+	dist := os.Getenv("CARPD_DIST")
+	if dist == "" {
+		t.Skip("set CARPD_DIST (make cross does)")
+	}
+	for _, tt := range []struct {
+		name  string
+		mach  elf.Machine
+		order string
+		qemu  string
+	}{
+		{"mips_24kc", elf.EM_MIPS, "BigEndian", "qemu-mips-static"},
+		{"mipsel_24kc", elf.EM_MIPS, "LittleEndian", "qemu-mipsel-static"},
+		{"arm_cortex-a7_neon-vfpv4", elf.EM_ARM, "LittleEndian", "qemu-arm-static"},
+		{"aarch64_cortex-a53", elf.EM_AARCH64, "LittleEndian", "qemu-aarch64-static"},
+		{"x86_64", elf.EM_X86_64, "LittleEndian", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dist, "carpd-"+tt.name)
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Machine != tt.mach || f.ByteOrder.String() != tt.order {
+				t.Fatalf("ELF %v %v, want %v %v", f.Machine, f.ByteOrder, tt.mach, tt.order)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+					t.Fatalf("not static: has %v", p.Type)
+				}
+			}
+			fi, _ := os.Stat(path)
+			t.Logf("%s: %d bytes", tt.name, fi.Size())
+			cmd := exec.Command(path, "version")
+			if tt.qemu != "" {
+				q, err := exec.LookPath(tt.qemu)
+				if err != nil {
+					if os.Getenv("CARPD_REQUIRE_QEMU") != "" {
+						t.Fatalf("%s not installed (apt-get install qemu-user-static)", tt.qemu)
+					}
+					t.Skipf("%s not installed", tt.qemu)
+				}
+				cmd = exec.Command(q, path, "version")
+			}
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.HasPrefix(string(out), "carpd ") {
+				t.Fatalf("carpd version: %v %s", err, out)
+			}
+		})
+	}
+}

@@ -8,8 +8,10 @@ require (
 	github.com/mdlayher/netlink v1.11.2
 	github.com/mdlayher/packet v1.2.0
 	golang.org/x/net v0.62.0
-	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/mdlayher/socket v0.7.0 // indirect
+require (
+	github.com/mdlayher/socket v0.7.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+)

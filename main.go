@@ -5,6 +5,8 @@
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
 //	carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
+//	carpd maintenance [-s SOCKET] on|off
+//	carpd reload [-s SOCKET]
 //	carpd version
 package main
 
@@ -42,6 +44,8 @@ const usage = `usage:
   carpd status [--json] [-s SOCKET]    show the state of every vhid
   carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
                                        change the demotion by N (negative undoes)
+  carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
+  carpd reload [-s SOCKET]             re-read the configuration
   carpd version
 `
 
@@ -61,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemote(args, stdout, stderr)
 	case "reload":
 		return cmdReload(args, stdout, stderr)
+	case "maintenance":
+		return cmdMaintenance(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "carpd %s\n", version)
 		return 0
@@ -189,8 +195,12 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, st *daemon.Status) {
-	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d\n\n", st.Version, st.PID,
-		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link)
+	maint := ""
+	if st.Demotion.Maintenance {
+		maint = ", MAINTENANCE MODE"
+	}
+	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d%s\n\n", st.Version, st.PID,
+		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, maint)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
 	for _, v := range st.VHIDs {
@@ -256,6 +266,28 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := daemon.Call(*sock, daemon.Request{Method: "reload"}); err != nil {
 		fmt.Fprintf(stderr, "carpd: reload failed: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("maintenance", stderr)
+	sock := socketFlag(fs)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	var on bool
+	switch fs.Arg(0) {
+	case "on", "1", "enable":
+		on = true
+	case "off", "0", "disable":
+	default:
+		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off\n")
+		return 2
+	}
+	if _, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on}); err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
 	}
 	return 0

@@ -12,9 +12,12 @@ import (
 
 // Defaults for the global section.
 const (
-	DefaultPath          = "/etc/config/carpd"
-	DefaultControlSocket = "/var/run/carpd.sock"
-	DefaultLogLevel      = "info"
+	DefaultPath           = "/etc/config/carpd"
+	DefaultControlSocket  = "/var/run/carpd.sock"
+	DefaultLogLevel       = "info"
+	DefaultUbusSocket     = "/var/run/ubus/ubus.sock"
+	DefaultHotplugCall    = "/sbin/hotplug-call"
+	DefaultHotplugTimeout = 30 * time.Second
 )
 
 // MaxPasswordLen is the longest CARP passphrase carpd accepts. The BSD kernels
@@ -42,9 +45,26 @@ type Global struct {
 	// (FreeBSD semantics, clamped to 240) in addition to the OpenBSD demote
 	// byte, so FreeBSD and ucarp peers with preempt react to a demotion.
 	DemoteToSkew bool
-	// StateFile keeps the manual demotion (maintenance) across restarts; empty
-	// means none.
+	// StateFile keeps maintenance mode across restarts of the daemon. Empty
+	// means ControlSocket + ".state", so instances side by side never share
+	// one.
 	StateFile string
+	// UbusSocket is ubusd's socket; the daemon runs on without ubusd and
+	// keeps retrying in the background.
+	UbusSocket string
+	// HotplugCall runs /etc/hotplug.d/carp/* on each transition; empty
+	// disables it. A missing program is skipped (plain Linux).
+	HotplugCall string
+	// HotplugTimeout bounds one run of the hotplug scripts.
+	HotplugTimeout time.Duration
+}
+
+// StatePath returns the state file in use.
+func (g *Global) StatePath() string {
+	if g.StateFile != "" {
+		return g.StateFile
+	}
+	return g.ControlSocket + ".state"
 }
 
 // VHID is one `config vhid` section: a virtual host on one interface.
@@ -79,9 +99,12 @@ func (v *VHID) Key() string { return fmt.Sprintf("%s/%d", v.Interface, v.VHID) }
 // Default returns a Config with every global default filled in and no vhids.
 func Default() *Config {
 	return &Config{Global: Global{
-		Preempt:       false,
-		LogLevel:      DefaultLogLevel,
-		ControlSocket: DefaultControlSocket,
+		Preempt:        false,
+		LogLevel:       DefaultLogLevel,
+		ControlSocket:  DefaultControlSocket,
+		UbusSocket:     DefaultUbusSocket,
+		HotplugCall:    DefaultHotplugCall,
+		HotplugTimeout: DefaultHotplugTimeout,
 	}}
 }
 

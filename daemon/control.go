@@ -19,6 +19,7 @@ import (
 //	{"method":"demote","by":N}                    every vhid, relative
 //	{"method":"demote","vhid":1,"interface":"eth0","by":N}
 //	{"method":"reload"}
+//	{"method":"maintenance","enable":true}
 //
 // Response: {"ok":true,"result":...} or {"ok":false,"error":"..."}.
 // The socket is mode 0600: only root controls carpd.
@@ -29,6 +30,7 @@ type Request struct {
 	VHID      uint8  `json:"vhid,omitempty"`
 	Interface string `json:"interface,omitempty"`
 	By        int    `json:"by,omitempty"`
+	Enable    *bool  `json:"enable,omitempty"`
 }
 
 // Response is a control-socket response.
@@ -105,6 +107,11 @@ func (d *Daemon) Handle(req Request) (any, error) {
 		return nil, d.Demote(req.VHID, req.Interface, req.By)
 	case "reload":
 		return nil, d.Reload()
+	case "maintenance":
+		if req.Enable == nil {
+			return nil, errors.New("maintenance needs enable: true or false")
+		}
+		return nil, d.Maintenance(*req.Enable)
 	}
 	return nil, fmt.Errorf("unknown method %q", req.Method)
 }

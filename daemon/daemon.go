@@ -14,13 +14,20 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/carpd/carpd/carp"
 	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/openwrt"
 	"github.com/carpd/carpd/vip"
 )
+
+// MaintenanceDemotion is added to every vhid in maintenance mode: more
+// than any automatic source, like OPNsense's +240, and it leaves room for
+// further manual demotion.
+const MaintenanceDemotion = 240
 
 // Options are what main hands to the daemon besides the config.
 type Options struct {
@@ -53,7 +60,10 @@ type Daemon struct {
 	ifaces  map[string]*ifaceEntry
 	vhosts  map[string]*vhostEntry // by config.VHID.Key()
 	manual  int                    // global manual demotion (carpd demote)
+	maint   bool                   // maintenance mode, persisted in the state file
 	reloads int
+
+	hotplug *openwrt.Hotplug // set before any vhost starts, then read-only
 
 	trMu   sync.Mutex // guards recent; taken by vhost goroutines, never with mu
 	recent []TransitionRecord
@@ -97,10 +107,15 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.ControlSocket == "" {
 		opts.ControlSocket = cfg.Global.ControlSocket
 	}
-	return &Daemon{
+	d := &Daemon{
 		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
 		ifaces: map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{},
 	}
+	d.maint = d.loadState().Maintenance
+	if d.maint {
+		d.log.Warn("maintenance mode is on (from the state file): every vhid is demoted", "state_file", d.statePath())
+	}
+	return d
 }
 
 // Run runs until ctx is cancelled or a fatal error, then stops every vhost
@@ -110,6 +125,11 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	ctl, err := listenControl(d.opts.ControlSocket)
 	if err != nil {
 		return err
+	}
+	if p := d.cfg.Global.HotplugCall; p != "" {
+		d.hotplug = openwrt.NewHotplug(p, d.cfg.Global.HotplugTimeout, d.log)
+		// After the vhosts: their last transitions (to INIT) still run.
+		defer d.hotplug.Close()
 	}
 	vctx, cancelVhosts := context.WithCancel(context.Background())
 	d.mu.Lock()
@@ -372,7 +392,28 @@ func (d *Daemon) linkDemotionLocked() int {
 }
 
 func (d *Daemon) demotionLocked(ve *vhostEntry) uint8 {
-	return uint8(min(max(d.manual+ve.manual+d.linkDemotionLocked(), 0), 255))
+	n := d.manual + ve.manual + d.linkDemotionLocked()
+	if d.maint {
+		n += MaintenanceDemotion
+	}
+	return uint8(min(max(n, 0), 255))
+}
+
+// Maintenance turns maintenance mode on or off: every vhid is demoted by
+// MaintenanceDemotion so the peers take over, until it is turned off. The
+// setting is saved in the state file and survives restarts of carpd.
+func (d *Daemon) Maintenance(enable bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.saveState(persisted{Maintenance: enable}); err != nil {
+		return fmt.Errorf("saving maintenance mode: %w", err)
+	}
+	if d.maint != enable {
+		d.maint = enable
+		d.log.Warn("maintenance mode", "enabled", enable)
+		d.updateDemotionLocked()
+	}
+	return nil
 }
 
 func (d *Daemon) updateDemotionLocked() {
@@ -417,6 +458,15 @@ func (d *Daemon) onTransition(t carp.Transition) {
 	if t.Master.IsValid() {
 		r.Master = t.Master.String()
 	}
+	if d.hotplug != nil {
+		vips := make([]string, len(t.Addresses))
+		for i, p := range t.Addresses {
+			vips[i] = p.String()
+		}
+		d.hotplug.Event("ACTION="+t.To.String(), "PREVIOUS="+t.From.String(),
+			fmt.Sprintf("VHID=%d", t.VHID), "INTERFACE="+t.Interface,
+			"VIPS="+strings.Join(vips, " "), "MASTER="+r.Master, "REASON="+t.Reason)
+	}
 	d.trMu.Lock()
 	d.recent = append(d.recent, r)
 	if len(d.recent) > recentTransitions {
@@ -439,8 +489,9 @@ type Status struct {
 
 // DemotionStatus breaks the demotion down by source.
 type DemotionStatus struct {
-	Manual int `json:"manual"`
-	Link   int `json:"link"`
+	Manual      int  `json:"manual"`
+	Link        int  `json:"link"`
+	Maintenance bool `json:"maintenance"`
 }
 
 // InterfaceStatus is one interface carpd runs CARP on.
@@ -455,7 +506,7 @@ type InterfaceStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	s := Status{Version: d.opts.Version, PID: os.Getpid(), Started: d.started, Reloads: d.reloads,
-		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked()}}
+		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Maintenance: d.maint}}
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
 			s.VHIDs = append(s.VHIDs, ve.v.Status())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/carpd/carpd/config"
 )
@@ -150,9 +151,15 @@ func (m *mapper) global(s *Section) {
 		case "state_file":
 			m.str(s, o, &g.StateFile)
 		case "ubus_socket":
-			// Reserved for the ubus integration, which will read it;
-			// accepted here without a warning so that files written for
-			// it load on this version.
+			m.str(s, o, &g.UbusSocket)
+		case "hotplug_call":
+			m.str(s, o, &g.HotplugCall)
+		case "hotplug_timeout":
+			var secs uint8
+			m.integer(s, o, 1, 255, &secs)
+			if secs > 0 {
+				g.HotplugTimeout = time.Duration(secs) * time.Second
+			}
 		default:
 			m.unknown(o)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -24,9 +25,12 @@ func ptr[T any](v T) *T { return &v }
 // must map to.
 var exampleConfig = &config.Config{
 	Global: config.Global{
-		Preempt:       true,
-		LogLevel:      "info",
-		ControlSocket: "/var/run/carpd.sock",
+		Preempt:        true,
+		LogLevel:       "info",
+		ControlSocket:  "/var/run/carpd.sock",
+		UbusSocket:     config.DefaultUbusSocket,
+		HotplugCall:    config.DefaultHotplugCall,
+		HotplugTimeout: config.DefaultHotplugTimeout,
 	},
 	VHIDs: []config.VHID{{
 		Name:      "lan",
@@ -78,16 +82,18 @@ func TestParseConfig(t *testing.T) {
 			name: "every global option",
 			in: "config carpd 'global'\n\toption preempt 'yes'\n\toption log_level 'debug'\n" +
 				"\toption control_socket '/tmp/c.sock'\n\toption demote_to_skew 'on'\n" +
-				"\toption state_file '/etc/carpd.state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n",
+				"\toption state_file '/etc/carpd.state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
+				"\toption hotplug_call '/bin/true'\n\toption hotplug_timeout '5'\n",
 			want: &config.Config{Global: config.Global{
 				Preempt: true, LogLevel: "debug", ControlSocket: "/tmp/c.sock",
 				DemoteToSkew: true, StateFile: "/etc/carpd.state",
+				UbusSocket: "/var/run/ubus/ubus.sock", HotplugCall: "/bin/true", HotplugTimeout: 5 * time.Second,
 			}},
 		},
 		{
 			name: "anonymous carpd section",
 			in:   "config carpd\n\toption log_level warn\n",
-			want: &config.Config{Global: config.Global{LogLevel: "warn", ControlSocket: config.DefaultControlSocket}},
+			want: &config.Config{Global: config.Global{LogLevel: "warn", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
 		},
 		{
 			name: "vhid defaults, bare addresses and option address",
@@ -161,7 +167,7 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "two carpd sections with one name are one section",
 			in:   "config carpd 'global'\n\toption preempt 1\nconfig carpd 'global'\n\toption log_level error\n",
-			want: &config.Config{Global: config.Global{Preempt: true, LogLevel: "error", ControlSocket: config.DefaultControlSocket}},
+			want: &config.Config{Global: config.Global{Preempt: true, LogLevel: "error", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
 		},
 	}
 	for _, tt := range tests {

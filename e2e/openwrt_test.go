@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMaintenanceSurvivesRestart: maintenance mode hands every vhid to the
+// peer and stays on across a restart of carpd until it is turned off.
+func TestMaintenanceSurvivesRestart(t *testing.T) {
+	c, r1, r2 := twoRouters(t, true)
+	c.run(r1.host, carpdBin, "maintenance", "-s", r1.sock(), "on")
+	c.waitState(r2, "lan", 1, "MASTER", 2*time.Second)
+	c.waitState(r1, "lan", 1, "BACKUP", time.Second)
+	if st := c.status(r1); !st.Demotion.Maintenance || st.VHIDs[0].Demotion != 240 {
+		t.Fatalf("demotion %+v, vhid demotion %d", st.Demotion, st.VHIDs[0].Demotion)
+	}
+	c.stop(r1)
+	c.start(r1, confText(true, lanVHID(0)))
+	c.waitHearing(r1, "lan", 1, 3*time.Second)
+	time.Sleep(3500 * time.Millisecond) // > master-down: r1 must not take over
+	if s := c.state(r1, "lan", 1); s != "BACKUP" || !c.status(r1).Demotion.Maintenance {
+		t.Fatalf("after restart r1 is %s, maintenance %v", s, c.status(r1).Demotion.Maintenance)
+	}
+	c.run(r1.host, carpdBin, "maintenance", "-s", r1.sock(), "off")
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	c.onlyHolder(r1, "lan", vip4)
+}
+
+// TestHotplugEvents: every transition runs hotplug-call carp with ACTION,
+// VHID, INTERFACE and VIPS, in order.
+func TestHotplugEvents(t *testing.T) {
+	c := newCluster(t, 1)
+	r1 := c.routers[0]
+	log := filepath.Join(r1.dir, "hotplug.log")
+	hp := filepath.Join(r1.dir, "hotplug-call")
+	if err := os.WriteFile(hp, []byte("#!/bin/sh\necho \"$1 $ACTION $PREVIOUS $VHID $INTERFACE $VIPS\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v := lanVHID(0)
+	v.addrs = append(v.addrs, "fd00:1::1/64")
+	conf := strings.Replace(confText(false, v), "option log_level", "option hotplug_call '"+hp+"'\n\toption log_level", 1)
+	c.start(r1, conf)
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	if err := r1.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.proc.Wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "carp BACKUP INIT 1 lan 10.0.1.1/24 fd00:1::1/64\n" +
+		"carp MASTER BACKUP 1 lan 10.0.1.1/24 fd00:1::1/64\n" +
+		"carp INIT MASTER 1 lan 10.0.1.1/24 fd00:1::1/64\n"
+	if string(b) != want {
+		t.Fatalf("hotplug log:\n%s\nwant:\n%s", b, want)
+	}
+}

@@ -1,0 +1,84 @@
+package openwrt
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// script writes an executable shell script that appends its environment's
+// carpd variables to a log file.
+func script(t *testing.T, body string) (path, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log = filepath.Join(dir, "log")
+	path = filepath.Join(dir, "hotplug-call")
+	s := "#!/bin/sh\n" + strings.ReplaceAll(body, "LOG", log) + "\n"
+	if err := os.WriteFile(path, []byte(s), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, log
+}
+
+func TestHotplugOrderAndEnv(t *testing.T) {
+	path, log := script(t, `echo "$1 $HOTPLUG_TYPE $ACTION $VHID $INTERFACE $VIPS" >> LOG`)
+	h := NewHotplug(path, 5*time.Second, nil)
+	for _, a := range []string{"BACKUP", "MASTER", "BACKUP", "INIT"} {
+		h.Event("ACTION="+a, "VHID=3", "INTERFACE=br-lan", "VIPS=192.168.1.1/24 fd00::1/64")
+	}
+	h.Close()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "carp carp BACKUP 3 br-lan 192.168.1.1/24 fd00::1/64\n" +
+		"carp carp MASTER 3 br-lan 192.168.1.1/24 fd00::1/64\n" +
+		"carp carp BACKUP 3 br-lan 192.168.1.1/24 fd00::1/64\n" +
+		"carp carp INIT 3 br-lan 192.168.1.1/24 fd00::1/64\n"
+	if string(b) != want {
+		t.Fatalf("got:\n%swant:\n%s", b, want)
+	}
+}
+
+// TestHotplugNeverBlocks: a hung script is killed at the timeout, Event
+// returns at once meanwhile, and the queue stays bounded.
+func TestHotplugNeverBlocks(t *testing.T) {
+	path, log := script(t, `echo "$ACTION" >> LOG; [ "$ACTION" = hang ] && exec sleep 30; true`)
+	h := NewHotplug(path, 300*time.Millisecond, nil)
+	h.Event("ACTION=hang")
+	for i := 0; i < 200; i++ { // wait until the hung script runs
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "hang") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	for i := 0; i < hotplugQueueLen+10; i++ {
+		h.Event("ACTION=x")
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("Event blocked for %v", d)
+	}
+	h.Event("ACTION=last")
+	h.Close()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	b, _ := os.ReadFile(log)
+	lines := strings.Fields(string(b))
+	if lines[0] != "hang" || lines[len(lines)-1] != "last" {
+		t.Fatalf("order: %v", lines)
+	}
+	if h.Dropped() == 0 || len(lines) > hotplugQueueLen+1 {
+		t.Fatalf("queue not bounded: %d run, %d dropped", len(lines), h.Dropped())
+	}
+}
+
+func TestHotplugMissingProgram(t *testing.T) {
+	h := NewHotplug(filepath.Join(t.TempDir(), "none"), time.Second, nil)
+	h.Event("ACTION=MASTER")
+	h.Close()
+	h.Close() // idempotent
+}

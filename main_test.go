@@ -169,3 +169,36 @@ func TestCrossBinaries(t *testing.T) {
 		})
 	}
 }
+
+// TestShellScripts runs shellcheck on every shell script we ship.
+func TestShellScripts(t *testing.T) {
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		if os.Getenv("CARPD_REQUIRE_NETNS") != "" {
+			t.Fatal("shellcheck is not installed (apt-get install shellcheck)")
+		}
+		t.Skip("shellcheck is not installed")
+	}
+	scripts, _ := filepath.Glob("package/carpd/files/hotplug.d/*")
+	scripts = append(scripts, "package/carpd/files/carpd.init", ".ci/run")
+	if len(scripts) < 4 {
+		t.Fatalf("found only %v", scripts)
+	}
+	for _, s := range scripts {
+		// The shell comes from each script's shebang or directive.
+		if out, err := exec.Command(sc, s).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck %s:\n%s", s, out)
+		}
+	}
+}
+
+// TestDefaultConfig: the shipped /etc/config/carpd parses and validates.
+func TestDefaultConfig(t *testing.T) {
+	cfg, warns, errs := openwrt.LoadConfig("package/carpd/files/carpd.config")
+	if len(errs) > 0 || len(warns) > 0 {
+		t.Fatalf("default config: %v %v", errs, warns)
+	}
+	if len(cfg.VHIDs) != 0 {
+		t.Fatalf("the shipped example vhid must be disabled, got %d enabled", len(cfg.VHIDs))
+	}
+}

@@ -1,0 +1,11 @@
+// Package ctsync replicates the kernel's connection-tracking table to a
+// peer router, so established and NATed connections survive a CARP
+// failover: carpd's counterpart of OpenBSD's pfsync and of conntrackd.
+// See shared/specs/sync.md for pfsync, conntrackd and what ctnetlink allows.
+//
+// Layout:
+//
+//	flow/     the shared flow model (pure)
+//	wire/     frame and record codec, AEAD, replay window (pure)
+//	kernel/   conntrack source (events, dump) and sink (inject, delete) over netlink
+package ctsync

@@ -30,6 +30,7 @@ const MaxPasswordLen = 19
 type Config struct {
 	Global Global
 	VHIDs  []VHID
+	Sync   Sync
 }
 
 // Global is the `config carpd 'global'` section.
@@ -98,7 +99,7 @@ func (v *VHID) Key() string { return fmt.Sprintf("%s/%d", v.Interface, v.VHID) }
 
 // Default returns a Config with every global default filled in and no vhids.
 func Default() *Config {
-	return &Config{Global: Global{
+	return &Config{Sync: DefaultSync(), Global: Global{
 		Preempt:        false,
 		LogLevel:       DefaultLogLevel,
 		ControlSocket:  DefaultControlSocket,
@@ -167,5 +168,6 @@ func (c *Config) Validate() []*FieldError {
 			seen[v.Key()] = v.Name
 		}
 	}
+	c.Sync.validate(add)
 	return errs
 }

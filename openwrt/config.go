@@ -55,7 +55,7 @@ func MapConfig(f *File) (cfg *config.Config, warnings []string, errs []error) {
 		case "vhid":
 			m.vhid(s)
 		case "sync":
-			// Reserved for the state-sync feature, which reads it itself.
+			m.sync(s)
 		default:
 			m.warnf(s.Line, "section type %q is not known to this version; ignored", s.Type)
 		}
@@ -89,6 +89,7 @@ type mapper struct {
 	errs     []*ConfigError
 
 	globalSec *Section            // the carpd section, if any
+	syncSec   *Section            // the sync section, if any
 	vhids     map[string]*Section // enabled vhid sections by name
 	// bad marks options already reported, so Validate does not report the
 	// same option again ("vhid is required" after "vhid: not a number").
@@ -338,6 +339,8 @@ func (m *mapper) validate() {
 		switch {
 		case fe.Section == "global" && globalOptions[fe.Option]:
 			s = m.globalSec
+		case fe.Section == "sync" && m.syncSec != nil:
+			s = m.syncSec
 		case m.vhids[fe.Section] != nil:
 			s = m.vhids[fe.Section]
 		case fe.Section == "global":

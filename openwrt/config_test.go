@@ -24,6 +24,7 @@ func ptr[T any](v T) *T { return &v }
 // exampleConfig is what testdata/example.conf (the example in the docs)
 // must map to.
 var exampleConfig = &config.Config{
+	Sync: config.DefaultSync(),
 	Global: config.Global{
 		Preempt:        true,
 		LogLevel:       "info",
@@ -84,7 +85,7 @@ func TestParseConfig(t *testing.T) {
 				"\toption control_socket '/tmp/c.sock'\n\toption demote_to_skew 'on'\n" +
 				"\toption state_file '/etc/carpd.state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
 				"\toption hotplug_call '/bin/true'\n\toption hotplug_timeout '5'\n",
-			want: &config.Config{Global: config.Global{
+			want: &config.Config{Sync: config.DefaultSync(), Global: config.Global{
 				Preempt: true, LogLevel: "debug", ControlSocket: "/tmp/c.sock",
 				DemoteToSkew: true, StateFile: "/etc/carpd.state",
 				UbusSocket: "/var/run/ubus/ubus.sock", HotplugCall: "/bin/true", HotplugTimeout: 5 * time.Second,
@@ -93,13 +94,14 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "anonymous carpd section",
 			in:   "config carpd\n\toption log_level warn\n",
-			want: &config.Config{Global: config.Global{LogLevel: "warn", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
+			want: &config.Config{Sync: config.DefaultSync(), Global: config.Global{LogLevel: "warn", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
 		},
 		{
 			name: "vhid defaults, bare addresses and option address",
 			in: "config vhid\n\toption interface eth0\n\toption vhid 255\n\toption address 10.0.0.1\n" +
 				"config vhid 'v6'\n\toption interface eth1\n\toption vhid 2\n\tlist address fd00::1\n\toption preempt 0\n\toption advbase 0\n\toption advskew 254\n",
 			want: &config.Config{
+				Sync:   config.DefaultSync(),
 				Global: config.Default().Global,
 				VHIDs: []config.VHID{
 					{
@@ -119,6 +121,7 @@ func TestParseConfig(t *testing.T) {
 			in: "config vhid 'off'\n\toption enabled 'disabled'\n\toption vhid 'nonsense'\n\toption typo 1\n" +
 				"config vhid 'on'\n\toption enabled 1\n\toption interface eth0\n\toption vhid 3\n\tlist address 10.0.0.3/8\n\toption preempt true\n",
 			want: &config.Config{
+				Sync:   config.DefaultSync(),
 				Global: config.Default().Global,
 				VHIDs: []config.VHID{{
 					Name: "on", Interface: "eth0", VHID: 3, AdvBase: 1,
@@ -128,12 +131,13 @@ func TestParseConfig(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown options and sections warn; sync is reserved",
+			name: "unknown options and sections warn; a disabled sync section is not checked",
 			in: "config carpd 'global'\n\toption loglevel debug\n" +
-				"config sync 'sync'\n\toption interface eth9\n" +
+				"config sync 'sync'\n\toption enabled 0\n\toption interface eth9\n" +
 				"config vip 'x'\n\toption address 1.2.3.4\n" +
 				"config vhid 'lan'\n\toption interface eth0\n\toption vhid 1\n\tlist address 10.0.0.1\n\toption advksew 10\n\tlist adress 10.0.0.2\n",
 			want: &config.Config{
+				Sync:   func() config.Sync { s := config.DefaultSync(); s.Interface = "eth9"; return s }(),
 				Global: config.Default().Global,
 				VHIDs: []config.VHID{{
 					Name: "lan", Interface: "eth0", VHID: 1, AdvBase: 1,
@@ -142,9 +146,9 @@ func TestParseConfig(t *testing.T) {
 			},
 			warnings: []string{
 				`f:2: option "loglevel" is not known; ignored`,
-				`f:5: section type "vip" is not known to this version; ignored`,
-				`f:11: option "advksew" is not known; ignored`,
-				`f:12: option "adress" is not known; ignored`,
+				`f:6: section type "vip" is not known to this version; ignored`,
+				`f:12: option "advksew" is not known; ignored`,
+				`f:13: option "adress" is not known; ignored`,
 			},
 		},
 		{
@@ -152,6 +156,7 @@ func TestParseConfig(t *testing.T) {
 			in: "config vhid 'lan'\n\toption foo 1\nconfig carpd 'global'\n\toption bar 1\n" +
 				"config vhid 'lan'\n\toption baz 1\n\toption interface eth0\n\toption vhid 1\n\tlist address 10.0.0.1\n",
 			want: &config.Config{
+				Sync:   config.DefaultSync(),
 				Global: config.Default().Global,
 				VHIDs: []config.VHID{{
 					Name: "lan", Interface: "eth0", VHID: 1, AdvBase: 1,
@@ -167,7 +172,7 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "two carpd sections with one name are one section",
 			in:   "config carpd 'global'\n\toption preempt 1\nconfig carpd 'global'\n\toption log_level error\n",
-			want: &config.Config{Global: config.Global{Preempt: true, LogLevel: "error", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
+			want: &config.Config{Sync: config.DefaultSync(), Global: config.Global{Preempt: true, LogLevel: "error", ControlSocket: config.DefaultControlSocket, UbusSocket: config.DefaultUbusSocket, HotplugCall: config.DefaultHotplugCall, HotplugTimeout: config.DefaultHotplugTimeout}},
 		},
 	}
 	for _, tt := range tests {
@@ -421,6 +426,7 @@ func TestDocExample(t *testing.T) {
 		t.Fatalf("warnings %q, errors %v", warnings, errs)
 	}
 	want := &config.Config{
+		Sync:   config.DefaultSync(),
 		Global: exampleConfig.Global,
 		VHIDs: []config.VHID{{
 			Name: "lan", Interface: "br-lan", VHID: 1, AdvBase: 1, Password: "secret",

@@ -35,10 +35,14 @@ const (
 	// sent at takeover and again after this many adverts, as OpenBSD does
 	// "for L3 switches" (§4).
 	AnnounceRepeatAdverts = 2
-	// BowOutLinger is how long a master that bowed out keeps its VIPs, so
-	// the backup that takes over has announced itself before they vanish:
-	// graceful handover then loses no packet.
-	BowOutLinger = 250 * time.Millisecond
+	// BowOutLinger is the longest a master that bowed out keeps its VIPs,
+	// waiting to hear the backup that takes over: carpd answers a bow-out
+	// within milliseconds, ucarp (libpcap, 1 s capture timeout) in up to a
+	// second. Graceful handover then leaves no moment without a holder.
+	BowOutLinger = time.Second
+	// BowOutAfterHeard is how long the VIPs stay once the new master is
+	// heard: its gratuitous ARP follows its first advert.
+	BowOutAfterHeard = 50 * time.Millisecond
 	// SendErrorDemoteThreshold consecutive send errors demote by one, and as
 	// many consecutive successes undo it (OpenBSD §3.5).
 	SendErrorDemoteThreshold = 3

@@ -315,13 +315,32 @@ func (v *VHost) Run(ctx context.Context) {
 
 func (v *VHost) stop() {
 	v.step(EvStop{})
-	// ActRemoveVIPsLater armed the linger timer; wait it out here, since the
-	// goroutine is about to end. Bounded by BowOutLinger.
+	// ActRemoveVIPsLater armed the linger timer: keep the VIPs until the
+	// new master is heard (plus BowOutAfterHeard) or BowOutLinger passes.
 	if v.linger != nil {
-		<-v.linger.C
+		v.lingerUntilHeard()
 		v.linger = nil
 	}
 	v.removeVIPs(v.cfg.Addresses)
+}
+
+func (v *VHost) lingerUntilHeard() {
+	defer v.linger.Stop()
+	for {
+		select {
+		case <-v.linger.C:
+			return
+		case p := <-v.inbox:
+			var a Advert
+			if p.ttl != TTL || a.UnmarshalBinary(p.payload) != nil || a.Counter == v.cookie ||
+				v.tx.IsLocal(p.src) || !v.auth.Verify(a.Counter, a.HMAC) || a.AdvBase == BowOutAdvBase {
+				continue
+			}
+			v.log.Debug("new master heard; releasing the VIPs", "peer", p.src)
+			time.Sleep(BowOutAfterHeard)
+			return
+		}
+	}
 }
 
 func (v *VHost) hasV4() bool {

@@ -125,6 +125,7 @@ func (s *Segment) act(n *Node, a carp.Action) {
 	case carp.ActRemoveVIPs:
 		n.HasVIPs = false
 	case carp.ActRemoveVIPsLater:
+		// The simulator models the upper bound: no peer is listened to.
 		at := s.Now.Add(carp.BowOutLinger)
 		s.linger[n] = at
 		s.push(at, func() {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -154,6 +155,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return c, err
 		},
 	})
+	// CARPD_CPUPROFILE=FILE writes a CPU profile of the whole run (a debug
+	// knob for measuring idle cost; see BENCHMARKS.md).
+	if path := os.Getenv("CARPD_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+			defer f.Close()
+		}
+	}
 	if err := d.Run(ctx, reload); err != nil {
 		log.Error("carpd failed", "err", err)
 		return 1

@@ -173,6 +173,7 @@ loop:
 			d.openPendingLocked()
 			d.mu.Unlock()
 		}
+
 	}
 
 	d.log.Info("stopping")

@@ -23,7 +23,11 @@ const (
 
 	// linkPollInterval is how often the watcher dumps all links and
 	// re-emits what its subscription missed or dropped.
-	linkPollInterval = 2 * time.Second
+	// linkPollInterval is the safety-net re-poll. Kernel events do the real
+	// work; a poll also runs at once after events were dropped (full
+	// channel) or the socket overflowed. A full dump costs far more than
+	// idle CARP, so it stays rare: idle CPU is a design target.
+	linkPollInterval = 30 * time.Second
 )
 
 // LinkUp reports whether the named interface can carry CARP traffic: it is
@@ -185,7 +189,7 @@ func (w *LinkWatcher) run(ctx context.Context) {
 			for _, m := range msgs {
 				w.handle(m)
 			}
-			if time.Now().Before(next) {
+			if time.Now().Before(next) && w.dropped == 0 {
 				continue
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):

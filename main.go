@@ -159,10 +159,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// knob for measuring idle cost; see BENCHMARKS.md).
 	if path := os.Getenv("CARPD_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
+			defer f.Close() // deferred first, so it runs after StopCPUProfile
 			if pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
-			defer f.Close()
 		}
 	}
 	if err := d.Run(ctx, reload); err != nil {

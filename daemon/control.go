@@ -109,11 +109,13 @@ func (d *Daemon) Handle(req Request) (any, error) {
 		return nil, d.Reload()
 	case "maintenance":
 		if req.Enable == nil {
-			return nil, errors.New("maintenance needs enable: true or false")
+			return nil, fmt.Errorf("%w: maintenance needs enable: true or false", ErrInvalidArgument)
 		}
 		return nil, d.Maintenance(*req.Enable)
+	case "resync":
+		return nil, d.Resync()
 	}
-	return nil, fmt.Errorf("unknown method %q", req.Method)
+	return nil, fmt.Errorf("%w: unknown method %q", ErrInvalidArgument, req.Method)
 }
 
 // Call sends one request to the control socket at path.

@@ -64,6 +64,7 @@ type Daemon struct {
 	reloads int
 
 	hotplug *openwrt.Hotplug // set before any vhost starts, then read-only
+	ubus    *ubusBridge      // likewise; nil without ubus_socket
 
 	trMu   sync.Mutex // guards recent; taken by vhost goroutines, never with mu
 	recent []TransitionRecord
@@ -130,6 +131,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		d.hotplug = openwrt.NewHotplug(p, d.cfg.Global.HotplugTimeout, d.log)
 		// After the vhosts: their last transitions (to INIT) still run.
 		defer d.hotplug.Close()
+	}
+	if p := d.cfg.Global.UbusSocket; p != "" {
+		d.ubus = newUbusBridge(d, p, d.log)
+		defer d.ubus.close()
 	}
 	vctx, cancelVhosts := context.WithCancel(context.Background())
 	d.mu.Lock()
@@ -444,11 +449,16 @@ func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("no vhid %d configured", vhid)
+			return fmt.Errorf("%w: no vhid %d configured", ErrNotFound, vhid)
 		}
 	}
 	d.updateDemotionLocked()
 	return nil
+}
+
+// Resync asks the sync peer for a full bulk transfer.
+func (d *Daemon) Resync() error {
+	return fmt.Errorf("%w: connection-state sync is not configured", ErrNotSupported)
 }
 
 // onTransition is called on vhost goroutines: it must not block and must not
@@ -467,6 +477,10 @@ func (d *Daemon) onTransition(t carp.Transition) {
 		d.hotplug.Event("ACTION="+t.To.String(), "PREVIOUS="+t.From.String(),
 			fmt.Sprintf("VHID=%d", t.VHID), "INTERFACE="+t.Interface,
 			"VIPS="+strings.Join(vips, " "), "MASTER="+r.Master, "REASON="+t.Reason)
+	}
+	if d.ubus != nil {
+		d.ubus.event(StateEvent{Interface: t.Interface, VHID: t.VHID, From: r.From, To: r.To,
+			Reason: r.Reason, Master: r.Master})
 	}
 	d.trMu.Lock()
 	d.recent = append(d.recent, r)

@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/blob"
+)
+
+// ubusObject is the name of carpd's ubus object.
+const ubusObject = "carpd"
+
+// StateEvent is the carp.state ubus event, sent on every transition.
+type StateEvent struct {
+	Interface string `json:"interface"`
+	VHID      uint8  `json:"vhid"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Reason    string `json:"reason"`
+	Master    string `json:"master,omitempty"`
+}
+
+// ubusBridge publishes the daemon on ubus: the carpd object (status,
+// demote, maintenance, resync, reload) and the carp.state events. The
+// client reconnects and re-registers by itself when ubusd restarts;
+// without ubusd the daemon runs on and the client keeps retrying.
+type ubusBridge struct {
+	d   *Daemon
+	log *slog.Logger
+	cl  *ubus.Client
+
+	mu     sync.Mutex // guards queue and closed
+	queue  []StateEvent
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+	// dropped counts events lost because the queue was full or ubusd was
+	// away (ubus events are not queued across an outage).
+	dropped uint64
+}
+
+// ubusQueueLen bounds the events waiting to be sent.
+const ubusQueueLen = 64
+
+func newUbusBridge(d *Daemon, path string, log *slog.Logger) *ubusBridge {
+	b := &ubusBridge{d: d, log: log.With("op", "ubus"), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	b.cl = ubus.NewClient(path, &ubus.Config{Logger: log}, b.setup)
+	go b.run()
+	return b
+}
+
+func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
+	_, err := c.AddObject(ctx, ubusObject, []ubus.Method{
+		{Name: "status", Handler: b.handler("status")},
+		{Name: "demote", Signature: []ubus.Arg{{Name: "vhid", Type: blob.TypeInt32},
+			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
+		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool}}, Handler: b.handler("maintenance")},
+		{Name: "resync", Handler: b.handler("resync")},
+		{Name: "reload", Handler: b.handler("reload")},
+	})
+	return err
+}
+
+// ubusArgs are the arguments of every method. Unknown ones (LuCI adds
+// ubus_rpc_session) are ignored; numbers and booleans are accepted in any
+// of the forms blobmsg and JSON give them.
+type ubusArgs struct {
+	VHID      flexInt   `json:"vhid"`
+	Interface string    `json:"interface"`
+	By        *flexInt  `json:"by"`
+	Enable    *flexBool `json:"enable"`
+}
+
+// handler adapts a daemon method to ubus: arguments in, the result as
+// JSON out, errors mapped to ubus statuses.
+func (b *ubusBridge) handler(method string) ubus.Handler {
+	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var a ubusArgs
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, ubus.StatusInvalidArgument.Err()
+			}
+		}
+		req := Request{Method: method, Interface: a.Interface}
+		switch method {
+		case "demote":
+			if a.By == nil || int(a.VHID) < 0 || int(a.VHID) > 255 {
+				return nil, ubus.StatusInvalidArgument.Err()
+			}
+			req.VHID, req.By = uint8(a.VHID), int(*a.By)
+		case "maintenance":
+			if a.Enable == nil {
+				return nil, ubus.StatusInvalidArgument.Err()
+			}
+			on := bool(*a.Enable)
+			req.Enable = &on
+		}
+		res, err := b.d.Handle(req)
+		if err != nil {
+			b.log.Warn("ubus call failed", "method", method, "err", err)
+			return nil, ubusStatus(err).Err()
+		}
+		if res == nil {
+			return nil, nil
+		}
+		return json.Marshal(res)
+	}
+}
+
+func ubusStatus(err error) ubus.Status {
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
+		return ubus.StatusInvalidArgument
+	case errors.Is(err, ErrNotFound):
+		return ubus.StatusNotFound
+	case errors.Is(err, ErrNotSupported):
+		return ubus.StatusNotSupported
+	}
+	return ubus.StatusUnknownError
+}
+
+// event queues a carp.state event without blocking (called from vhost
+// goroutines). A full queue drops the oldest.
+func (b *ubusBridge) event(ev StateEvent) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	if len(b.queue) == ubusQueueLen {
+		b.queue = b.queue[1:]
+		b.dropped++
+	}
+	b.queue = append(b.queue, ev)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendTimeout bounds one event send.
+const sendTimeout = 2 * time.Second
+
+func (b *ubusBridge) run() {
+	defer close(b.done)
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			closed := b.closed
+			b.mu.Unlock()
+			if closed {
+				return
+			}
+			<-b.wake
+			continue
+		}
+		ev := b.queue[0]
+		b.queue = b.queue[1:]
+		b.mu.Unlock()
+		data, _ := json.Marshal(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+		err := b.cl.Send(ctx, "carp.state", data)
+		if err == nil {
+			// procd (`procd_set_param watch carpd`) and other subscribers
+			// get it as a notification of the object too.
+			err = b.cl.Notify(ctx, ubusObject, "carp.state", data)
+		}
+		cancel()
+		if err != nil {
+			b.mu.Lock()
+			b.dropped++
+			b.mu.Unlock()
+			b.log.Debug("carp.state event not delivered", "err", err)
+		}
+	}
+}
+
+// close sends what is queued (bounded by sendTimeout each), then
+// disconnects.
+func (b *ubusBridge) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	<-b.done
+	b.cl.Close()
+}
+
+// flexInt accepts a JSON number or a numeric string.
+type flexInt int
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return fmt.Errorf("not a number: %s", b)
+		}
+		n = json.Number(s)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return err
+	}
+	*f = flexInt(i)
+	return nil
+}
+
+// flexBool accepts true/false, 1/0 and "1"/"0" (LuCI and the ubus CLI
+// send all of them).
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true", "1", `"1"`, `"true"`, `"on"`, `"yes"`:
+		*f = true
+	case "false", "0", `"0"`, `"false"`, `"off"`, `"no"`:
+		*f = false
+	default:
+		return fmt.Errorf("not a boolean: %s", b)
+	}
+	return nil
+}

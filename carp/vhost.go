@@ -79,7 +79,10 @@ type Counters struct {
 
 // Status is a snapshot of one virtual host.
 type Status struct {
-	Interface  string     `json:"interface"`
+	Interface string `json:"interface"`
+	// Network is the OpenWrt network name the interface was resolved
+	// from, when the config names a network (lan) rather than a device.
+	Network    string     `json:"network,omitempty"`
 	VHID       uint8      `json:"vhid"`
 	State      string     `json:"state"`
 	Since      time.Time  `json:"since"`
@@ -91,6 +94,8 @@ type Status struct {
 	Addresses  []string   `json:"addresses"`
 	Peers      []string   `json:"peers,omitempty"`
 	Counters   Counters   `json:"counters"`
+	// Error says why a vhid is not running (INIT), e.g. a missing device.
+	Error string `json:"error,omitempty"`
 }
 
 // rxPacket is one received IP packet of protocol 112 for this vhid.

@@ -71,6 +71,10 @@ type Daemon struct {
 
 	runCtx context.Context
 	wg     sync.WaitGroup // vhost goroutines
+
+	// netEvents carries netifd's network.interface events (network names)
+	// from the ubus listener to Run's loop.
+	netEvents chan string
 }
 
 type ifaceEntry struct {
@@ -83,10 +87,13 @@ type ifaceEntry struct {
 
 type vhostEntry struct {
 	cfg    config.VHID
-	vc     carp.VHostConfig
-	v      *carp.VHost // nil while its interface is not open
+	vc     carp.VHostConfig // Interface is the resolved device
+	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
-	manual int // per-vhid manual demotion
+	manual int    // per-vhid manual demotion
+	dev    string // the device cfg.Interface resolved to; "" while unresolved
+	netw   bool   // cfg.Interface is an OpenWrt network name
+	err    error  // why the vhost is not running
 }
 
 // TransitionRecord is one state change as shown by status.
@@ -111,6 +118,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	d := &Daemon{
 		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
 		ifaces: map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{},
+		netEvents: make(chan string, 16),
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -173,6 +181,8 @@ loop:
 			}
 		case ev := <-linkEvents:
 			d.link(ev.Name, ev.Up)
+		case name := <-d.netEvents:
+			d.networkChanged(name)
 		case <-retry.C:
 			d.mu.Lock()
 			d.openPendingLocked()
@@ -233,47 +243,48 @@ func (d *Daemon) applyLocked(cfg *config.Config) {
 			d.stopVHostLocked(key, ve)
 		}
 	}
+	d.cfg = cfg
 	for _, vc := range cfg.VHIDs {
 		key := vc.Key()
-		hc := vhostConfig(cfg, vc)
 		ve, ok := d.vhosts[key]
 		switch {
 		case !ok:
-			ve = &vhostEntry{cfg: vc, vc: hc}
+			ve = &vhostEntry{cfg: vc}
 			d.vhosts[key] = ve
 			d.startVHostLocked(ve)
-		case !equalVHostConfig(ve.vc, hc):
-			ve.cfg, ve.vc = vc, hc
-			if ve.v != nil {
-				ve.v.Update(hc)
-				d.ifaces[vc.Interface].iface.Attach(ve.v, hc)
-			}
-		default:
+		case ve.v == nil:
 			ve.cfg = vc
+		default:
+			hc := vhostConfig(cfg, vc, ve.dev)
+			ve.cfg = vc
+			if !equalVHostConfig(ve.vc, hc) {
+				ve.vc = hc
+				ve.v.Update(hc)
+				d.ifaces[ve.dev].iface.Attach(ve.v, hc)
+			}
 		}
 	}
 	// Interfaces no vhost uses any more are closed.
 	for name, ie := range d.ifaces {
 		used := false
 		for _, ve := range d.vhosts {
-			used = used || ve.cfg.Interface == name
+			used = used || ve.dev == name
 		}
 		if !used {
 			d.closeIfaceLocked(ie)
 			delete(d.ifaces, name)
 		}
 	}
-	d.cfg = cfg
 	d.updateDemotionLocked()
 }
 
-func vhostConfig(cfg *config.Config, v config.VHID) carp.VHostConfig {
+func vhostConfig(cfg *config.Config, v config.VHID, dev string) carp.VHostConfig {
 	preempt := cfg.Global.Preempt
 	if v.Preempt != nil {
 		preempt = *v.Preempt
 	}
 	return carp.VHostConfig{
-		Interface: v.Interface, VHID: v.VHID, Password: v.Password,
+		Interface: dev, VHID: v.VHID, Password: v.Password,
 		Addresses: slices.Clone(v.Addresses), Peers: slices.Clone(v.Peers),
 		Params: carp.Params{AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, Preempt: preempt,
 			DemoteToSkew: cfg.Global.DemoteToSkew},
@@ -327,9 +338,36 @@ func (d *Daemon) closeIfaceLocked(ie *ifaceEntry) {
 	}
 }
 
+// resolveTimeout bounds the ubus call that resolves a network name.
+const resolveTimeout = time.Second
+
+func (d *Daemon) resolveLocked(name string) (string, bool, error) {
+	var u openwrt.Caller
+	if d.ubus != nil {
+		u = d.ubus.cl
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	return openwrt.ResolveInterface(ctx, u, name)
+}
+
 func (d *Daemon) startVHostLocked(ve *vhostEntry) {
-	ie := d.ifaceLocked(ve.cfg.Interface)
+	dev, netw, err := d.resolveLocked(ve.cfg.Interface)
+	if err != nil {
+		if ve.err == nil || ve.err.Error() != err.Error() {
+			d.log.Error("interface not available; retrying", "iface", ve.cfg.Interface, "vhid", ve.cfg.VHID, "err", err)
+		}
+		ve.err = err
+		return // openPendingLocked retries
+	}
+	if netw {
+		d.log.Info("network resolved", "network", ve.cfg.Interface, "iface", dev, "vhid", ve.cfg.VHID)
+	}
+	ve.dev, ve.netw, ve.err = dev, netw, nil
+	ve.vc = vhostConfig(d.cfg, ve.cfg, dev)
+	ie := d.ifaceLocked(dev)
 	if ie.iface == nil {
+		ve.err = ie.err
 		return // openPendingLocked starts it once the interface opens
 	}
 	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition)
@@ -348,14 +386,41 @@ func (d *Daemon) startVHostLocked(ve *vhostEntry) {
 }
 
 func (d *Daemon) stopVHostLocked(key string, ve *vhostEntry) {
+	d.haltVHostLocked(ve)
+	delete(d.vhosts, key)
+}
+
+// haltVHostLocked stops a running vhost gracefully and leaves its entry
+// pending.
+func (d *Daemon) haltVHostLocked(ve *vhostEntry) {
 	if ve.v != nil {
 		ve.cancel()
 		<-ve.v.Done() // bounded: the bow-out linger plus two netlink calls
-		if ie := d.ifaces[ve.cfg.Interface]; ie != nil && ie.iface != nil {
+		if ie := d.ifaces[ve.dev]; ie != nil && ie.iface != nil {
 			ie.iface.Detach(ve.cfg.VHID)
 		}
+		ve.v = nil
 	}
-	delete(d.vhosts, key)
+}
+
+// networkChanged re-resolves the vhosts configured with an OpenWrt network
+// name after netifd reported a change of it; a vhost whose device changed
+// moves to the new device (gracefully: a master bows out first).
+func (d *Daemon) networkChanged(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ve := range d.vhosts {
+		if ve.cfg.Interface != name || !ve.netw && ve.v != nil {
+			continue
+		}
+		dev, _, err := d.resolveLocked(name)
+		if err != nil || dev == ve.dev && ve.v != nil {
+			continue
+		}
+		d.log.Warn("network moved to another device", "network", name, "was", ve.dev, "now", dev, "vhid", ve.cfg.VHID)
+		d.haltVHostLocked(ve)
+		d.startVHostLocked(ve)
+	}
 }
 
 func (d *Daemon) openPendingLocked() {
@@ -380,7 +445,7 @@ func (d *Daemon) link(name string, up bool) {
 	ie.linkUp = up
 	d.log.Warn("link state changed", "iface", name, "up", up)
 	for _, ve := range d.vhosts {
-		if ve.v != nil && ve.cfg.Interface == name {
+		if ve.v != nil && ve.dev == name {
 			ve.v.SetLink(up)
 		}
 	}
@@ -442,7 +507,7 @@ func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
 	} else {
 		found := false
 		for _, ve := range d.vhosts {
-			if ve.cfg.VHID == vhid && (iface == "" || iface == ve.cfg.Interface) {
+			if ve.cfg.VHID == vhid && (iface == "" || iface == ve.cfg.Interface || iface == ve.dev) {
 				ve.manual = min(max(ve.manual+delta, 0), 255)
 				found = true
 				d.log.Info("manual demotion", "vhid", vhid, "iface", ve.cfg.Interface, "demotion", ve.manual)
@@ -524,12 +589,20 @@ func (d *Daemon) Status() Status {
 		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Maintenance: d.maint}}
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
-			s.VHIDs = append(s.VHIDs, ve.v.Status())
+			st := ve.v.Status()
+			if ve.netw {
+				st.Network = ve.cfg.Interface
+			}
+			s.VHIDs = append(s.VHIDs, st)
 			continue
 		}
-		s.VHIDs = append(s.VHIDs, carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
+		st := carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
 			State: carp.Init.String(), AdvBase: ve.cfg.AdvBase, AdvSkew: ve.cfg.AdvSkew,
-			Addresses: prefixStrings(ve.cfg.Addresses)})
+			Addresses: prefixStrings(ve.cfg.Addresses)}
+		if ve.err != nil {
+			st.Error = ve.err.Error()
+		}
+		s.VHIDs = append(s.VHIDs, st)
 	}
 	for _, ie := range d.ifaces {
 		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}

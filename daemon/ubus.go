@@ -64,6 +64,22 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 		{Name: "resync", Handler: b.handler("resync")},
 		{Name: "reload", Handler: b.handler("reload")},
 	})
+	if err != nil {
+		return err
+	}
+	// netifd announces every up/down/update of a network: re-resolve the
+	// vhosts configured with network names.
+	_, err = c.Listen(ctx, "network.interface", func(_ string, data json.RawMessage) {
+		var ev struct {
+			Interface string `json:"interface"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Interface != "" {
+			select {
+			case b.d.netEvents <- ev.Interface:
+			default: // the loop is busy; the next event or retry catches up
+			}
+		}
+	})
 	return err
 }
 

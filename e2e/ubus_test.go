@@ -152,3 +152,59 @@ func TestUbusObject(t *testing.T) {
 func errorIs(err error, st ubus.Status) bool {
 	return err != nil && ubus.StatusOf(err) == st
 }
+
+// TestNetworkName: `option interface` names an OpenWrt network; carpd asks
+// netifd (network.interface.<name> status, here served by the test on the
+// fake ubusd) for its device, and follows it when netifd announces that
+// the network moved to another device.
+func TestNetworkName(t *testing.T) {
+	c := newCluster(t, 1, segment{name: "lan", prefix: "10.0.1", n: 1}, segment{name: "wan", prefix: "10.0.2", n: 2})
+	r1 := c.routers[0]
+	sock := filepath.Join(t.TempDir(), "ubus.sock")
+	srv := ubustest.NewServer()
+	if err := srv.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	netifd, err := ubus.Dial(ctx, sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer netifd.Close()
+	var mu sync.Mutex
+	dev := "lan"
+	if _, err := netifd.AddObject(ctx, "network.interface.uplink", []ubus.Method{{Name: "status",
+		Handler: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return json.RawMessage(`{"up":true,"available":true,"proto":"static","l3_device":"` + dev + `"}`), nil
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	v := vhidConf{iface: "uplink", vhid: 3, advbase: 1, password: "p", addrs: []string{"10.0.9.1/24"}}
+	conf := strings.Replace(confText(false, v), "option log_level", "option ubus_socket '"+sock+"'\n\toption log_level", 1)
+	c.start(r1, conf)
+	c.waitFor(10*time.Second, "vhid 3 MASTER on lan", func() bool {
+		st := c.status(r1)
+		return len(st.VHIDs) == 1 && st.VHIDs[0].State == "MASTER" && st.VHIDs[0].Interface == "lan" && st.VHIDs[0].Network == "uplink"
+	})
+	if !c.hasAddr(r1, "lan", "10.0.9.1/24") {
+		t.Fatal("VIP not on lan")
+	}
+	mu.Lock()
+	dev = "wan"
+	mu.Unlock()
+	if err := netifd.Send(ctx, "network.interface", json.RawMessage(`{"action":"ifupdate","interface":"uplink"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(10*time.Second, "vhid 3 MASTER on wan", func() bool {
+		st := c.status(r1)
+		return len(st.VHIDs) == 1 && st.VHIDs[0].State == "MASTER" && st.VHIDs[0].Interface == "wan"
+	})
+	if c.hasAddr(r1, "lan", "10.0.9.1/24") || !c.hasAddr(r1, "wan", "10.0.9.1/24") {
+		t.Fatal("VIP did not move from lan to wan")
+	}
+}

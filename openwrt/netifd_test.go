@@ -1,0 +1,45 @@
+package openwrt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+type fakeUbus map[string]string
+
+func (f fakeUbus) Call(ctx context.Context, path, method string, args json.RawMessage) (json.RawMessage, error) {
+	if r, ok := f[path+" "+method]; ok {
+		return json.RawMessage(r), nil
+	}
+	return nil, errors.New("not found")
+}
+
+func TestResolveInterface(t *testing.T) {
+	// netifd's answer for a bridged LAN, abridged from a real router.
+	u := fakeUbus{
+		"network.interface.lan status":  `{"up":true,"pending":false,"available":true,"l3_device":"br-lan","proto":"static","device":"br-lan","ipv4-address":[{"address":"192.168.1.1","mask":24}]}`,
+		"network.interface.wan status":  `{"up":false,"available":true,"proto":"dhcp","device":"eth1"}`,
+		"network.interface.none status": `{"up":false,"available":false,"proto":"none"}`,
+		"network.interface.junk status": `[1,2`,
+	}
+	ctx := context.Background()
+	if dev, nw, err := ResolveInterface(ctx, u, "lo"); err != nil || dev != "lo" || nw {
+		t.Errorf("lo: %q %v %v", dev, nw, err)
+	}
+	if dev, nw, err := ResolveInterface(ctx, u, "lan"); err != nil || dev != "br-lan" || !nw {
+		t.Errorf("lan: %q %v %v", dev, nw, err)
+	}
+	if dev, _, err := ResolveInterface(ctx, u, "wan"); err != nil || dev != "eth1" {
+		t.Errorf("wan (down): %q %v", dev, err)
+	}
+	for _, n := range []string{"none", "missing", "junk"} {
+		if _, _, err := ResolveInterface(ctx, u, n); err == nil {
+			t.Errorf("%s resolved", n)
+		}
+	}
+	if _, _, err := ResolveInterface(ctx, nil, "lan"); !errors.Is(err, ErrNoDevice) {
+		t.Errorf("without ubus: %v", err)
+	}
+}

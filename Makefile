@@ -50,9 +50,9 @@ cross:
 
 ## qemu-test: the codec, HMAC, state-machine and UCI tests on big-endian MIPS (soft float).
 qemu-test:
-	GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./carp/ ./carp/carptest ./openwrt ./config ./ubus/...
+	GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./carp/ ./carp/carptest ./openwrt ./config ./ubus/... ./ctsync/flow ./ctsync/wire
 
-FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage
+FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 fuzz-smoke fuzz:

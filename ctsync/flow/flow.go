@@ -65,8 +65,28 @@ type Tuple struct {
 	SrcPort, DstPort uint16
 }
 
-// Inverse returns the tuple of the other direction without NAT.
+// IsICMP reports whether the tuple is ICMP or ICMPv6, whose "ports" are
+// the echo id and the type/code (conntrack's layout, see Tuple).
+func (t Tuple) IsICMP() bool { return t.Proto == ProtoICMP || t.Proto == ProtoICMPv6 }
+
+// icmpReplyType maps an ICMP or ICMPv6 query type to its reply type, as
+// nf_conntrack_proto_icmp{,v6} invert tuples (echo, timestamp, info,
+// address mask; echo and node information for IPv6).
+var icmpReplyType = map[uint8]map[uint8]uint8{
+	ProtoICMP:   {8: 0, 13: 14, 15: 16, 17: 18},
+	ProtoICMPv6: {128: 129, 139: 140},
+}
+
+// Inverse returns the tuple of the other direction without NAT. For ICMP
+// the id stays in SrcPort and the type becomes its reply type.
 func (t Tuple) Inverse() Tuple {
+	if t.IsICMP() {
+		typ, code := uint8(t.DstPort>>8), uint8(t.DstPort)
+		if r, ok := icmpReplyType[t.Proto][typ]; ok {
+			typ = r
+		}
+		return Tuple{Src: t.Dst, Dst: t.Src, Proto: t.Proto, SrcPort: t.SrcPort, DstPort: uint16(typ)<<8 | uint16(code)}
+	}
 	return Tuple{Src: t.Dst, Dst: t.Src, Proto: t.Proto, SrcPort: t.DstPort, DstPort: t.SrcPort}
 }
 
@@ -86,7 +106,8 @@ type Flow struct {
 	Reply Tuple // as the kernel has it, NAT applied
 	Zone  uint16
 	Mark  uint32
-	// Status holds the IPS_* bits above; the sink adds CONFIRMED.
+	// Status is the kernel's IPS_* bitfield as read; the sink keeps only
+	// what a create may set and adds CONFIRMED.
 	Status uint32
 	// Timeout is the remaining lifetime in seconds.
 	Timeout uint32
@@ -100,8 +121,15 @@ type Flow struct {
 func (f *Flow) Key() Key { return Key{Orig: f.Orig, Zone: f.Zone} }
 
 // SNAT reports the source NAT of the flow: the address and port the
-// original source is rewritten to.
+// original source is rewritten to. For ICMP the "port" is the echo id,
+// which masquerading may change too.
 func (f *Flow) SNAT() (addr netip.Addr, port uint16, ok bool) {
+	if f.Orig.IsICMP() {
+		if f.Reply.Dst == f.Orig.Src && f.Reply.SrcPort == f.Orig.SrcPort {
+			return netip.Addr{}, 0, false
+		}
+		return f.Reply.Dst, f.Reply.SrcPort, true
+	}
 	if f.Reply.Dst == f.Orig.Src && f.Reply.DstPort == f.Orig.SrcPort {
 		return netip.Addr{}, 0, false
 	}
@@ -109,8 +137,14 @@ func (f *Flow) SNAT() (addr netip.Addr, port uint16, ok bool) {
 }
 
 // DNAT reports the destination NAT of the flow: the address and port the
-// original destination is rewritten to.
+// original destination is rewritten to (for ICMP only the address).
 func (f *Flow) DNAT() (addr netip.Addr, port uint16, ok bool) {
+	if f.Orig.IsICMP() {
+		if f.Reply.Src == f.Orig.Dst {
+			return netip.Addr{}, 0, false
+		}
+		return f.Reply.Src, 0, true
+	}
 	if f.Reply.Src == f.Orig.Dst && f.Reply.SrcPort == f.Orig.DstPort {
 		return netip.Addr{}, 0, false
 	}

@@ -43,8 +43,10 @@ type Sync struct {
 }
 
 // SyncFilter selects the flows to sync. The default is every forwarded
-// TCP, UDP, ICMP, ICMPv6 and SCTP flow (never the router's own traffic nor
-// the sync link itself).
+// TCP, UDP, ICMP and ICMPv6 flow (never the router's own traffic nor the
+// sync link itself). SCTP can be added, but the kernel checks SCTP
+// verification tags that ctnetlink cannot set, so synced SCTP flows do not
+// survive a failover.
 type SyncFilter struct {
 	Protocols []uint8        // empty: the default set
 	Include   []netip.Prefix // if set, the original source or destination must be in one

@@ -157,7 +157,7 @@ func (f *Flow) DNAT() (addr netip.Addr, port uint16, ok bool) {
 func (f *Flow) Valid() error {
 	is4 := f.Orig.Src.Is4()
 	for _, a := range []netip.Addr{f.Orig.Src, f.Orig.Dst, f.Reply.Src, f.Reply.Dst} {
-		if !a.IsValid() || a.Is4() != is4 || a.Zone() != "" {
+		if !a.IsValid() || a.Is4() != is4 || a.Is4In6() || a.Zone() != "" {
 			return fmt.Errorf("flow: mixed or invalid address %v", a)
 		}
 		if a.IsUnspecified() || a.IsMulticast() {

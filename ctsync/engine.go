@@ -1,0 +1,1059 @@
+package ctsync
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/carpd/carpd/ctsync/flow"
+	"github.com/carpd/carpd/ctsync/wire"
+	"golang.org/x/time/rate"
+)
+
+// Kernel is conntrack as the engine uses it. ctsync/kernel implements it
+// on Linux (filtering the source to forwarded flows); tests use a fake
+// table.
+type Kernel interface {
+	// Dump returns every flow the source would sync.
+	Dump(ctx context.Context) ([]flow.Flow, error)
+	// Events delivers NEW, UPDATE, DESTROY, and OVERRUN when events were
+	// lost (the engine then reconciles from a dump).
+	Events() <-chan flow.Event
+	// Apply injects or updates flows; one error (or nil) per flow.
+	Apply(ctx context.Context, flows []flow.Flow) []error
+	// Delete removes flows; missing ones are not an error.
+	Delete(ctx context.Context, keys []flow.Key) error
+}
+
+// Config configures an Engine.
+type Config struct {
+	Key  [wire.KeyLen]byte
+	Name string // sent to the peer in HELLO, for its logs
+	// Peer is where frames go: the unicast peer or the multicast group.
+	Peer netip.AddrPort
+	// Window is the coalescing window: dirty flows are sent at most once
+	// per window (NEW and DELETE go first).
+	Window time.Duration
+	// Refresh: every flow the peer knows is refreshed (its current timeout
+	// sent) this often, so long-lived flows never time out on the peer and
+	// the peer can tell dead flows from live ones after a takeover.
+	Refresh time.Duration
+	// BulkTimeout bounds the wait for the peer's table at start.
+	BulkTimeout time.Duration
+	// Bandwidth caps the bytes per second put on the link (0: no cap).
+	Bandwidth uint64
+	// MTU is the largest datagram payload (default 1200 bytes).
+	MTU int
+	Log *slog.Logger
+	// OnSynced is called (from the engine goroutine, so it must not block)
+	// when the initial bulk transfer from the peer completed or timed out.
+	OnSynced func()
+}
+
+// Engine defaults and bounds.
+const (
+	defaultMTU        = 1200
+	udpIPOverhead     = 28 // IPv4 + UDP headers, counted against the cap
+	helloInterval     = time.Second
+	keepaliveInterval = 5 * time.Second
+	peerDeadAfter     = 3 * keepaliveInterval
+	minRTO            = 200 * time.Millisecond
+	maxRTO            = 5 * time.Second
+	bulkEndRetry      = time.Second
+	maxFramesPerFlush = 256 // bounds one flush; the rest goes next window
+	recvQueueLen      = 256
+	maxSACKRanges     = 16
+	purgeGrace        = 10 * time.Second
+	// confirmFlag marks a BULK_END sent back by the receiver to confirm
+	// the sender's BULK_END of the same sequence.
+	confirmFlag = uint64(1) << 63
+)
+
+// Priorities of dirty flows: lower goes first (shared/specs/sync.md §4.7).
+const (
+	prioNone    = -1
+	prioUrgent  = 0 // NEW and DELETE
+	prioUpdate  = 1 // state changes
+	prioRefresh = 2 // timeout refreshes
+	prioBulk    = 3 // the table for a peer that (re)started
+	numPrios    = 4
+)
+
+// lflow is a local flow: one we replicate to the peer.
+type lflow struct {
+	id      uint64
+	ver     uint64 // bumped on every change
+	sentVer uint64 // version in the newest frame that carried it
+	f       flow.Flow
+	known   bool // the peer acknowledged a frame with its NEW
+	sent    bool // some frame carried it
+	deleted bool // DESTROY seen; a DELETE is due
+	dirty   int8 // queued priority, or prioNone
+}
+
+// sentRec is one flow carried by an unacknowledged frame.
+type sentRec struct {
+	id  uint64
+	ver uint64
+	del bool
+}
+
+type inflight struct {
+	at   time.Time
+	recs []sentRec
+}
+
+// pflow is a flow of the peer, injected into our kernel.
+type pflow struct {
+	f         flow.Flow
+	ver       uint64
+	confirmed time.Time // last NEW, UPDATE or REFRESH from the peer
+}
+
+// Engine replicates conntrack state between two routers. One goroutine
+// (Run) owns all of its state; Status, Resync and Takeover talk to it
+// through channels.
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	k    Kernel
+	conn net.PacketConn
+	sess *wire.Session
+	lim  *rate.Limiter // nil: no cap
+
+	cmds chan func()
+	recv chan []byte
+	wg   sync.WaitGroup
+
+	// Owned by Run.
+	local    map[flow.Key]*lflow
+	byID     map[uint64]*lflow
+	nextID   uint64
+	queues   [numPrios][]uint64
+	inflight map[uint64]*inflight
+	maxAcked uint64
+	srtt     time.Duration
+	rttvar   time.Duration
+
+	peer      map[uint64]*pflow
+	recvCum   uint64          // lowest peer packet number not yet received
+	recvAbove map[uint64]bool // received packet numbers above recvCum
+	ackDue    bool
+	lastRecv  time.Time
+	lastSend  time.Time
+	lastHello time.Time
+
+	bulkWanted   bool      // we want the peer's table
+	bulkAsked    time.Time // when BULK_REQ was last sent
+	bulkDeadline time.Time
+	synced       bool
+	serveSeq     uint64 // sequence of the bulk we serve (0: none)
+	serveEndAt   time.Time
+	serveTries   int
+	purgeAt      time.Time
+	takeoverAt   time.Time
+
+	mu sync.Mutex // guards st
+	st Status
+}
+
+// Status is the sync part of `carpd status`.
+type Status struct {
+	Peer         string     `json:"peer"`
+	PeerName     string     `json:"peer_name,omitempty"`
+	PeerUp       bool       `json:"peer_up"`
+	Established  bool       `json:"established"`
+	LastAck      time.Time  `json:"last_ack,omitzero"`
+	RTT          string     `json:"rtt,omitempty"`
+	FlowsLocal   int        `json:"flows_local"`     // flows we replicate
+	FlowsSynced  int        `json:"flows_synced"`    // of those, acknowledged by the peer
+	FlowsPending int        `json:"flows_pending"`   // waiting to be sent
+	FlowsPeer    int        `json:"flows_from_peer"` // the peer's flows in our kernel
+	Bulk         BulkStatus `json:"bulk"`
+	Counters     Counters   `json:"counters"`
+}
+
+// BulkStatus is the progress of the initial transfer.
+type BulkStatus struct {
+	Synced   bool `json:"synced"`    // we have the peer's table (or gave up waiting)
+	TimedOut bool `json:"timed_out"` // gave up waiting
+	Received int  `json:"received"`  // peer flows received so far
+	Serving  bool `json:"serving"`   // sending our table to the peer
+	Queued   int  `json:"queued"`    // of our table, still to send
+}
+
+// Counters are the sync link's statistics.
+type Counters struct {
+	BytesSent      uint64 `json:"bytes_sent"`
+	BytesReceived  uint64 `json:"bytes_received"`
+	FramesSent     uint64 `json:"frames_sent"`
+	FramesReceived uint64 `json:"frames_received"`
+	FlowsSent      uint64 `json:"records_sent"`
+	FlowsReceived  uint64 `json:"records_received"`
+	Retransmits    uint64 `json:"flows_resent"`
+	BornAndDead    uint64 `json:"flows_never_sent"`
+	Overruns       uint64 `json:"kernel_overruns"`
+	// Drops by reason.
+	DropAuth      uint64 `json:"drop_auth"`
+	DropReplay    uint64 `json:"drop_replay"`
+	DropEpoch     uint64 `json:"drop_epoch"`
+	DropMalformed uint64 `json:"drop_malformed"`
+	DropSource    uint64 `json:"drop_wrong_source"`
+	DropQueue     uint64 `json:"drop_queue_full"`
+	DropInvalid   uint64 `json:"drop_invalid_flow"`
+	DropUnknownID uint64 `json:"drop_unknown_id"`
+	ApplyErrors   uint64 `json:"apply_errors"`
+	SendErrors    uint64 `json:"send_errors"`
+}
+
+// New prepares an engine on conn (a UDP socket on the sync link).
+func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = defaultMTU
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 200 * time.Millisecond
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Minute
+	}
+	if cfg.BulkTimeout <= 0 {
+		cfg.BulkTimeout = time.Minute
+	}
+	var nonce [wire.NonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	// The epoch must grow across restarts: seconds since 2020 fits 32 bits
+	// until 2156.
+	epoch := uint32(time.Now().Unix() - 1577836800)
+	sess, err := wire.NewSession(wire.SessionConfig{Key: cfg.Key, Epoch: epoch, Nonce: nonce, Name: cfg.Name})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
+		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
+		local: map[flow.Key]*lflow{}, byID: map[uint64]*lflow{}, nextID: 1,
+		inflight: map[uint64]*inflight{}, peer: map[uint64]*pflow{}, recvAbove: map[uint64]bool{},
+		srtt: 0, rttvar: 0,
+	}
+	if cfg.Bandwidth > 0 {
+		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
+		e.lim = rate.NewLimiter(rate.Limit(cfg.Bandwidth), burst)
+	}
+	e.st.Peer = cfg.Peer.String()
+	return e, nil
+}
+
+// Run syncs until ctx is cancelled. It closes conn when it returns.
+func (e *Engine) Run(ctx context.Context) error {
+	now := time.Now()
+	e.bulkWanted, e.bulkDeadline = true, now.Add(e.cfg.BulkTimeout)
+	if err := e.resyncFromKernel(ctx); err != nil {
+		e.log.Error("initial conntrack dump", "err", err)
+	}
+	e.wg.Add(1)
+	go e.read()
+	defer func() {
+		e.conn.Close()
+		e.wg.Wait()
+	}()
+
+	tick := time.NewTicker(min(e.cfg.Window, 100*time.Millisecond))
+	defer tick.Stop()
+	refresh := time.NewTicker(e.cfg.Refresh)
+	defer refresh.Stop()
+	lastFlush := now
+	events := e.k.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			e.event(ctx, ev)
+		case b := <-e.recv:
+			e.receive(ctx, b, time.Now())
+		case fn := <-e.cmds:
+			fn()
+		case <-refresh.C:
+			e.refresh(ctx)
+		case t := <-tick.C:
+			e.timers(ctx, t)
+			if t.Sub(lastFlush) >= e.cfg.Window || e.ackDue && t.Sub(lastFlush) >= e.cfg.Window/2 {
+				e.flush(t)
+				lastFlush = t
+			}
+		}
+		e.publish()
+	}
+}
+
+// do runs fn on the engine goroutine (or not at all once Run has ended).
+func (e *Engine) do(ctx context.Context, fn func()) {
+	done := make(chan struct{})
+	select {
+	case e.cmds <- func() { fn(); close(done) }:
+		<-done
+	case <-ctx.Done():
+	}
+}
+
+// Status returns a snapshot; safe from any goroutine.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}
+
+// Synced reports whether the initial transfer is over (done or given up).
+func (e *Engine) Synced() bool { return e.Status().Bulk.Synced }
+
+// Resync asks the peer for its whole table again.
+func (e *Engine) Resync(ctx context.Context) {
+	e.do(ctx, func() {
+		e.bulkWanted, e.bulkAsked = true, time.Time{}
+		e.log.Info("bulk resync requested")
+	})
+}
+
+// Takeover tells the engine this router became master: after a grace time,
+// flows of the peer that it has not confirmed for two refresh periods are
+// purged from the kernel (their DELETE was most likely lost with the peer).
+func (e *Engine) Takeover(ctx context.Context) {
+	e.do(ctx, func() {
+		now := time.Now()
+		e.takeoverAt, e.purgeAt = now, now.Add(purgeGrace)
+	})
+}
+
+func (e *Engine) read() {
+	defer e.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := e.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if !e.fromPeer(from) {
+			e.count(func(c *Counters) { c.DropSource++ })
+			continue
+		}
+		select {
+		case e.recv <- append([]byte(nil), buf[:n]...):
+		default:
+			e.count(func(c *Counters) { c.DropQueue++ })
+		}
+	}
+}
+
+// fromPeer: with a unicast peer only its address is accepted; with a
+// multicast group, any source (the AEAD decides).
+func (e *Engine) fromPeer(a net.Addr) bool {
+	if e.cfg.Peer.Addr().IsMulticast() {
+		return true
+	}
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	ip, _ := netip.AddrFromSlice(ua.IP)
+	return ip.Unmap() == e.cfg.Peer.Addr().Unmap()
+}
+
+func (e *Engine) count(fn func(*Counters)) {
+	e.mu.Lock()
+	fn(&e.st.Counters)
+	e.mu.Unlock()
+}
+
+// --- local flows: kernel events to the peer ---
+
+func (e *Engine) event(ctx context.Context, ev flow.Event) {
+	switch ev.Type {
+	case flow.EventNew, flow.EventUpdate:
+		e.upsert(ev.Flow)
+	case flow.EventDestroy:
+		e.destroy(ev.Flow.Key())
+	case flow.EventOverrun:
+		e.count(func(c *Counters) { c.Overruns++ })
+		e.log.Warn("conntrack events were lost; reconciling from a dump")
+		if err := e.resyncFromKernel(ctx); err != nil {
+			e.log.Error("conntrack dump", "err", err)
+		}
+	}
+}
+
+func (e *Engine) upsert(f flow.Flow) {
+	key := f.Key()
+	l := e.local[key]
+	if l == nil {
+		l = &lflow{id: e.nextID, ver: 1, f: f, dirty: prioNone}
+		e.nextID++
+		e.local[key], e.byID[l.id] = l, l
+		e.mark(l, prioUrgent)
+		return
+	}
+	if l.deleted {
+		// The same tuple again after a DESTROY: a new connection. The old
+		// id finishes its DELETE; the new one gets its own id.
+		delete(e.local, key)
+		e.upsert(f)
+		return
+	}
+	timeoutOnly := sameButTimeout(l.f, f)
+	l.f = f
+	if timeoutOnly {
+		return // timeouts travel with refreshes
+	}
+	l.ver++
+	if l.known {
+		e.mark(l, prioUpdate)
+	} else {
+		e.mark(l, prioUrgent)
+	}
+}
+
+func sameButTimeout(a, b flow.Flow) bool {
+	a.Timeout = b.Timeout
+	return a == b
+}
+
+func (e *Engine) destroy(key flow.Key) {
+	l := e.local[key]
+	if l == nil || l.deleted {
+		return
+	}
+	if !l.sent {
+		// Born and dead within the window: never on the wire.
+		e.forget(l)
+		e.count(func(c *Counters) { c.BornAndDead++ })
+		return
+	}
+	l.deleted = true
+	l.ver++
+	e.mark(l, prioUrgent)
+}
+
+func (e *Engine) forget(l *lflow) {
+	if e.local[l.f.Key()] == l {
+		delete(e.local, l.f.Key())
+	}
+	delete(e.byID, l.id)
+}
+
+// mark queues l at priority p, unless it is queued at p or higher already.
+func (e *Engine) mark(l *lflow, p int8) {
+	if l.dirty != prioNone && l.dirty <= p {
+		return
+	}
+	l.dirty = p
+	e.queues[p] = append(e.queues[p], l.id)
+}
+
+// resyncFromKernel reconciles the local table with a dump: new flows are
+// sent, changed ones updated, vanished ones deleted, timeouts refreshed.
+func (e *Engine) resyncFromKernel(ctx context.Context) error {
+	flows, err := e.k.Dump(ctx)
+	if err != nil {
+		return err
+	}
+	seen := make(map[flow.Key]bool, len(flows))
+	for _, f := range flows {
+		seen[f.Key()] = true
+		e.upsert(f)
+	}
+	for key, l := range e.local {
+		if !seen[key] && !l.deleted {
+			e.destroy(key)
+		}
+	}
+	return nil
+}
+
+// refresh re-reads the kernel (timeouts change without events) and queues
+// a REFRESH of every flow the peer knows.
+func (e *Engine) refresh(ctx context.Context) {
+	if err := e.resyncFromKernel(ctx); err != nil {
+		e.log.Warn("conntrack dump for refresh", "err", err)
+	}
+	for _, l := range e.byID {
+		if l.known && !l.deleted {
+			e.mark(l, prioRefresh)
+		}
+	}
+}
+
+// --- frames out ---
+
+// record returns the record that brings the peer up to date on l.
+func record(l *lflow, prio int8) wire.Record {
+	switch {
+	case l.deleted:
+		return wire.Record{Type: wire.RecordDelete, ID: l.id}
+	case !l.known:
+		return wire.Record{Type: wire.RecordNew, ID: l.id, Version: l.ver, Flow: l.f}
+	case prio == prioRefresh:
+		return wire.Record{Type: wire.RecordRefresh, ID: l.id, Flow: l.f}
+	}
+	return wire.Record{Type: wire.RecordUpdate, ID: l.id, Version: l.ver, Flow: l.f}
+}
+
+// payloadLimit is the record stream that fits one datagram.
+func (e *Engine) payloadLimit() int {
+	return e.cfg.MTU - wire.HelloHeaderLen - 16 // header and AEAD tag
+}
+
+// flush sends the dirty flows, most urgent first, within the byte cap.
+func (e *Engine) flush(now time.Time) {
+	if !e.sess.Established() {
+		return
+	}
+	var enc wire.Encoder
+	for n := 0; n < maxFramesPerFlush; n++ {
+		if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
+			return // the cap: what is left stays dirty and coalesces further
+		}
+		enc.Limit = e.payloadLimit()
+		enc.Reset(make([]byte, 0, e.cfg.MTU))
+		if e.ackDue {
+			ack := e.ack()
+			if enc.Append(&ack) == nil {
+				e.ackDue = false
+			}
+		}
+		var recs []sentRec
+		full := false
+		for p := int8(0); p < numPrios && !full; p++ {
+			q := e.queues[p]
+			i := 0
+			for ; i < len(q); i++ {
+				l := e.byID[q[i]]
+				if l == nil || l.dirty != p {
+					continue // stale entry: sent since, or requeued higher
+				}
+				r := record(l, p)
+				if err := enc.Append(&r); err != nil {
+					full = true
+					break
+				}
+				l.dirty, l.sent, l.sentVer = prioNone, true, l.ver
+				recs = append(recs, sentRec{id: l.id, ver: l.ver, del: l.deleted})
+			}
+			e.queues[p] = q[i:]
+		}
+		if enc.Len() == 0 {
+			break
+		}
+		pn, ok := e.send(enc.Bytes(), now, false)
+		if ok && len(recs) > 0 {
+			e.inflight[pn] = &inflight{at: now, recs: recs}
+		}
+		if !ok {
+			// The frame never left: its flows are dirty again.
+			for _, r := range recs {
+				if l := e.byID[r.id]; l != nil {
+					e.mark(l, prioUrgent)
+				}
+			}
+			return
+		}
+		if !full {
+			break
+		}
+	}
+	for p := range e.queues {
+		if len(e.queues[p]) == 0 {
+			e.queues[p] = nil // let a large bulk queue's array go
+		}
+	}
+}
+
+// send seals payload (a HELLO if hello) and writes it to the peer.
+func (e *Engine) send(payload []byte, now time.Time, hello bool) (uint64, bool) {
+	var frame []byte
+	var pn uint64
+	var err error
+	if hello {
+		frame, pn, err = e.sess.SealHello(make([]byte, 0, e.cfg.MTU), payload)
+	} else {
+		frame, pn, err = e.sess.Seal(make([]byte, 0, len(payload)+wire.HeaderLen+16), payload)
+	}
+	if err == nil {
+		_, err = e.conn.WriteTo(frame, net.UDPAddrFromAddrPort(e.cfg.Peer))
+	}
+	if err != nil {
+		e.count(func(c *Counters) { c.SendErrors++ })
+		e.log.Debug("sending a frame", "err", err)
+		return 0, false
+	}
+	if e.lim != nil {
+		e.lim.ReserveN(now, len(frame)+udpIPOverhead)
+	}
+	e.lastSend = now
+	e.count(func(c *Counters) {
+		c.FramesSent++
+		c.BytesSent += uint64(len(frame) + udpIPOverhead)
+	})
+	return pn, true
+}
+
+// ack describes what we received of the peer's frames.
+func (e *Engine) ack() wire.Record {
+	a := wire.Ack{Cum: e.recvCum}
+	above := make([]uint64, 0, len(e.recvAbove))
+	for pn := range e.recvAbove {
+		above = append(above, pn)
+	}
+	slices.Sort(above)
+	for _, pn := range above {
+		n := len(a.Ranges)
+		if n > 0 && a.Ranges[n-1].Last+1 == pn {
+			a.Ranges[n-1].Last = pn
+			continue
+		}
+		if n == maxSACKRanges {
+			break
+		}
+		a.Ranges = append(a.Ranges, wire.AckRange{First: pn, Last: pn})
+	}
+	return wire.Record{Type: wire.RecordAck, Ack: a}
+}
+
+// sendControl sends records in a frame of their own, outside the cap
+// (they are tiny and keep the session alive).
+func (e *Engine) sendControl(now time.Time, hello bool, recs ...wire.Record) {
+	var enc wire.Encoder
+	enc.Reset(make([]byte, 0, 256))
+	if e.ackDue {
+		ack := e.ack()
+		if enc.Append(&ack) == nil {
+			e.ackDue = false
+		}
+	}
+	for i := range recs {
+		if err := enc.Append(&recs[i]); err != nil {
+			e.log.Error("encoding a control record", "err", err)
+		}
+	}
+	e.send(enc.Bytes(), now, hello)
+}
+
+// timers: HELLO until established, keepalives, retransmissions, bulk
+// requests and answers, the bulk deadline, the purge after a takeover.
+func (e *Engine) timers(ctx context.Context, now time.Time) {
+	if !e.sess.Established() {
+		if now.Sub(e.lastHello) >= helloInterval {
+			e.lastHello = now
+			e.sendControl(now, true)
+		}
+	} else if now.Sub(e.lastSend) >= keepaliveInterval {
+		e.sendControl(now, false, wire.Record{Type: wire.RecordPing})
+	}
+	e.detectLoss(now)
+	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
+		e.bulkAsked = now
+		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})
+	}
+	if !e.synced && now.After(e.bulkDeadline) {
+		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
+		e.setSynced(true)
+	}
+	e.serveBulkEnd(now)
+	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
+		e.purgeAt = time.Time{}
+		e.purge(ctx)
+	}
+}
+
+func (e *Engine) setSynced(timedOut bool) {
+	e.bulkWanted = false
+	if e.synced {
+		return
+	}
+	e.synced = true
+	e.mu.Lock()
+	e.st.Bulk.Synced, e.st.Bulk.TimedOut = true, timedOut
+	e.mu.Unlock()
+	if e.cfg.OnSynced != nil {
+		e.cfg.OnSynced()
+	}
+}
+
+func (e *Engine) rto() time.Duration {
+	if e.srtt == 0 {
+		return time.Second + e.cfg.Window
+	}
+	return min(max(e.srtt+4*e.rttvar, minRTO), maxRTO) + e.cfg.Window
+}
+
+// detectLoss marks the flows of lost frames dirty again: a frame is lost
+// when three later ones were acknowledged, or after the retransmission
+// timeout. Only flows whose newest sent state was in that frame are resent,
+// and with their current state, not the old bytes (FTFW semantics).
+func (e *Engine) detectLoss(now time.Time) {
+	rto := e.rto()
+	for pn, in := range e.inflight {
+		if pn+3 > e.maxAcked && now.Sub(in.at) < rto {
+			continue
+		}
+		delete(e.inflight, pn)
+		for _, r := range in.recs {
+			l := e.byID[r.id]
+			if l == nil || l.sentVer != r.ver || l.dirty != prioNone {
+				continue
+			}
+			e.count(func(c *Counters) { c.Retransmits++ })
+			if l.deleted || !l.known {
+				e.mark(l, prioUrgent)
+			} else {
+				e.mark(l, prioUpdate)
+			}
+		}
+	}
+}
+
+// acked processes the peer's acknowledgement of our frames.
+func (e *Engine) acked(a wire.Ack, now time.Time) {
+	got := func(pn uint64) bool {
+		if pn < a.Cum {
+			return true
+		}
+		for _, r := range a.Ranges {
+			if pn >= r.First && pn <= r.Last {
+				return true
+			}
+		}
+		return false
+	}
+	for pn, in := range e.inflight {
+		if !got(pn) {
+			continue
+		}
+		delete(e.inflight, pn)
+		e.maxAcked = max(e.maxAcked, pn)
+		sample := now.Sub(in.at)
+		if e.srtt == 0 {
+			e.srtt, e.rttvar = sample, sample/2
+		} else {
+			d := e.srtt - sample
+			if d < 0 {
+				d = -d
+			}
+			e.rttvar = (3*e.rttvar + d) / 4
+			e.srtt = (7*e.srtt + sample) / 8
+		}
+		for _, r := range in.recs {
+			l := e.byID[r.id]
+			if l == nil {
+				continue
+			}
+			if r.del {
+				e.forget(l) // the peer has deleted it: done
+				continue
+			}
+			l.known = true
+		}
+	}
+	e.mu.Lock()
+	e.st.LastAck = now
+	e.mu.Unlock()
+}
+
+// --- frames in ---
+
+func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
+	op, err := e.sess.Open(nil, b)
+	if err != nil {
+		e.count(func(c *Counters) {
+			switch {
+			case errors.Is(err, wire.ErrAuth):
+				c.DropAuth++
+			case errors.Is(err, wire.ErrReplay):
+				c.DropReplay++
+			case errors.Is(err, wire.ErrStaleEpoch), errors.Is(err, wire.ErrUnknownEpoch), errors.Is(err, wire.ErrNoPeer):
+				c.DropEpoch++
+			default:
+				c.DropMalformed++
+			}
+		})
+		if errors.Is(err, wire.ErrUnknownEpoch) || errors.Is(err, wire.ErrNoPeer) {
+			e.lastHello = time.Time{} // answer with our HELLO at once
+		}
+		e.log.Debug("frame dropped", "err", err)
+		return
+	}
+	e.count(func(c *Counters) {
+		c.FramesReceived++
+		c.BytesReceived += uint64(len(b) + udpIPOverhead)
+	})
+	e.lastRecv = now
+	if op.NewPeer {
+		e.newPeer(now)
+		// The peer's packet numbers count its HELLOs from before we were
+		// listening: acknowledge from this, the first frame of its session.
+		e.recvCum = op.Header.PN
+	}
+	e.received(op.Header.PN)
+	if op.WantHello {
+		e.sendControl(now, true)
+	}
+
+	var apply []flow.Flow
+	var dels []flow.Key
+	var nrec uint64
+	err = wire.DecodeRecords(op.Payload, func(r *wire.Record) error {
+		nrec++
+		switch r.Type {
+		case wire.RecordNew:
+			if r.Flow.Valid() != nil {
+				e.count(func(c *Counters) { c.DropInvalid++ })
+				return nil
+			}
+			p := e.peer[r.ID]
+			if p != nil && r.Version <= p.ver && r.Version != 0 {
+				return nil // stale or duplicate
+			}
+			e.peer[r.ID] = &pflow{f: r.Flow, ver: r.Version, confirmed: now}
+			apply = append(apply, r.Flow)
+		case wire.RecordUpdate, wire.RecordRefresh:
+			p := e.peer[r.ID]
+			if p == nil {
+				e.count(func(c *Counters) { c.DropUnknownID++ })
+				return nil
+			}
+			if r.Type == wire.RecordUpdate && r.Version <= p.ver && r.Version != 0 {
+				return nil
+			}
+			if r.Type == wire.RecordUpdate {
+				p.ver = r.Version
+				p.f.TCPState, p.f.Status = r.Flow.TCPState, r.Flow.Status
+				p.f.TCPFlagsOrig, p.f.TCPFlagsReply = r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply
+				p.f.TCPWScaleOrig, p.f.TCPWScaleReply = r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply
+				p.f.Mark = r.Flow.Mark
+			}
+			p.f.Timeout = r.Flow.Timeout
+			p.confirmed = now
+			apply = append(apply, p.f)
+		case wire.RecordDelete:
+			if p := e.peer[r.ID]; p != nil {
+				delete(e.peer, r.ID)
+				dels = append(dels, p.f.Key())
+			}
+		case wire.RecordAck:
+			e.acked(r.Ack, now)
+		case wire.RecordBulkReq:
+			e.startServing(now)
+		case wire.RecordBulkEnd:
+			e.bulkEnd(r.Bulk, now)
+		}
+		return nil
+	})
+	if err != nil {
+		e.count(func(c *Counters) { c.DropMalformed++ })
+	}
+	e.count(func(c *Counters) { c.FlowsReceived += nrec })
+	if len(apply) > 0 {
+		for _, err := range e.k.Apply(ctx, apply) {
+			if err != nil {
+				e.count(func(c *Counters) { c.ApplyErrors++ })
+				e.log.Debug("injecting a flow", "err", err)
+			}
+		}
+	}
+	if len(dels) > 0 {
+		if err := e.k.Delete(ctx, dels); err != nil {
+			e.count(func(c *Counters) { c.ApplyErrors++ })
+		}
+	}
+}
+
+// received records a peer packet number for our acknowledgements.
+func (e *Engine) received(pn uint64) {
+	e.ackDue = true
+	if pn < e.recvCum || e.recvAbove[pn] {
+		return
+	}
+	if pn != e.recvCum {
+		if len(e.recvAbove) < 4096 {
+			e.recvAbove[pn] = true
+		}
+		return
+	}
+	e.recvCum++
+	for e.recvAbove[e.recvCum] {
+		delete(e.recvAbove, e.recvCum)
+		e.recvCum++
+	}
+}
+
+// newPeer: the peer (re)started, or we did from its point of view. It
+// knows nothing of our table: everything goes again, at bulk priority so
+// live changes keep going first. Its old flow ids mean nothing any more.
+func (e *Engine) newPeer(now time.Time) {
+	_, _, name, _ := e.sess.Peer()
+	e.log.Info("sync peer session started", "name", name)
+	e.mu.Lock()
+	e.st.PeerName = name
+	e.mu.Unlock()
+	e.inflight = map[uint64]*inflight{}
+	e.maxAcked = 0
+	e.recvCum, e.recvAbove = 0, map[uint64]bool{}
+	e.peer = map[uint64]*pflow{}
+	for _, l := range e.byID {
+		if l.deleted && l.sent {
+			e.forget(l) // the new peer never had it
+			continue
+		}
+		l.known = false
+		l.sent = false
+		e.mark(l, prioBulk)
+	}
+	if !e.synced {
+		e.bulkAsked = time.Time{} // ask the new peer at once
+	}
+}
+
+// startServing answers a BULK_REQ: every flow goes at bulk priority, then
+// BULK_END(count, digest) once all of it is acknowledged. Flow ids grow
+// monotonically, so the snapshot is "every id below serveSeq": both sides
+// compute count and digest over exactly that set, however many flows come
+// and go meanwhile.
+func (e *Engine) startServing(now time.Time) {
+	e.serveSeq = e.nextID
+	e.serveTries, e.serveEndAt = 0, time.Time{}
+	for _, l := range e.byID {
+		if !l.deleted {
+			e.mark(l, prioBulk)
+			if l.known {
+				// Resend it whole: the peer asked because it may lack it.
+				l.known = false
+			}
+		}
+	}
+	e.log.Info("peer asked for our table", "flows", len(e.local))
+}
+
+// serveBulkEnd sends BULK_END when the table has been delivered, and
+// again every second until the peer confirms it (bounded).
+func (e *Engine) serveBulkEnd(now time.Time) {
+	if e.serveSeq == 0 || !e.sess.Established() || now.Sub(e.serveEndAt) < bulkEndRetry {
+		return
+	}
+	var d wire.Digest
+	for _, l := range e.byID {
+		if l.id >= e.serveSeq || l.deleted {
+			continue
+		}
+		if !l.known {
+			return // still delivering the snapshot
+		}
+		d.Add(l.id, l.f.Key())
+	}
+	e.serveEndAt = now
+	e.serveTries++
+	if e.serveTries > 30 {
+		e.log.Warn("peer never confirmed the bulk transfer")
+		e.serveSeq = 0
+		return
+	}
+	e.sendControl(now, false, wire.Record{Type: wire.RecordBulkEnd,
+		Bulk: wire.Bulk{Seq: e.serveSeq, Count: uint64(d.Count()), Digest: d.Sum()}})
+}
+
+// bulkEnd handles the peer's BULK_END: its announcement (compare with what
+// we hold, confirm if equal) or its confirmation of ours.
+func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
+	if b.Seq&confirmFlag != 0 {
+		if b.Seq&^confirmFlag == e.serveSeq {
+			e.log.Info("peer confirmed our table", "flows", b.Count)
+			e.serveSeq = 0
+		}
+		return
+	}
+	var d wire.Digest
+	for id, p := range e.peer {
+		if id < b.Seq {
+			d.Add(id, p.f.Key())
+		}
+	}
+	if uint64(d.Count()) != b.Count || d.Sum() != b.Digest {
+		e.log.Debug("bulk end does not match our copy yet", "theirs", b.Count, "ours", d.Count())
+		return
+	}
+	e.sendControl(now, false, wire.Record{Type: wire.RecordBulkEnd,
+		Bulk: wire.Bulk{Seq: b.Seq | confirmFlag, Count: b.Count, Digest: b.Digest}})
+	if !e.synced {
+		e.log.Info("peer's table received", "flows", b.Count)
+	}
+	e.setSynced(false)
+}
+
+// purge deletes the peer's flows it has not confirmed for two refresh
+// periods before the takeover.
+func (e *Engine) purge(ctx context.Context) {
+	cut := e.takeoverAt.Add(-2 * e.cfg.Refresh)
+	var dels []flow.Key
+	for id, p := range e.peer {
+		if p.confirmed.Before(cut) {
+			dels = append(dels, p.f.Key())
+			delete(e.peer, id)
+		}
+	}
+	if len(dels) == 0 {
+		return
+	}
+	e.log.Info("purging peer flows it no longer confirmed", "flows", len(dels))
+	if err := e.k.Delete(ctx, dels); err != nil {
+		e.log.Warn("purging flows", "err", err)
+	}
+}
+
+// publish copies the table sizes into the status snapshot.
+func (e *Engine) publish() {
+	synced, pending := 0, 0
+	for _, l := range e.byID {
+		if l.known {
+			synced++
+		}
+		if l.dirty != prioNone {
+			pending++
+		}
+	}
+	_, _, _, ok := e.sess.Peer()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.Established = e.sess.Established()
+	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < peerDeadAfter
+	e.st.FlowsLocal, e.st.FlowsSynced, e.st.FlowsPending = len(e.local), synced, pending
+	e.st.FlowsPeer = len(e.peer)
+	e.st.Bulk.Received = len(e.peer)
+	e.st.Bulk.Serving = e.serveSeq != 0
+	e.st.Bulk.Queued = len(e.queues[prioBulk])
+	if e.srtt > 0 {
+		e.st.RTT = e.srtt.Round(10 * time.Microsecond).String()
+	}
+}
+
+// String is for logs.
+func (s Status) String() string {
+	return fmt.Sprintf("peer %s up=%v local %d synced %d peer %d", s.Peer, s.PeerUp, s.FlowsLocal, s.FlowsSynced, s.FlowsPeer)
+}

@@ -1,0 +1,340 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/carpd/carpd/ctsync/flow"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	_ Source = (*Conntrack)(nil)
+	_ Sink   = (*Conntrack)(nil)
+)
+
+// dumpMessageBuffer holds one dump datagram: the kernel fills skbs of up to
+// 32 KiB for a reader offering that much (netlink_dump).
+const dumpMessageBuffer = 64 << 10
+
+// Conntrack is the kernel's conntrack table of one network namespace, as a
+// Source and a Sink. It holds the event socket, read by one goroutine; the
+// writer socket of Apply and Delete, opened on first use; and, for Open's
+// default Filter, two rtnetlink sockets that keep the router's addresses,
+// with a goroutine of their own. Dump opens a socket of its own per call.
+// All methods are safe for concurrent use; Apply and Delete run one at a
+// time.
+type Conntrack struct {
+	log     *slog.Logger
+	sockBuf int
+	filter  Filter // with Local set
+	events  chan flow.Event
+	pump    *pump
+	n       counters
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	nsMu     sync.RWMutex // held for reading while a socket is opened
+	nsFD     int          // our duplicate of Config.NetNS; 0 for none
+	nsClosed bool         // nsFD is closed: no more sockets
+
+	mu      sync.Mutex // guards the fields below
+	closed  bool
+	evConn  *netlink.Conn // the reader's socket, closed by Close to stop it
+	addrs   *addrWatcher  // nil if the caller gave Filter.Local
+	ownPIDs []uint32      // port ids of every writer socket we had
+
+	wmu sync.Mutex // serializes Apply and Delete; guards w
+	w   *writer    // nil until first used and after a failure
+}
+
+// Open opens conntrack in the namespace cfg.NetNS and starts reading its
+// events. Close releases it.
+func Open(cfg Config) (*Conntrack, error) {
+	c := &Conntrack{
+		log:     cfg.Log,
+		sockBuf: cfg.SocketBuffer,
+		filter:  cfg.Filter,
+		done:    make(chan struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.sockBuf <= 0 {
+		c.sockBuf = DefaultSocketBuffer
+	}
+	n := cfg.EventBuffer
+	if n <= 0 {
+		n = DefaultEventBuffer
+	}
+	if cfg.NetNS != 0 {
+		fd, err := unix.FcntlInt(uintptr(cfg.NetNS), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("kernel: dup netns fd: %w", err)
+		}
+		c.nsFD = fd
+	}
+	fail := func(err error) (*Conntrack, error) {
+		if c.addrs != nil {
+			c.addrs.close()
+		}
+		c.closeNS()
+		return nil, err
+	}
+
+	if c.filter.Local == nil {
+		var w *addrWatcher
+		err := c.dial(func(cfg *netlink.Config) (err error) {
+			w, err = watchAddrs(cfg, c.log)
+			return err
+		})
+		if err != nil {
+			return fail(fmt.Errorf("kernel: watch local addresses: %w", err))
+		}
+		c.addrs = w
+		c.filter.Local = w.set.Contains
+	}
+	var evConn *netlink.Conn
+	err := c.dial(func(cfg *netlink.Config) (err error) {
+		evConn, err = dialEvents(cfg, c.sockBuf, c.log)
+		return err
+	})
+	if err != nil {
+		return fail(fmt.Errorf("kernel: open conntrack event socket: %w", err))
+	}
+	c.evConn = evConn
+
+	c.events = make(chan flow.Event, n)
+	c.pump = &pump{
+		out:    c.events,
+		filter: &c.filter,
+		wait:   EventWait,
+		done:   c.done,
+		log:    c.log,
+		n:      &c.n,
+	}
+	if cfg.SkipOwnWrites {
+		c.pump.own = c.isOwnPID
+	}
+	if c.addrs != nil {
+		c.wg.Add(1)
+		go c.addrs.run(&c.wg, c.done)
+	}
+	c.wg.Add(1)
+	go c.eventLoop(evConn)
+	return c, nil
+}
+
+// dial runs fn, which opens sockets, with the netlink.Config that puts
+// them in our namespace; after Close it fails with ErrClosed.
+func (c *Conntrack) dial(fn func(cfg *netlink.Config) error) error {
+	c.nsMu.RLock()
+	defer c.nsMu.RUnlock()
+	if c.nsClosed {
+		return ErrClosed
+	}
+	return fn(&netlink.Config{NetNS: c.nsFD})
+}
+
+// Close stops the event reader and the address watcher, waits for them,
+// closes every socket and then the Events channel. It is idempotent.
+func (c *Conntrack) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	if c.evConn != nil {
+		c.evConn.Close() // unblocks the reader
+	}
+	if c.addrs != nil {
+		c.addrs.close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+
+	c.wmu.Lock()
+	if c.w != nil {
+		c.w.conn.Close()
+		c.w = nil
+	}
+	c.wmu.Unlock()
+	c.closeNS()
+	return nil
+}
+
+// closeNS closes our duplicate of the namespace descriptor, once no
+// socket is being opened.
+func (c *Conntrack) closeNS() {
+	c.nsMu.Lock()
+	defer c.nsMu.Unlock()
+	if c.nsFD != 0 {
+		unix.Close(c.nsFD)
+		c.nsFD = 0
+	}
+	c.nsClosed = true
+}
+
+// isClosed reports whether Close has begun.
+func (c *Conntrack) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// setEventConn installs a reopened event socket; false after Close.
+func (c *Conntrack) setEventConn(conn *netlink.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.evConn = conn
+	return true
+}
+
+// isOwnPID reports whether pid is the port id of one of our writer
+// sockets.
+func (c *Conntrack) isOwnPID(pid uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.ownPIDs {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// addOwnPID remembers the port id of a new writer socket. Only a few are
+// kept: a writer is only replaced after a failure.
+func (c *Conntrack) addOwnPID(pid uint32) {
+	const keep = 8
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ownPIDs = append(c.ownPIDs, pid)
+	if len(c.ownPIDs) > keep {
+		c.ownPIDs = c.ownPIDs[len(c.ownPIDs)-keep:]
+	}
+}
+
+// Events returns the event stream (see Source and the package doc). It is
+// closed after Close.
+func (c *Conntrack) Events() <-chan flow.Event { return c.events }
+
+// Stats returns the event reader's counters.
+func (c *Conntrack) Stats() Stats { return c.n.stats() }
+
+// Dump returns every entry of the table (IPv4 and IPv6, all zones) that
+// passes the Filter. It uses a socket of its own, closed when ctx is done,
+// and converts and filters the entries as they arrive, so that no more
+// than the result is held in memory.
+func (c *Conntrack) Dump(ctx context.Context) ([]flow.Flow, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var conn *netlink.Conn
+	err := c.dial(func(cfg *netlink.Config) (err error) {
+		conn, err = netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel: dump: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	out, err := c.dump(conn)
+	if stop() {
+		conn.Close()
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, ctxErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kernel: dump: %w", err)
+	}
+	return out, nil
+}
+
+// dump runs a table dump on conn: datagrams of entries up to NLMSG_DONE.
+func (c *Conntrack) dump(conn *netlink.Conn) ([]flow.Flow, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	const seq = 1
+	if err := sendDatagram(rc, appendMessage(nil, dumpMessage(), seq)); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, dumpMessageBuffer)
+	var out []flow.Flow
+	interrupted := false
+	var bad int // entries that did not parse
+	var badErr error
+	for {
+		b, err := recvDatagram(rc, buf)
+		if err != nil {
+			return nil, err
+		}
+		msgs, err := parseDatagram(b)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			if m.Header.Sequence != seq {
+				continue
+			}
+			switch m.Header.Type {
+			case netlink.Done:
+				if interrupted {
+					c.log.Warn("conntrack dump interrupted by changes, may be incomplete", "op", "dump")
+				}
+				if bad > 0 {
+					c.log.Warn("conntrack entries skipped: cannot parse", "op", "dump", "count", bad, "err", badErr)
+				}
+				return out, nil
+			case netlink.Error:
+				errno, err := ackErrno(m)
+				if err == nil && errno != 0 {
+					err = errno
+				}
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+			interrupted = interrupted || m.Header.Flags&netlink.DumpInterrupted != 0
+			_, f, _, err := parseMessage(m)
+			if err != nil {
+				// One entry the parser does not know (a newer kernel)
+				// must not fail the whole dump.
+				bad++
+				badErr = err
+				continue
+			}
+			if c.filter.Match(&f) {
+				out = append(out, f)
+			}
+		}
+	}
+}
+
+// errnoOf returns the errno a netlink error carries, or 0.
+func errnoOf(err error) unix.Errno {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
+}

@@ -1,0 +1,48 @@
+//go:build !linux
+
+package kernel
+
+import (
+	"context"
+
+	"github.com/carpd/carpd/ctsync/flow"
+)
+
+// Conntrack is the kernel's conntrack table; there is none outside Linux.
+type Conntrack struct{}
+
+// Open fails: ctnetlink is Linux only.
+func Open(cfg Config) (*Conntrack, error) { return nil, errUnimplemented }
+
+// Close does nothing.
+func (c *Conntrack) Close() error { return nil }
+
+// Events returns a closed channel.
+func (c *Conntrack) Events() <-chan flow.Event {
+	ch := make(chan flow.Event)
+	close(ch)
+	return ch
+}
+
+// Stats returns zero counters.
+func (c *Conntrack) Stats() Stats { return Stats{} }
+
+// Dump fails.
+func (c *Conntrack) Dump(ctx context.Context) ([]flow.Flow, error) { return nil, errUnimplemented }
+
+// Apply fails for every flow.
+func (c *Conntrack) Apply(ctx context.Context, flows []flow.Flow) []error {
+	errs := make([]error, len(flows))
+	for i := range errs {
+		errs[i] = errUnimplemented
+	}
+	return errs
+}
+
+// Delete fails.
+func (c *Conntrack) Delete(ctx context.Context, keys []flow.Key) error { return errUnimplemented }
+
+var (
+	_ Source = (*Conntrack)(nil)
+	_ Sink   = (*Conntrack)(nil)
+)

@@ -1,0 +1,67 @@
+// Package kernel is carpd's connection-state sync glue to the Linux
+// kernel's conntrack table over ctnetlink (NETLINK_NETFILTER,
+// NFNL_SUBSYS_CTNETLINK): the Source the sync engine reads on the primary
+// (a filtered dump and a reliable event stream) and the Sink it writes on
+// the backup (batched creates, updates and deletes). What ctnetlink allows,
+// and why the code below does what it does, is in shared/specs/sync.md §3
+// (creating entries, updating vs creating, ti-mo/conntrack coverage,
+// pitfalls) and §4.8 (backup side).
+//
+// # Source
+//
+// [Conntrack.Dump] returns the table and [Conntrack.Events] streams NEW,
+// UPDATE and DESTROY events, both passed through a [Filter] (by default:
+// the flows this router forwards; Open keeps the router's addresses up to
+// date from rtnetlink). Dump converts and filters entries as the kernel
+// sends them, so a large table never sits in memory twice.
+//
+// The event socket is opened in the kernel's "reliable" mode,
+// NETLINK_BROADCAST_ERROR plus NETLINK_NO_ENOBUFS (sync.md §3.1): the kernel
+// then retries DESTROY events it could not deliver and lets missed
+// NEW/UPDATE bits ride along with the next event of the same entry. Events
+// can still be lost for good (the NEW of an entry that never changes
+// again), so losses are detected and reported as a [flow.EventOverrun],
+// upon which the consumer must dump again:
+//
+//   - the kernel could not queue an event on the socket: the socket's drop
+//     counter (SO_MEMINFO, SK_MEMINFO_DROPS) went up, which is the only
+//     sign of it once NETLINK_NO_ENOBUFS is set; or, where that option is
+//     refused, recvmsg failed with ENOBUFS;
+//   - the consumer is slow: the Events channel (Config.EventBuffer) stayed
+//     full for [EventWait]; the reader then drops events rather than let
+//     the socket overflow behind a blocked reader;
+//   - an event could not be parsed, or the socket failed and was reopened.
+//
+// Losses are coalesced: from the first loss until the EventOverrun is on
+// the channel, every event is dropped (the dump the consumer makes after
+// reading the EventOverrun covers them), and the EventOverrun is handed
+// over once the burst is over (no event for 20 ms, or 1 s at most). So a
+// burst of any size costs the consumer one dump, and nothing older than the
+// EventOverrun follows it.
+//
+// # Sink
+//
+// [Conntrack.Apply] upserts flows in batches (up to 256 IPCTNL_MSG_CT_NEW
+// requests per sendmsg, each with NLM_F_ACK, its reply matched by sequence
+// number) the way §3.1 requires: IPS_CONFIRMED always set, NAT only through
+// CTA_NAT_SRC/CTA_NAT_DST over the un-NATed reply tuple, TCP BE_LIBERAL in
+// both directions. An entry that already exists with the same NAT is
+// updated (timeout, TCP state, mark, status bits only ever set); an entry
+// in the way, on the original or on the reply tuple (§3.4 item 1), is
+// deleted and the flow created again, once. [Conntrack.Delete] removes
+// entries by key.
+//
+// Replies are read one datagram at a time rather than with
+// mdlayher/netlink's Receive: ctnetlink answers a CT_GET with a single
+// message flagged NLM_F_MULTI and no NLMSG_DONE, on which Receive (and with
+// it ti-mo/conntrack's Conn.Get) blocks forever.
+//
+// # Files
+//
+// Everything that touches sockets, ti-mo/conntrack or ti-mo/netfilter is in
+// _linux.go files; elsewhere [Open] fails with an error naming runtime.GOOS.
+// The request builders (message.go) and the [Filter] are pure and tested
+// without sockets, the parser against events captured from a real kernel
+// (testdata/events). The integration tests build a network namespace per
+// test (package lab) and need root; lab.Require skips them otherwise.
+package kernel

@@ -1,0 +1,624 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/carpd/carpd/ctsync/flow"
+	"github.com/mdlayher/netlink"
+)
+
+// This file builds the ctnetlink requests of the Sink. It is pure: no
+// sockets, so its output is tested by decoding it with mdlayher/netlink's
+// AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
+// CTA_NAT_SRC/CTA_NAT_DST (sync.md §3.3), and ti-mo/netfilter does not
+// build outside Linux; an append-only encoder (attrs) also keeps a create
+// to one allocation, which matters at tens of thousands per second.
+
+// include/uapi/linux/netfilter/nfnetlink.h:
+//
+//	struct nfgenmsg {
+//		__u8  nfgen_family;		/* AF_xxx */
+//		__u8  version;		/* nfnetlink version */
+//		__be16    res_id;		/* resource id */
+//	};
+//
+//	#define NFNETLINK_V0	0
+//	#define NFNL_SUBSYS_CTNETLINK		1
+const (
+	nfgenmsgLen         = 4
+	nfnetlinkV0         = 0
+	nfnlSubsysCTNetlink = 1
+)
+
+// Address families in nfgen_family (include/linux/socket.h, Linux values;
+// AF_INET6 differs on the BSDs).
+const (
+	afUnspec = 0
+	afInet   = 2
+	afInet6  = 10
+)
+
+// include/uapi/linux/netfilter/nfnetlink_conntrack.h:
+//
+//	enum cntl_msg_types {
+//		IPCTNL_MSG_CT_NEW,
+//		IPCTNL_MSG_CT_GET,
+//		IPCTNL_MSG_CT_DELETE,
+//		...
+//	};
+const (
+	ipctnlMsgCTNew    = 0
+	ipctnlMsgCTGet    = 1
+	ipctnlMsgCTDelete = 2
+)
+
+// include/uapi/linux/netfilter/nfnetlink_conntrack.h:
+//
+//	enum ctattr_type {
+//		CTA_UNSPEC,
+//		CTA_TUPLE_ORIG,
+//		CTA_TUPLE_REPLY,
+//		CTA_STATUS,
+//		CTA_PROTOINFO,
+//		CTA_HELP,
+//		CTA_NAT_SRC,
+//	#define CTA_NAT	CTA_NAT_SRC	/* backwards compatibility */
+//		CTA_TIMEOUT,
+//		CTA_MARK,
+//		CTA_COUNTERS_ORIG,
+//		CTA_COUNTERS_REPLY,
+//		CTA_USE,
+//		CTA_ID,
+//		CTA_NAT_DST,
+//		CTA_TUPLE_MASTER,
+//		CTA_SEQ_ADJ_ORIG,
+//		CTA_NAT_SEQ_ADJ_ORIG	= CTA_SEQ_ADJ_ORIG,
+//		CTA_SEQ_ADJ_REPLY,
+//		CTA_NAT_SEQ_ADJ_REPLY	= CTA_SEQ_ADJ_REPLY,
+//		CTA_SECMARK,		/* obsolete */
+//		CTA_ZONE,
+//		...
+//	};
+const (
+	ctaTupleOrig  = 1
+	ctaTupleReply = 2
+	ctaStatus     = 3
+	ctaProtoinfo  = 4
+	ctaNATSrc     = 6
+	ctaTimeout    = 7
+	ctaMark       = 8
+	ctaID         = 12
+	ctaNATDst     = 13
+	ctaZone       = 18
+)
+
+// include/uapi/linux/netfilter/nfnetlink_conntrack.h:
+//
+//	enum ctattr_tuple {
+//		CTA_TUPLE_UNSPEC,
+//		CTA_TUPLE_IP,
+//		CTA_TUPLE_PROTO,
+//		CTA_TUPLE_ZONE,
+//		__CTA_TUPLE_MAX
+//	};
+//
+//	enum ctattr_ip {
+//		CTA_IP_UNSPEC,
+//		CTA_IP_V4_SRC,
+//		CTA_IP_V4_DST,
+//		CTA_IP_V6_SRC,
+//		CTA_IP_V6_DST,
+//		__CTA_IP_MAX
+//	};
+//
+//	enum ctattr_l4proto {
+//		CTA_PROTO_UNSPEC,
+//		CTA_PROTO_NUM,
+//		CTA_PROTO_SRC_PORT,
+//		CTA_PROTO_DST_PORT,
+//		CTA_PROTO_ICMP_ID,
+//		CTA_PROTO_ICMP_TYPE,
+//		CTA_PROTO_ICMP_CODE,
+//		CTA_PROTO_ICMPV6_ID,
+//		CTA_PROTO_ICMPV6_TYPE,
+//		CTA_PROTO_ICMPV6_CODE,
+//		__CTA_PROTO_MAX
+//	};
+const (
+	ctaTupleIP    = 1
+	ctaTupleProto = 2
+
+	ctaIPv4Src = 1
+	ctaIPv4Dst = 2
+	ctaIPv6Src = 3
+	ctaIPv6Dst = 4
+
+	ctaProtoNum        = 1
+	ctaProtoSrcPort    = 2
+	ctaProtoDstPort    = 3
+	ctaProtoICMPID     = 4
+	ctaProtoICMPType   = 5
+	ctaProtoICMPCode   = 6
+	ctaProtoICMPv6ID   = 7
+	ctaProtoICMPv6Type = 8
+	ctaProtoICMPv6Code = 9
+)
+
+// include/uapi/linux/netfilter/nfnetlink_conntrack.h:
+//
+//	enum ctattr_protoinfo {
+//		CTA_PROTOINFO_UNSPEC,
+//		CTA_PROTOINFO_TCP,
+//		CTA_PROTOINFO_DCCP,
+//		CTA_PROTOINFO_SCTP,
+//		__CTA_PROTOINFO_MAX
+//	};
+//
+//	enum ctattr_protoinfo_tcp {
+//		CTA_PROTOINFO_TCP_UNSPEC,
+//		CTA_PROTOINFO_TCP_STATE,
+//		CTA_PROTOINFO_TCP_WSCALE_ORIGINAL,
+//		CTA_PROTOINFO_TCP_WSCALE_REPLY,
+//		CTA_PROTOINFO_TCP_FLAGS_ORIGINAL,
+//		CTA_PROTOINFO_TCP_FLAGS_REPLY,
+//		__CTA_PROTOINFO_TCP_MAX
+//	};
+//
+// The two FLAGS attributes carry, from nf_conntrack_tcp.h,
+//
+//	struct nf_ct_tcp_flags {
+//		__u8 flags;
+//		__u8 mask;
+//	};
+//
+// and the kernel does seen[dir].flags = (flags & ~mask) | (flags & mask):
+// only the bits in mask change.
+const (
+	ctaProtoinfoTCP = 1
+
+	ctaProtoinfoTCPState       = 1
+	ctaProtoinfoTCPWScaleOrig  = 2
+	ctaProtoinfoTCPWScaleReply = 3
+	ctaProtoinfoTCPFlagsOrig   = 4
+	ctaProtoinfoTCPFlagsReply  = 5
+)
+
+// include/uapi/linux/netfilter/nfnetlink_conntrack.h:
+//
+//	enum ctattr_nat {
+//		CTA_NAT_UNSPEC,
+//		CTA_NAT_V4_MINIP,
+//	#define CTA_NAT_MINIP CTA_NAT_V4_MINIP
+//		CTA_NAT_V4_MAXIP,
+//	#define CTA_NAT_MAXIP CTA_NAT_V4_MAXIP
+//		CTA_NAT_PROTO,
+//		CTA_NAT_V6_MINIP,
+//		CTA_NAT_V6_MAXIP,
+//		__CTA_NAT_MAX
+//	};
+//
+//	enum ctattr_protonat {
+//		CTA_PROTONAT_UNSPEC,
+//		CTA_PROTONAT_PORT_MIN,
+//		CTA_PROTONAT_PORT_MAX,
+//		__CTA_PROTONAT_MAX
+//	};
+//
+// CTA_PROTONAT_PORT_* are __be16; for ICMP they hold the echo id, which is
+// what the kernel's NAT rewrites for ICMP (nf_nat_l4proto_unique_tuple).
+const (
+	ctaNATV4MinIP = 1
+	ctaNATV4MaxIP = 2
+	ctaNATProto   = 3
+	ctaNATV6MinIP = 4
+	ctaNATV6MaxIP = 5
+
+	ctaProtoNATPortMin = 1
+	ctaProtoNATPortMax = 2
+)
+
+// settableStatus are the status bits a sync carries into CTA_STATUS; the
+// kernel refuses to flip EXPECTED, CONFIRMED and DYING and ignores the NAT,
+// NAT_DONE, SEQ_ADJUST and OFFLOAD bits (sync.md §3.1).
+const settableStatus = flow.StatusSeenReply | flow.StatusAssured
+
+// injectedTCPFlags are the IP_CT_TCP_FLAG_* bits copied from the primary:
+// negotiated in the handshake, which the backup never sees; the kernel
+// ignores the window scale unless WINDOW_SCALE is set both ways.
+const injectedTCPFlags = flow.TCPFlagWindowScale | flow.TCPFlagSACKPerm
+
+// Header flags of the requests.
+const (
+	flagsCreate = netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl
+	flagsUpdate = netlink.Request | netlink.Acknowledge
+	flagsDelete = netlink.Request | netlink.Acknowledge
+	// A CT_GET without NLM_F_ACK is answered by exactly one message: the
+	// entry or an error.
+	flagsGet  = netlink.Request
+	flagsDump = netlink.Request | netlink.Dump
+)
+
+// ctHeaderType is the netlink message type of a ctnetlink message.
+func ctHeaderType(msg uint8) netlink.HeaderType {
+	return netlink.HeaderType(nfnlSubsysCTNetlink<<8 | uint16(msg))
+}
+
+// family returns the nfgen_family of a tuple.
+func family(t flow.Tuple) uint8 {
+	if t.Src.Is4() {
+		return afInet
+	}
+	return afInet6
+}
+
+// attrs appends netlink attributes to a message body, without an
+// allocation per attribute (the Sink builds one message per flow). From
+// include/uapi/linux/netlink.h:
+//
+//	struct nlattr {
+//		__u16           nla_len;
+//		__u16           nla_type;
+//	};
+//
+//	#define NLA_F_NESTED		(1 << 15)
+//	#define NLA_ALIGNTO		4
+//
+// nla_len counts the 4-byte header and the payload, not the padding that
+// aligns the next attribute; both header fields are in host byte order,
+// the payloads of netfilter attributes in network byte order.
+type attrs struct {
+	b []byte
+}
+
+const (
+	nlaHeaderLen = 4
+	nlaFNested   = 1 << 15
+)
+
+// put appends an attribute with the given payload.
+func (a *attrs) put(typ uint16, payload ...byte) {
+	l := nlaHeaderLen + len(payload)
+	a.b = binary.NativeEndian.AppendUint16(a.b, uint16(l))
+	a.b = binary.NativeEndian.AppendUint16(a.b, typ)
+	a.b = append(a.b, payload...)
+	a.pad()
+}
+
+// pad aligns the end of the body to NLA_ALIGNTO.
+func (a *attrs) pad() {
+	for len(a.b)%4 != 0 {
+		a.b = append(a.b, 0)
+	}
+}
+
+func (a *attrs) u8(typ uint16, v uint8) { a.put(typ, v) }
+
+func (a *attrs) be16(typ uint16, v uint16) { a.put(typ, byte(v>>8), byte(v)) }
+
+func (a *attrs) be32(typ uint16, v uint32) {
+	a.put(typ, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// addr appends an address attribute: 4 or 16 bytes.
+func (a *attrs) addr(typ uint16, ip netip.Addr) {
+	if ip.Is4() {
+		b := ip.As4()
+		a.put(typ, b[:]...)
+		return
+	}
+	b := ip.As16()
+	a.put(typ, b[:]...)
+}
+
+// nest starts a nested attribute; end(nest(...)) closes it.
+func (a *attrs) nest(typ uint16) int {
+	off := len(a.b)
+	a.b = binary.NativeEndian.AppendUint16(a.b, 0)
+	a.b = binary.NativeEndian.AppendUint16(a.b, typ|nlaFNested)
+	return off
+}
+
+// end sets the length of the nested attribute started at off.
+func (a *attrs) end(off int) {
+	binary.NativeEndian.PutUint16(a.b[off:], uint16(len(a.b)-off))
+}
+
+// newAttrs returns a body that starts with the nfgenmsg of family fam.
+func newAttrs(fam uint8) *attrs {
+	b := make([]byte, nfgenmsgLen, 256)
+	b[0] = fam
+	b[1] = nfnetlinkV0
+	// res_id (b[2:4]) stays 0.
+	return &attrs{b: b}
+}
+
+// message frames the body as a ctnetlink request.
+func (a *attrs) message(msg uint8, flags netlink.HeaderFlags) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: ctHeaderType(msg), Flags: flags},
+		Data:   a.b,
+	}
+}
+
+// encodeTuple appends t as the nested tuple attribute typ.
+func encodeTuple(a *attrs, typ uint16, t flow.Tuple) {
+	tu := a.nest(typ)
+	ip := a.nest(ctaTupleIP)
+	if t.Src.Is4() {
+		a.addr(ctaIPv4Src, t.Src)
+		a.addr(ctaIPv4Dst, t.Dst)
+	} else {
+		a.addr(ctaIPv6Src, t.Src)
+		a.addr(ctaIPv6Dst, t.Dst)
+	}
+	a.end(ip)
+	proto := a.nest(ctaTupleProto)
+	a.u8(ctaProtoNum, t.Proto)
+	switch t.Proto {
+	case flow.ProtoICMP:
+		a.u8(ctaProtoICMPType, uint8(t.DstPort>>8))
+		a.u8(ctaProtoICMPCode, uint8(t.DstPort))
+		a.be16(ctaProtoICMPID, t.SrcPort)
+	case flow.ProtoICMPv6:
+		a.u8(ctaProtoICMPv6Type, uint8(t.DstPort>>8))
+		a.u8(ctaProtoICMPv6Code, uint8(t.DstPort))
+		a.be16(ctaProtoICMPv6ID, t.SrcPort)
+	default:
+		a.be16(ctaProtoSrcPort, t.SrcPort)
+		a.be16(ctaProtoDstPort, t.DstPort)
+	}
+	a.end(proto)
+	a.end(tu)
+}
+
+// icmpReplyType returns the type of the answer to an ICMP or ICMPv6 query
+// of type typ, as the kernel's invmap tables in nf_conntrack_proto_icmp.c
+// and nf_conntrack_proto_icmpv6.c: echo, timestamp, info and address mask
+// requests and replies; ICMPv6 echo and node information.
+func icmpReplyType(proto, typ uint8) (uint8, bool) {
+	pairs := [][2]uint8{{8, 0}, {13, 14}, {15, 16}, {17, 18}} // ICMP
+	if proto == flow.ProtoICMPv6 {
+		pairs = [][2]uint8{{128, 129}, {139, 140}}
+	}
+	for _, p := range pairs {
+		switch typ {
+		case p[0]:
+			return p[1], true
+		case p[1]:
+			return p[0], true
+		}
+	}
+	return 0, false
+}
+
+// plainReply returns the reply tuple of orig without NAT: what a create
+// must carry in CTA_TUPLE_REPLY (sync.md §3.1). For ICMP the id stays and
+// the type is the answer's.
+func plainReply(orig flow.Tuple) (flow.Tuple, error) {
+	switch orig.Proto {
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		typ, ok := icmpReplyType(orig.Proto, uint8(orig.DstPort>>8))
+		if !ok {
+			return flow.Tuple{}, fmt.Errorf("%w: %d", errICMPType, orig.DstPort>>8)
+		}
+		return flow.Tuple{
+			Src: orig.Dst, Dst: orig.Src, Proto: orig.Proto,
+			SrcPort: orig.SrcPort, DstPort: uint16(typ)<<8 | orig.DstPort&0xff,
+		}, nil
+	}
+	return orig.Inverse(), nil
+}
+
+// natRange is one CTA_NAT_SRC or CTA_NAT_DST: the single address (and
+// port, or ICMP id) a manip maps to.
+type natRange struct {
+	Addr    netip.Addr
+	Port    uint16
+	HasPort bool
+}
+
+// natOf derives the NAT ranges that make the kernel compute f.Reply from
+// the plain reply tuple. For ports it is flow.Flow.SNAT and DNAT; ICMP
+// keeps its id in Reply.SrcPort in both manips, so it is handled here: the
+// id is pinned whenever there is NAT, else the kernel might pick another
+// id for a mapping already in use.
+func natOf(f *flow.Flow) (src, dst natRange, hasSrc, hasDst bool) {
+	switch f.Orig.Proto {
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		hasSrc = f.Reply.Dst != f.Orig.Src
+		hasDst = f.Reply.Src != f.Orig.Dst
+		idChanged := f.Reply.SrcPort != f.Orig.SrcPort
+		if idChanged && !hasSrc && !hasDst {
+			hasSrc = true // an id-only SNAT
+		}
+		src = natRange{Addr: f.Reply.Dst}
+		dst = natRange{Addr: f.Reply.Src}
+		if hasSrc {
+			src.Port, src.HasPort = f.Reply.SrcPort, true
+		} else if hasDst {
+			dst.Port, dst.HasPort = f.Reply.SrcPort, true
+		}
+		return src, dst, hasSrc, hasDst
+	}
+	if a, p, ok := f.SNAT(); ok {
+		src, hasSrc = natRange{Addr: a, Port: p, HasPort: true}, true
+	}
+	if a, p, ok := f.DNAT(); ok {
+		dst, hasDst = natRange{Addr: a, Port: p, HasPort: true}, true
+	}
+	return src, dst, hasSrc, hasDst
+}
+
+// encodeNAT appends r as the nested CTA_NAT_SRC or CTA_NAT_DST typ.
+func encodeNAT(a *attrs, typ uint16, r natRange) {
+	nat := a.nest(typ)
+	if r.Addr.Is4() {
+		a.addr(ctaNATV4MinIP, r.Addr)
+		a.addr(ctaNATV4MaxIP, r.Addr)
+	} else {
+		a.addr(ctaNATV6MinIP, r.Addr)
+		a.addr(ctaNATV6MaxIP, r.Addr)
+	}
+	if r.HasPort {
+		proto := a.nest(ctaNATProto)
+		a.be16(ctaProtoNATPortMin, r.Port)
+		a.be16(ctaProtoNATPortMax, r.Port)
+		a.end(proto)
+	}
+	a.end(nat)
+}
+
+// encodeTCP appends the TCP protoinfo of f: state, window scales, and the
+// flags of each direction with BE_LIBERAL set (flags and mask both 0x08,
+// plus the handshake bits of injectedTCPFlags the primary saw), so the
+// backup does not mark mid-stream packets INVALID (sync.md §3.1).
+func encodeTCP(a *attrs, f *flow.Flow) {
+	info := a.nest(ctaProtoinfo)
+	tcp := a.nest(ctaProtoinfoTCP)
+	a.u8(ctaProtoinfoTCPState, f.TCPState)
+	a.u8(ctaProtoinfoTCPWScaleOrig, f.TCPWScaleOrig)
+	a.u8(ctaProtoinfoTCPWScaleReply, f.TCPWScaleReply)
+	orig := f.TCPFlagsOrig&injectedTCPFlags | flow.TCPFlagBeLiberal
+	reply := f.TCPFlagsReply&injectedTCPFlags | flow.TCPFlagBeLiberal
+	a.put(ctaProtoinfoTCPFlagsOrig, orig, orig)
+	a.put(ctaProtoinfoTCPFlagsReply, reply, reply)
+	a.end(tcp)
+	a.end(info)
+}
+
+// checkFlow is what every flow must pass before it is written.
+func checkFlow(f *flow.Flow) error {
+	if err := f.Valid(); err != nil {
+		return err
+	}
+	if f.Orig.Src.Is4In6() {
+		// Valid lets a flow of IPv4-mapped addresses pass; the kernel
+		// would make an IPv6 entry of it that no packet matches.
+		return fmt.Errorf("%w: %v", errMappedAddr, f.Orig.Src)
+	}
+	if f.Timeout == 0 {
+		return errNoTimeout
+	}
+	return nil
+}
+
+// createMessage builds the IPCTNL_MSG_CT_NEW request (NLM_F_CREATE |
+// NLM_F_EXCL) that creates f: the original tuple, the un-NATed reply tuple
+// with CTA_NAT_SRC/CTA_NAT_DST from which the kernel computes f.Reply, the
+// status with IPS_CONFIRMED, timeout, mark, zone, and for TCP the
+// protoinfo.
+func createMessage(f *flow.Flow) (netlink.Message, error) {
+	if err := checkFlow(f); err != nil {
+		return netlink.Message{}, err
+	}
+	reply, err := plainReply(f.Orig)
+	if err != nil {
+		return netlink.Message{}, err
+	}
+	a := newAttrs(family(f.Orig))
+	encodeTuple(a, ctaTupleOrig, f.Orig)
+	encodeTuple(a, ctaTupleReply, reply)
+	// The kernel sets up the DST manip first, then SRC
+	// (ctnetlink_setup_nat); the order of the attributes does not matter.
+	src, dst, hasSrc, hasDst := natOf(f)
+	if hasSrc {
+		encodeNAT(a, ctaNATSrc, src)
+	}
+	if hasDst {
+		encodeNAT(a, ctaNATDst, dst)
+	}
+	encodeCommon(a, f, flow.StatusConfirmed|f.Status&settableStatus)
+	return a.message(ipctnlMsgCTNew, flagsCreate), nil
+}
+
+// updateMessage builds the IPCTNL_MSG_CT_NEW request without NLM_F_CREATE
+// that updates the entry with f's original tuple and zone: timeout,
+// status, mark and TCP protoinfo. Never NAT, which the kernel refuses to
+// change (EOPNOTSUPP). status must hold every bit the entry has, as
+// the kernel clears the changeable bits missing and refuses (EBUSY) to
+// clear CONFIRMED, SEEN_REPLY and ASSURED.
+func updateMessage(f *flow.Flow, status uint32) (netlink.Message, error) {
+	if err := checkFlow(f); err != nil {
+		return netlink.Message{}, err
+	}
+	a := newAttrs(family(f.Orig))
+	encodeTuple(a, ctaTupleOrig, f.Orig)
+	encodeCommon(a, f, status|flow.StatusConfirmed|f.Status&settableStatus)
+	return a.message(ipctnlMsgCTNew, flagsUpdate), nil
+}
+
+// encodeCommon appends status, timeout, mark, zone and TCP protoinfo.
+func encodeCommon(a *attrs, f *flow.Flow, status uint32) {
+	a.be32(ctaStatus, status)
+	a.be32(ctaTimeout, f.Timeout)
+	a.be32(ctaMark, f.Mark)
+	if f.Zone != 0 {
+		a.be16(ctaZone, f.Zone)
+	}
+	if f.Orig.Proto == flow.ProtoTCP {
+		encodeTCP(a, f)
+	}
+}
+
+// lookup names one entry: by its original tuple, or by its reply tuple as
+// the kernel has it (NAT applied), in a zone; ID, if not zero, must match
+// the entry's CTA_ID.
+type lookup struct {
+	Tuple flow.Tuple
+	Reply bool
+	Zone  uint16
+	ID    uint32
+}
+
+// encode appends the lookup's attributes.
+func (l lookup) encode(a *attrs) {
+	typ := uint16(ctaTupleOrig)
+	if l.Reply {
+		typ = ctaTupleReply
+	}
+	encodeTuple(a, typ, l.Tuple)
+	if l.Zone != 0 {
+		a.be16(ctaZone, l.Zone)
+	}
+	if l.ID != 0 {
+		a.be32(ctaID, l.ID)
+	}
+}
+
+// check validates the tuple: a lookup without one would address the
+// whole table.
+func (l lookup) check() error {
+	t := l.Tuple
+	if !t.Src.IsValid() || !t.Dst.IsValid() || t.Src.Is4() != t.Dst.Is4() || t.Proto == 0 {
+		return fmt.Errorf("%w: %v", errNoTuple, t)
+	}
+	return nil
+}
+
+// getMessage builds the IPCTNL_MSG_CT_GET request for one entry.
+func getMessage(l lookup) (netlink.Message, error) {
+	if err := l.check(); err != nil {
+		return netlink.Message{}, err
+	}
+	a := newAttrs(family(l.Tuple))
+	l.encode(a)
+	return a.message(ipctnlMsgCTGet, flagsGet), nil
+}
+
+// deleteMessage builds the IPCTNL_MSG_CT_DELETE request for one entry.
+func deleteMessage(l lookup) (netlink.Message, error) {
+	if err := l.check(); err != nil {
+		return netlink.Message{}, err
+	}
+	a := newAttrs(family(l.Tuple))
+	l.encode(a)
+	return a.message(ipctnlMsgCTDelete, flagsDelete), nil
+}
+
+// dumpMessage builds the IPCTNL_MSG_CT_GET dump request for the whole
+// table: both families (AF_UNSPEC), all zones.
+func dumpMessage() netlink.Message {
+	return newAttrs(afUnspec).message(ipctnlMsgCTGet, flagsDump)
+}

@@ -494,7 +494,7 @@ func checkFlow(f *flow.Flow) error {
 		return err
 	}
 	if f.Orig.Src.Is4In6() {
-		// Valid lets a flow of IPv4-mapped addresses pass; the kernel
+		// Defence in depth: flow.Valid refuses these already; the kernel
 		// would make an IPv6 entry of it that no packet matches.
 		return fmt.Errorf("%w: %v", errMappedAddr, f.Orig.Src)
 	}

@@ -1,0 +1,397 @@
+package ctsync
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/carpd/carpd/ctsync/flow"
+	"github.com/carpd/carpd/ctsync/wire"
+)
+
+// fakeKernel is an in-memory conntrack table. The engine's tests use it to
+// check the protocol logic deterministically; the real table is exercised
+// by ctsync/kernel and the namespace tests in e2e/.
+type fakeKernel struct {
+	mu      sync.Mutex
+	table   map[flow.Key]flow.Flow
+	events  chan flow.Event
+	applied int // flows passed to Apply
+}
+
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{table: map[flow.Key]flow.Flow{}, events: make(chan flow.Event, 100000)}
+}
+
+func (k *fakeKernel) Dump(context.Context) ([]flow.Flow, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]flow.Flow, 0, len(k.table))
+	for _, f := range k.table {
+		out = append(out, f)
+	}
+	return out, nil
+}
+func (k *fakeKernel) Events() <-chan flow.Event { return k.events }
+func (k *fakeKernel) Apply(_ context.Context, fs []flow.Flow) []error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range fs {
+		k.table[f.Key()] = f
+	}
+	k.applied += len(fs)
+	return make([]error, len(fs))
+}
+func (k *fakeKernel) Delete(_ context.Context, keys []flow.Key) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, key := range keys {
+		delete(k.table, key)
+	}
+	return nil
+}
+
+// local is what the test does to the "master's" table: change it and emit
+// the event the kernel would.
+func (k *fakeKernel) put(f flow.Flow, typ flow.EventType) {
+	k.mu.Lock()
+	if typ == flow.EventDestroy {
+		delete(k.table, f.Key())
+	} else {
+		k.table[f.Key()] = f
+	}
+	k.mu.Unlock()
+	k.events <- flow.Event{Type: typ, Flow: f}
+}
+
+func (k *fakeKernel) snapshot() map[flow.Key]flow.Flow {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[flow.Key]flow.Flow, len(k.table))
+	for key, f := range k.table {
+		out[key] = f
+	}
+	return out
+}
+
+// memLink is a pair of in-memory datagram sockets with loss injection.
+type memLink struct {
+	mu   sync.Mutex
+	loss float64
+	rnd  *rand.Rand
+	ends [2]*memConn
+	// bytes counts what went over the link (IP+UDP included).
+	bytes int
+}
+
+type memConn struct {
+	l      *memLink
+	self   *net.UDPAddr
+	other  int
+	in     chan []byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newMemLink(loss float64) *memLink {
+	l := &memLink{loss: loss, rnd: rand.New(rand.NewPCG(1, 2))}
+	for i := range l.ends {
+		l.ends[i] = &memConn{l: l, other: 1 - i, in: make(chan []byte, 4096), closed: make(chan struct{}),
+			self: &net.UDPAddr{IP: net.IPv4(10, 99, 0, byte(i+1)), Port: 7112}}
+	}
+	return l
+}
+
+func (c *memConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case p := <-c.in:
+		c.l.mu.Lock()
+		from := c.l.ends[c.other].self
+		c.l.mu.Unlock()
+		return copy(b, p), from, nil
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (c *memConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	c.l.mu.Lock()
+	drop := c.l.rnd.Float64() < c.l.loss
+	c.l.bytes += len(b) + udpIPOverhead
+	peer := c.l.ends[c.other]
+	c.l.mu.Unlock()
+	if !drop {
+		select {
+		case peer.in <- append([]byte(nil), b...):
+		default:
+		}
+	}
+	return len(b), nil
+}
+
+func (c *memConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *memConn) LocalAddr() net.Addr              { return c.self }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+var testKey = [wire.KeyLen]byte{1, 2, 3}
+
+type node struct {
+	e      *Engine
+	k      *fakeKernel
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startNode(t *testing.T, l *memLink, i int, key [wire.KeyLen]byte, mod func(*Config)) *node {
+	t.Helper()
+	cfg := Config{Key: key, Name: fmt.Sprintf("n%d", i), Window: 20 * time.Millisecond,
+		Refresh: time.Minute, BulkTimeout: 20 * time.Second,
+		Peer: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 99, 0, byte(2 - i)}), 7112)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n := &node{k: newFakeKernel(), done: make(chan struct{})}
+	var err error
+	l.mu.Lock()
+	end := l.ends[i]
+	l.mu.Unlock()
+	if n.e, err = New(cfg, n.k, end); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (n *node) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { defer close(n.done); _ = n.e.Run(ctx) }()
+	t.Cleanup(n.stop)
+}
+
+func (n *node) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+// tcpFlow is a masqueraded LAN client connection number i.
+func tcpFlow(i int, state uint8) flow.Flow {
+	orig := flow.Tuple{Src: netip.AddrFrom4([4]byte{192, 168, 1, byte(10 + i%200)}), Dst: netip.AddrFrom4([4]byte{198, 51, 100, 7}),
+		Proto: flow.ProtoTCP, SrcPort: uint16(20000 + i), DstPort: 443}
+	reply := orig.Inverse()
+	reply.Dst = netip.AddrFrom4([4]byte{203, 0, 113, 1})
+	return flow.Flow{Orig: orig, Reply: reply, TCPState: state, Timeout: 432000,
+		Status: flow.StatusConfirmed | flow.StatusSrcNAT | flow.StatusSeenReply | flow.StatusAssured}
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v: %s", d, what)
+}
+
+func converged(a, b *fakeKernel) bool {
+	x, y := a.snapshot(), b.snapshot()
+	if len(x) != len(y) {
+		return false
+	}
+	for key, f := range x {
+		g, ok := y[key]
+		if !ok || g.Reply != f.Reply || g.TCPState != f.TCPState {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSyncLifecycle(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	for i := 0; i < 300; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "300 flows on b", func() bool { return converged(a.k, b.k) })
+	f7 := tcpFlow(7, 0)
+	f := b.k.snapshot()[f7.Key()]
+	if a, p, ok := f.SNAT(); !ok || a != netip.AddrFrom4([4]byte{203, 0, 113, 1}) || p != 20007 {
+		t.Fatalf("NAT lost in transit: %+v", f)
+	}
+	for i := 0; i < 100; i++ {
+		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+	}
+	for i := 200; i < 300; i++ {
+		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+	}
+	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	if n := len(b.k.snapshot()); n != 200 {
+		t.Fatalf("b has %d flows", n)
+	}
+	eventually(t, 5*time.Second, "all acknowledged", func() bool {
+		s := a.e.Status()
+		return s.FlowsSynced == 200 && s.FlowsPending == 0 && s.FlowsLocal == 200
+	})
+	eventually(t, 5*time.Second, "b synced", func() bool { return b.e.Synced() })
+	st := b.e.Status()
+	if st.FlowsPeer != 200 || st.Counters.DropAuth+st.Counters.DropMalformed != 0 {
+		t.Fatalf("b status %+v", st)
+	}
+}
+
+func TestBornAndDeadNeverSent(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, func(c *Config) { c.Window = 300 * time.Millisecond }), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
+	time.Sleep(400 * time.Millisecond) // let the first window pass
+	for i := 0; i < 50; i++ {
+		a.k.put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
+		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+	}
+	a.k.put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
+	eventually(t, 5*time.Second, "the one live flow on b", func() bool { return len(b.k.snapshot()) == 1 })
+	if n := a.e.Status().Counters.BornAndDead; n != 50 {
+		t.Fatalf("born and dead: %d, want 50", n)
+	}
+	b.k.mu.Lock()
+	applied := b.k.applied
+	b.k.mu.Unlock()
+	if applied != 1 {
+		t.Fatalf("b injected %d flows; only the live one should have crossed", applied)
+	}
+}
+
+func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
+	l := newMemLink(0.10)
+	const n = 3000
+	a := startNode(t, l, 0, testKey, func(c *Config) { c.Bandwidth = 32000 }) // 256 kbit/s
+	for i := 0; i < n; i++ {
+		f := tcpFlow(i, flow.TCPEstablished)
+		a.k.table[f.Key()] = f
+	}
+	a.run(t)
+	b := startNode(t, l, 1, testKey, func(c *Config) { c.Bandwidth = 32000 })
+	b.run(t)
+	start := time.Now()
+	eventually(t, 30*time.Second, "bulk completed on b", func() bool { return b.e.Synced() })
+	if !converged(a.k, b.k) {
+		t.Fatalf("synced but tables differ: a %d b %d", len(a.k.snapshot()), len(b.k.snapshot()))
+	}
+	st := b.e.Status()
+	if st.Bulk.TimedOut || st.FlowsPeer != n {
+		t.Fatalf("b: %+v", st.Bulk)
+	}
+	took := time.Since(start)
+	l.mu.Lock()
+	bytes := l.bytes
+	l.mu.Unlock()
+	t.Logf("bulk of %d flows over 10%% loss at 256 kbit/s: %v, %d bytes on the link (%.1f B/flow), %d flows resent",
+		n, took.Round(time.Millisecond), bytes, float64(bytes)/n, a.e.Status().Counters.Retransmits)
+	// The cap holds: 3000 flows at ~25 B need ~2.5 s at 32 kB/s; the
+	// whole transfer may not have gone faster than the cap allows.
+	if rate := float64(bytes) / took.Seconds(); rate > 32000*1.5+float64(8*defaultMTU) {
+		t.Fatalf("%.0f B/s over a 32000 B/s cap", rate)
+	}
+}
+
+func TestWrongKeyNothingInjected(t *testing.T) {
+	l := newMemLink(0)
+	other := testKey
+	other[0] ^= 0xff
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, other, nil)
+	a.run(t)
+	b.run(t)
+	for i := 0; i < 10; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "auth drops counted", func() bool { return b.e.Status().Counters.DropAuth >= 2 })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(b.k.snapshot()); n != 0 || b.e.Status().Established {
+		t.Fatalf("wrong key: %d flows injected, established %v", n, b.e.Status().Established)
+	}
+}
+
+func TestPeerRestartResends(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	for i := 0; i < 100; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	b.stop()
+	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	// b restarts with an empty kernel table (a reboot).
+	l.mu.Lock()
+	l.ends[1] = &memConn{l: l, other: 0, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[1].self}
+	l.mu.Unlock()
+	b2 := startNode(t, l, 1, testKey, nil)
+	b2.run(t)
+	eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
+	if b2.e.Status().Bulk.TimedOut {
+		t.Fatal("bulk timed out")
+	}
+}
+
+func TestPurgeAfterTakeover(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, func(c *Config) { c.Refresh = 5 * time.Second })
+	a.run(t)
+	b.run(t)
+	a.k.put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
+	eventually(t, 5*time.Second, "flow on b", func() bool { return len(b.k.snapshot()) == 1 })
+	// Make b's copy look unconfirmed for long, as if a's DELETE was lost.
+	b.e.do(context.Background(), func() {
+		for _, p := range b.e.peer {
+			p.confirmed = time.Now().Add(-time.Hour)
+		}
+		b.e.takeoverAt, b.e.purgeAt = time.Now(), time.Now()
+	})
+	eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.snapshot()) == 0 })
+}
+
+// BenchmarkEngineEvents: kernel events per second one engine turns into
+// frames (the link is in memory; see BENCHMARKS.md for the real one).
+func BenchmarkEngineEvents(b *testing.B) {
+	l := newMemLink(0)
+	t := &testing.T{}
+	x, y := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go x.e.Run(ctx)
+	go y.e.Run(ctx)
+	for !x.e.Status().Established {
+		time.Sleep(time.Millisecond)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := tcpFlow(i, flow.TCPEstablished)
+		f.Orig.SrcPort, f.Reply.DstPort = uint16(i), uint16(i)
+		f.Orig.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		f.Reply.Dst = f.Orig.Src
+		x.k.events <- flow.Event{Type: flow.EventNew, Flow: f}
+	}
+	for len(x.k.events) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -3,6 +3,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/carpd/carpd/ctsync/wire"
 )
 
 // Defaults of the sync section.
@@ -86,6 +88,8 @@ func (s *Sync) validate(add func(sec, opt, format string, a ...any)) {
 	}
 	if s.Key == "" {
 		add("sync", "key", "is required: sync traffic is always authenticated and encrypted")
+	} else if _, err := wire.KeyFromConfig(s.Key); err != nil {
+		add("sync", "key", "%v", err)
 	}
 	if s.Window < 10*time.Millisecond || s.Window > 10*time.Second {
 		add("sync", "window", "must be between 10ms and 10s, not %v", s.Window)

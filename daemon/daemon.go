@@ -20,6 +20,7 @@ import (
 
 	"github.com/carpd/carpd/carp"
 	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/ctsync"
 	"github.com/carpd/carpd/openwrt"
 	"github.com/carpd/carpd/vip"
 )
@@ -75,6 +76,15 @@ type Daemon struct {
 	// netEvents carries netifd's network.interface events (network names)
 	// from the ubus listener to Run's loop.
 	netEvents chan string
+
+	// State sync; guarded by mu.
+	sync       *syncRunner
+	syncErr    error
+	syncWaited bool // the initial transfer completed or timed out once
+	// syncedCh: the engine finished its first bulk transfer; takeoverCh: a
+	// vhid became MASTER. Both wake Run's loop (never block the senders).
+	syncedCh   chan struct{}
+	takeoverCh chan struct{}
 }
 
 type ifaceEntry struct {
@@ -119,6 +129,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
 		ifaces: map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{},
 		netEvents: make(chan string, 16),
+		syncedCh:  make(chan struct{}, 1), takeoverCh: make(chan struct{}, 1),
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -147,6 +158,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	vctx, cancelVhosts := context.WithCancel(context.Background())
 	d.mu.Lock()
 	d.runCtx = vctx
+	// Sync first: its demotion must be in place before any vhid can
+	// become master.
+	d.startSyncLocked()
 	d.applyLocked(d.cfg)
 	d.mu.Unlock()
 
@@ -183,6 +197,18 @@ loop:
 			d.link(ev.Name, ev.Up)
 		case name := <-d.netEvents:
 			d.networkChanged(name)
+		case <-d.syncedCh:
+			d.mu.Lock()
+			d.syncWaited = true
+			d.log.Info("state sync: initial transfer over; CARP demotion lifted")
+			d.updateDemotionLocked()
+			d.mu.Unlock()
+		case <-d.takeoverCh:
+			d.mu.Lock()
+			if d.sync != nil {
+				d.sync.engine.Takeover(ctx)
+			}
+			d.mu.Unlock()
 		case <-retry.C:
 			d.mu.Lock()
 			d.openPendingLocked()
@@ -201,6 +227,7 @@ loop:
 	for _, ie := range d.ifaces {
 		d.closeIfaceLocked(ie)
 	}
+	d.stopSyncLocked()
 	_ = os.Remove(d.opts.ControlSocket)
 	return nil
 }
@@ -220,7 +247,9 @@ func (d *Daemon) Reload() error {
 	if cfg.Global.ControlSocket != d.cfg.Global.ControlSocket {
 		d.log.Warn("control_socket changes take effect on restart")
 	}
+	old := d.cfg.Sync
 	d.applyLocked(cfg)
+	d.reloadSyncLocked(old)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
 	return nil
@@ -463,7 +492,7 @@ func (d *Daemon) linkDemotionLocked() int {
 }
 
 func (d *Daemon) demotionLocked(ve *vhostEntry) uint8 {
-	n := d.manual + ve.manual + d.linkDemotionLocked()
+	n := d.manual + ve.manual + d.linkDemotionLocked() + d.syncDemotionLocked()
 	if d.maint {
 		n += MaintenanceDemotion
 	}
@@ -523,7 +552,16 @@ func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
 
 // Resync asks the sync peer for a full bulk transfer.
 func (d *Daemon) Resync() error {
-	return fmt.Errorf("%w: connection-state sync is not configured", ErrNotSupported)
+	d.mu.Lock()
+	r := d.sync
+	d.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("%w: connection-state sync is not configured", ErrNotSupported)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.engine.Resync(ctx)
+	return nil
 }
 
 // onTransition is called on vhost goroutines: it must not block and must not
@@ -542,6 +580,12 @@ func (d *Daemon) onTransition(t carp.Transition) {
 		d.hotplug.Event("ACTION="+t.To.String(), "PREVIOUS="+t.From.String(),
 			fmt.Sprintf("VHID=%d", t.VHID), "INTERFACE="+t.Interface,
 			"VIPS="+strings.Join(vips, " "), "MASTER="+r.Master, "REASON="+t.Reason)
+	}
+	if t.To == carp.Master {
+		select {
+		case d.takeoverCh <- struct{}{}:
+		default:
+		}
 	}
 	if d.ubus != nil {
 		d.ubus.event(StateEvent{Interface: t.Interface, VHID: t.VHID, From: r.From, To: r.To,
@@ -565,13 +609,23 @@ type Status struct {
 	VHIDs       []carp.Status      `json:"vhids"`
 	Interfaces  []InterfaceStatus  `json:"interfaces"`
 	Transitions []TransitionRecord `json:"transitions"`
+	Sync        SyncStatus         `json:"sync"`
 }
 
 // DemotionStatus breaks the demotion down by source.
 type DemotionStatus struct {
 	Manual      int  `json:"manual"`
 	Link        int  `json:"link"`
+	Sync        int  `json:"sync"`
 	Maintenance bool `json:"maintenance"`
+}
+
+// SyncStatus is the state-sync part of the status.
+type SyncStatus struct {
+	Enabled   bool   `json:"enabled"`
+	Interface string `json:"interface,omitempty"`
+	Error     string `json:"error,omitempty"`
+	ctsync.Status
 }
 
 // InterfaceStatus is one interface carpd runs CARP on.
@@ -586,7 +640,14 @@ type InterfaceStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	s := Status{Version: d.opts.Version, PID: os.Getpid(), Started: d.started, Reloads: d.reloads,
-		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Maintenance: d.maint}}
+		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Sync: d.syncDemotionLocked(), Maintenance: d.maint}}
+	s.Sync.Enabled, s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
+	if d.sync != nil {
+		s.Sync.Status = d.sync.engine.Status()
+	}
+	if d.syncErr != nil {
+		s.Sync.Error = d.syncErr.Error()
+	}
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
 			st := ve.v.Status()

@@ -15,7 +15,7 @@ func TestSyncSection(t *testing.T) {
 	option interface 'eth2'
 	option peer '10.99.0.2'
 	option port '7200'
-	option key '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
+	option key '49c5fd8b3fb2f4073d631bb776ff16dfeada120782cdfa8f000dc22be967a897'
 	option bandwidth '256kbit'
 	option window '500ms'
 	option refresh '2m'
@@ -35,7 +35,7 @@ func TestSyncSection(t *testing.T) {
 	}
 	want := config.Sync{
 		Enabled: true, Interface: "eth2", Peer: netip.MustParseAddr("10.99.0.2"), Port: 7200,
-		Key:       strings.Repeat("0123456789abcdef", 4),
+		Key:       "49c5fd8b3fb2f4073d631bb776ff16dfeada120782cdfa8f000dc22be967a897",
 		Bandwidth: 32000, Window: 500 * time.Millisecond, Refresh: 2 * time.Minute, BulkTimeout: 45 * time.Second,
 		Demotion: 50,
 		Filter: config.SyncFilter{

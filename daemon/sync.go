@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/ctsync"
+	"github.com/carpd/carpd/ctsync/kernel"
+	"github.com/carpd/carpd/ctsync/wire"
+	"golang.org/x/sys/unix"
+)
+
+// syncRunner is a running state-sync engine with its kernel handle.
+type syncRunner struct {
+	cfg     config.Sync
+	engine  *ctsync.Engine
+	kern    *kernel.Conntrack
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time
+}
+
+// startSyncLocked starts the engine for cfg.Sync (if enabled).
+func (d *Daemon) startSyncLocked() {
+	sc := d.cfg.Sync
+	if !sc.Enabled {
+		return
+	}
+	r, err := d.openSync(sc)
+	if err != nil {
+		d.log.Error("state sync not started", "err", err)
+		d.syncErr = err
+		return
+	}
+	d.syncErr = nil
+	d.sync = r
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		if err := r.engine.Run(ctx); err != nil {
+			d.log.Error("state sync stopped", "err", err)
+		}
+	}()
+	d.log.Info("state sync started", "iface", sc.Interface, "peer", r.engine.Status().Peer,
+		"bandwidth", sc.Bandwidth, "window", sc.Window)
+}
+
+func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
+	key, err := wire.KeyFromConfig(sc.Key)
+	if err != nil {
+		return nil, err
+	}
+	dst := sc.Peer
+	if sc.Group.IsValid() {
+		dst = sc.Group
+	}
+	conn, err := listenSync(sc)
+	if err != nil {
+		return nil, err
+	}
+	f := sc.Filter
+	kc, err := kernel.Open(kernel.Config{Log: d.log, Filter: kernel.Filter{
+		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
+		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
+	}})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("conntrack: %w", err)
+	}
+	host, _ := os.Hostname()
+	r := &syncRunner{cfg: sc, kern: kc, done: make(chan struct{}), started: time.Now()}
+	r.engine, err = ctsync.New(ctsync.Config{
+		Key: key, Name: host, Peer: netip.AddrPortFrom(dst, sc.Port),
+		Window: sc.Window, Refresh: sc.Refresh, BulkTimeout: sc.BulkTimeout, Bandwidth: sc.Bandwidth,
+		Log: d.log,
+		OnSynced: func() {
+			select {
+			case d.syncedCh <- struct{}{}:
+			default:
+			}
+		},
+	}, kc, conn)
+	if err != nil {
+		kc.Close()
+		conn.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// listenSync opens the UDP socket of the sync link, bound to its device so
+// sync traffic never leaves through another interface.
+func listenSync(sc config.Sync) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, sc.Interface)
+			if serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	network, laddr := "udp4", fmt.Sprintf("0.0.0.0:%d", sc.Port)
+	if (sc.Peer.IsValid() && sc.Peer.Is6()) || (sc.Group.IsValid() && sc.Group.Is6()) {
+		network, laddr = "udp6", fmt.Sprintf("[::]:%d", sc.Port)
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, laddr)
+	if err != nil {
+		return nil, fmt.Errorf("sync socket on %s: %w", sc.Interface, err)
+	}
+	if sc.Group.IsValid() {
+		ifi, err := net.InterfaceByName(sc.Interface)
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		if err := joinGroup(pc, ifi, sc.Group); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("joining %s on %s: %w", sc.Group, sc.Interface, err)
+		}
+	}
+	return pc, nil
+}
+
+func joinGroup(pc net.PacketConn, ifi *net.Interface, g netip.Addr) error {
+	sc, err := pc.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = sc.Control(func(fd uintptr) {
+		if g.Is4() {
+			mreq := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(ifi.Index)}
+			serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)
+			if serr == nil {
+				serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_IF, mreq)
+			}
+			if serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0)
+			}
+			return
+		}
+		mreq := &unix.IPv6Mreq{Multiaddr: g.As16(), Interface: uint32(ifi.Index)}
+		serr = unix.SetsockoptIPv6Mreq(int(fd), unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq)
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index)
+		}
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// stopSyncLocked stops the engine and waits for it.
+func (d *Daemon) stopSyncLocked() {
+	if d.sync == nil {
+		return
+	}
+	d.sync.cancel()
+	<-d.sync.done
+	d.sync.kern.Close()
+	d.sync = nil
+}
+
+// reloadSyncLocked restarts the engine when its configuration changed. The
+// new session makes the peer resend its table; CARP is not demoted again.
+func (d *Daemon) reloadSyncLocked(old config.Sync) {
+	if reflect.DeepEqual(old, d.cfg.Sync) && (d.sync != nil || !d.cfg.Sync.Enabled) {
+		return
+	}
+	d.log.Info("state sync configuration changed; restarting the sync engine")
+	d.stopSyncLocked()
+	d.startSyncLocked()
+}
+
+// syncDemotionLocked is the demotion while the initial bulk transfer has
+// not completed (OpenBSD pfsync demotes by 32), bounded by the engine's
+// bulk timeout.
+func (d *Daemon) syncDemotionLocked() int {
+	if d.sync == nil || d.syncWaited || d.sync.engine.Synced() {
+		return 0
+	}
+	return int(d.cfg.Sync.Demotion)
+}

@@ -14,7 +14,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover clean
+.PHONY: all build demo test unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
 
 all: build
 
@@ -71,3 +71,7 @@ bench-failover: build
 
 clean:
 	rm -rf bin dist
+
+## bench-sync: carpd's state sync next to conntrackd (FTFW) in one lab run (root).
+bench-sync: build
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/sync -out bench/sync-results.md

@@ -47,6 +47,7 @@ const usage = `usage:
                                        change the demotion by N (negative undoes)
   carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
   carpd reload [-s SOCKET]             re-read the configuration
+  carpd resync [-s SOCKET]             ask the sync peer for its whole table
   carpd version
 `
 
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(args, stdout, stderr)
 	case "maintenance":
 		return cmdMaintenance(args, stdout, stderr)
+	case "resync":
+		return cmdSimple("resync", args, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "carpd %s\n", version)
 		return 0
@@ -210,8 +213,8 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	if st.Demotion.Maintenance {
 		maint = ", MAINTENANCE MODE"
 	}
-	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d%s\n\n", st.Version, st.PID,
-		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, maint)
+	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d sync %d%s\n\n", st.Version, st.PID,
+		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, st.Demotion.Sync, maint)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
 	for _, v := range st.VHIDs {
@@ -234,6 +237,52 @@ func printStatus(w io.Writer, st *daemon.Status) {
 			fmt.Fprintf(w, "  interface %s: link up %v %s\n", i.Name, i.LinkUp, i.Error)
 		}
 	}
+	for _, v := range st.VHIDs {
+		if v.Error != "" {
+			fmt.Fprintf(w, "  %s vhid %d not running: %s\n", v.Interface, v.VHID, v.Error)
+		}
+	}
+	printSync(w, &st.Sync)
+}
+
+func printSync(w io.Writer, s *daemon.SyncStatus) {
+	if !s.Enabled {
+		return
+	}
+	fmt.Fprintf(w, "\nstate sync on %s to %s", s.Interface, s.Peer)
+	if s.PeerName != "" {
+		fmt.Fprintf(w, " (%s)", s.PeerName)
+	}
+	up := "DOWN"
+	if s.PeerUp {
+		up = "up"
+	}
+	fmt.Fprintf(w, ": peer %s", up)
+	if s.RTT != "" {
+		fmt.Fprintf(w, ", rtt %s", s.RTT)
+	}
+	if !s.LastAck.IsZero() {
+		fmt.Fprintf(w, ", last ack %s ago", time.Since(s.LastAck).Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
+	if s.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", s.Error)
+		return
+	}
+	bulk := "waiting for the peer's table"
+	switch {
+	case s.Bulk.TimedOut:
+		bulk = "gave up waiting for the peer's table"
+	case s.Bulk.Synced:
+		bulk = "complete"
+	}
+	fmt.Fprintf(w, "  flows: %d local (%d acknowledged, %d pending), %d from the peer; initial transfer %s\n",
+		s.FlowsLocal, s.FlowsSynced, s.FlowsPending, s.FlowsPeer, bulk)
+	c := s.Counters
+	fmt.Fprintf(w, "  sent %d B in %d frames, received %d B in %d frames, %d flows resent\n",
+		c.BytesSent, c.FramesSent, c.BytesReceived, c.FramesReceived, c.Retransmits)
+	fmt.Fprintf(w, "  dropped: auth %d, replay %d, epoch %d, malformed %d, wrong source %d, queue %d, invalid flow %d; apply errors %d\n",
+		c.DropAuth, c.DropReplay, c.DropEpoch, c.DropMalformed, c.DropSource, c.DropQueue, c.DropInvalid, c.ApplyErrors)
 }
 
 func cmdDemote(args []string, stdout, stderr io.Writer) int {
@@ -270,13 +319,18 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("reload", stderr)
+	return cmdSimple("reload", args, stderr)
+}
+
+// cmdSimple sends a method without arguments.
+func cmdSimple(method string, args []string, stderr io.Writer) int {
+	fs := newFlags(method, stderr)
 	sock := socketFlag(fs)
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	if _, err := daemon.Call(*sock, daemon.Request{Method: "reload"}); err != nil {
-		fmt.Fprintf(stderr, "carpd: reload failed: %v\n", err)
+	if _, err := daemon.Call(*sock, daemon.Request{Method: method}); err != nil {
+		fmt.Fprintf(stderr, "carpd: %s failed: %v\n", method, err)
 		return 1
 	}
 	return 0

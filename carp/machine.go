@@ -258,9 +258,12 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 		// A worse master: it will yield when it hears us.
 	case Backup:
 		switch {
-		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew && m.Params.AdvBase != 0:
-			// The master stops gracefully (§3.6). Every other rule would
-			// let it time out; this one just names the cause.
+		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew:
+			// The master stops gracefully (§3.6). OpenBSD takes over on a
+			// bow-out only through the "too slow to live" rule below, which
+			// it skips when its own advbase is 0, so a sub-second backup
+			// would wait out the master-down time; carpd takes over at once
+			// whatever its own timing.
 			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))
 		case m.Params.Preempt && ours < theirs && ev.Demote >= m.Demote:
 			return m.toMaster(now, fmt.Sprintf("preempting less frequent master %s", ev.Src))

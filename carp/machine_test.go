@@ -65,7 +65,8 @@ func TestBackupRules(t *testing.T) {
 		{"demoted master, no preempt", Params{AdvBase: 1, AdvSkew: 200}, 0, EvAdvert{AdvBase: 1, Demote: 1}, true, ""},
 		{"bow-out", Params{AdvBase: 1, AdvSkew: 200}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, true, ""},
 		{"master slower than 3 advbase", Params{AdvBase: 1}, 0, EvAdvert{AdvBase: 4}, true, ""},
-		{"advbase 0 skips the time-out shortcut", Params{AdvSkew: 26}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, false, ""},
+		{"advbase 0 skips the time-out shortcut", Params{AdvSkew: 26}, 0, EvAdvert{AdvBase: 200}, false, ""},
+		{"advbase 0 still honours a bow-out", Params{AdvSkew: 26}, 0, EvAdvert{AdvBase: 255, AdvSkew: 255}, true, ""},
 		{"preempt strictly better only", Params{AdvBase: 1, AdvSkew: 10, Preempt: true}, 0, EvAdvert{AdvBase: 1, AdvSkew: 10}, false, ""},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package carptest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +149,26 @@ func TestLossTolerance(t *testing.T) {
 	one(t, s, a)
 	if len(b.Log) != 1 {
 		t.Fatalf("backup flapped under 50%% loss: %v", b.Log)
+	}
+}
+
+// TestBowOutSubSecond: a sub-second backup takes over on the bow-out at
+// once, not after its master-down time (found by make bench-failover).
+func TestBowOutSubSecond(t *testing.T) {
+	s := New()
+	a := s.Add("a", carp.Params{AdvSkew: 26})
+	b := s.Add("b", carp.Params{AdvSkew: 30})
+	s.Step(a, carp.EvStart{})
+	s.Run(time.Second)
+	s.Step(b, carp.EvStart{})
+	s.Run(time.Second)
+	one(t, s, a)
+	s.Step(a, carp.EvStop{})
+	s.Run(5 * time.Millisecond)
+	if m := s.Masters(); len(m) != 1 || m[0] != b {
+		t.Fatal("sub-second backup did not take over on the bow-out")
+	}
+	if r := b.Log[len(b.Log)-1]; !strings.Contains(r, "bowed out") {
+		t.Fatalf("reason %q", r)
 	}
 }

@@ -63,8 +63,12 @@ type Iface struct {
 	unknown, short, readErrs atomic.Uint64
 }
 
-// addrCacheTTL bounds how stale the cached interface addresses may be.
-const addrCacheTTL = 2 * time.Second
+// addrCacheTTL bounds how stale the cached interface addresses may be. They
+// choose the advert's source address and recognise our own packets (which
+// the per-start counter cookie catches anyway), and they are re-read at
+// once when the VIPs change; a dump of links and addresses is the most
+// expensive thing an idle carpd does, so it stays rare.
+const addrCacheTTL = 30 * time.Second
 
 // OpenIface opens the sockets of interface name and starts its readers.
 func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command failover is carpd's failover benchmark (`make bench-failover`).
 //
 // In one run it builds a fresh network-namespace lab per trial (package lab:

@@ -243,13 +243,6 @@ func (v *VHost) Update(cfg VHostConfig) {
 	})
 }
 
-// Config returns the configuration in use.
-func (v *VHost) Config() VHostConfig {
-	var c VHostConfig
-	v.do(func() { c = v.cfg })
-	return c
-}
-
 // Status returns a snapshot; safe from any goroutine.
 func (v *VHost) Status() Status {
 	v.mu.Lock()

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/carpd/carpd/internal/asyncq"
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
 )
@@ -34,24 +35,19 @@ type ubusBridge struct {
 	d   *Daemon
 	log *slog.Logger
 	cl  *ubus.Client
-
-	mu     sync.Mutex // guards queue and closed
-	queue  []StateEvent
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
-	// dropped counts events lost because the queue was full or ubusd was
-	// away (ubus events are not queued across an outage).
-	dropped uint64
+	q   *asyncq.Queue[StateEvent]
+	// undelivered counts events ubusd did not take (ubus events are not
+	// kept across an outage); q counts those dropped when full.
+	undelivered atomic.Uint64
 }
 
 // ubusQueueLen bounds the events waiting to be sent.
 const ubusQueueLen = 64
 
 func newUbusBridge(d *Daemon, path string, log *slog.Logger) *ubusBridge {
-	b := &ubusBridge{d: d, log: log.With("op", "ubus"), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	b := &ubusBridge{d: d, log: log.With("op", "ubus")}
 	b.cl = ubus.NewClient(path, &ubus.Config{Logger: log}, b.setup)
-	go b.run()
+	b.q = asyncq.New(ubusQueueLen, b.send)
 	return b
 }
 
@@ -143,72 +139,31 @@ func ubusStatus(err error) ubus.Status {
 
 // event queues a carp.state event without blocking (called from vhost
 // goroutines). A full queue drops the oldest.
-func (b *ubusBridge) event(ev StateEvent) {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return
-	}
-	if len(b.queue) == ubusQueueLen {
-		b.queue = b.queue[1:]
-		b.dropped++
-	}
-	b.queue = append(b.queue, ev)
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
+func (b *ubusBridge) event(ev StateEvent) { b.q.Push(ev) }
 
 // sendTimeout bounds one event send.
 const sendTimeout = 2 * time.Second
 
-func (b *ubusBridge) run() {
-	defer close(b.done)
-	for {
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			closed := b.closed
-			b.mu.Unlock()
-			if closed {
-				return
-			}
-			<-b.wake
-			continue
-		}
-		ev := b.queue[0]
-		b.queue = b.queue[1:]
-		b.mu.Unlock()
-		data, _ := json.Marshal(ev)
-		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-		err := b.cl.Send(ctx, "carp.state", data)
-		if err == nil {
-			// procd (`procd_set_param watch carpd`) and other subscribers
-			// get it as a notification of the object too.
-			err = b.cl.Notify(ctx, ubusObject, "carp.state", data)
-		}
-		cancel()
-		if err != nil {
-			b.mu.Lock()
-			b.dropped++
-			b.mu.Unlock()
-			b.log.Debug("carp.state event not delivered", "err", err)
-		}
+func (b *ubusBridge) send(ev StateEvent) {
+	data, _ := json.Marshal(ev)
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	err := b.cl.Send(ctx, "carp.state", data)
+	if err == nil {
+		// procd (`procd_set_param watch carpd`) and other subscribers get
+		// it as a notification of the object too.
+		err = b.cl.Notify(ctx, ubusObject, "carp.state", data)
+	}
+	if err != nil {
+		b.undelivered.Add(1)
+		b.log.Debug("carp.state event not delivered", "err", err)
 	}
 }
 
 // close sends what is queued (bounded by sendTimeout each), then
 // disconnects.
 func (b *ubusBridge) close() {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-	<-b.done
+	b.q.Close()
 	b.cl.Close()
 }
 

@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sync"
 	"time"
+
+	"github.com/carpd/carpd/internal/asyncq"
 )
 
 // DefaultHotplugCall is OpenWrt's hotplug dispatcher: it sources every
@@ -28,13 +29,7 @@ type Hotplug struct {
 	path    string
 	timeout time.Duration
 	log     *slog.Logger
-
-	mu      sync.Mutex // guards queue, dropped and closed
-	queue   [][]string
-	dropped uint64
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
+	q       *asyncq.Queue[[]string]
 }
 
 // hotplugQueueLen bounds the events waiting for hotplug-call.
@@ -47,77 +42,22 @@ func NewHotplug(path string, timeout time.Duration, log *slog.Logger) *Hotplug {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hotplug{path: path, timeout: timeout, log: log.With("op", "hotplug"),
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go h.run()
+	h := &Hotplug{path: path, timeout: timeout, log: log.With("op", "hotplug")}
+	h.q = asyncq.New(hotplugQueueLen, h.call)
 	return h
 }
 
 // Event queues one call with env added to a minimal environment, for
 // example ACTION=MASTER VHID=1 INTERFACE=br-lan VIPS="192.168.1.1/24".
 // It never blocks.
-func (h *Hotplug) Event(env ...string) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	if len(h.queue) == hotplugQueueLen {
-		h.queue = h.queue[1:]
-		h.dropped++
-	}
-	h.queue = append(h.queue, env)
-	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
-}
+func (h *Hotplug) Event(env ...string) { h.q.Push(env) }
 
 // Dropped returns how many events were dropped because the queue was full.
-func (h *Hotplug) Dropped() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.dropped
-}
+func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
 
 // Close runs the events already queued, then stops. It waits at most one
 // timeout per queued event.
-func (h *Hotplug) Close() {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		<-h.done
-		return
-	}
-	h.closed = true
-	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
-	<-h.done
-}
-
-func (h *Hotplug) run() {
-	defer close(h.done)
-	for {
-		h.mu.Lock()
-		if len(h.queue) == 0 {
-			closed := h.closed
-			h.mu.Unlock()
-			if closed {
-				return
-			}
-			<-h.wake
-			continue
-		}
-		env := h.queue[0]
-		h.queue = h.queue[1:]
-		h.mu.Unlock()
-		h.call(env)
-	}
-}
+func (h *Hotplug) Close() { h.q.Close() }
 
 func (h *Hotplug) call(env []string) {
 	if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {

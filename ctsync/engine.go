@@ -71,6 +71,9 @@ const (
 	recvQueueLen      = 256
 	maxSACKRanges     = 16
 	purgeGrace        = 10 * time.Second
+	// peerGoneFor: how long the key of a flow the peer deleted stays
+	// known, for the kernel events of our own writes that come late.
+	peerGoneFor = 5 * time.Second
 	// confirmFlag marks a BULK_END sent back by the receiver to confirm
 	// the sender's BULK_END of the same sequence.
 	confirmFlag = uint64(1) << 63
@@ -117,6 +120,12 @@ type pflow struct {
 	confirmed time.Time // last NEW, UPDATE or REFRESH from the peer
 }
 
+// goneKey is the key of a flow the peer deleted.
+type goneKey struct {
+	key flow.Key
+	at  time.Time
+}
+
 // Engine replicates conntrack state between two routers. One goroutine
 // (Run) owns all of its state; Status, Resync and Takeover talk to it
 // through channels.
@@ -142,7 +151,13 @@ type Engine struct {
 	srtt     time.Duration
 	rttvar   time.Duration
 
-	peer      map[uint64]*pflow
+	peer map[uint64]*pflow
+	// peerKeys maps the keys of peer's flows to their ids, and the keys
+	// the peer deleted lately (peerGone, oldest first) to 0: the kernel's
+	// events about our own writes may still be on their way.
+	peerKeys  map[flow.Key]uint64
+	peerGone  []goneKey
+	adopting  bool            // upsert takes the peer's flows as ours (Takeover)
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
 	ackDue    bool
@@ -245,7 +260,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		local: map[flow.Key]*lflow{}, byID: map[uint64]*lflow{}, nextID: 1,
-		inflight: map[uint64]*inflight{}, peer: map[uint64]*pflow{}, recvAbove: map[uint64]bool{},
+		inflight: map[uint64]*inflight{}, peer: map[uint64]*pflow{}, peerKeys: map[flow.Key]uint64{}, recvAbove: map[uint64]bool{},
 		srtt: 0, rttvar: 0,
 	}
 	if cfg.Bandwidth > 0 {
@@ -340,6 +355,12 @@ func (e *Engine) Takeover(ctx context.Context) {
 	e.do(ctx, func() {
 		now := time.Now()
 		e.takeoverAt, e.purgeAt = now, now.Add(purgeGrace)
+		// The peer's flows in our kernel are ours to replicate now.
+		e.adopting = true
+		if err := e.resyncFromKernel(ctx); err != nil {
+			e.log.Warn("conntrack dump at takeover", "err", err)
+		}
+		e.adopting = false
 	})
 }
 
@@ -408,6 +429,12 @@ func (e *Engine) upsert(f flow.Flow) {
 	key := f.Key()
 	l := e.local[key]
 	if l == nil {
+		if _, ok := e.peerKeys[key]; ok && !e.adopting {
+			// We injected it from the peer, which replicates it: sending
+			// it back would have the peer write our stale copy over its
+			// live entry (or bring it back after its DELETE).
+			return
+		}
 		l = &lflow{id: e.nextID, ver: 1, f: f, dirty: prioNone}
 		e.nextID++
 		e.local[key], e.byID[l.id] = l, l
@@ -536,10 +563,12 @@ func (e *Engine) flush(now time.Time) {
 		}
 		enc.Limit = e.payloadLimit()
 		enc.Reset(make([]byte, 0, e.cfg.MTU))
+		nrec := 0
 		if e.ackDue {
 			ack := e.ack()
 			if enc.Append(&ack) == nil {
 				e.ackDue = false
+				nrec++
 			}
 		}
 		var recs []sentRec
@@ -566,6 +595,10 @@ func (e *Engine) flush(now time.Time) {
 			break
 		}
 		pn, ok := e.send(enc.Bytes(), now, false)
+		if ok {
+			nrec += len(recs)
+			e.count(func(c *Counters) { c.FlowsSent += uint64(nrec) })
+		}
 		if ok && len(recs) > 0 {
 			e.inflight[pn] = &inflight{at: now, recs: recs}
 		}
@@ -645,18 +678,27 @@ func (e *Engine) ack() wire.Record {
 func (e *Engine) sendControl(now time.Time, hello bool, recs ...wire.Record) {
 	var enc wire.Encoder
 	enc.Reset(make([]byte, 0, 256))
+	nrec := 0
+	if hello {
+		nrec++ // the session puts its HELLO record first
+	}
 	if e.ackDue {
 		ack := e.ack()
 		if enc.Append(&ack) == nil {
 			e.ackDue = false
+			nrec++
 		}
 	}
 	for i := range recs {
 		if err := enc.Append(&recs[i]); err != nil {
 			e.log.Error("encoding a control record", "err", err)
+			continue
 		}
+		nrec++
 	}
-	e.send(enc.Bytes(), now, hello)
+	if _, ok := e.send(enc.Bytes(), now, hello); ok {
+		e.count(func(c *Counters) { c.FlowsSent += uint64(nrec) })
+	}
 }
 
 // timers: HELLO until established, keepalives, retransmissions, bulk
@@ -680,6 +722,12 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 		e.setSynced(true)
 	}
 	e.serveBulkEnd(now)
+	for len(e.peerGone) > 0 && now.Sub(e.peerGone[0].at) > peerGoneFor {
+		if id, ok := e.peerKeys[e.peerGone[0].key]; ok && id == 0 {
+			delete(e.peerKeys, e.peerGone[0].key)
+		}
+		e.peerGone = e.peerGone[1:]
+	}
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
 		e.purgeAt = time.Time{}
 		e.purge(ctx)
@@ -824,6 +872,9 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	var nrec uint64
 	err = wire.DecodeRecords(op.Payload, func(r *wire.Record) error {
 		nrec++
+		if r.Type != wire.RecordAck {
+			e.ackDue = true
+		}
 		switch r.Type {
 		case wire.RecordNew:
 			if r.Flow.Valid() != nil {
@@ -834,7 +885,9 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			if p != nil && r.Version <= p.ver && r.Version != 0 {
 				return nil // stale or duplicate
 			}
+			e.dropPeer(r.ID)
 			e.peer[r.ID] = &pflow{f: r.Flow, ver: r.Version, confirmed: now}
+			e.peerKeys[r.Flow.Key()] = r.ID
 			apply = append(apply, r.Flow)
 		case wire.RecordUpdate, wire.RecordRefresh:
 			p := e.peer[r.ID]
@@ -857,8 +910,13 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			apply = append(apply, p.f)
 		case wire.RecordDelete:
 			if p := e.peer[r.ID]; p != nil {
-				delete(e.peer, r.ID)
-				dels = append(dels, p.f.Key())
+				e.dropPeer(r.ID)
+				key := p.f.Key()
+				if _, ok := e.peerKeys[key]; !ok {
+					e.peerKeys[key] = 0
+					e.peerGone = append(e.peerGone, goneKey{key: key, at: now})
+				}
+				dels = append(dels, key)
 			}
 		case wire.RecordAck:
 			e.acked(r.Ack, now)
@@ -888,9 +946,23 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	}
 }
 
+// dropPeer forgets the peer's flow id.
+func (e *Engine) dropPeer(id uint64) {
+	p := e.peer[id]
+	if p == nil {
+		return
+	}
+	if key := p.f.Key(); e.peerKeys[key] == id {
+		delete(e.peerKeys, key)
+	}
+	delete(e.peer, id)
+}
+
 // received records a peer packet number for our acknowledgements.
+// Only ack-eliciting frames (any record but ACK) arm an acknowledgement:
+// acknowledging acknowledgements would have two idle peers send each
+// other an ACK every window forever.
 func (e *Engine) received(pn uint64) {
-	e.ackDue = true
 	if pn < e.recvCum || e.recvAbove[pn] {
 		return
 	}
@@ -919,7 +991,7 @@ func (e *Engine) newPeer(now time.Time) {
 	e.inflight = map[uint64]*inflight{}
 	e.maxAcked = 0
 	e.recvCum, e.recvAbove = 0, map[uint64]bool{}
-	e.peer = map[uint64]*pflow{}
+	e.peer, e.peerKeys, e.peerGone = map[uint64]*pflow{}, map[flow.Key]uint64{}, nil
 	for _, l := range e.byID {
 		if l.deleted && l.sent {
 			e.forget(l) // the new peer never had it
@@ -1017,7 +1089,7 @@ func (e *Engine) purge(ctx context.Context) {
 	for id, p := range e.peer {
 		if p.confirmed.Before(cut) {
 			dels = append(dels, p.f.Key())
-			delete(e.peer, id)
+			e.dropPeer(id)
 		}
 	}
 	if len(dels) == 0 {

@@ -395,3 +395,183 @@ func BenchmarkEngineEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestRecordsSentCounted: records_sent counts what went out, so that it
+// can be compared with the peer's records_received (it stayed 0).
+func TestRecordsSentCounted(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	const n = 300
+	for i := 0; i < n; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
+	a.stop()
+	b.stop()
+	sa, sb := a.e.Status().Counters, b.e.Status().Counters
+	if sa.FlowsSent < n || sb.FlowsSent == 0 {
+		t.Fatalf("records sent: a %d (%d flows went), b %d", sa.FlowsSent, n, sb.FlowsSent)
+	}
+	// Lossless: nothing is received that was not sent.
+	if sb.FlowsReceived > sa.FlowsSent || sa.FlowsReceived > sb.FlowsSent {
+		t.Fatalf("a sent %d records, b received %d; b sent %d, a received %d",
+			sa.FlowsSent, sb.FlowsReceived, sb.FlowsSent, sa.FlowsReceived)
+	}
+}
+
+// echoKernel is a fakeKernel that, like the real one, reports its own
+// writes as events (NEW, UPDATE, DESTROY). With hold set, the events wait
+// in held until release, as when the event reader lags behind.
+type echoKernel struct {
+	*fakeKernel
+	hmu  sync.Mutex
+	hold bool
+	held []flow.Event
+}
+
+func (k *echoKernel) emit(ev flow.Event) {
+	k.hmu.Lock()
+	defer k.hmu.Unlock()
+	if k.hold {
+		k.held = append(k.held, ev)
+		return
+	}
+	k.events <- ev
+}
+
+func (k *echoKernel) release() {
+	k.hmu.Lock()
+	defer k.hmu.Unlock()
+	for _, ev := range k.held {
+		k.events <- ev
+	}
+	k.held, k.hold = nil, false
+}
+
+func (k *echoKernel) Apply(ctx context.Context, fs []flow.Flow) []error {
+	for _, f := range fs {
+		typ := flow.EventUpdate
+		if _, ok := k.snapshot()[f.Key()]; !ok {
+			typ = flow.EventNew
+		}
+		k.fakeKernel.Apply(ctx, []flow.Flow{f})
+		k.emit(flow.Event{Type: typ, Flow: f})
+	}
+	return make([]error, len(fs))
+}
+
+func (k *echoKernel) Delete(ctx context.Context, keys []flow.Key) error {
+	for _, key := range keys {
+		f, ok := k.snapshot()[key]
+		k.fakeKernel.Delete(ctx, []flow.Key{key})
+		if ok {
+			k.emit(flow.Event{Type: flow.EventDestroy, Flow: f})
+		}
+	}
+	return nil
+}
+
+// startEchoNode is startNode with an echoKernel.
+func startEchoNode(t *testing.T, l *memLink, i int) (*node, *echoKernel) {
+	t.Helper()
+	n := startNode(t, l, i, testKey, nil)
+	ek := &echoKernel{fakeKernel: n.k}
+	n.e.k = ek
+	return n, ek
+}
+
+// TestBackupDoesNotEchoPeerFlows: the flows the backup injected from the
+// master come back to it as kernel events (and in its dumps); it must not
+// replicate them back, or the master writes the backup's older copy over
+// its live entries: TCP states went back, deleted flows came back (e2e
+// TestSyncLossyLink). After a takeover they are the backup's own.
+func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
+	l := newMemLink(0)
+	a := startNode(t, l, 0, testKey, nil)
+	b, bk := startEchoNode(t, l, 1)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	const n = 200
+	for i := 0; i < n; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
+	for i := 0; i < 100; i++ {
+		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+	}
+	for i := 150; i < n; i++ {
+		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+	}
+	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	// b's refresh and overrun path: a dump of its table.
+	b.e.do(context.Background(), func() { _ = b.e.resyncFromKernel(context.Background()) })
+	time.Sleep(300 * time.Millisecond)
+	a.k.mu.Lock()
+	applied := a.k.applied
+	a.k.mu.Unlock()
+	if sa, sb := a.e.Status(), b.e.Status(); applied != 0 || sa.FlowsPeer != 0 || sb.FlowsLocal != 0 {
+		t.Fatalf("b sent a's flows back: a injected %d flows, holds %d of b's; b replicates %d", applied, sa.FlowsPeer, sb.FlowsLocal)
+	}
+	if got := len(a.k.snapshot()); got != 150 || !converged(a.k, b.k) {
+		t.Fatalf("a holds %d flows, want 150", got)
+	}
+
+	// A DELETE that overtakes the events of b's own writes: the late NEW
+	// event must not make b send the flow back to a.
+	bk.hmu.Lock()
+	bk.hold = true
+	bk.hmu.Unlock()
+	late := tcpFlow(500, flow.TCPEstablished)
+	a.k.put(late, flow.EventNew)
+	eventually(t, 5*time.Second, "late flow on b", func() bool { _, ok := b.k.snapshot()[late.Key()]; return ok })
+	time.Sleep(100 * time.Millisecond) // a window: a sends the DELETE in another frame
+	a.k.put(late, flow.EventDestroy)
+	eventually(t, 5*time.Second, "late flow gone from b", func() bool { _, ok := b.k.snapshot()[late.Key()]; return !ok })
+	time.Sleep(300 * time.Millisecond) // late, but well within peerGoneFor
+	bk.hmu.Lock()
+	for len(bk.held) > 1 { // the NEW now, the DESTROY after a flush
+		bk.events <- bk.held[0]
+		bk.held = bk.held[1:]
+	}
+	bk.hmu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	bk.release()
+	time.Sleep(200 * time.Millisecond)
+	if _, ok := a.k.snapshot()[late.Key()]; ok || b.e.Status().FlowsLocal != 0 {
+		t.Fatalf("the deleted flow came back to a (b replicates %d flows)", b.e.Status().FlowsLocal)
+	}
+	a.k.mu.Lock()
+	applied = a.k.applied
+	a.k.mu.Unlock()
+	if applied != 0 {
+		t.Fatalf("a injected %d flows from b", applied)
+	}
+
+	// b takes over: a's flows in its kernel are its own now.
+	b.e.Takeover(context.Background())
+	eventually(t, 5*time.Second, "b replicating the flows it took over", func() bool {
+		return b.e.Status().FlowsLocal == 150 && b.e.Status().FlowsSynced == 150
+	})
+}
+
+// TestIdleLinkQuiet: two idle engines exchange keepalives, not an endless
+// volley of acknowledgements (found by make bench-sync: 40 datagrams/s).
+func TestIdleLinkQuiet(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	time.Sleep(time.Second) // let the bulk handshakes settle
+	before := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
+	time.Sleep(3 * time.Second)
+	after := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
+	// At most a keepalive and its acknowledgement per side in 3 s.
+	if n := after - before; n > 4 {
+		t.Fatalf("%d frames in 3 idle seconds", n)
+	}
+}

@@ -27,7 +27,7 @@ demo: build
 	$(GO) run ./lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
-test: lint unit cross qemu-test fuzz-smoke
+test: lint unit cross qemu-test fuzz-smoke ipk-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -75,3 +75,33 @@ clean:
 ## bench-sync: carpd's state sync next to conntrackd (FTFW) in one lab run (root).
 bench-sync: build
 	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/sync -out bench/sync-results.md
+
+## ipk: OpenWrt packages without the SDK, dist/carpd_<version>_<arch>.ipk for every CROSS
+## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh).
+## Reproducible: the same commit gives the same bytes (mtimes = SOURCE_DATE_EPOCH, by
+## default the last commit's time). The version: package/version.sh plus -r$(IPK_RELEASE).
+IPK_VERSION ?= $(shell sh package/version.sh)-r$(IPK_RELEASE)
+IPK_RELEASE ?= 1
+IPK_EPOCH = $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct))
+ipk: cross
+	$(GO) build $(GOFLAGS_BUILD) -o bin/mkipk ./cmd/mkipk
+	@set -e; v='$(IPK_VERSION)'; e='$(IPK_EPOCH)'; \
+	case "$$v" in -r*|*' '*|'') echo "make ipk: bad version '$$v' (package/version.sh failed?)"; exit 1;; esac; \
+	for t in $(CROSS); do name=$${t%%:*}; \
+		bin/mkipk -bin dist/carpd-$$name -files package/carpd/files -arch $$name -version "$$v" -epoch "$$e" -out dist; \
+	done
+
+## ipk-test: unpack every dist/*.ipk and check it: format, control fields, modes, conffiles,
+## scripts, ELF machine/byte order/soft float, `carpd version` under qemu-user, and that a
+## second build gives the same bytes.
+ipk-test: ipk
+	CARPD_DIST=$(CURDIR)/dist CARPD_REQUIRE_QEMU=1 CARPD_IPK_VERSION='$(IPK_VERSION)' SOURCE_DATE_EPOCH='$(IPK_EPOCH)' \
+		$(GO) test -count=1 -run 'TestDist|TestMIPSFPUScan' -v ./internal/ipk
+
+## ipk-size: what each dependency costs in the mips_24kc binary (package/SIZE.md): symbol
+## sizes of an unstripped build, scaled to the stripped dist/carpd-mips_24kc.
+ipk-size: cross
+	env GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) build $(GOFLAGS_BUILD) -ldflags '-X main.version=$(VERSION)' -o bin/carpd-mips_24kc.unstripped .
+	$(GO) run ./cmd/mkipk -size-report bin/carpd-mips_24kc.unstripped -bin dist/carpd-mips_24kc
+
+.PHONY: ipk ipk-test ipk-size

@@ -70,6 +70,7 @@ const (
 	maxFramesPerFlush = 256 // bounds one flush; the rest goes next window
 	recvQueueLen      = 256
 	maxSACKRanges     = 16
+	maxRecvAbove      = 4096 // received packet numbers kept above recvCum
 	purgeGrace        = 10 * time.Second
 	// peerGoneFor: how long the key of a flow the peer deleted stays
 	// known, for the kernel events of our own writes that come late.
@@ -556,6 +557,13 @@ func (e *Engine) flush(now time.Time) {
 	if !e.sess.Established() {
 		return
 	}
+	if now.Sub(e.lastRecv) >= peerDeadAfter {
+		// The peer is silent (dead, or the link is): what is dirty stays
+		// dirty until it answers again, rather than going out, and out
+		// again at every retransmission timeout, to nobody. After a
+		// takeover that is the whole table.
+		return
+	}
 	var enc wire.Encoder
 	for n := 0; n < maxFramesPerFlush; n++ {
 		if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
@@ -665,10 +673,13 @@ func (e *Engine) ack() wire.Record {
 			a.Ranges[n-1].Last = pn
 			continue
 		}
-		if n == maxSACKRanges {
-			break
-		}
 		a.Ranges = append(a.Ranges, wire.AckRange{First: pn, Last: pn})
+	}
+	// The newest ranges: a lost frame's number never comes (its flows go
+	// again in new frames), so Cum stays below the first loss for good
+	// and the oldest ranges would soon be all the ack ever says.
+	if n := len(a.Ranges); n > maxSACKRanges {
+		a.Ranges = a.Ranges[n-maxSACKRanges:]
 	}
 	return wire.Record{Type: wire.RecordAck, Ack: a}
 }
@@ -967,9 +978,17 @@ func (e *Engine) received(pn uint64) {
 		return
 	}
 	if pn != e.recvCum {
-		if len(e.recvAbove) < 4096 {
-			e.recvAbove[pn] = true
+		if len(e.recvAbove) >= maxRecvAbove && pn > maxRecvAbove/2 {
+			// Forget the oldest half rather than every frame to come:
+			// the acks are about the newest.
+			cut := pn - maxRecvAbove/2
+			for p := range e.recvAbove {
+				if p < cut {
+					delete(e.recvAbove, p)
+				}
+			}
 		}
+		e.recvAbove[pn] = true
 		return
 	}
 	e.recvCum++

@@ -575,3 +575,111 @@ func TestIdleLinkQuiet(t *testing.T) {
 		t.Fatalf("%d frames in 3 idle seconds", n)
 	}
 }
+
+// TestNothingSentToSilentPeer: flows are not sent (and resent at every
+// retransmission timeout) to a peer silent for peerDeadAfter, as after a
+// takeover from a crashed master, when the whole adopted table is dirty;
+// they go once it is back.
+func TestNothingSentToSilentPeer(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	for i := 0; i < 100; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	// Wait for b's bulk handshake to be over too: a late BULK_REQ would
+	// rightly mark a's whole table for resending.
+	eventually(t, 10*time.Second, "first sync", func() bool {
+		return converged(a.k, b.k) && a.e.Status().FlowsSynced == 100 && b.e.Synced() && !a.e.Status().Bulk.Serving
+	})
+	b.stop()
+	a.e.do(context.Background(), func() { a.e.lastRecv = time.Now().Add(-peerDeadAfter - time.Second) })
+	before := a.e.Status().Counters.FlowsSent
+	for i := 100; i < 150; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	time.Sleep(1500 * time.Millisecond) // more than a retransmission timeout
+	st := a.e.Status()
+	// Nothing goes to the silent peer. The 50 new flows wait; flows whose
+	// last frame went unacknowledged when the peer died wait too.
+	if sent := st.Counters.FlowsSent - before; sent != 0 || st.FlowsPending < 50 {
+		t.Fatalf("to a silent peer: %d records sent, %d flows pending (want 0 sent, >= 50 pending)", sent, st.FlowsPending)
+	}
+	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.mu.Lock()
+	l.ends[1] = &memConn{l: l, other: 0, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[1].self}
+	l.mu.Unlock()
+	b2 := startNode(t, l, 1, testKey, nil)
+	b2.run(t)
+	eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.snapshot()) == 150 })
+}
+
+// TestAckCoversNewestFrames: frames are never resent under their number,
+// so after a loss Cum stays below it for good and only the SACK ranges
+// acknowledge. They must cover the newest frames, however many were lost
+// before and however long the session: with the oldest 16 ranges (and no
+// room above 4096 numbers) nothing new was acknowledged any more, every
+// flow was resent at every timeout and updates starved behind them (e2e
+// TestSyncLossyLink: a backup stuck with 949 stale states after 60 s).
+func TestAckCoversNewestFrames(t *testing.T) {
+	n := startNode(t, newMemLink(0), 0, testKey, nil) // not run: its state is ours
+	e := n.e
+	acked := func(pn uint64) bool {
+		r := e.ack()
+		a := r.Ack
+		if err := (&wire.Encoder{}).Append(&r); err != nil {
+			t.Fatalf("ack does not encode: %v (%+v)", err, a)
+		}
+		if pn < a.Cum {
+			return true
+		}
+		for _, rg := range a.Ranges {
+			if pn >= rg.First && pn <= rg.Last {
+				return true
+			}
+		}
+		return false
+	}
+	// 10 % loss: a gap every 10 frames.
+	for pn := uint64(0); pn < 1000; pn++ {
+		if pn%10 != 5 {
+			e.received(pn)
+		}
+	}
+	if r := e.ack(); r.Ack.Cum != 5 || !acked(999) || !acked(990) || acked(995) {
+		t.Fatalf("after 100 losses: ack %+v", r.Ack)
+	}
+	// A long session after one loss.
+	for pn := uint64(1000); pn < 20000; pn++ {
+		e.received(pn)
+	}
+	if !acked(19999) || len(e.recvAbove) > maxRecvAbove+1 {
+		t.Fatalf("after 19000 more frames: newest not acknowledged (%d numbers kept)", len(e.recvAbove))
+	}
+}
+
+// TestLossyLinkManyFrames: over 10 % loss, a table of many frames (far
+// more than 16 losses) and then updates of every flow converge, and the
+// retransmissions stay a fraction of the flows.
+func TestLossyLinkManyFrames(t *testing.T) {
+	l := newMemLink(0.10)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	const n = 10000
+	for i := 0; i < n; i++ {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 20*time.Second, "table on b", func() bool { return converged(a.k, b.k) })
+	for i := 0; i < n; i++ {
+		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+	}
+	eventually(t, 20*time.Second, "updates on b", func() bool { return converged(a.k, b.k) })
+	eventually(t, 10*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
+	if r := a.e.Status().Counters.Retransmits; r > n {
+		t.Fatalf("%d flows resent for %d sent twice over 10 %% loss", r, n)
+	}
+	t.Logf("%d flows resent", a.e.Status().Counters.Retransmits)
+}

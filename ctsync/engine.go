@@ -67,11 +67,14 @@ const (
 	minRTO            = 200 * time.Millisecond
 	maxRTO            = 5 * time.Second
 	bulkEndRetry      = time.Second
-	maxFramesPerFlush = 256 // bounds one flush; the rest goes next window
-	recvQueueLen      = 256
-	maxSACKRanges     = 16
-	maxRecvAbove      = 4096 // received packet numbers kept above recvCum
-	purgeGrace        = 10 * time.Second
+	maxFramesPerFlush = 256  // bounds one flush; the rest goes next window
+	recvQueueLen      = 2048 // frames waiting for the engine; a bulk burst fills hundreds
+	// urgentWindow: new and deleted flows wait at most this long (or the
+	// window, if shorter), whatever the window for updates (sync.md §4.1).
+	urgentWindow  = 20 * time.Millisecond
+	maxSACKRanges = 16
+	maxRecvAbove  = 4096 // received packet numbers kept above recvCum
+	purgeGrace    = 10 * time.Second
 	// peerGoneFor: how long the key of a flow the peer deleted stays
 	// known, for the kernel events of our own writes that come late.
 	peerGoneFor = 5 * time.Second
@@ -162,9 +165,12 @@ type Engine struct {
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
 	ackDue    bool
-	lastRecv  time.Time
-	lastSend  time.Time
-	lastHello time.Time
+	// urgentSince: when urgent work (a new or deleted flow, an ack) last
+	// became pending; zero when none waits.
+	urgentSince time.Time
+	lastRecv    time.Time
+	lastSend    time.Time
+	lastHello   time.Time
 
 	bulkWanted   bool      // we want the peer's table
 	bulkAsked    time.Time // when BULK_REQ was last sent
@@ -286,14 +292,38 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.wg.Wait()
 	}()
 
-	tick := time.NewTicker(min(e.cfg.Window, 100*time.Millisecond))
+	tick := time.NewTicker(min(max(e.cfg.Window/2, 10*time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()
 	refresh := time.NewTicker(e.cfg.Refresh)
 	defer refresh.Stop()
-	lastFlush := now
+	// Full flushes run on a fixed grid (no drift from tick jitter); new and
+	// deleted flows and acknowledgements also go out urgentWindow after
+	// they became pending, through a timer armed only while such work
+	// waits, so an idle engine wakes no more than the tick.
+	nextFlush, lastUrgent := now.Add(e.cfg.Window), now
+	urgent := min(e.cfg.Window, urgentWindow)
+	urgentTimer := time.NewTimer(time.Hour)
+	urgentTimer.Stop()
+	defer urgentTimer.Stop()
+	urgentArmed := false
 	events := e.k.Events()
 	for {
+		if !urgentArmed && (len(e.queues[prioUrgent]) > 0 || e.ackDue) && e.canSend(time.Now()) {
+			if e.urgentSince.IsZero() {
+				e.urgentSince = time.Now()
+			}
+			from := e.urgentSince
+			if lastUrgent.After(from) {
+				from = lastUrgent
+			}
+			urgentTimer.Reset(max(time.Until(from.Add(urgent)), 0))
+			urgentArmed = true
+		}
 		select {
+		case t := <-urgentTimer.C:
+			urgentArmed = false
+			e.flush(t, prioUrgent)
+			lastUrgent, e.urgentSince = t, time.Time{}
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
@@ -310,9 +340,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.refresh(ctx)
 		case t := <-tick.C:
 			e.timers(ctx, t)
-			if t.Sub(lastFlush) >= e.cfg.Window || e.ackDue && t.Sub(lastFlush) >= e.cfg.Window/2 {
-				e.flush(t)
-				lastFlush = t
+			if !t.Before(nextFlush) {
+				e.flush(t, numPrios-1)
+				for !nextFlush.After(t) {
+					nextFlush = nextFlush.Add(e.cfg.Window)
+				}
 			}
 			// The table sizes in Status walk the table: once a tick, not
 			// per event (counters are updated as they change).
@@ -552,16 +584,19 @@ func (e *Engine) payloadLimit() int {
 	return e.cfg.MTU - wire.HelloHeaderLen - 16 // header and AEAD tag
 }
 
-// flush sends the dirty flows, most urgent first, within the byte cap.
-func (e *Engine) flush(now time.Time) {
-	if !e.sess.Established() {
-		return
-	}
-	if now.Sub(e.lastRecv) >= peerDeadAfter {
-		// The peer is silent (dead, or the link is): what is dirty stays
-		// dirty until it answers again, rather than going out, and out
-		// again at every retransmission timeout, to nobody. After a
-		// takeover that is the whole table.
+// canSend: the session is up and the peer is not silent. A silent peer
+// (dead, or the link is) gets nothing: what is dirty stays dirty until it
+// answers again, rather than going out, and out again at every
+// retransmission timeout, to nobody; after a takeover that is the whole
+// table.
+func (e *Engine) canSend(now time.Time) bool {
+	return e.sess.Established() && now.Sub(e.lastRecv) < peerDeadAfter
+}
+
+// flush sends the dirty flows of priority upTo and more urgent, most urgent
+// first, within the byte cap.
+func (e *Engine) flush(now time.Time, upTo int8) {
+	if !e.canSend(now) {
 		return
 	}
 	var enc wire.Encoder
@@ -581,7 +616,7 @@ func (e *Engine) flush(now time.Time) {
 		}
 		var recs []sentRec
 		full := false
-		for p := int8(0); p < numPrios && !full; p++ {
+		for p := int8(0); p <= upTo && !full; p++ {
 			q := e.queues[p]
 			i := 0
 			for ; i < len(q); i++ {

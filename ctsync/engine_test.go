@@ -358,7 +358,11 @@ func TestPurgeAfterTakeover(t *testing.T) {
 	a.run(t)
 	b.run(t)
 	a.k.put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
-	eventually(t, 5*time.Second, "flow on b", func() bool { return len(b.k.snapshot()) == 1 })
+	// Wait for both bulk handshakes too: a late BULK_REQ from b would make
+	// a resend the flow after the purge.
+	eventually(t, 10*time.Second, "flow on b, bulks over", func() bool {
+		return len(b.k.snapshot()) == 1 && a.e.Synced() && b.e.Synced() && !a.e.Status().Bulk.Serving
+	})
 	// Make b's copy look unconfirmed for long, as if a's DELETE was lost.
 	b.e.do(context.Background(), func() {
 		for _, p := range b.e.peer {

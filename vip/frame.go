@@ -386,6 +386,13 @@ func (na *neighborAdvert) UnmarshalBinary(b []byte) error {
 		Override:    m[naFlagsOff]&naFlagOverride != 0,
 		Target:      netip.AddrFrom16([16]byte(m[naTargetOff : naTargetOff+ipv6AddrLen])),
 	}
+	// The decoder accepts exactly the addresses the encoder does (an
+	// IPv4-mapped target was found by FuzzNeighborAdvert).
+	for _, a := range []netip.Addr{out.Source, out.Destination, out.Target} {
+		if err := checkAddr(a); err != nil {
+			return fmt.Errorf("vip: %w: %v", errInvalidNeighborAdvert, err)
+		}
+	}
 	if out.Target.IsMulticast() || (out.Solicited && out.Destination.IsMulticast()) {
 		return fmt.Errorf("vip: %w: target %v, solicited %v to %v",
 			errInvalidNeighborAdvert, out.Target, out.Solicited, out.Destination)

@@ -386,11 +386,11 @@ func (na *neighborAdvert) UnmarshalBinary(b []byte) error {
 		Override:    m[naFlagsOff]&naFlagOverride != 0,
 		Target:      netip.AddrFrom16([16]byte(m[naTargetOff : naTargetOff+ipv6AddrLen])),
 	}
-	// The decoder accepts exactly the addresses the encoder does (an
+	// The decoder accepts exactly the addresses appendTo does (an
 	// IPv4-mapped target was found by FuzzNeighborAdvert).
 	for _, a := range []netip.Addr{out.Source, out.Destination, out.Target} {
-		if err := checkAddr(a); err != nil {
-			return fmt.Errorf("vip: %w: %v", errInvalidNeighborAdvert, err)
+		if !a.Is6() || a.Is4In6() {
+			return fmt.Errorf("vip: %w: address %v", errInvalidNeighborAdvert, a)
 		}
 	}
 	if out.Target.IsMulticast() || (out.Solicited && out.Destination.IsMulticast()) {

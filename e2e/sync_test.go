@@ -17,29 +17,7 @@ import (
 	"github.com/carpd/carpd/lab"
 )
 
-// ruleset is the stateful firewall of both routers (the issue's): forward
-// policy drop, established/related accepted, invalid dropped, new flows
-// only from the LAN and for TCP only as a SYN, and LAN->WAN source NAT to
-// the WAN VIP (masquerade would pick each router's own address).
-const ruleset = `
-flush ruleset
-table inet fw {
-	chain forward {
-		type filter hook forward priority 0; policy drop;
-		ct state established,related accept
-		ct state invalid drop
-		iifname "lan" oifname "wan" tcp flags & (syn | ack | fin | rst) == syn ct state new accept
-		iifname "lan" oifname "wan" meta l4proto udp ct state new accept
-		iifname "lan" oifname "wan" meta l4proto icmp ct state new accept
-	}
-}
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan" snat to 10.0.2.1
-	}
-}
-`
+const ruleset = lab.FirewallRuleset
 
 // firewallLab: client on the LAN, server on the WAN, two routers with a
 // LAN VIP (the client's gateway), a WAN VIP (the SNAT address) and a

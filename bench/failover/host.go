@@ -4,12 +4,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -19,23 +14,6 @@ import (
 // that a disturbed trial is flagged instead of silently skewing a figure.
 
 // renice sets the niceness of every thread of this process; threads and
-// processes created later inherit it.
-func renice(nice int) error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
-			return fmt.Errorf("setpriority %d: %w", tid, err)
-		}
-	}
-	return nil
-}
 
 // stallStep is the stall monitor's sleep; a wake-up later than
 // stallReport after it is recorded.
@@ -92,17 +70,4 @@ func (m *stallMonitor) worst(from, to time.Time) time.Duration {
 		}
 	}
 	return w
-}
-
-// loadAvg returns the first three fields of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/carpd/carpd/bench/internal/benchhost"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -100,12 +101,12 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	if o.nice != 0 {
-		if err := renice(o.nice); err != nil {
+		if err := benchhost.Renice(o.nice); err != nil {
 			logf("WARNING: renice %d: %v", o.nice, err)
 		}
 	}
 	stalls = startStallMonitor(ctx)
-	loadBefore := loadAvg()
+	loadBefore := benchhost.LoadAvg()
 	o.source = gitInfo()
 
 	began := time.Now()
@@ -194,7 +195,7 @@ func run() int {
 					logf("    HOST STALL: this process was not scheduled for %v around the event", res.hostStall.Round(time.Millisecond))
 				}
 				logf("    load %s; master dropped the VIP at %s; lab-probe outages:%s; wire: longest silence %v, late replies (> %v) %d, unanswered %d",
-					loadAvg(), fmtTakeover(res.released), res.detail, res.wire.silence.Round(time.Millisecond), lateAfter, res.wire.late, res.wire.lost)
+					benchhost.LoadAvg(), fmtTakeover(res.released), res.detail, res.wire.silence.Round(time.Millisecond), lateAfter, res.wire.late, res.wire.lost)
 			}
 		}
 		if o.idle > 0 && ctx.Err() == nil {
@@ -221,7 +222,7 @@ func run() int {
 		logf("interrupted: %v", ctx.Err())
 	}
 	elapsed := time.Since(began)
-	o.loadAvg = [2]string{loadBefore, loadAvg()}
+	o.loadAvg = [2]string{loadBefore, benchhost.LoadAvg()}
 	md := report(rows, scs, o, carpdBin, elapsed)
 	fmt.Print(md)
 	if o.out != "" {

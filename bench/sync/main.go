@@ -39,6 +39,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/carpd/carpd/bench/internal/benchhost"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -124,7 +125,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	if o.nice != 0 {
-		if err := renice(o.nice); err != nil {
+		if err := benchhost.Renice(o.nice); err != nil {
 			logf("WARNING: renice %d: %v", o.nice, err)
 		}
 	}
@@ -183,7 +184,7 @@ func run() int {
 	}
 
 	facts := machineFacts(carpdBin)
-	facts.loadStart = loadAvg()
+	facts.loadStart = benchhost.LoadAvg()
 	b := &bench{o: o, dir: tmp, carpdBin: carpdBin}
 	defer func() {
 		b.srv.close()
@@ -229,7 +230,7 @@ func run() int {
 			break
 		}
 	}
-	facts.loadEnd = loadAvg()
+	facts.loadEnd = benchhost.LoadAvg()
 	facts.duration = time.Since(began)
 
 	md := report(b, impls, results, facts)
@@ -313,33 +314,4 @@ func machineFacts(carpdBin string) facts {
 	return f
 }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	fs := strings.Fields(string(b))
-	if len(fs) < 3 {
-		return "?"
-	}
-	return strings.Join(fs[:3], " ")
-}
-
 // renice sets the niceness of every thread of this process; the processes
-// it starts inherit it.
-func renice(nice int) error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
-			return fmt.Errorf("setpriority %d: %w", tid, err)
-		}
-	}
-	return nil
-}

@@ -38,28 +38,10 @@ const (
 	ctdPort    = 3780
 )
 
-// ruleset is e2e/sync_test.go's firewall plus the sync-link counters: IP-layer
+// ruleset is lab.FirewallRuleset (the e2e sync tests' firewall) plus the sync-link counters: IP-layer
 // bytes and packets of the sync UDP traffic (both daemons' ports) in and out
 // of the `sync` interface, counted before any qdisc.
-const ruleset = `
-flush ruleset
-table inet fw {
-	chain forward {
-		type filter hook forward priority 0; policy drop;
-		ct state established,related accept
-		ct state invalid drop
-		iifname "lan" oifname "wan" tcp flags & (syn | ack | fin | rst) == syn ct state new accept
-		iifname "lan" oifname "wan" meta l4proto udp ct state new accept
-		iifname "lan" oifname "wan" meta l4proto icmp ct state new accept
-	}
-}
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan" snat to 10.0.2.1
-	}
-}
-table inet benchsync {
+const ruleset = lab.FirewallRuleset + `table inet benchsync {
 	counter sync_in {
 	}
 	counter sync_out {

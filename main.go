@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,16 +157,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return c, err
 		},
 	})
-	// CARPD_CPUPROFILE=FILE writes a CPU profile of the whole run (a debug
-	// knob for measuring idle cost; see BENCHMARKS.md).
-	if path := os.Getenv("CARPD_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil {
-			defer f.Close() // deferred first, so it runs after StopCPUProfile
-			if pprof.StartCPUProfile(f) == nil {
-				defer pprof.StopCPUProfile()
-			}
-		}
-	}
+	defer startCPUProfile()()
 	if err := d.Run(ctx, reload); err != nil {
 		log.Error("carpd failed", "err", err)
 		return 1

@@ -86,7 +86,9 @@ func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {
 		}
 	}()
 
-	c4, err := net.ListenPacket(fmt.Sprintf("ip4:%d", IPProto), "0.0.0.0")
+	// ListenIP, not ListenPacket: the generic form goes through the
+	// resolver, which links Go's whole DNS client (package/SIZE.md).
+	c4, err := net.ListenIP(fmt.Sprintf("ip4:%d", IPProto), &net.IPAddr{IP: net.IPv4zero})
 	if err != nil {
 		return nil, fmt.Errorf("raw IPv4 socket: %w", err)
 	}
@@ -104,7 +106,7 @@ func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {
 	_ = i.raw4.SetMulticastLoopback(false)
 	_ = i.raw4.SetMulticastInterface(ifi)
 
-	c6, err := net.ListenPacket(fmt.Sprintf("ip6:%d", IPProto), "::")
+	c6, err := net.ListenIP(fmt.Sprintf("ip6:%d", IPProto), &net.IPAddr{IP: net.IPv6unspecified})
 	if err != nil {
 		return nil, fmt.Errorf("raw IPv6 socket: %w", err)
 	}

@@ -160,8 +160,10 @@ func Dial(ctx context.Context, path string, cfg *Config) (*Conn, error) {
 	c := cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", path)
+	// DialUnix, not Dialer.DialContext: a Unix connect never waits (a full
+	// backlog is EAGAIN at once), and the generic dialer links Go's whole
+	// DNS resolver into the binary (about 250 KB on MIPS, package/SIZE.md).
+	nc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("ubus: %w", err)
 	}

@@ -69,12 +69,19 @@ const (
 	bulkEndRetry      = time.Second
 	maxFramesPerFlush = 256  // bounds one flush; the rest goes next window
 	recvQueueLen      = 2048 // frames waiting for the engine; a bulk burst fills hundreds
-	// urgentWindow: new and deleted flows wait at most this long (or the
-	// window, if shorter), whatever the window for updates (sync.md §4.1).
+	// urgentWindow: a new established flow waits at most this long (or
+	// the window, if shorter), whatever the window for the rest (sync.md
+	// §4.1); see newPrio. Acknowledgements go with the window's flush.
 	urgentWindow  = 20 * time.Millisecond
 	maxSACKRanges = 16
-	maxRecvAbove  = 4096 // received packet numbers kept above recvCum
-	purgeGrace    = 10 * time.Second
+	// An acknowledgement rides with records when there are some; alone,
+	// it waits ackDelay (or ackEvery frames to acknowledge), so that a
+	// stream of small frames is not answered frame for frame. The
+	// retransmission timeout (rto) allows for it.
+	ackDelay     = 80 * time.Millisecond
+	ackEvery     = 16
+	maxRecvAbove = 4096 // received packet numbers kept above recvCum
+	purgeGrace   = 10 * time.Second
 	// peerGoneFor: how long the key of a flow the peer deleted stays
 	// known, for the kernel events of our own writes that come late.
 	peerGoneFor = 5 * time.Second
@@ -86,12 +93,40 @@ const (
 // Priorities of dirty flows: lower goes first (shared/specs/sync.md §4.7).
 const (
 	prioNone    = -1
-	prioUrgent  = 0 // NEW and DELETE
-	prioUpdate  = 1 // state changes
-	prioRefresh = 2 // timeout refreshes
-	prioBulk    = 3 // the table for a peer that (re)started
-	numPrios    = 4
+	prioUrgent  = 0 // NEW of established (ASSURED) flows: urgentWindow
+	prioNew     = 1 // NEW of flows being set up, DELETE: the window
+	prioUpdate  = 2 // state changes
+	prioRefresh = 3 // timeout refreshes
+	prioBulk    = 4 // the table for a peer that (re)started
+	numPrios    = 5
 )
+
+// newPrio is the priority of a flow the peer does not know yet, or must
+// forget. Only what a failover would break is urgent: an established
+// connection the backup lacks. A connection being set up that the backup
+// misses retries its SYN; a flow the backup keeps too long is purged
+// after a takeover. Those wait for the window, where short flows fold
+// into one NEW (or none: born and dead) and DELETEs share frames.
+func newPrio(l *lflow) int8 {
+	if !l.deleted && l.f.Status&flow.StatusAssured != 0 && !closing(&l.f) {
+		return prioUrgent
+	}
+	return prioNew
+}
+
+// closing: a TCP connection past its last data (both FINs seen, or a
+// RST): nothing a failover could break. Half-closed ones (FIN_WAIT,
+// CLOSE_WAIT) may still carry data one way for long, so they are not.
+func closing(f *flow.Flow) bool {
+	if f.Orig.Proto != flow.ProtoTCP {
+		return false
+	}
+	switch f.TCPState {
+	case flow.TCPLastAck, flow.TCPTimeWait, flow.TCPClose:
+		return true
+	}
+	return false
+}
 
 // lflow is a local flow: one we replicate to the peer.
 type lflow struct {
@@ -165,7 +200,9 @@ type Engine struct {
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
 	ackDue    bool
-	// urgentSince: when urgent work (a new or deleted flow, an ack) last
+	ackSince  time.Time // when ackDue was set
+	ackFrames int       // frames to acknowledge since then
+	// urgentSince: when urgent work (a new established flow) last
 	// became pending; zero when none waits.
 	urgentSince time.Time
 	lastRecv    time.Time
@@ -308,7 +345,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	urgentArmed := false
 	events := e.k.Events()
 	for {
-		if !urgentArmed && (len(e.queues[prioUrgent]) > 0 || e.ackDue) && e.canSend(time.Now()) {
+		if !urgentArmed && len(e.queues[prioUrgent]) > 0 && e.canSend(time.Now()) {
 			if e.urgentSince.IsZero() {
 				e.urgentSince = time.Now()
 			}
@@ -471,7 +508,7 @@ func (e *Engine) upsert(f flow.Flow) {
 		l = &lflow{id: e.nextID, ver: 1, f: f, dirty: prioNone}
 		e.nextID++
 		e.local[key], e.byID[l.id] = l, l
-		e.mark(l, prioUrgent)
+		e.mark(l, newPrio(l))
 		return
 	}
 	if l.deleted {
@@ -490,7 +527,7 @@ func (e *Engine) upsert(f flow.Flow) {
 	if l.known {
 		e.mark(l, prioUpdate)
 	} else {
-		e.mark(l, prioUrgent)
+		e.mark(l, newPrio(l))
 	}
 }
 
@@ -512,7 +549,7 @@ func (e *Engine) destroy(key flow.Key) {
 	}
 	l.deleted = true
 	l.ver++
-	e.mark(l, prioUrgent)
+	e.mark(l, prioNew)
 }
 
 func (e *Engine) forget(l *lflow) {
@@ -607,7 +644,7 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 		enc.Limit = e.payloadLimit()
 		enc.Reset(make([]byte, 0, e.cfg.MTU))
 		nrec := 0
-		if e.ackDue {
+		if e.ackDue && (n > 0 || e.ackNow(now) || e.pending(upTo)) {
 			ack := e.ack()
 			if enc.Append(&ack) == nil {
 				e.ackDue = false
@@ -623,6 +660,12 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 				l := e.byID[q[i]]
 				if l == nil || l.dirty != p {
 					continue // stale entry: sent since, or requeued higher
+				}
+				if p == prioUrgent && newPrio(l) != prioUrgent {
+					// Closed since it was queued: it waits for the window.
+					l.dirty = prioNew
+					e.queues[prioNew] = append(e.queues[prioNew], l.id)
+					continue
 				}
 				r := record(l, p)
 				if err := enc.Append(&r); err != nil {
@@ -663,6 +706,24 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 			e.queues[p] = nil // let a large bulk queue's array go
 		}
 	}
+}
+
+// ackNow: an acknowledgement is due on its own, in a frame without
+// records if need be. Otherwise it waits to ride with records: ackDelay
+// after the first frame it acknowledges, or ackEvery frames.
+func (e *Engine) ackNow(now time.Time) bool {
+	return e.ackDue && (now.Sub(e.ackSince) >= ackDelay || e.ackFrames >= ackEvery)
+}
+
+// pending: some flow is queued at priority upTo or more urgent (perhaps
+// a stale entry: then a frame may go with only an acknowledgement).
+func (e *Engine) pending(upTo int8) bool {
+	for p := int8(0); p <= upTo; p++ {
+		if len(e.queues[p]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // send seals payload (a HELLO if hello) and writes it to the peer.
@@ -819,7 +880,7 @@ func (e *Engine) detectLoss(now time.Time) {
 			}
 			e.count(func(c *Counters) { c.Retransmits++ })
 			if l.deleted || !l.known {
-				e.mark(l, prioUrgent)
+				e.mark(l, newPrio(l))
 			} else {
 				e.mark(l, prioUpdate)
 			}
@@ -916,10 +977,15 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	var apply []flow.Flow
 	var dels []flow.Key
 	var nrec uint64
+	elicits := false
 	err = wire.DecodeRecords(op.Payload, func(r *wire.Record) error {
 		nrec++
-		if r.Type != wire.RecordAck {
-			e.ackDue = true
+		if r.Type != wire.RecordAck && !elicits {
+			elicits = true
+			if !e.ackDue {
+				e.ackDue, e.ackSince, e.ackFrames = true, now, 0
+			}
+			e.ackFrames++
 		}
 		switch r.Type {
 		case wire.RecordNew:

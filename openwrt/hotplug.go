@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
@@ -66,12 +65,11 @@ func (h *Hotplug) call(env []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, h.path, HotplugSubsystem)
 	// Like keepalived's `env -i`: only what hotplug scripts expect.
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOTPLUG_TYPE=" + HotplugSubsystem}, env...)
-	cmd.WaitDelay = time.Second
+	// The callers' keys (ACTION, VHID, ...) never repeat these two.
+	cmdEnv := append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOTPLUG_TYPE=" + HotplugSubsystem}, env...)
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	out, err := runCombined(ctx, h.path, []string{HotplugSubsystem}, cmdEnv, time.Second)
 	switch {
 	case ctx.Err() != nil:
 		h.log.Warn("hotplug scripts timed out and were killed", "env", env, "timeout", h.timeout)

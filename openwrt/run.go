@@ -1,0 +1,91 @@
+package openwrt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"time"
+)
+
+// errWaitDelay has the text of os/exec's ErrWaitDelay: the process exited
+// (or was killed) but something it started kept the output pipe open past
+// the wait delay.
+var errWaitDelay = errors.New("exec: WaitDelay expired before I/O complete")
+
+// runCombined runs the program at path with args and exactly env (nothing
+// inherited), stdin from /dev/null, and returns what it wrote to stdout and
+// stderr together. It behaves like os/exec's
+//
+//	cmd := exec.CommandContext(ctx, path, args...)
+//	cmd.Env, cmd.WaitDelay = env, waitDelay
+//	out, err := cmd.CombinedOutput()
+//
+// for a path that names a file: when ctx is done the process is killed
+// (SIGKILL), and once the process has exited or ctx is done, the output is
+// read for at most waitDelay more, then the pipe is closed (a backgrounded
+// grandchild may hold it open for ever). An unsuccessful exit is an error
+// reading "exit status N" or "signal: killed", as exec.ExitError prints.
+//
+// Not os/exec itself: the Cmd machinery (LookPath, io.Copy through
+// splice/sendfile, the environment and Getwd handling) costs about 180 KB
+// of the MIPS binary (package/SIZE.md).
+func runCombined(ctx context.Context, path string, args, env []string, waitDelay time.Duration) ([]byte, error) {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	if env == nil {
+		env = []string{} // nil would inherit carpd's environment
+	}
+	argv := append([]string{path}, args...)
+	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: []*os.File{devnull, pw, pw}})
+	pw.Close() // the child has its copy; EOF comes when the last holder closes it
+	if err != nil {
+		return nil, err // *fs.PathError "fork/exec PATH: ..."
+	}
+
+	var out bytes.Buffer
+	copied := make(chan error, 1)
+	go func() {
+		_, err := out.ReadFrom(pr)
+		copied <- err
+	}()
+	var state *os.ProcessState
+	var waitErr error
+	exited := make(chan struct{})
+	go func() {
+		state, waitErr = p.Wait()
+		close(exited)
+	}()
+
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		_ = p.Kill()
+	}
+	delay := time.NewTimer(waitDelay)
+	defer delay.Stop()
+	var ioErr error
+	select {
+	case ioErr = <-copied:
+	case <-delay.C:
+		pr.Close() // ends the reader with an error
+		<-copied
+		ioErr = errWaitDelay
+	}
+	<-exited
+	switch {
+	case waitErr != nil:
+		return out.Bytes(), waitErr
+	case !state.Success():
+		return out.Bytes(), errors.New(state.String())
+	}
+	return out.Bytes(), ioErr
+}

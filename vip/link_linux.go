@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +38,7 @@ func LinkUp(ifname string) (bool, error) {
 	if err := checkInterfaceName(ifname); err != nil {
 		return false, err
 	}
-	c, err := rtnetlink.Dial(nil)
+	c, err := dialRouteConn()
 	if err != nil {
 		return false, fmt.Errorf("vip: link %s: dial rtnetlink: %w", ifname, err)
 	}
@@ -54,19 +53,15 @@ func LinkUp(ifname string) (bool, error) {
 // linkUp applies LinkUp's rule to a kernel link message. The kernel sets
 // IFF_RUNNING when the operational state is up or unknown (netif_oper_up,
 // dev_get_flags in net/core/dev.c); unknown also needs carrier here.
-func linkUp(lm *rtnetlink.LinkMessage) bool {
+func linkUp(lm *ifInfoMsg) bool {
 	const want = unix.IFF_UP | unix.IFF_RUNNING
 	if lm.Flags&want != want {
 		return false
 	}
-	oper := rtnetlink.OperStateUnknown
-	if lm.Attributes != nil {
-		oper = lm.Attributes.OperationalState
-	}
-	switch oper {
-	case rtnetlink.OperStateUp:
+	switch lm.OperState {
+	case ifOperUp:
 		return true
-	case rtnetlink.OperStateUnknown:
+	case ifOperUnknown:
 		return lm.Flags&unix.IFF_LOWER_UP != 0
 	default:
 		return false
@@ -97,7 +92,7 @@ type LinkWatcher struct {
 	// which closes them. Both are opened by WatchLinks, so they belong to
 	// the network namespace of WatchLinks's caller.
 	sub  *netlink.Conn
-	dump *rtnetlink.Conn
+	dump *netlink.Conn
 
 	// Owned by run; no lock.
 	table    linkTable
@@ -119,7 +114,7 @@ func watchLinks(ctx context.Context, log *slog.Logger, interval time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("vip: watch links: subscribe: %w", err)
 	}
-	dump, err := rtnetlink.Dial(nil)
+	dump, err := dialRouteConn()
 	if err != nil {
 		_ = sub.Close()
 		return nil, fmt.Errorf("vip: watch links: dial rtnetlink: %w", err)
@@ -215,7 +210,7 @@ func (w *LinkWatcher) run(ctx context.Context) {
 
 // handle applies one RTM_NEWLINK or RTM_DELLINK message.
 func (w *LinkWatcher) handle(m netlink.Message) {
-	var lm rtnetlink.LinkMessage
+	var lm ifInfoMsg
 	if err := lm.UnmarshalBinary(m.Data); err != nil {
 		w.log.Warn("bad link message", "type", m.Header.Type, "err", err)
 		return
@@ -231,7 +226,7 @@ func (w *LinkWatcher) handle(m netlink.Message) {
 // poll dumps all links and emits what changed or was dropped.
 func (w *LinkWatcher) poll() error {
 	_ = w.dump.SetReadDeadline(time.Now().Add(w.interval))
-	links, err := w.dump.Link.List()
+	links, err := listLinks(w.dump)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
@@ -293,12 +288,12 @@ func newLinkTable() linkTable {
 }
 
 // update applies an RTM_NEWLINK.
-func (t *linkTable) update(lm *rtnetlink.LinkMessage) []LinkEvent {
-	if lm.Attributes == nil || lm.Attributes.Name == "" {
+func (t *linkTable) update(lm *ifInfoMsg) []LinkEvent {
+	if lm.Name == "" {
 		return nil // every kernel RTM_NEWLINK carries IFLA_IFNAME
 	}
 	idx := int(lm.Index)
-	now := linkState{name: lm.Attributes.Name, up: linkUp(lm)}
+	now := linkState{name: lm.Name, up: linkUp(lm)}
 	prev, known := t.links[idx]
 	if known && prev == now {
 		return nil
@@ -324,16 +319,14 @@ func (t *linkTable) remove(idx int) []LinkEvent {
 
 // resync applies a full dump: changed links, links that disappeared, and the
 // current state of every name whose event was dropped.
-func (t *linkTable) resync(links []rtnetlink.LinkMessage) []LinkEvent {
+func (t *linkTable) resync(links []ifInfoMsg) []LinkEvent {
 	var evs []LinkEvent
 	seen := make(map[int]bool, len(links))
 	byName := make(map[string]int, len(links))
 	for i := range links {
 		lm := &links[i]
 		seen[int(lm.Index)] = true
-		if lm.Attributes != nil {
-			byName[lm.Attributes.Name] = int(lm.Index)
-		}
+		byName[lm.Name] = int(lm.Index)
 		evs = append(evs, t.update(lm)...)
 	}
 	for _, idx := range slices.Sorted(maps.Keys(t.links)) {

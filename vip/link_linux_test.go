@@ -19,10 +19,10 @@ const (
 	flagsNoCarrier = unix.IFF_UP | unix.IFF_BROADCAST | unix.IFF_MULTICAST
 )
 
-// linkMsg builds a link message the way the kernel sends it: marshalled and
-// decoded again by the rtnetlink library, so the test sees what the watcher
-// would see.
-func linkMsg(t *testing.T, index uint32, name string, flags uint32, oper rtnetlink.OperationalState) rtnetlink.LinkMessage {
+// linkMsg builds a link message the way the kernel sends it: marshalled by
+// the rtnetlink library and decoded by ours, so the test sees what the
+// watcher would see.
+func linkMsg(t *testing.T, index uint32, name string, flags uint32, oper rtnetlink.OperationalState) ifInfoMsg {
 	t.Helper()
 	b, err := (&rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
@@ -33,7 +33,7 @@ func linkMsg(t *testing.T, index uint32, name string, flags uint32, oper rtnetli
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m rtnetlink.LinkMessage
+	var m ifInfoMsg
 	if err := m.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
@@ -63,16 +63,16 @@ func TestLinkUpRule(t *testing.T) {
 			}
 		})
 	}
-	if !linkUp(&rtnetlink.LinkMessage{Flags: flagsUp}) {
+	if !linkUp(&ifInfoMsg{Flags: flagsUp}) {
 		t.Error("linkUp without attributes (operstate unknown) but with carrier should be true")
 	}
 }
 
 func TestLinkTable(t *testing.T) {
-	up := func(idx uint32, name string) rtnetlink.LinkMessage {
+	up := func(idx uint32, name string) ifInfoMsg {
 		return linkMsg(t, idx, name, flagsUp, rtnetlink.OperStateUp)
 	}
-	down := func(idx uint32, name string) rtnetlink.LinkMessage {
+	down := func(idx uint32, name string) ifInfoMsg {
 		return linkMsg(t, idx, name, flagsNoCarrier, rtnetlink.OperStateLowerLayerDown)
 	}
 	tab := newLinkTable()
@@ -83,7 +83,7 @@ func TestLinkTable(t *testing.T) {
 		}
 	}
 
-	step("snapshot", tab.resync([]rtnetlink.LinkMessage{up(1, "lo"), up(2, "eth0"), down(3, "eth1")}),
+	step("snapshot", tab.resync([]ifInfoMsg{up(1, "lo"), up(2, "eth0"), down(3, "eth1")}),
 		[]LinkEvent{{"lo", 1, true}, {"eth0", 2, true}, {"eth1", 3, false}})
 	m := up(2, "eth0")
 	step("duplicate (e.g. statistics) is filtered", tab.update(&m), nil)
@@ -99,19 +99,19 @@ func TestLinkTable(t *testing.T) {
 	step("re-created with a new index", tab.update(&m), []LinkEvent{{"eth0", 4, true}})
 
 	// Resync: eth0 went down unnoticed and wan vanished.
-	step("resync", tab.resync([]rtnetlink.LinkMessage{up(1, "lo"), down(4, "eth0")}),
+	step("resync", tab.resync([]ifInfoMsg{up(1, "lo"), down(4, "eth0")}),
 		[]LinkEvent{{"eth0", 4, false}, {"wan", 3, false}})
 
 	// Dropped events are resent with the current state, once.
 	tab.markDropped(LinkEvent{"lo", 1, true})
 	tab.markDropped(LinkEvent{"gone0", 9, true})
-	step("resync after drops", tab.resync([]rtnetlink.LinkMessage{up(1, "lo"), down(4, "eth0")}),
+	step("resync after drops", tab.resync([]ifInfoMsg{up(1, "lo"), down(4, "eth0")}),
 		[]LinkEvent{{"gone0", 9, false}, {"lo", 1, true}})
-	step("quiet resync", tab.resync([]rtnetlink.LinkMessage{up(1, "lo"), down(4, "eth0")}), nil)
+	step("quiet resync", tab.resync([]ifInfoMsg{up(1, "lo"), down(4, "eth0")}), nil)
 
 	// A dropped name that also changed is reported once.
 	tab.markDropped(LinkEvent{"eth0", 4, false})
-	step("changed and dropped", tab.resync([]rtnetlink.LinkMessage{up(1, "lo"), up(4, "eth0")}),
+	step("changed and dropped", tab.resync([]ifInfoMsg{up(1, "lo"), up(4, "eth0")}),
 		[]LinkEvent{{"eth0", 4, true}})
 }
 
@@ -119,7 +119,7 @@ func TestLinkTable(t *testing.T) {
 // events give way and come back, as current state, at the next poll.
 func TestLinkWatcherBackpressure(t *testing.T) {
 	w := &LinkWatcher{events: make(chan LinkEvent, 2), table: newLinkTable(), log: discardIfNil(nil)}
-	var links []rtnetlink.LinkMessage
+	var links []ifInfoMsg
 	for i, name := range []string{"a", "b", "c", "d"} {
 		links = append(links, linkMsg(t, uint32(i+1), name, flagsUp, rtnetlink.OperStateUp))
 	}

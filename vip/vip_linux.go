@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -118,10 +117,10 @@ func (l *Linux) modify(ctx context.Context, op string, ps []netip.Prefix) error 
 		}
 		msg := addressMessage(uint32(ifi.Index), p)
 		if op == "add" {
-			_, err = c.Execute(msg, unix.RTM_NEWADDR,
-				netlink.Request|netlink.Create|netlink.Replace|netlink.Acknowledge)
+			_, err = execute(c, unix.RTM_NEWADDR,
+				netlink.Request|netlink.Create|netlink.Replace|netlink.Acknowledge, msg, 0)
 		} else {
-			_, err = c.Execute(msg, unix.RTM_DELADDR, netlink.Request|netlink.Acknowledge)
+			_, err = execute(c, unix.RTM_DELADDR, netlink.Request|netlink.Acknowledge, msg, 0)
 			if isAbsent(err) {
 				l.log.Debug("address already absent", "op", op, "vip", p)
 				continue
@@ -148,35 +147,32 @@ func isAbsent(err error) bool {
 // addressMessage returns the RTM_NEWADDR/RTM_DELADDR body for p on the
 // interface with the given index. IFA_LOCAL and IFA_ADDRESS are both p.Addr(),
 // as "ip addr add" sends them for an address without a peer.
-func addressMessage(index uint32, p netip.Prefix) *rtnetlink.AddressMessage {
-	ip := net.IP(p.Addr().AsSlice())
-	m := &rtnetlink.AddressMessage{
-		Family:       unix.AF_INET,
-		PrefixLength: uint8(p.Bits()),
-		Scope:        unix.RT_SCOPE_UNIVERSE,
-		Index:        index,
-		Attributes: &rtnetlink.AddressAttributes{
-			Address: ip,
-			Local:   ip,
-		},
+func addressMessage(index uint32, p netip.Prefix) *ifAddrMsg {
+	m := &ifAddrMsg{
+		Family:    unix.AF_INET,
+		PrefixLen: uint8(p.Bits()),
+		Scope:     unix.RT_SCOPE_UNIVERSE,
+		Index:     index,
+		Address:   p.Addr(),
+		Local:     p.Addr(),
 	}
 	if p.Addr().Is6() {
 		m.Family = unix.AF_INET6
 		// The kernel reads IFA_FLAGS when present and ifa_flags otherwise;
 		// set both so older kernels agree.
 		m.Flags = unix.IFA_F_NODAD
-		m.Attributes.Flags = unix.IFA_F_NODAD
+		m.AttrFlags = unix.IFA_F_NODAD
 		return m
 	}
 	if p.Bits() < 31 {
-		m.Attributes.Broadcast = broadcast(p)
+		m.Broadcast = broadcast(p)
 	}
 	return m
 }
 
 // broadcast returns the directed broadcast address of an IPv4 prefix: the
 // address with all host bits set.
-func broadcast(p netip.Prefix) net.IP {
+func broadcast(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()
 	bits := p.Bits()
 	for i := range a {
@@ -189,7 +185,7 @@ func broadcast(p netip.Prefix) net.IP {
 			a[i] |= mask
 		}
 	}
-	return net.IP(a[:])
+	return netip.AddrFrom4(a)
 }
 
 // Has reports whether p (address and prefix length) is configured on the
@@ -215,24 +211,25 @@ func (l *Linux) Has(ctx context.Context, p netip.Prefix) (bool, error) {
 	if p.Addr().Is6() {
 		family = unix.AF_INET6
 	}
-	msgs, err := c.Execute(&rtnetlink.AddressMessage{Family: family}, unix.RTM_GETADDR,
-		netlink.Request|netlink.Dump)
+	bodies, err := execute(c, unix.RTM_GETADDR, netlink.Request|netlink.Dump, &ifAddrMsg{Family: family}, unix.RTM_NEWADDR)
 	if err != nil {
 		return false, fmt.Errorf("vip: has: list addresses: %w", err)
 	}
-	for _, m := range msgs {
-		am, ok := m.(*rtnetlink.AddressMessage)
-		if !ok || am.Family != family || am.Index != uint32(ifi.Index) ||
-			int(am.PrefixLength) != p.Bits() || am.Attributes == nil {
+	for _, b := range bodies {
+		var am ifAddrMsg
+		if err := am.UnmarshalBinary(b); err != nil {
+			return false, fmt.Errorf("vip: has: list addresses: %w", err)
+		}
+		if am.Family != family || am.Index != uint32(ifi.Index) || int(am.PrefixLen) != p.Bits() {
 			continue
 		}
 		// IFA_LOCAL is the address itself; IFA_ADDRESS is the peer when
 		// there is one, and the only attribute for IPv6 without a peer.
-		ip := am.Attributes.Local
-		if ip == nil {
-			ip = am.Attributes.Address
+		a := am.Local
+		if !a.IsValid() {
+			a = am.Address
 		}
-		if a, ok := netip.AddrFromSlice(ip); ok && a.Unmap() == p.Addr() {
+		if a.IsValid() && a.Unmap() == p.Addr() {
 			return true, nil
 		}
 	}
@@ -377,11 +374,11 @@ func (l *Linux) kernelLink(ctx context.Context) (*net.Interface, error) {
 // dialRoute opens an rtnetlink socket for one call and makes ctx interrupt
 // its reads (its deadline, and its cancellation through a past deadline).
 // done closes it.
-func dialRoute(ctx context.Context) (c *rtnetlink.Conn, done func(), err error) {
+func dialRoute(ctx context.Context) (c *netlink.Conn, done func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	c, err = rtnetlink.Dial(nil)
+	c, err = dialRouteConn()
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
@@ -412,35 +409,29 @@ func afterFunc(ctx context.Context, f func()) (stop func()) {
 // IFLA_IFNAME), so the answer is never a stale index. The returned
 // net.Interface has Index, Name, MTU and HardwareAddr set, and Flags left
 // zero (see linkUp for the link state).
-func getLink(c *rtnetlink.Conn, name string) (*net.Interface, error) {
+func getLink(c *netlink.Conn, name string) (*net.Interface, error) {
 	lm, err := getLinkMessage(c, name)
 	if err != nil {
 		return nil, err
 	}
-	ifi := &net.Interface{Index: int(lm.Index), Name: name}
-	if lm.Attributes != nil {
-		ifi.MTU = int(lm.Attributes.MTU)
-		ifi.HardwareAddr = lm.Attributes.Address
-	}
-	return ifi, nil
+	return &net.Interface{Index: int(lm.Index), Name: name, MTU: int(lm.MTU), HardwareAddr: lm.Address}, nil
 }
 
 // getLinkMessage returns the kernel's RTM_NEWLINK answer for the named link.
-func getLinkMessage(c *rtnetlink.Conn, name string) (*rtnetlink.LinkMessage, error) {
-	msgs, err := c.Execute(&rtnetlink.LinkMessage{
-		Family:     unix.AF_UNSPEC,
-		Attributes: &rtnetlink.LinkAttributes{Name: name},
-	}, unix.RTM_GETLINK, netlink.Request)
+func getLinkMessage(c *netlink.Conn, name string) (*ifInfoMsg, error) {
+	bodies, err := execute(c, unix.RTM_GETLINK, netlink.Request, &ifInfoMsg{Family: unix.AF_UNSPEC, Name: name}, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNoInterface)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get link %s: %w", name, err)
 	}
-	for _, m := range msgs {
-		if lm, ok := m.(*rtnetlink.LinkMessage); ok {
-			return lm, nil
+	for _, b := range bodies {
+		var lm ifInfoMsg
+		if err := lm.UnmarshalBinary(b); err != nil {
+			return nil, fmt.Errorf("get link %s: %w", name, err)
 		}
+		return &lm, nil
 	}
 	return nil, fmt.Errorf("get link %s: no link in the kernel's answer", name)
 }

@@ -1,0 +1,547 @@
+//go:build linux
+
+package luciview
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/carpd/carpd/daemon"
+)
+
+var updateScreenshots = flag.Bool("update-screenshots", os.Getenv("CARPD_UPDATE_SCREENSHOTS") == "1",
+	"write docs/luci-status.png and docs/luci-config.png")
+
+// fixedNow is the browser's clock in the scenarios: ten o'clock on the day
+// of testdata/status.json.
+var fixedNow = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+
+const viewsDir = "../../package/luci-app-carpd/htdocs"
+
+// call is one ubus call the page made through /ubus.
+type call struct {
+	Object string         `json:"object"`
+	Method string         `json:"method"`
+	Params map[string]any `json:"params"`
+}
+
+// fakeRouter is uhttpd's /ubus with carpd and rpcd's uci object behind it,
+// plus the files of the test page.
+type fakeRouter struct {
+	t      *testing.T
+	status map[string]any // what `carpd status` answers; maintenance changes it
+	uci    map[string]any
+
+	mu     sync.Mutex // guards calls and status
+	calls  []call
+	result chan json.RawMessage
+}
+
+func newFakeRouter(t *testing.T) *fakeRouter {
+	r := &fakeRouter{t: t, result: make(chan json.RawMessage, 4)}
+	readJSON(t, "testdata/status.json", &r.status)
+	readJSON(t, "testdata/uci-carpd.json", &r.uci)
+	return r
+}
+
+func readJSON(t *testing.T, name string, v any) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func (r *fakeRouter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	switch p := req.URL.Path; {
+	case p == "/":
+		http.ServeFile(w, req, "testdata/harness.html")
+	case p == "/luci-shim.js":
+		http.ServeFile(w, req, "testdata/luci-shim.js")
+	case strings.HasPrefix(p, "/luci-static/resources/view/carpd/"):
+		http.ServeFile(w, req, filepath.Join(viewsDir, filepath.FromSlash(p)))
+	case p == "/ubus" && req.Method == http.MethodPost:
+		r.ubus(w, req)
+	case p == "/result" && req.Method == http.MethodPost:
+		b, _ := io.ReadAll(req.Body)
+		select {
+		case r.result <- b:
+		default:
+		}
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// ubus answers a JSON-RPC "call" as uhttpd-mod-ubus does: result
+// [status] or [status, data] (specs/openwrt.md §2.1).
+func (r *fakeRouter) ubus(w http.ResponseWriter, req *http.Request) {
+	var msg struct {
+		ID     int               `json:"id"`
+		Method string            `json:"method"`
+		Params []json.RawMessage `json:"params"`
+	}
+	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil || msg.Method != "call" || len(msg.Params) != 4 {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	var c call
+	json.Unmarshal(msg.Params[1], &c.Object)
+	json.Unmarshal(msg.Params[2], &c.Method)
+	json.Unmarshal(msg.Params[3], &c.Params)
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	result := []any{0}
+	switch c.Object + "." + c.Method {
+	case "carpd.status":
+		result = append(result, r.status)
+	case "carpd.maintenance":
+		on, ok := c.Params["enable"].(bool)
+		if !ok {
+			result = []any{2} // UBUS_STATUS_INVALID_ARGUMENT
+			break
+		}
+		r.setMaintenance(on)
+	case "carpd.resync", "uci.set", "uci.add", "uci.delete", "uci.apply":
+	case "uci.get":
+		if c.Params["config"] != "carpd" {
+			result = []any{4} // NOT_FOUND
+			break
+		}
+		result = append(result, map[string]any{"values": r.uci})
+	default:
+		result = []any{3} // METHOD_NOT_FOUND
+	}
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": result})
+}
+
+// setMaintenance does what carpd does: every vhid demoted by 240, the
+// masters hand over to the peer.
+func (r *fakeRouter) setMaintenance(on bool) {
+	r.status["demotion"].(map[string]any)["maintenance"] = on
+	for _, v := range r.status["vhids"].([]any) {
+		v := v.(map[string]any)
+		if on {
+			v["demotion"] = 240
+			if v["state"] == "MASTER" {
+				v["state"], v["master"], v["master_seen"] = "BACKUP", "192.168.1.3", "2026-05-04T09:59:59.9Z"
+			}
+		} else {
+			v["demotion"] = 0
+		}
+	}
+}
+
+func (r *fakeRouter) takeCalls() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+// findChromium returns the browser, or skips (fails under
+// CARPD_REQUIRE_NETNS=1, as CI sets).
+func findChromium(t *testing.T) string {
+	if p := os.Getenv("CARPD_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CARPD_REQUIRE_NETNS") == "1" {
+		t.Fatal("no chromium on PATH (apt-get install chromium); CARPD_REQUIRE_NETNS=1 forbids skipping")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium): the LuCI views are not tested")
+	return ""
+}
+
+// serve starts the fake router on loopback.
+func serve(t *testing.T, r *fakeRouter) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// chromium runs the browser headless on url with extra flags, in a process
+// group of its own, with its output in a file. It returns a channel closed
+// when the browser exits and a function that reads its output. On cleanup
+// the group (the browser and its helpers) is killed by its id and waited for.
+func chromium(t *testing.T, bin string, extra []string, url string) (<-chan struct{}, func() string) {
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--no-first-run", "--disable-extensions", "--disable-sync",
+		"--hide-scrollbars", "--user-data-dir=" + t.TempDir()}, extra...)
+	cmd := exec.Command(bin, append(args, url)...)
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LANG=en_US.UTF-8")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logPath := filepath.Join(t.TempDir(), "chromium.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logFile.Close()
+	pgid := cmd.Process.Pid
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	})
+	return done, func() string { b, _ := os.ReadFile(logPath); return string(b) }
+}
+
+// step is what the harness reports after each step of a scenario.
+type step struct {
+	Name          string `json:"name"`
+	Calls         []call `json:"calls"`
+	Notifications []struct {
+		Cls  string `json:"cls"`
+		Text string `json:"text"`
+	} `json:"notifications"`
+	Modal string       `json:"modal"`
+	Facts *statusFacts `json:"facts"`
+	Input *inputState  `json:"input"`
+	Rows  []string     `json:"rows"`
+	Vals  []string     `json:"values"`
+}
+
+type statusFacts struct {
+	VHIDs []struct {
+		Key   string `json:"key"`
+		State string `json:"state"`
+		Text  string `json:"text"`
+	} `json:"vhids"`
+	Global            string   `json:"global"`
+	Sync              string   `json:"sync"`
+	Transitions       []string `json:"transitions"`
+	MaintenanceButton string   `json:"maintenanceButton"`
+	ResyncDisabled    bool     `json:"resyncDisabled"`
+}
+
+type inputState struct {
+	Invalid bool   `json:"invalid"`
+	Error   string `json:"error"`
+}
+
+// runScenario opens the harness on page in the browser and returns its
+// steps by name, with the calls the fake router saw.
+func runScenario(t *testing.T, page string) (map[string]step, []call) {
+	bin := findChromium(t)
+	r := newFakeRouter(t)
+	base := serve(t, r)
+	exited, out := chromium(t, bin, nil, fmt.Sprintf("%s/?page=%s&mode=test&now=%d", base, page, fixedNow.UnixMilli()))
+	var raw json.RawMessage
+	select {
+	case raw = <-r.result:
+	case <-exited:
+		t.Fatalf("chromium exited before the %s page reported; it said:\n%s", page, out())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no result from the %s page within 30 s; chromium said:\n%s", page, out())
+	}
+	var res struct {
+		Error string `json:"error"`
+		Steps []step `json:"steps"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("result %s: %v", raw, err)
+	}
+	if res.Error != "" {
+		t.Fatalf("the %s page failed: %s", page, res.Error)
+	}
+	steps := map[string]step{}
+	for _, s := range res.Steps {
+		steps[s.Name] = s
+	}
+	return steps, r.takeCalls()
+}
+
+func methods(calls []call) []string {
+	var m []string
+	for _, c := range calls {
+		m = append(m, c.Object+"."+c.Method)
+	}
+	return m
+}
+
+func mustContain(t *testing.T, what, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s: %q does not contain %q", what, got, w)
+		}
+	}
+}
+
+// TestLuciStatusPage renders the status page from testdata/status.json,
+// polls, enters maintenance mode (confirming the dialog), resyncs and
+// leaves maintenance mode, checking what the page shows and which ubus
+// calls it makes.
+func TestLuciStatusPage(t *testing.T) {
+	steps, all := runScenario(t, "status")
+
+	s := steps["rendered"]
+	if s.Facts == nil {
+		t.Fatalf("no facts after rendering: %+v", s)
+	}
+	if got := methods(s.Calls); !slices.Equal(got, []string{"carpd.status"}) {
+		t.Errorf("rendering called %v, want carpd.status", got)
+	}
+	f := s.Facts
+	if len(f.VHIDs) != 2 {
+		t.Fatalf("%d vhid rows, want 2: %+v", len(f.VHIDs), f.VHIDs)
+	}
+	lan, wan := f.VHIDs[0], f.VHIDs[1]
+	if lan.Key != "br-lan/1" || lan.State != "MASTER" || wan.Key != "eth1/2" || wan.State != "BACKUP" {
+		t.Errorf("rows %s %s, %s %s; want br-lan/1 MASTER, eth1/2 BACKUP", lan.Key, lan.State, wan.Key, wan.State)
+	}
+	// Since (47m 29s before 10:00), master and when it was heard,
+	// demotion, addresses, counters and errors.
+	mustContain(t, "lan row", lan.Text, "lan (br-lan)", "MASTER", "for 3d 1h", "this router",
+		"192.168.1.1/24", "fd00:1::1/64", "2850 / 4", "advbase 1, advskew 0")
+	mustContain(t, "wan row", wan.Text, "wan (eth1)", "BACKUP", "for 47m 28s", "203.0.113.3", "seen 0s ago",
+		"203.0.113.1/24", "12 / 2871", "advskew 100")
+	mustContain(t, "overview", f.Global, "version 0.1.0_git42~1a2b3c4-r1, pid 1873", "Running for 3d 1h",
+		"Maintenance mode off", "manual 0, link 0, sync 0", "br-lan: link up", "eth1: link up")
+	mustContain(t, "sync", f.Sync, "Sync interface eth2", "10.254.0.2 (router-b)", "established", "RTT 412µs",
+		"Last acknowledgement 0s ago", "5120 local (3020 acknowledged, 37 pending), 1834 from the peer",
+		"complete, 1834 flows received", "58% sent, 2100 flows left",
+		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Dropped frames 1")
+	if len(f.Transitions) != 5 || !strings.Contains(f.Transitions[0], "eth1 vhid 2 MASTER → BACKUP more frequent master 203.0.113.3") {
+		t.Errorf("transitions (newest first) %q", f.Transitions)
+	}
+	if f.MaintenanceButton != "Enter maintenance mode" || f.ResyncDisabled {
+		t.Errorf("buttons: maintenance %q, resync disabled %v", f.MaintenanceButton, f.ResyncDisabled)
+	}
+
+	if got := methods(steps["polled"].Calls); !slices.Equal(got, []string{"carpd.status"}) {
+		t.Errorf("a poll called %v, want carpd.status", got)
+	}
+
+	// Maintenance asks first, and only the confirmation calls carpd.
+	if s := steps["maintenance-asked"]; len(s.Calls) != 0 || !strings.Contains(s.Modal, "Enter maintenance mode?") {
+		t.Errorf("the maintenance button called %v (want a confirmation first), modal %q", methods(s.Calls), s.Modal)
+	}
+	s = steps["maintenance-on"]
+	if len(s.Calls) != 2 || s.Calls[0].Object != "carpd" || s.Calls[0].Method != "maintenance" ||
+		s.Calls[0].Params["enable"] != true || s.Calls[1].Method != "status" {
+		t.Errorf("confirming called %+v, want carpd maintenance {enable: true} then carpd status", s.Calls)
+	}
+	if s.Facts == nil || s.Facts.VHIDs[0].State != "BACKUP" || s.Facts.MaintenanceButton != "Leave maintenance mode" ||
+		!strings.Contains(s.Facts.Global, "Maintenance mode on") || !strings.Contains(s.Facts.VHIDs[0].Text, "240") {
+		t.Errorf("after maintenance on the page shows %+v", s.Facts)
+	}
+	if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Maintenance mode is on") {
+		t.Errorf("notifications %+v", s.Notifications)
+	}
+
+	s = steps["resynced"]
+	if len(s.Calls) != 2 || s.Calls[0].Object != "carpd" || s.Calls[0].Method != "resync" || len(s.Calls[0].Params) != 0 {
+		t.Errorf("resync called %+v, want carpd resync {}", s.Calls)
+	}
+	s = steps["maintenance-off"]
+	if len(s.Calls) < 1 || s.Calls[0].Method != "maintenance" || s.Calls[0].Params["enable"] != false {
+		t.Errorf("leaving maintenance called %+v, want carpd maintenance {enable: false}", s.Calls)
+	}
+
+	// The server saw the same calls, and nothing else.
+	want := []string{"carpd.status", "carpd.status", "carpd.maintenance", "carpd.status", "carpd.resync",
+		"carpd.status", "carpd.maintenance", "carpd.status"}
+	if got := methods(all); !slices.Equal(got, want) {
+		t.Errorf("ubus calls %v, want %v", got, want)
+	}
+}
+
+// TestLuciConfigPage types bad values into the configuration form (vhid
+// 300, an invalid IP, weak sync keys, advskew 255): each is marked invalid
+// and Save sends nothing; valid values are then saved as uci set calls.
+func TestLuciConfigPage(t *testing.T) {
+	steps, all := runScenario(t, "config")
+
+	s := steps["rendered"]
+	if got := methods(s.Calls); !slices.Equal(got, []string{"uci.get"}) || s.Calls[0].Params["config"] != "carpd" {
+		t.Errorf("rendering called %+v, want uci get {config: carpd}", s.Calls)
+	}
+	if !slices.Equal(s.Rows, []string{"lan", "wan"}) {
+		t.Errorf("grid rows %q, want lan, wan", s.Rows)
+	}
+	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp"} {
+		if !slices.Contains(s.Vals, v) {
+			t.Errorf("the form does not show %q (values %q)", v, s.Vals)
+		}
+	}
+
+	for _, bad := range []struct{ step, msg string }{
+		{"vhid-300", "value between 1 and 255"},
+		{"vhid-abc", "positive integer value"},
+		{"peer-bad-ip", "valid IP address"},
+		{"peer-prefix", "valid IP address"},
+		{"key-short", "at least 16 characters"},
+		{"key-repeated", "repeats a chunk of 7 characters"},
+		{"key-sequence", "The hex key"},
+		{"advskew-255", "value between 0 and 254"},
+	} {
+		s := steps[bad.step]
+		if s.Input == nil || !s.Input.Invalid || !strings.Contains(s.Input.Error, bad.msg) {
+			t.Errorf("%s: input %+v, want invalid with %q", bad.step, s.Input, bad.msg)
+		}
+		if len(s.Calls) != 0 {
+			t.Errorf("%s: Save sent %v despite the invalid input", bad.step, methods(s.Calls))
+		}
+		if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Unable to save") {
+			t.Errorf("%s: notifications %+v, want one 'Unable to save'", bad.step, s.Notifications)
+		}
+	}
+
+	s = steps["valid"]
+	if s.Input == nil || s.Input.Invalid || len(s.Notifications) != 0 {
+		t.Errorf("a valid passphrase: input %+v, notifications %+v", s.Input, s.Notifications)
+	}
+	sets := map[string]map[string]any{}
+	for _, c := range s.Calls {
+		if c.Object == "uci" && c.Method == "set" {
+			if c.Params["config"] != "carpd" {
+				t.Errorf("uci set on %v", c.Params["config"])
+			}
+			sets[c.Params["section"].(string)] = c.Params["values"].(map[string]any)
+		}
+	}
+	want := map[string]map[string]any{
+		"lan":  {"vhid": "42"},
+		"wan":  {"advskew": "200"},
+		"sync": {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+	}
+	if fmt.Sprint(sets) != fmt.Sprint(want) {
+		t.Errorf("saving wrote %v, want %v (calls %+v)", sets, want, s.Calls)
+	}
+	if got := methods(steps["apply"].Calls); !slices.Contains(got, "uci.apply") {
+		t.Errorf("Save & Apply called %v, want uci apply", got)
+	}
+	if n := strings.Count(strings.Join(methods(all), " "), "uci.set"); n != 3 {
+		t.Errorf("the server saw %d uci set calls, want 3 (%v)", n, methods(all))
+	}
+}
+
+// TestLuciStatusFixture keeps testdata/status.json honest: it must decode
+// into daemon.Status with no unknown field, and carry every field the
+// daemon emits, so the status page is tested against carpd's real reply.
+func TestLuciStatusFixture(t *testing.T) {
+	b, err := os.ReadFile("testdata/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var st daemon.Status
+	if err := dec.Decode(&st); err != nil {
+		t.Fatalf("testdata/status.json is not a daemon.Status: %v", err)
+	}
+	again, _ := json.Marshal(st)
+	var a, c map[string]any
+	json.Unmarshal(b, &a)
+	json.Unmarshal(again, &c)
+	if missing := missingKeys("", c, a); len(missing) > 0 {
+		t.Errorf("testdata/status.json lacks fields carpd sends: %v", missing)
+	}
+	if len(st.VHIDs) != 2 || st.VHIDs[0].State != "MASTER" || st.VHIDs[1].State != "BACKUP" || !st.Sync.Bulk.Serving {
+		t.Errorf("the fixture should have a MASTER and a BACKUP vhid and a bulk transfer under way")
+	}
+}
+
+// missingKeys lists the keys of want (recursively) that got lacks.
+func missingKeys(prefix string, want, got any) []string {
+	var out []string
+	switch w := want.(type) {
+	case map[string]any:
+		g, _ := got.(map[string]any)
+		for k, v := range w {
+			if _, ok := g[k]; !ok {
+				out = append(out, prefix+k)
+				continue
+			}
+			out = append(out, missingKeys(prefix+k+".", v, g[k])...)
+		}
+	case []any:
+		g, _ := got.([]any)
+		for i := range min(len(w), len(g)) {
+			out = append(out, missingKeys(fmt.Sprintf("%s%d.", prefix, i), w[i], g[i])...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestLuciScreenshots renders both pages for docs/ with
+// -update-screenshots (or CARPD_UPDATE_SCREENSHOTS=1); otherwise it checks
+// the committed ones are real PNGs.
+func TestLuciScreenshots(t *testing.T) {
+	docs := map[string]string{"status": "../../docs/luci-status.png", "config": "../../docs/luci-config.png"}
+	if !*updateScreenshots {
+		for _, p := range docs {
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatalf("%v (make them with go test ./internal/luciview -run Screenshots -update-screenshots)", err)
+			}
+			cfg, err := png.DecodeConfig(f)
+			f.Close()
+			if err != nil || cfg.Width < 800 || cfg.Height < 600 {
+				t.Errorf("%s: %v, %dx%d", p, err, cfg.Width, cfg.Height)
+			}
+		}
+		return
+	}
+	bin := findChromium(t)
+	for page, dst := range docs {
+		r := newFakeRouter(t)
+		base := serve(t, r)
+		tmp := filepath.Join(t.TempDir(), page+".png")
+		size := map[string]string{"status": "1200,1300", "config": "1200,1800"}[page]
+		exited, out := chromium(t, bin, []string{"--screenshot=" + tmp, "--window-size=" + size, "--virtual-time-budget=10000"},
+			fmt.Sprintf("%s/?page=%s&mode=shot&now=%d", base, page, fixedNow.UnixMilli()))
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("chromium --screenshot did not finish in 30 s:\n%s", out())
+		}
+		b, err := os.ReadFile(tmp)
+		if err != nil {
+			t.Fatalf("no screenshot of %s: %v\n%s", page, err, out())
+		}
+		if _, err := png.Decode(bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes)", dst, len(b))
+	}
+}

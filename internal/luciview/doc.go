@@ -1,0 +1,22 @@
+// Package luciview tests the LuCI views of luci-app-carpd
+// (package/luci-app-carpd/htdocs/luci-static/resources/view/carpd) in
+// headless Chromium. It has no code of its own, only tests.
+//
+// The views are LuCI client-side modules ('require view', form, rpc,
+// poll, ui; specs/openwrt.md §3.4). testdata/luci-shim.js stands in for
+// the subset of luci-base they use, testdata/harness.html loads a view the
+// way LuCI does and plays a scenario (clicks, typing, Save), and a Go HTTP
+// server on loopback serves both and answers /ubus like uhttpd-mod-ubus
+// (§2.1): `carpd status` from testdata/status.json, the control methods,
+// and rpcd's uci object from testdata/uci-carpd.json. Every call is
+// recorded, so the test checks what the page sent as well as what it
+// showed.
+//
+// Environment:
+//
+//	CARPD_CHROMIUM          the browser to use (default: chromium, chromium-browser or google-chrome on PATH)
+//	CARPD_REQUIRE_NETNS=1   fail instead of skipping when there is no browser (CI)
+//	CARPD_UPDATE_SCREENSHOTS=1  also write docs/luci-status.png and docs/luci-config.png
+//
+// or go test ./internal/luciview -update-screenshots.
+package luciview

@@ -1,0 +1,272 @@
+'use strict';
+'require view';
+'require form';
+
+/*
+ * /etc/config/carpd as a form: the global section, a grid of vhids and the
+ * sync section. The datatypes and checks mirror what `carpd check-config`
+ * refuses (openwrt/config.go, openwrt/sync.go, config/), so most mistakes
+ * are caught before Save & Apply; carpd itself stays the judge.
+ */
+
+/* ctsync/wire.KeyFromConfig: what makes a key or passphrase obviously weak. */
+function weakPattern(s) {
+	const distinct = new Set(s).size;
+
+	if (distinct == 1)
+		return _('repeats a single character');
+	if (distinct < 6)
+		return _('uses only %d different characters').format(distinct);
+
+	for (let p = 2; p <= s.length / 2; p++) {
+		let repeated = true;
+		for (let i = p; i < s.length && repeated; i++)
+			repeated = (s[i] === s[i - p]);
+		if (repeated)
+			return _('repeats a chunk of %d characters').format(p);
+	}
+
+	const step = s[1] - s[0];
+	let run = (step == 1 || step == -1);
+	for (let i = 2; run && i < s.length; i++)
+		run = (s[i] - s[i - 1] == step);
+
+	return run ? _('is a simple sequence') : null;
+}
+
+function validateKey(section_id, value) {
+	const v = String(value || '').trim();
+
+	if (/^[0-9a-fA-F]{64}$/.test(v)) {
+		const raw = [];
+		for (let i = 0; i < 64; i += 2)
+			raw.push(parseInt(v.substr(i, 2), 16));
+		const why = weakPattern(raw);
+		return why ? _('The hex key %s.').format(why) : true;
+	}
+
+	const chars = Array.from(v).map((c) => c.codePointAt(0));
+	if (chars.length < 16)
+		return _('Expecting: 64 hex digits, or a passphrase of at least 16 characters');
+
+	const why = weakPattern(chars);
+	return why ? _('The passphrase %s.').format(why) : true;
+}
+
+/* A rate as tc(8) writes it (openwrt/sync.go parseBandwidth). */
+function validateBandwidth(section_id, value) {
+	if (!value)
+		return true;
+	const m = /^([0-9]+(?:\.[0-9]+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps)?$/i.exec(value.trim());
+	if (!m || +m[1] <= 0)
+		return _('Expecting: a rate such as 256kbit, 1mbit or 100kbps');
+	return true;
+}
+
+/* A Go duration ("200ms", "1m30s") or whole seconds. */
+function validateDuration(section_id, value) {
+	if (!value || /^[0-9]+$/.test(value) || /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/.test(value))
+		return true;
+	return _('Expecting: a duration such as 200ms, 30s or 5m (a bare number is seconds)');
+}
+
+function validateMark(section_id, value) {
+	if (!value || /^(0x[0-9a-fA-F]{1,8}|[0-9]+)(\/(0x0*[1-9a-fA-F][0-9a-fA-F]{0,7}|[1-9][0-9]*))?$/.test(value))
+		return true;
+	return _('Expecting: a mark such as 0x10 or 0x10/0xff');
+}
+
+function isMulticast(a) {
+	return /^(22[4-9]|23[0-9])\./.test(a) || /^ff/i.test(a);
+}
+
+return view.extend({
+	render() {
+		const m = new form.Map('carpd', _('CARP configuration'),
+			_('Routers that share virtual IP addresses: every router of a group uses the same vhid, password and addresses; the one with the lowest advskew becomes master. Save & Apply reloads carpd without a flap of unchanged vhids.'));
+		let s, o;
+
+		/* config carpd 'global' */
+		s = m.section(form.TypedSection, 'carpd', _('Global settings'));
+		s.anonymous = true;
+		s.addremove = false;
+
+		o = s.option(form.Flag, 'enabled', _('Enable carpd'));
+		o.default = o.enabled;
+		o.rmempty = false;
+
+		o = s.option(form.Flag, 'preempt', _('Preempt'),
+			_('Take the virtual addresses back from a slower master when this router returns.'));
+		o.default = o.disabled;
+
+		o = s.option(form.Flag, 'demote_to_skew', _('Demote by advskew'),
+			_('Also express demotion in the advertised advskew, for FreeBSD and ucarp peers.'));
+		o.default = o.disabled;
+
+		o = s.option(form.ListValue, 'log_level', _('Log level'));
+		o.value('debug', _('Debug'));
+		o.value('info', _('Info'));
+		o.value('warn', _('Warning'));
+		o.value('error', _('Error'));
+		o.default = 'info';
+
+		o = s.option(form.Value, 'hotplug_timeout', _('Hotplug timeout'),
+			_('Seconds the /etc/hotplug.d/carp scripts may run for one transition.'));
+		o.datatype = 'and(uinteger,range(1,255))';
+		o.placeholder = '30';
+
+		o = s.option(form.Value, 'control_socket', _('Control socket'));
+		o.placeholder = '/var/run/carpd.sock';
+		o.validate = (section_id, value) => (!value || value[0] == '/') ? true : _('Expecting: an absolute path');
+
+		/* config vhid '<name>' */
+		s = m.section(form.GridSection, 'vhid', _('Virtual hosts'),
+			_('One row per virtual host (vhid) on an interface. The password and the addresses must be the same on every router of the group.'));
+		s.addremove = true;
+		s.anonymous = false;
+		s.nodescriptions = true;
+
+		o = s.option(form.Flag, 'enabled', _('Enabled'));
+		o.default = o.enabled;
+		o.rmempty = false;
+		o.editable = true;
+
+		o = s.option(form.Value, 'interface', _('Interface'), _('A device (br-lan) or an OpenWrt network (lan).'));
+		o.datatype = 'netdevname';
+		o.rmempty = false;
+		o.editable = true;
+
+		o = s.option(form.Value, 'vhid', _('VHID'));
+		o.datatype = 'and(uinteger,range(1,255))';
+		o.rmempty = false;
+		o.editable = true;
+
+		o = s.option(form.Value, 'advbase', _('Advbase'), _('Seconds between advertisements (0 with a non-zero advskew: sub-second).'));
+		o.datatype = 'and(uinteger,range(0,255))';
+		o.placeholder = '1';
+		o.editable = true;
+
+		o = s.option(form.Value, 'advskew', _('Advskew'), _('Lower wins: 0 on the preferred master, e.g. 100 on backups.'));
+		o.datatype = 'and(uinteger,range(0,254))';
+		o.placeholder = '0';
+		o.editable = true;
+		o.validate = function(section_id, value) {
+			const base = this.section.formvalue(section_id, 'advbase');
+			if (base === '0' && (value || '0') === '0')
+				return _('advbase 0 needs a non-zero advskew');
+			return true;
+		};
+
+		o = s.option(form.DynamicList, 'address', _('Virtual addresses'), _('Address with prefix, e.g. 192.168.1.1/24 or fd00::1/64.'));
+		o.datatype = 'ipaddr';
+		o.rmempty = false;
+		o.validate = (section_id, value) => (value && isMulticast(value)) ? _('Expecting: a unicast address') : true;
+
+		o = s.option(form.Value, 'password', _('Password'), _('At most 19 bytes, the same on every router of the group.'));
+		o.datatype = 'maxlength(19)';
+		o.password = true;
+		o.modalonly = true;
+
+		o = s.option(form.DynamicList, 'peer', _('Unicast peers'), _('Send advertisements to these addresses instead of multicast.'));
+		o.datatype = 'ipaddr("nomask")';
+		o.modalonly = true;
+
+		o = s.option(form.ListValue, 'preempt', _('Preempt'));
+		o.value('', _('as in the global settings'));
+		o.value('1', _('yes'));
+		o.value('0', _('no'));
+		o.modalonly = true;
+
+		/* config sync 'sync' */
+		s = m.section(form.NamedSection, 'sync', 'sync', _('Connection state sync'),
+			_('Replicates the conntrack table to the peer over a dedicated link, so that established and NATed connections survive a failover.'));
+		s.addremove = true;
+
+		s.tab('general', _('General'));
+		s.tab('tuning', _('Tuning'));
+		s.tab('filter', _('Flow filter'));
+
+		o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
+		o.default = o.enabled;
+		o.rmempty = false;
+
+		o = s.taboption('general', form.Value, 'interface', _('Sync interface'), _('The dedicated link to the peer.'));
+		o.datatype = 'netdevname';
+		o.rmempty = false;
+
+		o = s.taboption('general', form.Value, 'peer', _('Peer address'), _('Unicast address of the peer on the sync link.'));
+		o.datatype = 'ipaddr("nomask")';
+		o.validate = function(section_id, value) {
+			if (value && isMulticast(value))
+				return _('Expecting: a unicast address');
+			if (!value && !this.section.formvalue(section_id, 'group'))
+				return _('Set the peer address (or a multicast group)');
+			return true;
+		};
+
+		o = s.taboption('general', form.Value, 'group', _('Multicast group'), _('Instead of a peer address.'));
+		o.datatype = 'ipaddr("nomask")';
+		o.validate = function(section_id, value) {
+			if (!value)
+				return true;
+			if (!isMulticast(value))
+				return _('Expecting: a multicast address');
+			if (this.section.formvalue(section_id, 'peer'))
+				return _('Set either the peer address or a multicast group, not both');
+			return true;
+		};
+
+		o = s.taboption('general', form.Value, 'port', _('UDP port'));
+		o.datatype = 'and(port,min(1))';
+		o.placeholder = '7112';
+
+		o = s.taboption('general', form.Value, 'key', _('Key'),
+			_('64 hex digits (<code>head -c32 /dev/urandom | hexdump -e \'32/1 "%02x"\'</code>), or a passphrase of at least 16 characters.'));
+		o.password = true;
+		o.rmempty = false;
+		o.validate = validateKey;
+
+		o = s.taboption('tuning', form.Value, 'bandwidth', _('Bandwidth cap'), _('e.g. 256kbit or 1mbit; empty for none.'));
+		o.validate = validateBandwidth;
+
+		o = s.taboption('tuning', form.Value, 'window', _('Coalescing window'));
+		o.placeholder = '200ms';
+		o.validate = validateDuration;
+
+		o = s.taboption('tuning', form.Value, 'refresh', _('Refresh interval'));
+		o.placeholder = '60s';
+		o.validate = validateDuration;
+
+		o = s.taboption('tuning', form.Value, 'bulk_timeout', _('Bulk timeout'), _('How long CARP stays demoted waiting for the peer\'s table.'));
+		o.placeholder = '60s';
+		o.validate = validateDuration;
+
+		o = s.taboption('tuning', form.Value, 'demotion', _('Demotion during bulk'));
+		o.datatype = 'and(uinteger,range(0,255))';
+		o.placeholder = '32';
+
+		o = s.taboption('filter', form.DynamicList, 'protocol', _('Protocols'), _('tcp, udp, icmp, icmpv6 or sctp; empty for all but sctp.'));
+		o.validate = (section_id, value) =>
+			(!value || /^(tcp|udp|icmp|icmpv6|ipv6-icmp|sctp)$/i.test(value)) ? true : _('Expecting: tcp, udp, icmp, icmpv6 or sctp');
+
+		o = s.taboption('filter', form.DynamicList, 'include', _('Only these networks'));
+		o.datatype = 'ipaddr';
+
+		o = s.taboption('filter', form.DynamicList, 'exclude', _('Never these networks'));
+		o.datatype = 'ipaddr';
+
+		o = s.taboption('filter', form.DynamicList, 'zone', _('Conntrack zones'));
+		o.datatype = 'and(uinteger,range(0,65535))';
+
+		o = s.taboption('filter', form.Value, 'mark', _('Connection mark'), _('e.g. 0x10 or 0x10/0xff'));
+		o.validate = validateMark;
+
+		o = s.taboption('filter', form.ListValue, 'min_state', _('TCP flows from'));
+		o.value('any', _('any state'));
+		o.value('established', _('established'));
+		o.value('assured', _('assured (seen both ways)'));
+		o.default = 'any';
+
+		return m.render();
+	}
+});

@@ -1,0 +1,347 @@
+'use strict';
+'require view';
+'require poll';
+'require rpc';
+'require ui';
+
+/*
+ * carpd status: the CARP state of every vhid, the state-sync link and the
+ * recent transitions, refreshed every few seconds from `ubus call carpd
+ * status`; buttons for maintenance mode and a conntrack resync.
+ */
+
+const callStatus = rpc.declare({
+	object: 'carpd',
+	method: 'status'
+});
+
+const callMaintenance = rpc.declare({
+	object: 'carpd',
+	method: 'maintenance',
+	params: [ 'enable' ]
+});
+
+const callResync = rpc.declare({
+	object: 'carpd',
+	method: 'resync'
+});
+
+const css = `
+.carpd-badge { display: inline-block; min-width: 5.5em; padding: .15em .6em; border-radius: 3px;
+	font-weight: bold; text-align: center; color: #fff; }
+.carpd-master { background: #2e7d32; }
+.carpd-backup { background: #1565c0; }
+.carpd-init { background: #c62828; }
+.carpd-muted { color: #777; font-size: 90%; }
+.carpd-error { color: #c62828; }
+.carpd-actions .btn { margin-right: .5em; }
+`;
+
+/* Go's zero time.Time marshals as year 1: treat it as "never". */
+function parseTime(s) {
+	const t = Date.parse(s || '');
+	return (isNaN(t) || t < Date.UTC(2000, 0, 1)) ? null : t;
+}
+
+function duration(ms) {
+	let s = Math.max(0, Math.floor(ms / 1000));
+	const d = Math.floor(s / 86400); s %= 86400;
+	const h = Math.floor(s / 3600); s %= 3600;
+	const m = Math.floor(s / 60); s %= 60;
+
+	if (d > 0)
+		return _('%dd %dh').format(d, h);
+	if (h > 0)
+		return _('%dh %dm').format(h, m);
+	if (m > 0)
+		return _('%dm %ds').format(m, s);
+	return _('%ds').format(s);
+}
+
+function pad(n) {
+	return (n < 10 ? '0' : '') + n;
+}
+
+function timestamp(t) {
+	const d = new Date(t);
+	return '%d-%s-%s %s:%s:%s'.format(d.getFullYear(), pad(d.getMonth() + 1), pad(d.getDate()),
+		pad(d.getHours()), pad(d.getMinutes()), pad(d.getSeconds()));
+}
+
+/* "5m 3s ago", with the absolute time as a tooltip. */
+function ago(s, now) {
+	const t = parseTime(s);
+	if (t == null)
+		return E('span', { 'class': 'carpd-muted' }, _('never'));
+	return E('span', { 'title': timestamp(t) }, _('%s ago').format(duration(now - t)));
+}
+
+function bytes(n) {
+	const units = [ 'B', 'KiB', 'MiB', 'GiB', 'TiB' ];
+	let i = 0;
+	n = +n || 0;
+	while (n >= 1024 && i < units.length - 1) {
+		n /= 1024;
+		i++;
+	}
+	return (i == 0 ? '%d %s' : '%.2f %s').format(n, units[i]);
+}
+
+function sum(obj, keys) {
+	return keys.reduce((acc, k) => acc + (+(obj || {})[k] || 0), 0);
+}
+
+function badge(state) {
+	const s = String(state || 'INIT').toUpperCase();
+	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup' }[s] || 'carpd-init';
+	return E('span', { 'class': 'carpd-badge ' + cls, 'data-state': s }, s);
+}
+
+function table(titles, rows, empty) {
+	return E('table', { 'class': 'table' }, [
+		E('tr', { 'class': 'tr table-titles' }, titles.map((t) => E('th', { 'class': 'th' }, t)))
+	].concat(rows.length ? rows : [
+		E('tr', { 'class': 'tr placeholder' }, E('td', { 'class': 'td', 'colspan': titles.length }, E('em', empty)))
+	]));
+}
+
+/* A two-column table of label: value rows. */
+function facts(rows) {
+	return E('table', { 'class': 'table' }, rows.filter((r) => r != null).map((r) =>
+		E('tr', { 'class': 'tr', 'data-fact': r[0] }, [
+			E('td', { 'class': 'td left', 'width': '33%' }, r[1]),
+			E('td', { 'class': 'td left' }, r[2])
+		])));
+}
+
+const advertErrors = [ 'bad_checksum', 'bad_hmac', 'bad_ttl', 'bad_version_or_length', 'send_errors', 'queue_overflow' ];
+const syncDrops = [ 'drop_auth', 'drop_replay', 'drop_epoch', 'drop_malformed', 'drop_wrong_source',
+	'drop_queue_full', 'drop_invalid_flow', 'drop_unknown_id', 'apply_errors', 'send_errors' ];
+
+return view.extend({
+	load() {
+		return callStatus();
+	},
+
+	renderVHIDs(st, now) {
+		return table([ _('Interface'), _('VHID'), _('State'), _('Master'), _('Demotion'),
+			_('Virtual addresses'), _('Adverts sent / received'), _('Errors') ],
+		(st.vhids || []).map((v) => {
+			const since = parseTime(v.since);
+			let master;
+
+			if (v.state == 'MASTER')
+				master = E('em', _('this router'));
+			else if (v.master)
+				master = E('span', {}, [ v.master, E('br'), E('span', { 'class': 'carpd-muted' }, [ _('seen'), ' ', ago(v.master_seen, now) ]) ]);
+			else
+				master = E('span', { 'class': 'carpd-muted' }, _('none heard'));
+
+			const errs = sum(v.counters, advertErrors);
+
+			return E('tr', { 'class': 'tr', 'data-vhid': '%s/%d'.format(v.interface, v.vhid) }, [
+				E('td', { 'class': 'td' }, v.network ? '%s (%s)'.format(v.network, v.interface) : v.interface),
+				E('td', { 'class': 'td' }, [ String(v.vhid), E('br'),
+					E('span', { 'class': 'carpd-muted' }, _('advbase %d, advskew %d').format(v.advbase, v.advskew)) ]),
+				E('td', { 'class': 'td' }, [ badge(v.state), E('br'),
+					since != null ? E('span', { 'class': 'carpd-muted', 'title': timestamp(since) },
+						_('for %s').format(duration(now - since))) : '',
+					v.error ? E('div', { 'class': 'carpd-error' }, v.error) : '' ]),
+				E('td', { 'class': 'td' }, master),
+				E('td', { 'class': 'td' }, String(v.demotion || 0)),
+				E('td', { 'class': 'td' }, (v.addresses || []).map((a) => E('div', {}, a))),
+				E('td', { 'class': 'td' }, '%d / %d'.format((v.counters || {}).adverts_sent || 0, (v.counters || {}).adverts_received || 0)),
+				E('td', { 'class': 'td', 'title': advertErrors.map((k) => '%s: %d'.format(k, (v.counters || {})[k] || 0)).join('\n') },
+					errs ? E('span', { 'class': 'carpd-error' }, String(errs)) : '0')
+			]);
+		}), _('No virtual hosts are configured.'));
+	},
+
+	renderSync(st, now) {
+		const s = st.sync || {};
+
+		if (!s.enabled)
+			return E('p', { 'class': 'carpd-muted' }, _('State sync is not configured.'));
+
+		const b = s.bulk || {};
+		const c = s.counters || {};
+		let link, receive, serve = null;
+
+		if (s.established)
+			link = _('established');
+		else if (s.peer_up)
+			link = _('peer up, handshaking');
+		else
+			link = _('waiting for the peer');
+
+		if (b.timed_out)
+			receive = _('gave up waiting after %d flows').format(b.received || 0);
+		else if (b.synced)
+			receive = _('complete, %d flows received').format(b.received || 0);
+		else
+			receive = _('receiving, %d flows so far').format(b.received || 0);
+
+		if (b.serving) {
+			const total = Math.max(s.flows_local || 0, b.queued || 0);
+			const pct = total ? Math.floor(100 * (total - (b.queued || 0)) / total) : 100;
+			serve = [ 'serve', _('Bulk transfer to the peer'), E('div', {}, [
+				E('div', { 'class': 'cbi-progressbar', 'title': '%d%%'.format(pct) }, E('div', { 'style': 'width:%d%%'.format(pct) })),
+				E('span', { 'class': 'carpd-muted' }, _('%d%% sent, %d flows left').format(pct, b.queued || 0))
+			]) ];
+		}
+
+		return facts([
+			s.error ? [ 'error', _('Error'), E('span', { 'class': 'carpd-error' }, s.error) ] : null,
+			[ 'interface', _('Sync interface'), s.interface || '-' ],
+			[ 'peer', _('Peer'), [ s.peer_name ? '%s (%s)'.format(s.peer, s.peer_name) : (s.peer || '-'), ' – ', link,
+				s.rtt ? _(', RTT %s').format(s.rtt) : '' ] ],
+			[ 'last_ack', _('Last acknowledgement'), ago(s.last_ack, now) ],
+			[ 'flows', _('Flows'), _('%d local (%d acknowledged, %d pending), %d from the peer').format(
+				s.flows_local || 0, s.flows_synced || 0, s.flows_pending || 0, s.flows_from_peer || 0) ],
+			[ 'bulk', _('Bulk transfer from the peer'), receive ],
+			serve,
+			[ 'bytes', _('Traffic'), _('%s sent, %s received (%d / %d frames)').format(
+				bytes(c.bytes_sent), bytes(c.bytes_received), c.frames_sent || 0, c.frames_received || 0) ],
+			[ 'records', _('Flow records'), _('%d sent, %d received, %d resent, %d never sent (short-lived)').format(
+				c.records_sent || 0, c.records_received || 0, c.flows_resent || 0, c.flows_never_sent || 0) ],
+			[ 'drops', _('Dropped frames'), E('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
+				String(sum(c, syncDrops))) ]
+		]);
+	},
+
+	renderTransitions(st) {
+		const tr = (st.transitions || []).slice().reverse();
+
+		return table([ _('Time'), _('Virtual host'), _('Change'), _('Reason'), _('Master') ], tr.map((t) => {
+			const at = parseTime(t.time);
+			return E('tr', { 'class': 'tr', 'data-transition': '%s/%d'.format(t.interface, t.vhid) }, [
+				E('td', { 'class': 'td' }, at != null ? timestamp(at) : '-'),
+				E('td', { 'class': 'td' }, '%s vhid %d'.format(t.interface, t.vhid)),
+				E('td', { 'class': 'td' }, [ badge(t.from), ' → ', badge(t.to) ]),
+				E('td', { 'class': 'td' }, t.reason || ''),
+				E('td', { 'class': 'td' }, t.master || '')
+			]);
+		}), _('No transitions since carpd started.'));
+	},
+
+	renderGlobal(st, now) {
+		const d = st.demotion || {};
+		const started = parseTime(st.started);
+
+		return facts([
+			[ 'version', _('carpd'), _('version %s, pid %d').format(st.version || '?', st.pid || 0) ],
+			[ 'uptime', _('Running for'), started != null ? E('span', { 'title': timestamp(started) }, duration(now - started)) : '-' ],
+			[ 'maintenance', _('Maintenance mode'), d.maintenance
+				? E('strong', { 'class': 'carpd-error' }, _('on: every vhid is handed to the peer'))
+				: _('off') ],
+			[ 'demotion', _('Demotion'), _('manual %d, link %d, sync %d').format(d.manual || 0, d.link || 0, d.sync || 0) ],
+			[ 'interfaces', _('Interfaces'), (st.interfaces || []).map((i) =>
+				E('div', {}, [ i.name, ': ', i.link_up ? _('link up') : E('span', { 'class': 'carpd-error' }, _('link down')),
+					i.error ? E('span', { 'class': 'carpd-error' }, ' – ' + i.error) : '' ])) ]
+		]);
+	},
+
+	/* Fills the page from one status reply (or a ubus error code). */
+	update(st) {
+		/* The browser's clock: carpd's status carries no time of its own. */
+		const now = Date.now();
+
+		if (st == null || typeof st != 'object') {
+			this.nodes.error.replaceChildren(E('p', { 'class': 'alert-message warning' },
+				_('carpd does not answer on ubus (%s): is it running?').format(
+					typeof st == 'number' ? rpc.getStatusText(st) : _('no data'))));
+			return;
+		}
+
+		this.status = st;
+		this.nodes.error.replaceChildren();
+		this.nodes.global.replaceChildren(this.renderGlobal(st, now));
+		this.nodes.vhids.replaceChildren(this.renderVHIDs(st, now));
+		this.nodes.sync.replaceChildren(this.renderSync(st, now));
+		this.nodes.transitions.replaceChildren(this.renderTransitions(st));
+
+		const maint = !!(st.demotion || {}).maintenance;
+		this.nodes.maintenance.textContent = maint ? _('Leave maintenance mode') : _('Enter maintenance mode');
+		this.nodes.maintenance.disabled = false;
+		this.nodes.resync.disabled = !((st.sync || {}).enabled && !(st.sync || {}).error);
+	},
+
+	refresh() {
+		return callStatus().then(L.bind(this.update, this));
+	},
+
+	/* Runs a control call; a non-zero ubus status is an error. */
+	control(call, args, done) {
+		return call.apply(null, args).then((res) => {
+			if (typeof res == 'number' && res != 0)
+				throw new Error(rpc.getStatusText(res));
+			ui.addNotification(null, E('p', done), 'info');
+		}).catch((err) => {
+			ui.addNotification(null, E('p', _('carpd refused: %s').format(err.message || err)), 'error');
+		}).then(L.bind(this.refresh, this));
+	},
+
+	handleMaintenance(ev) {
+		const enable = !((this.status || {}).demotion || {}).maintenance;
+
+		if (!enable)
+			return this.control(callMaintenance, [ false ], _('Maintenance mode is off: this router takes part in CARP again.'));
+
+		ui.showModal(_('Enter maintenance mode?'), [
+			E('p', _('Every vhid is demoted so that the peer takes over all virtual addresses, and stays so (across restarts) until maintenance mode is turned off.')),
+			E('div', { 'class': 'right' }, [
+				E('button', { 'class': 'btn', 'click': ui.hideModal }, _('Cancel')), ' ',
+				E('button', {
+					'class': 'btn cbi-button-negative',
+					'data-action': 'confirm-maintenance',
+					'click': ui.createHandlerFn(this, () => {
+						ui.hideModal();
+						return this.control(callMaintenance, [ true ], _('Maintenance mode is on: the peer takes over.'));
+					})
+				}, _('Enter maintenance mode'))
+			])
+		]);
+	},
+
+	handleResync(ev) {
+		return this.control(callResync, [], _('Resync requested: the tables are exchanged again.'));
+	},
+
+	render(st) {
+		this.nodes = {
+			error: E('div'),
+			global: E('div'),
+			vhids: E('div'),
+			sync: E('div'),
+			transitions: E('div'),
+			maintenance: E('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
+				'click': ui.createHandlerFn(this, 'handleMaintenance') }, _('Enter maintenance mode')),
+			resync: E('button', { 'class': 'btn cbi-button cbi-button-reload', 'data-action': 'resync',
+				'click': ui.createHandlerFn(this, 'handleResync') }, _('Resync conntrack'))
+		};
+
+		const page = E('div', { 'class': 'cbi-map', 'id': 'carpd-status' }, [
+			E('style', {}, css),
+			E('h2', {}, _('CARP status')),
+			E('div', { 'class': 'cbi-map-descr' }, _('The state of carpd\'s virtual hosts and of the connection-state sync, refreshed every five seconds.')),
+			this.nodes.error,
+			E('div', { 'class': 'cbi-section', 'data-section': 'global' }, [
+				E('h3', {}, _('Overview')),
+				this.nodes.global,
+				E('div', { 'class': 'carpd-actions' }, [ this.nodes.maintenance, this.nodes.resync ])
+			]),
+			E('div', { 'class': 'cbi-section', 'data-section': 'vhids' }, [ E('h3', {}, _('Virtual hosts')), this.nodes.vhids ]),
+			E('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ E('h3', {}, _('Connection state sync')), this.nodes.sync ]),
+			E('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ E('h3', {}, _('Recent transitions')), this.nodes.transitions ])
+		]);
+
+		this.update(st);
+		poll.add(L.bind(this.refresh, this), 5);
+
+		return page;
+	},
+
+	handleSave: null,
+	handleSaveApply: null,
+	handleReset: null
+});

@@ -21,8 +21,9 @@ import (
 // on Linux (filtering the source to forwarded flows); tests use a fake
 // table.
 type Kernel interface {
-	// Dump returns every flow the source would sync.
-	Dump(ctx context.Context) ([]flow.Flow, error)
+	// Each calls fn with every flow the source would sync (a table dump,
+	// streamed: fn must not keep the pointer).
+	Each(ctx context.Context, fn func(*flow.Flow)) error
 	// Events delivers NEW, UPDATE, DESTROY, and OVERRUN when events were
 	// lost (the engine then reconciles from a dump).
 	Events() <-chan flow.Event
@@ -74,6 +75,9 @@ const (
 	// §4.1); see newPrio. Acknowledgements go with the window's flush.
 	urgentWindow  = 20 * time.Millisecond
 	maxSACKRanges = 16
+	// publishWalk: how often Status's counts that walk the table (synced,
+	// pending) are refreshed; the table sizes are kept at every tick.
+	publishWalk = 250 * time.Millisecond
 	// An acknowledgement rides with records when there are some; alone,
 	// it waits ackDelay (or ackEvery frames to acknowledge), so that a
 	// stream of small frames is not answered frame for frame. The
@@ -107,44 +111,38 @@ const (
 // misses retries its SYN; a flow the backup keeps too long is purged
 // after a takeover. Those wait for the window, where short flows fold
 // into one NEW (or none: born and dead) and DELETEs share frames.
+//
+// A TCP connection past its last data (both FINs seen, or a RST) is not
+// urgent: nothing a failover could break. Half-closed ones (FIN_WAIT,
+// CLOSE_WAIT) may still carry data one way for long, so they are.
 func newPrio(l *lflow) int8 {
-	if !l.deleted && l.f.Status&flow.StatusAssured != 0 && !closing(&l.f) {
+	if !l.m.deleted && l.f.assured() && !l.f.closing() {
 		return prioUrgent
 	}
 	return prioNew
 }
 
-// closing: a TCP connection past its last data (both FINs seen, or a
-// RST): nothing a failover could break. Half-closed ones (FIN_WAIT,
-// CLOSE_WAIT) may still carry data one way for long, so they are not.
-func closing(f *flow.Flow) bool {
-	if f.Orig.Proto != flow.ProtoTCP {
-		return false
-	}
-	switch f.TCPState {
-	case flow.TCPLastAck, flow.TCPTimeWait, flow.TCPClose:
-		return true
-	}
-	return false
+// lmeta is the bookkeeping of a local flow: one we replicate to the peer.
+type lmeta struct {
+	id      uint64
+	ver     uint32 // bumped on every change
+	sentVer uint32 // version in the newest frame that carried it
+	dirty   int8   // queued priority, or prioNone
+	known   bool   // the peer acknowledged a frame with its NEW
+	sent    bool   // some frame carried it
+	deleted bool   // DESTROY seen; a DELETE is due
+	seen    bool   // in the dump being reconciled (resyncFromKernel)
 }
 
-// lflow is a local flow: one we replicate to the peer.
-type lflow struct {
-	id      uint64
-	ver     uint64 // bumped on every change
-	sentVer uint64 // version in the newest frame that carried it
-	f       flow.Flow
-	known   bool // the peer acknowledged a frame with its NEW
-	sent    bool // some frame carried it
-	deleted bool // DESTROY seen; a DELETE is due
-	dirty   int8 // queued priority, or prioNone
-}
+// lflow is a local flow in its table slot.
+type lflow = tentry[lmeta]
 
 // sentRec is one flow carried by an unacknowledged frame.
 type sentRec struct {
-	id  uint64
-	ver uint64
-	del bool
+	id   uint64
+	slot uint32
+	ver  uint32
+	del  bool
 }
 
 type inflight struct {
@@ -152,17 +150,24 @@ type inflight struct {
 	recs []sentRec
 }
 
-// pflow is a flow of the peer, injected into our kernel.
-type pflow struct {
-	f         flow.Flow
+// pmeta is the bookkeeping of a flow of the peer, injected into our
+// kernel.
+type pmeta struct {
+	id        uint64
 	ver       uint64
-	confirmed time.Time // last NEW, UPDATE or REFRESH from the peer
+	confirmed int64 // last NEW, UPDATE or REFRESH from the peer (Unix ns)
+	// gone: the peer deleted it lately. Its key stays in the table a
+	// while (peerGoneFor), for the kernel's events about our own writes.
+	gone bool
 }
 
-// goneKey is the key of a flow the peer deleted.
-type goneKey struct {
-	key flow.Key
-	at  time.Time
+type pflow = tentry[pmeta]
+
+// goneRef is a flow the peer deleted, kept until at+peerGoneFor.
+type goneRef struct {
+	slot uint32
+	id   uint64
+	at   time.Time
 }
 
 // Engine replicates conntrack state between two routers. One goroutine
@@ -181,21 +186,21 @@ type Engine struct {
 	wg   sync.WaitGroup
 
 	// Owned by Run.
-	local    map[flow.Key]*lflow
-	byID     map[uint64]*lflow
+	local    *table[lmeta]
 	nextID   uint64
-	queues   [numPrios][]uint64
+	queues   [numPrios][]uint32 // slots of local
 	inflight map[uint64]*inflight
 	maxAcked uint64
 	srtt     time.Duration
 	rttvar   time.Duration
 
-	peer map[uint64]*pflow
-	// peerKeys maps the keys of peer's flows to their ids, and the keys
-	// the peer deleted lately (peerGone, oldest first) to 0: the kernel's
-	// events about our own writes may still be on their way.
-	peerKeys  map[flow.Key]uint64
-	peerGone  []goneKey
+	// peer holds the peer's flows and, for a while, the ones it deleted
+	// lately (peerGone, oldest first): the kernel's events about our own
+	// writes may still be on their way. peerIDs maps the peer's flow ids
+	// to slots of peer (the gone ones are not in it).
+	peer      *table[pmeta]
+	peerIDs   map[uint64]uint32
+	peerGone  []goneRef
 	adopting  bool            // upsert takes the peer's flows as ours (Takeover)
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
@@ -218,6 +223,7 @@ type Engine struct {
 	serveTries   int
 	purgeAt      time.Time
 	takeoverAt   time.Time
+	lastWalk     time.Time // publish's last count of the table
 
 	mu sync.Mutex // guards st
 	st Status
@@ -303,8 +309,8 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
-		local: map[flow.Key]*lflow{}, byID: map[uint64]*lflow{}, nextID: 1,
-		inflight: map[uint64]*inflight{}, peer: map[uint64]*pflow{}, peerKeys: map[flow.Key]uint64{}, recvAbove: map[uint64]bool{},
+		local: newTable[lmeta](), nextID: 1,
+		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
 		srtt: 0, rttvar: 0,
 	}
 	if cfg.Bandwidth > 0 {
@@ -385,7 +391,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			// The table sizes in Status walk the table: once a tick, not
 			// per event (counters are updated as they change).
-			e.publish()
+			e.publish(t)
 		}
 	}
 }
@@ -496,95 +502,102 @@ func (e *Engine) event(ctx context.Context, ev flow.Event) {
 }
 
 func (e *Engine) upsert(f flow.Flow) {
-	key := f.Key()
-	l := e.local[key]
-	if l == nil {
-		if _, ok := e.peerKeys[key]; ok && !e.adopting {
+	c, ok := packFlow(&f)
+	if !ok {
+		e.count(func(c *Counters) { c.DropInvalid++ })
+		return
+	}
+	key := c.key()
+	slot, ok := e.local.lookup(key)
+	if !ok {
+		if _, ok := e.peer.lookup(key); ok && !e.adopting {
 			// We injected it from the peer, which replicates it: sending
 			// it back would have the peer write our stale copy over its
 			// live entry (or bring it back after its DELETE).
 			return
 		}
-		l = &lflow{id: e.nextID, ver: 1, f: f, dirty: prioNone}
+		slot = e.local.insert(c, lmeta{id: e.nextID, ver: 1, dirty: prioNone, seen: true})
 		e.nextID++
-		e.local[key], e.byID[l.id] = l, l
-		e.mark(l, newPrio(l))
+		l := e.local.at(slot)
+		e.mark(slot, l, newPrio(l))
 		return
 	}
-	if l.deleted {
+	l := e.local.at(slot)
+	l.m.seen = true
+	if l.m.deleted {
 		// The same tuple again after a DESTROY: a new connection. The old
-		// id finishes its DELETE; the new one gets its own id.
-		delete(e.local, key)
+		// id finishes its DELETE (its slot stays until acknowledged, out
+		// of the index); the new one gets its own id and slot.
+		e.local.unindex(slot)
 		e.upsert(f)
 		return
 	}
-	timeoutOnly := sameButTimeout(l.f, f)
-	l.f = f
+	timeoutOnly := l.f.sameButTimeout(&c)
+	l.f = c
 	if timeoutOnly {
 		return // timeouts travel with refreshes
 	}
-	l.ver++
-	if l.known {
-		e.mark(l, prioUpdate)
+	l.m.ver++
+	if l.m.known {
+		e.mark(slot, l, prioUpdate)
 	} else {
-		e.mark(l, newPrio(l))
+		e.mark(slot, l, newPrio(l))
 	}
-}
-
-func sameButTimeout(a, b flow.Flow) bool {
-	a.Timeout = b.Timeout
-	return a == b
 }
 
 func (e *Engine) destroy(key flow.Key) {
-	l := e.local[key]
-	if l == nil || l.deleted {
+	slot, ok := e.local.lookup(keyOf(key))
+	if !ok {
 		return
 	}
-	if !l.sent {
+	e.destroySlot(slot)
+}
+
+func (e *Engine) destroySlot(slot uint32) {
+	l := e.local.at(slot)
+	if l.m.deleted {
+		return
+	}
+	if !l.m.sent {
 		// Born and dead within the window: never on the wire.
-		e.forget(l)
+		e.local.remove(slot)
 		e.count(func(c *Counters) { c.BornAndDead++ })
 		return
 	}
-	l.deleted = true
-	l.ver++
-	e.mark(l, prioNew)
+	l.m.deleted = true
+	l.m.ver++
+	e.mark(slot, l, prioNew)
 }
 
-func (e *Engine) forget(l *lflow) {
-	if e.local[l.f.Key()] == l {
-		delete(e.local, l.f.Key())
-	}
-	delete(e.byID, l.id)
-}
-
-// mark queues l at priority p, unless it is queued at p or higher already.
-func (e *Engine) mark(l *lflow, p int8) {
-	if l.dirty != prioNone && l.dirty <= p {
+// mark queues l (in slot) at priority p, unless it is queued at p or
+// higher already.
+func (e *Engine) mark(slot uint32, l *lflow, p int8) {
+	if l.m.dirty != prioNone && l.m.dirty <= p {
 		return
 	}
-	l.dirty = p
-	e.queues[p] = append(e.queues[p], l.id)
+	l.m.dirty = p
+	e.queues[p] = append(e.queues[p], slot)
 }
 
 // resyncFromKernel reconciles the local table with a dump: new flows are
 // sent, changed ones updated, vanished ones deleted, timeouts refreshed.
+// The flows of the dump are marked seen as they are taken in, the others
+// are deleted after it: no second copy of the table.
 func (e *Engine) resyncFromKernel(ctx context.Context) error {
-	flows, err := e.k.Dump(ctx)
+	e.local.each(func(_ uint32, l *lflow) bool {
+		l.m.seen = false
+		return true
+	})
+	err := e.k.Each(ctx, func(f *flow.Flow) { e.upsert(*f) })
 	if err != nil {
 		return err
 	}
-	seen := make(map[flow.Key]bool, len(flows))
-	for _, f := range flows {
-		seen[f.Key()] = true
-		e.upsert(f)
-	}
-	for key, l := range e.local {
-		if !seen[key] && !l.deleted {
-			e.destroy(key)
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if !l.m.seen && !l.m.deleted && e.local.indexed(slot) {
+			e.destroySlot(slot)
 		}
-	}
+		return true
+	})
 	return nil
 }
 
@@ -594,26 +607,28 @@ func (e *Engine) refresh(ctx context.Context) {
 	if err := e.resyncFromKernel(ctx); err != nil {
 		e.log.Warn("conntrack dump for refresh", "err", err)
 	}
-	for _, l := range e.byID {
-		if l.known && !l.deleted {
-			e.mark(l, prioRefresh)
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if l.m.known && !l.m.deleted {
+			e.mark(slot, l, prioRefresh)
 		}
-	}
+		return true
+	})
 }
 
 // --- frames out ---
 
 // record returns the record that brings the peer up to date on l.
 func record(l *lflow, prio int8) wire.Record {
+	m := &l.m
 	switch {
-	case l.deleted:
-		return wire.Record{Type: wire.RecordDelete, ID: l.id}
-	case !l.known:
-		return wire.Record{Type: wire.RecordNew, ID: l.id, Version: l.ver, Flow: l.f}
+	case m.deleted:
+		return wire.Record{Type: wire.RecordDelete, ID: m.id}
+	case !m.known:
+		return wire.Record{Type: wire.RecordNew, ID: m.id, Version: uint64(m.ver), Flow: l.f.flow()}
 	case prio == prioRefresh:
-		return wire.Record{Type: wire.RecordRefresh, ID: l.id, Flow: l.f}
+		return wire.Record{Type: wire.RecordRefresh, ID: m.id, Flow: l.f.flow()}
 	}
-	return wire.Record{Type: wire.RecordUpdate, ID: l.id, Version: l.ver, Flow: l.f}
+	return wire.Record{Type: wire.RecordUpdate, ID: m.id, Version: uint64(m.ver), Flow: l.f.flow()}
 }
 
 // payloadLimit is the record stream that fits one datagram.
@@ -657,14 +672,14 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 			q := e.queues[p]
 			i := 0
 			for ; i < len(q); i++ {
-				l := e.byID[q[i]]
-				if l == nil || l.dirty != p {
+				l := e.local.get(q[i])
+				if l == nil || l.m.dirty != p {
 					continue // stale entry: sent since, or requeued higher
 				}
 				if p == prioUrgent && newPrio(l) != prioUrgent {
 					// Closed since it was queued: it waits for the window.
-					l.dirty = prioNew
-					e.queues[prioNew] = append(e.queues[prioNew], l.id)
+					l.m.dirty = prioNew
+					e.queues[prioNew] = append(e.queues[prioNew], q[i])
 					continue
 				}
 				r := record(l, p)
@@ -672,8 +687,8 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 					full = true
 					break
 				}
-				l.dirty, l.sent, l.sentVer = prioNone, true, l.ver
-				recs = append(recs, sentRec{id: l.id, ver: l.ver, del: l.deleted})
+				l.m.dirty, l.m.sent, l.m.sentVer = prioNone, true, l.m.ver
+				recs = append(recs, sentRec{id: l.m.id, slot: q[i], ver: l.m.ver, del: l.m.deleted})
 			}
 			e.queues[p] = q[i:]
 		}
@@ -691,8 +706,8 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 		if !ok {
 			// The frame never left: its flows are dirty again.
 			for _, r := range recs {
-				if l := e.byID[r.id]; l != nil {
-					e.mark(l, prioUrgent)
+				if l := e.sentFlow(r); l != nil {
+					e.mark(r.slot, l, prioUrgent)
 				}
 			}
 			return
@@ -830,10 +845,14 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	}
 	e.serveBulkEnd(now)
 	for len(e.peerGone) > 0 && now.Sub(e.peerGone[0].at) > peerGoneFor {
-		if id, ok := e.peerKeys[e.peerGone[0].key]; ok && id == 0 {
-			delete(e.peerKeys, e.peerGone[0].key)
+		g := e.peerGone[0]
+		if p := e.peer.get(g.slot); p != nil && p.m.gone && p.m.id == g.id {
+			e.peer.remove(g.slot)
 		}
 		e.peerGone = e.peerGone[1:]
+	}
+	if len(e.peerGone) == 0 {
+		e.peerGone = nil // let a burst's array go
 	}
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
 		e.purgeAt = time.Time{}
@@ -874,18 +893,26 @@ func (e *Engine) detectLoss(now time.Time) {
 		}
 		delete(e.inflight, pn)
 		for _, r := range in.recs {
-			l := e.byID[r.id]
-			if l == nil || l.sentVer != r.ver || l.dirty != prioNone {
+			l := e.sentFlow(r)
+			if l == nil || l.m.sentVer != r.ver || l.m.dirty != prioNone {
 				continue
 			}
 			e.count(func(c *Counters) { c.Retransmits++ })
-			if l.deleted || !l.known {
-				e.mark(l, newPrio(l))
+			if l.m.deleted || !l.m.known {
+				e.mark(r.slot, l, newPrio(l))
 			} else {
-				e.mark(l, prioUpdate)
+				e.mark(r.slot, l, prioUpdate)
 			}
 		}
 	}
+}
+
+// sentFlow returns the flow r carried, if its slot still holds it.
+func (e *Engine) sentFlow(r sentRec) *lflow {
+	if l := e.local.get(r.slot); l != nil && l.m.id == r.id {
+		return l
+	}
+	return nil
 }
 
 // acked processes the peer's acknowledgement of our frames.
@@ -919,15 +946,15 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 			e.srtt = (7*e.srtt + sample) / 8
 		}
 		for _, r := range in.recs {
-			l := e.byID[r.id]
+			l := e.sentFlow(r)
 			if l == nil {
 				continue
 			}
 			if r.del {
-				e.forget(l) // the peer has deleted it: done
+				e.local.remove(r.slot) // the peer has deleted it: done
 				continue
 			}
-			l.known = true
+			l.m.known = true
 		}
 	}
 	e.mu.Lock()
@@ -993,42 +1020,53 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				e.count(func(c *Counters) { c.DropInvalid++ })
 				return nil
 			}
-			p := e.peer[r.ID]
-			if p != nil && r.Version <= p.ver && r.Version != 0 {
-				return nil // stale or duplicate
+			c, ok := packFlow(&r.Flow)
+			if !ok {
+				e.count(func(c *Counters) { c.DropInvalid++ })
+				return nil
+			}
+			if slot, ok := e.peerIDs[r.ID]; ok {
+				if p := e.peer.at(slot); r.Version <= p.m.ver && r.Version != 0 {
+					return nil // stale or duplicate
+				}
 			}
 			e.dropPeer(r.ID)
-			e.peer[r.ID] = &pflow{f: r.Flow, ver: r.Version, confirmed: now}
-			e.peerKeys[r.Flow.Key()] = r.ID
+			if slot, ok := e.peer.lookup(c.key()); ok {
+				// The tuple under another id: gone lately, or a new
+				// connection whose NEW overtook the old one's DELETE.
+				// The newer id owns the key; the old one's DELETE, if it
+				// comes, is for an unknown id.
+				e.dropPeer(e.peer.at(slot).m.id)
+				e.peer.remove(slot)
+			}
+			e.peerIDs[r.ID] = e.peer.insert(c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
 			apply = append(apply, r.Flow)
 		case wire.RecordUpdate, wire.RecordRefresh:
-			p := e.peer[r.ID]
-			if p == nil {
+			slot, ok := e.peerIDs[r.ID]
+			if !ok {
 				e.count(func(c *Counters) { c.DropUnknownID++ })
 				return nil
 			}
-			if r.Type == wire.RecordUpdate && r.Version <= p.ver && r.Version != 0 {
+			p := e.peer.at(slot)
+			if r.Type == wire.RecordUpdate && r.Version <= p.m.ver && r.Version != 0 {
 				return nil
 			}
 			if r.Type == wire.RecordUpdate {
-				p.ver = r.Version
-				p.f.TCPState, p.f.Status = r.Flow.TCPState, r.Flow.Status
-				p.f.TCPFlagsOrig, p.f.TCPFlagsReply = r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply
-				p.f.TCPWScaleOrig, p.f.TCPWScaleReply = r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply
-				p.f.Mark = r.Flow.Mark
+				p.m.ver = r.Version
+				p.f.status, p.f.mark = r.Flow.Status, r.Flow.Mark
+				p.f.tcp = [5]uint8{r.Flow.TCPState, r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply,
+					r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply}
 			}
-			p.f.Timeout = r.Flow.Timeout
-			p.confirmed = now
-			apply = append(apply, p.f)
+			p.f.timeout = r.Flow.Timeout
+			p.m.confirmed = now.UnixNano()
+			apply = append(apply, p.f.flow())
 		case wire.RecordDelete:
-			if p := e.peer[r.ID]; p != nil {
-				e.dropPeer(r.ID)
-				key := p.f.Key()
-				if _, ok := e.peerKeys[key]; !ok {
-					e.peerKeys[key] = 0
-					e.peerGone = append(e.peerGone, goneKey{key: key, at: now})
-				}
-				dels = append(dels, key)
+			if slot, ok := e.peerIDs[r.ID]; ok {
+				p := e.peer.at(slot)
+				delete(e.peerIDs, r.ID)
+				p.m.gone = true
+				e.peerGone = append(e.peerGone, goneRef{slot: slot, id: r.ID, at: now})
+				dels = append(dels, p.f.flowKey())
 			}
 		case wire.RecordAck:
 			e.acked(r.Ack, now)
@@ -1060,14 +1098,10 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 
 // dropPeer forgets the peer's flow id.
 func (e *Engine) dropPeer(id uint64) {
-	p := e.peer[id]
-	if p == nil {
-		return
+	if slot, ok := e.peerIDs[id]; ok {
+		delete(e.peerIDs, id)
+		e.peer.remove(slot)
 	}
-	if key := p.f.Key(); e.peerKeys[key] == id {
-		delete(e.peerKeys, key)
-	}
-	delete(e.peer, id)
 }
 
 // received records a peer packet number for our acknowledgements.
@@ -1111,16 +1145,16 @@ func (e *Engine) newPeer(now time.Time) {
 	e.inflight = map[uint64]*inflight{}
 	e.maxAcked = 0
 	e.recvCum, e.recvAbove = 0, map[uint64]bool{}
-	e.peer, e.peerKeys, e.peerGone = map[uint64]*pflow{}, map[flow.Key]uint64{}, nil
-	for _, l := range e.byID {
-		if l.deleted && l.sent {
-			e.forget(l) // the new peer never had it
-			continue
+	e.peer, e.peerIDs, e.peerGone = newTable[pmeta](), map[uint64]uint32{}, nil
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if l.m.deleted {
+			e.local.remove(slot) // the new peer never had it
+			return true
 		}
-		l.known = false
-		l.sent = false
-		e.mark(l, prioBulk)
-	}
+		l.m.known, l.m.sent = false, false
+		e.mark(slot, l, prioBulk)
+		return true
+	})
 	if !e.synced {
 		e.bulkAsked = time.Time{} // ask the new peer at once
 	}
@@ -1134,16 +1168,15 @@ func (e *Engine) newPeer(now time.Time) {
 func (e *Engine) startServing(now time.Time) {
 	e.serveSeq = e.nextID
 	e.serveTries, e.serveEndAt = 0, time.Time{}
-	for _, l := range e.byID {
-		if !l.deleted {
-			e.mark(l, prioBulk)
-			if l.known {
-				// Resend it whole: the peer asked because it may lack it.
-				l.known = false
-			}
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if !l.m.deleted {
+			e.mark(slot, l, prioBulk)
+			// Resend it whole: the peer asked because it may lack it.
+			l.m.known = false
 		}
-	}
-	e.log.Info("peer asked for our table", "flows", len(e.local))
+		return true
+	})
+	e.log.Info("peer asked for our table", "flows", e.local.Len())
 }
 
 // serveBulkEnd sends BULK_END when the table has been delivered, and
@@ -1153,14 +1186,20 @@ func (e *Engine) serveBulkEnd(now time.Time) {
 		return
 	}
 	var d wire.Digest
-	for _, l := range e.byID {
-		if l.id >= e.serveSeq || l.deleted {
-			continue
+	done := true
+	e.local.each(func(_ uint32, l *lflow) bool {
+		if l.m.id >= e.serveSeq || l.m.deleted {
+			return true
 		}
-		if !l.known {
-			return // still delivering the snapshot
+		if !l.m.known {
+			done = false // still delivering the snapshot
+			return false
 		}
-		d.Add(l.id, l.f.Key())
+		d.Add(l.m.id, l.f.flowKey())
+		return true
+	})
+	if !done {
+		return
 	}
 	e.serveEndAt = now
 	e.serveTries++
@@ -1184,11 +1223,12 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 		return
 	}
 	var d wire.Digest
-	for id, p := range e.peer {
-		if id < b.Seq {
-			d.Add(id, p.f.Key())
+	e.peer.each(func(_ uint32, p *pflow) bool {
+		if !p.m.gone && p.m.id < b.Seq {
+			d.Add(p.m.id, p.f.flowKey())
 		}
-	}
+		return true
+	})
 	if uint64(d.Count()) != b.Count || d.Sum() != b.Digest {
 		e.log.Debug("bulk end does not match our copy yet", "theirs", b.Count, "ours", d.Count())
 		return
@@ -1204,14 +1244,15 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 // purge deletes the peer's flows it has not confirmed for two refresh
 // periods before the takeover.
 func (e *Engine) purge(ctx context.Context) {
-	cut := e.takeoverAt.Add(-2 * e.cfg.Refresh)
+	cut := e.takeoverAt.Add(-2 * e.cfg.Refresh).UnixNano()
 	var dels []flow.Key
-	for id, p := range e.peer {
-		if p.confirmed.Before(cut) {
-			dels = append(dels, p.f.Key())
-			e.dropPeer(id)
+	e.peer.each(func(_ uint32, p *pflow) bool {
+		if !p.m.gone && p.m.confirmed < cut {
+			dels = append(dels, p.f.flowKey())
+			e.dropPeer(p.m.id)
 		}
-	}
+		return true
+	})
 	if len(dels) == 0 {
 		return
 	}
@@ -1222,24 +1263,32 @@ func (e *Engine) purge(ctx context.Context) {
 }
 
 // publish copies the table sizes into the status snapshot.
-func (e *Engine) publish() {
+func (e *Engine) publish(now time.Time) {
+	walk := now.Sub(e.lastWalk) >= publishWalk
 	synced, pending := 0, 0
-	for _, l := range e.byID {
-		if l.known {
-			synced++
-		}
-		if l.dirty != prioNone {
-			pending++
-		}
+	if walk {
+		e.lastWalk = now
+		e.local.each(func(_ uint32, l *lflow) bool {
+			if l.m.known {
+				synced++
+			}
+			if l.m.dirty != prioNone {
+				pending++
+			}
+			return true
+		})
 	}
 	_, _, _, ok := e.sess.Peer()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.Established = e.sess.Established()
 	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < peerDeadAfter
-	e.st.FlowsLocal, e.st.FlowsSynced, e.st.FlowsPending = len(e.local), synced, pending
-	e.st.FlowsPeer = len(e.peer)
-	e.st.Bulk.Received = len(e.peer)
+	e.st.FlowsLocal = e.local.Len()
+	if walk {
+		e.st.FlowsSynced, e.st.FlowsPending = synced, pending
+	}
+	e.st.FlowsPeer = len(e.peerIDs)
+	e.st.Bulk.Received = len(e.peerIDs)
 	e.st.Bulk.Serving = e.serveSeq != 0
 	e.st.Bulk.Queued = len(e.queues[prioBulk])
 	if e.srtt > 0 {

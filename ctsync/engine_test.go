@@ -28,14 +28,17 @@ func newFakeKernel() *fakeKernel {
 	return &fakeKernel{table: map[flow.Key]flow.Flow{}, events: make(chan flow.Event, 100000)}
 }
 
-func (k *fakeKernel) Dump(context.Context) ([]flow.Flow, error) {
+func (k *fakeKernel) Each(_ context.Context, fn func(*flow.Flow)) error {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	out := make([]flow.Flow, 0, len(k.table))
 	for _, f := range k.table {
 		out = append(out, f)
 	}
-	return out, nil
+	k.mu.Unlock()
+	for i := range out {
+		fn(&out[i])
+	}
+	return nil
 }
 func (k *fakeKernel) Events() <-chan flow.Event { return k.events }
 func (k *fakeKernel) Apply(_ context.Context, fs []flow.Flow) []error {
@@ -365,9 +368,10 @@ func TestPurgeAfterTakeover(t *testing.T) {
 	})
 	// Make b's copy look unconfirmed for long, as if a's DELETE was lost.
 	b.e.do(context.Background(), func() {
-		for _, p := range b.e.peer {
-			p.confirmed = time.Now().Add(-time.Hour)
-		}
+		b.e.peer.each(func(_ uint32, p *pflow) bool {
+			p.m.confirmed = time.Now().Add(-time.Hour).UnixNano()
+			return true
+		})
 		b.e.takeoverAt, b.e.purgeAt = time.Now(), time.Now()
 	})
 	eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.snapshot()) == 0 })

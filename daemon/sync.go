@@ -64,7 +64,11 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 		return nil, err
 	}
 	f := sc.Filter
-	kc, err := kernel.Open(kernel.Config{Log: d.log, Filter: kernel.Filter{
+	// SkipOwnWrites: the events of the peer's flows we inject are not
+	// ours to replicate (the engine would ignore them anyway); dropping
+	// them at the socket spares a backup a second pass over every flow,
+	// and the event overruns (and table re-dumps) of a bulk transfer.
+	kc, err := kernel.Open(kernel.Config{Log: d.log, SkipOwnWrites: true, Filter: kernel.Filter{
 		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
 		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
 	}})

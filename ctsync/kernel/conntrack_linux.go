@@ -235,15 +235,26 @@ func (c *Conntrack) Events() <-chan flow.Event { return c.events }
 func (c *Conntrack) Stats() Stats { return c.n.stats() }
 
 // Dump returns every entry of the table (IPv4 and IPv6, all zones) that
-// passes the Filter. It uses a socket of its own, closed when ctx is done,
-// and converts and filters the entries as they arrive, so that no more
-// than the result is held in memory.
+// passes the Filter. See Each.
 func (c *Conntrack) Dump(ctx context.Context) ([]flow.Flow, error) {
+	var out []flow.Flow
+	if err := c.Each(ctx, func(f *flow.Flow) { out = append(out, *f) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Each calls fn with every entry of the table (IPv4 and IPv6, all zones)
+// that passes the Filter, as the dump's datagrams arrive: nothing but one
+// datagram is held in memory. It uses a socket of its own, closed when
+// ctx is done. fn must not keep the pointer; on an error it may have seen
+// part of the table.
+func (c *Conntrack) Each(ctx context.Context, fn func(*flow.Flow)) error {
 	if c.isClosed() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	var conn *netlink.Conn
 	err := c.dial(func(cfg *netlink.Config) (err error) {
@@ -251,45 +262,44 @@ func (c *Conntrack) Dump(ctx context.Context) ([]flow.Flow, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kernel: dump: %w", err)
+		return fmt.Errorf("kernel: dump: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	out, err := c.dump(conn)
+	err = c.dump(conn, fn)
 	if stop() {
 		conn.Close()
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, ctxErr
+		return ctxErr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kernel: dump: %w", err)
+		return fmt.Errorf("kernel: dump: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // dump runs a table dump on conn: datagrams of entries up to NLMSG_DONE.
-func (c *Conntrack) dump(conn *netlink.Conn) ([]flow.Flow, error) {
+func (c *Conntrack) dump(conn *netlink.Conn, fn func(*flow.Flow)) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	const seq = 1
 	if err := sendDatagram(rc, appendMessage(nil, dumpMessage(), seq)); err != nil {
-		return nil, err
+		return err
 	}
 	buf := make([]byte, dumpMessageBuffer)
-	var out []flow.Flow
 	interrupted := false
 	var bad int // entries that did not parse
 	var badErr error
 	for {
 		b, err := recvDatagram(rc, buf)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		msgs, err := parseDatagram(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, m := range msgs {
 			if m.Header.Sequence != seq {
@@ -303,14 +313,14 @@ func (c *Conntrack) dump(conn *netlink.Conn) ([]flow.Flow, error) {
 				if bad > 0 {
 					c.log.Warn("conntrack entries skipped: cannot parse", "op", "dump", "count", bad, "err", badErr)
 				}
-				return out, nil
+				return nil
 			case netlink.Error:
 				errno, err := ackErrno(m)
 				if err == nil && errno != 0 {
 					err = errno
 				}
 				if err != nil {
-					return nil, err
+					return err
 				}
 				continue
 			}
@@ -324,7 +334,7 @@ func (c *Conntrack) dump(conn *netlink.Conn) ([]flow.Flow, error) {
 				continue
 			}
 			if c.filter.Match(&f) {
-				out = append(out, f)
+				fn(&f)
 			}
 		}
 	}

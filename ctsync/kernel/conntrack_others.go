@@ -30,6 +30,9 @@ func (c *Conntrack) Stats() Stats { return Stats{} }
 // Dump fails.
 func (c *Conntrack) Dump(ctx context.Context) ([]flow.Flow, error) { return nil, errUnimplemented }
 
+// Each fails.
+func (c *Conntrack) Each(ctx context.Context, fn func(*flow.Flow)) error { return errUnimplemented }
+
 // Apply fails for every flow.
 func (c *Conntrack) Apply(ctx context.Context, flows []flow.Flow) []error {
 	errs := make([]error, len(flows))

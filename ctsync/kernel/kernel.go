@@ -14,8 +14,9 @@ import (
 // may declare its own copy; this one documents the contract and lets the
 // compiler check that *Conntrack keeps fitting it.
 type Source interface {
-	// Dump returns the whole table, passed through the Filter.
-	Dump(ctx context.Context) ([]flow.Flow, error)
+	// Each calls fn with every entry of the table that passes the Filter,
+	// as the dump streams in (Conntrack.Dump collects them in a slice).
+	Each(ctx context.Context, fn func(*flow.Flow)) error
 	// Events returns the event stream: NEW, UPDATE and DESTROY, passed
 	// through the Filter, and EventOverrun when events were lost, upon
 	// which the consumer must Dump again. The channel is closed by Close.

@@ -77,7 +77,8 @@ bench-sync: build
 	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/sync -out bench/sync-results.md
 
 ## ipk: OpenWrt packages without the SDK, dist/carpd_<version>_<arch>.ipk for every CROSS
-## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh).
+## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh),
+## and dist/luci-app-carpd_<version>_all.ipk from package/luci-app-carpd.
 ## Reproducible: the same commit gives the same bytes (mtimes = SOURCE_DATE_EPOCH, by
 ## default the last commit's time). The version: package/version.sh plus -r$(IPK_RELEASE).
 IPK_VERSION ?= $(shell sh package/version.sh)-r$(IPK_RELEASE)
@@ -89,11 +90,13 @@ ipk: cross
 	case "$$v" in -r*|*' '*|'') echo "make ipk: bad version '$$v' (package/version.sh failed?)"; exit 1;; esac; \
 	for t in $(CROSS); do name=$${t%%:*}; \
 		bin/mkipk -bin dist/carpd-$$name -files package/carpd/files -arch $$name -version "$$v" -epoch "$$e" -out dist; \
-	done
+	done; \
+	bin/mkipk -luci package/luci-app-carpd -version "$$v" -epoch "$$e" -out dist
 
 ## ipk-test: unpack every dist/*.ipk and check it: format, control fields, modes, conffiles,
 ## scripts, ELF machine/byte order/soft float, `carpd version` under qemu-user, and that a
-## second build gives the same bytes.
+## second build gives the same bytes; for luci-app-carpd (TestDistLuci) its files, 0644
+## modes, JSON, LuCI's postinst-pkg and the same version as carpd.
 ipk-test: ipk
 	CARPD_DIST=$(CURDIR)/dist CARPD_REQUIRE_QEMU=1 CARPD_IPK_VERSION='$(IPK_VERSION)' SOURCE_DATE_EPOCH='$(IPK_EPOCH)' \
 		$(GO) test -count=1 -run 'TestDist|TestMIPSFPUScan' -v ./internal/ipk

@@ -1,10 +1,12 @@
-// Command mkipk builds carpd's OpenWrt package, carpd_<version>_<arch>.ipk,
-// without the OpenWrt SDK: the same files, modes, conffiles, control fields
-// and maintainer scripts as package/carpd/Makefile gives inside the SDK
-// (a test keeps the two in step), written by internal/ipk.
+// Command mkipk builds carpd's OpenWrt packages without the OpenWrt SDK:
+// carpd_<version>_<arch>.ipk, and with -luci luci-app-carpd_<version>_all.ipk.
+// Each has the same files, modes, conffiles, control fields and maintainer
+// scripts as its feed Makefile (package/carpd, package/luci-app-carpd)
+// gives inside the SDK (tests keep them in step), written by internal/ipk.
 //
 //	mkipk -bin dist/carpd-mips_24kc -arch mips_24kc -version 0.1.0-r1 \
 //	      -epoch "$(git log -1 --format=%ct)" [-files package/carpd/files] [-out dist]
+//	mkipk -luci package/luci-app-carpd -version 0.1.0-r1 -epoch ... [-out dist]
 //
 // The binary is checked first: ELF machine, byte order and class for the
 // architecture, static, and soft float on MIPS. Older carpd_*_<arch>.ipk
@@ -130,6 +132,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	arch := fl.String("arch", "", "OpenWrt architecture, e.g. mips_24kc (required)")
 	epochFlag := fl.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "seconds since 1970 for every mtime and SourceDateEpoch (default $SOURCE_DATE_EPOCH)")
 	out := fl.String("out", "dist", "output directory")
+	luci := fl.String("luci", "", "instead: build luci-app-carpd (Architecture all) from this `directory` (package/luci-app-carpd)")
 	sizes := fl.String("size-report", "", "instead: print a Markdown table of what each dependency costs in this unstripped `binary` (-bin: its stripped twin, to scale the estimates)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -137,15 +140,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *sizes != "" {
 		return sizeReport(stdout, *sizes, *bin)
 	}
-	if *bin == "" || *version == "" || *arch == "" || *epochFlag == "" || fl.NArg() > 0 {
+	if *luci != "" {
+		if *bin != "" || *arch != "" {
+			return errors.New("mkipk: -luci builds an Architecture all package: no -bin or -arch")
+		}
+		*arch = "all"
+	}
+	if (*bin == "" && *luci == "") || *version == "" || *arch == "" || *epochFlag == "" || fl.NArg() > 0 {
 		fl.Usage()
-		return errors.New("mkipk: -bin, -version, -arch and -epoch (or SOURCE_DATE_EPOCH) are required")
+		return errors.New("mkipk: -bin (or -luci), -version, -arch and -epoch (or SOURCE_DATE_EPOCH) are required")
 	}
 	epoch, err := strconv.ParseInt(*epochFlag, 10, 64)
 	if err != nil {
 		return fmt.Errorf("mkipk: -epoch %q: %w", *epochFlag, err)
 	}
-	p, err := newPackage(*bin, *filesDir, *version, *arch, epoch)
+	var p *ipk.Package
+	if *luci != "" {
+		p, err = newLuciPackage(*luci, *version, epoch)
+	} else {
+		p, err = newPackage(*bin, *filesDir, *version, *arch, epoch)
+	}
 	if err != nil {
 		return err
 	}
@@ -164,11 +178,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := os.Rename(tmp, name); err != nil {
 		return err
 	}
-	old, _ := filepath.Glob(filepath.Join(*out, pkgName+"_*_"+*arch+".ipk"))
+	old, _ := filepath.Glob(filepath.Join(*out, p.Control.Package+"_*_"+*arch+".ipk"))
 	for _, o := range slices.DeleteFunc(old, func(s string) bool { return s == name }) {
 		if err := os.Remove(o); err != nil {
 			return err
 		}
+	}
+	if *luci != "" {
+		fmt.Fprintf(stdout, "%s: %d bytes (installed %d, %d files)\n", name, len(built.IPK), built.InstalledSize, len(p.Files))
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s: %d bytes (installed %d, binary %d)\n", name, len(built.IPK), built.InstalledSize, len(p.Files[0].Data))
 	return nil

@@ -3,6 +3,8 @@ package ipk
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,4 +279,153 @@ func TestMIPSFPUScan(t *testing.T) {
 			t.Errorf("%s: fp_abi %d, %d FPU instructions, check %v", float, info.MIPSFPABI, info.FPUInstructions, err)
 		}
 	}
+}
+
+// TestDistLuci checks dist/luci-app-carpd_<version>_all.ipk: the outer
+// format, control fields (Architecture all, Depends on luci-base and
+// carpd), every file of package/luci-app-carpd at its luci.mk place with
+// mode 0644 and no binary among them, valid JSON for the menu and ACL,
+// the maintainer scripts (postinst-pkg clears LuCI's caches), the same
+// version as the carpd packages, and the same bytes from a second build.
+func TestDistLuci(t *testing.T) {
+	dist := os.Getenv("CARPD_DIST")
+	if dist == "" {
+		t.Skip("set CARPD_DIST (make ipk-test does)")
+	}
+	root := repoRoot(t)
+	appDir := filepath.Join(root, "package/luci-app-carpd")
+	found, _ := filepath.Glob(filepath.Join(dist, "luci-app-carpd_*_all.ipk"))
+	if len(found) != 1 {
+		t.Fatalf("want one luci-app-carpd_*_all.ipk in %s, found %v", dist, found)
+	}
+	file := found[0]
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outer []string
+	for _, e := range c.Outer {
+		outer = append(outer, e.Name)
+	}
+	if !slices.Equal(outer, []string{"./debian-binary", "./data.tar.gz", "./control.tar.gz"}) {
+		t.Errorf("outer members %q", outer)
+	}
+
+	version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "luci-app-carpd_"), "_all.ipk")
+	var names []string
+	for _, f := range c.Fields {
+		names = append(names, f.Name)
+	}
+	order := slices.DeleteFunc(slices.Clone(sdkFieldOrder), func(n string) bool { return !slices.Contains(names, n) })
+	if !slices.Equal(names, order) {
+		t.Errorf("control fields %q, want the SDK order %q", names, order)
+	}
+	for field, want := range map[string]string{
+		"Package": "luci-app-carpd", "Version": version, "Architecture": "all", "Depends": "libc, luci-base, carpd",
+		"SourceName": "luci-app-carpd", "Source": "package/luci-app-carpd", "License": "BSD-2-Clause", "Section": "luci",
+		"Installed-Size": strconv.Itoa(len(c.DataTar)),
+	} {
+		if got := c.Field(field); got != want {
+			t.Errorf("%s: %q, want %q", field, got, want)
+		}
+	}
+	if v := os.Getenv("CARPD_IPK_VERSION"); v != "" && version != v {
+		t.Errorf("version %q, want %q", version, v)
+	}
+	if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" && c.Field("SourceDateEpoch") != e {
+		t.Errorf("SourceDateEpoch %q, want %q", c.Field("SourceDateEpoch"), e)
+	}
+	if carpd, _ := filepath.Glob(filepath.Join(dist, "carpd_"+version+"_*.ipk")); len(carpd) == 0 {
+		t.Errorf("no carpd package of version %s next to it: the two must be released together", version)
+	}
+
+	// Data: the tree luci.mk installs (htdocs → /www, root → /), all 0644.
+	want := map[string][]byte{}
+	for _, m := range []struct{ src, dst string }{{"htdocs", "/www"}, {"root", ""}} {
+		base := filepath.Join(appDir, m.src)
+		filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(base, p)
+				want[m.dst+"/"+filepath.ToSlash(rel)], _ = os.ReadFile(p)
+			}
+			return err
+		})
+	}
+	for _, p := range []string{"/www/luci-static/resources/view/carpd/status.js", "/www/luci-static/resources/view/carpd/config.js",
+		"/usr/share/luci/menu.d/luci-app-carpd.json", "/usr/share/rpcd/acl.d/luci-app-carpd.json"} {
+		if want[p] == nil {
+			t.Errorf("package/luci-app-carpd has no %s", p)
+		}
+	}
+	epoch, _ := strconv.ParseInt(c.Field("SourceDateEpoch"), 10, 64)
+	got := map[string][]byte{}
+	for _, e := range c.Data {
+		if e.UID != 0 || e.GID != 0 || e.ModTime != epoch {
+			t.Errorf("%s: uid %d gid %d mtime %d", e.Name, e.UID, e.GID, e.ModTime)
+		}
+		if e.IsDir() {
+			if e.Mode != 0o755 {
+				t.Errorf("%s: directory mode %o", e.Name, e.Mode)
+			}
+			continue
+		}
+		if e.Mode != 0o644 {
+			t.Errorf("%s: mode %o, want 0644", e.Name, e.Mode)
+		}
+		if bytes.HasPrefix(e.Data, []byte("\x7fELF")) {
+			t.Errorf("%s is a binary in an Architecture all package", e.Name)
+		}
+		if strings.HasSuffix(e.Name, ".json") && !json.Valid(e.Data) {
+			t.Errorf("%s is not valid JSON", e.Name)
+		}
+		got[e.Path()] = e.Data
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d files in the package, %d in package/luci-app-carpd", len(got), len(want))
+	}
+	for p, b := range want {
+		if !bytes.Equal(got[p], b) {
+			t.Errorf("%s: missing or different from package/luci-app-carpd", p)
+		}
+	}
+
+	// Scripts: the SDK's stubs, postinst-pkg clearing LuCI's caches; no conffiles.
+	if _, ok := c.ControlFile("conffiles"); ok {
+		t.Error("luci-app-carpd has conffiles; it should have none")
+	}
+	for name, check := range map[string]func(string) bool{
+		"postinst": func(s string) bool { return s == Postinst },
+		"prerm":    func(s string) bool { return s == Prerm },
+		"postinst-pkg": func(s string) bool {
+			return strings.Contains(s, "rm -f /tmp/luci-indexcache") && strings.Contains(s, "rm -rf /tmp/luci-modulecache/") &&
+				strings.Contains(s, "killall -HUP rpcd") && strings.Contains(s, `[ -n "${IPKG_INSTROOT}" ] ||`)
+		},
+	} {
+		e, ok := c.ControlFile(name)
+		if !ok || !check(string(e.Data)) || e.Mode != 0o755 {
+			t.Errorf("%s: present %v, mode %o\n%s", name, ok, e.Mode, e.Data)
+			continue
+		}
+		if out, err := exec.Command("sh", "-n", "-c", string(e.Data)).CombinedOutput(); err != nil {
+			t.Errorf("%s: sh -n: %v %s", name, err, out)
+		}
+	}
+
+	// Reproducible.
+	mkipk := filepath.Join(t.TempDir(), "mkipk")
+	if out, err := exec.Command("go", "build", "-o", mkipk, filepath.Join(root, "cmd/mkipk")).CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/mkipk: %v\n%s", err, out)
+	}
+	again := t.TempDir()
+	if out, err := exec.Command(mkipk, "-luci", appDir, "-version", version, "-epoch", c.Field("SourceDateEpoch"), "-out", again).CombinedOutput(); err != nil {
+		t.Fatalf("mkipk -luci: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(again, filepath.Base(file))); err != nil || !bytes.Equal(b, raw) {
+		t.Errorf("a second build of %s differs (%v)", filepath.Base(file), err)
+	}
+	t.Logf("%s: %d bytes; installed %d bytes; %d files", filepath.Base(file), len(raw), len(c.DataTar), len(got))
 }

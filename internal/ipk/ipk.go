@@ -20,7 +20,9 @@
 //     /lib/upgrade/keep.d/<package> so sysupgrade still keeps them;
 //   - postinst and prerm are package-pack.mk's stubs that source
 //     /lib/functions.sh and call default_postinst / default_prerm, which
-//     enable and start (stop and disable) the package's init scripts.
+//     enable and start (stop and disable) the package's init scripts; a
+//     package's own postinst goes to postinst-pkg, which default_postinst
+//     sources (LuCI apps clear LuCI's caches there).
 //
 // The same Package and SourceDateEpoch give the same bytes: nothing depends
 // on the clock, the file system or map order. Only a change of Go release
@@ -80,6 +82,10 @@ type Package struct {
 	// Conffiles: paths (files or directories) that upgrades must not
 	// clobber and sysupgrade keeps, as in Package/<name>/conffiles.
 	Conffiles []string
+	// PostinstPkg is the package's own Package/<name>/postinst, stored
+	// as ./postinst-pkg (0755) next to the generated postinst stub;
+	// default_postinst sources it after its own work. Empty: none.
+	PostinstPkg string
 }
 
 // Postinst and Prerm are the maintainer scripts package-pack.mk generates
@@ -296,8 +302,12 @@ func (p *Package) Build() (*Built, error) {
 	ctl = append(ctl,
 		tarEntry{name: "./control", mode: 0o644, data: []byte(c.ControlText(int64(len(dataTar))))},
 		tarEntry{name: "./postinst", mode: 0o755, data: []byte(Postinst)},
-		tarEntry{name: "./prerm", mode: 0o755, data: []byte(Prerm)},
 	)
+	if p.PostinstPkg != "" {
+		// package-pack.mk: echo "$V_Package_<name>_postinst" > postinst-pkg
+		ctl = append(ctl, tarEntry{name: "./postinst-pkg", mode: 0o755, data: []byte(strings.TrimRight(p.PostinstPkg, "\n") + "\n")})
+	}
+	ctl = append(ctl, tarEntry{name: "./prerm", mode: 0o755, data: []byte(Prerm)})
 	controlTar, err := writeTar(ctl, mtime)
 	if err != nil {
 		return nil, err

@@ -49,12 +49,12 @@ func listenControl(path string) (net.Listener, error) {
 	}
 	// A stale socket from a crashed instance is removed, but a live one
 	// belongs to another carpd: refuse to steal it.
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	if c, err := dialControl(path); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s is in use by another carpd (use -s or option control_socket)", path)
 	}
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -63,6 +63,14 @@ func listenControl(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// dialControl connects to the control socket at path. DialUnix, not
+// net.Dial or DialTimeout: those go through the resolver and link Go's whole
+// DNS client (about 250 KB on MIPS, package/SIZE.md), and a Unix connect
+// never waits anyway (a full backlog is EAGAIN at once).
+func dialControl(path string) (*net.UnixConn, error) {
+	return net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 }
 
 // serveControl serves until l is closed, then waits for open connections.
@@ -120,7 +128,7 @@ func (d *Daemon) Handle(req Request) (any, error) {
 
 // Call sends one request to the control socket at path.
 func Call(path string, req Request) (json.RawMessage, error) {
-	c, err := net.DialTimeout("unix", path, controlTimeout)
+	c, err := dialControl(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach carpd at %s: %w", path, err)
 	}

@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
+	"os"
 
 	"github.com/carpd/carpd/config"
 	"golang.org/x/sys/unix"
@@ -14,24 +13,11 @@ import (
 // listenSync opens the UDP socket of the sync link, bound to its device so
 // sync traffic never leaves through another interface.
 func listenSync(sc config.Sync) (net.PacketConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, sc.Interface)
-			if serr == nil {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	network, laddr := "udp4", fmt.Sprintf("0.0.0.0:%d", sc.Port)
+	network, laddr := "udp4", &net.UDPAddr{IP: net.IPv4zero, Port: int(sc.Port)}
 	if (sc.Peer.IsValid() && sc.Peer.Is6()) || (sc.Group.IsValid() && sc.Group.Is6()) {
-		network, laddr = "udp6", fmt.Sprintf("[::]:%d", sc.Port)
+		network, laddr = "udp6", &net.UDPAddr{IP: net.IPv6unspecified, Port: int(sc.Port)}
 	}
-	pc, err := lc.ListenPacket(context.Background(), network, laddr)
+	pc, err := listenUDPDevice(network, laddr, sc.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("sync socket on %s: %w", sc.Interface, err)
 	}
@@ -45,6 +31,50 @@ func listenSync(sc config.Sync) (net.PacketConn, error) {
 			pc.Close()
 			return nil, fmt.Errorf("joining %s on %s: %w", sc.Group, sc.Interface, err)
 		}
+	}
+	return pc, nil
+}
+
+// listenUDPDevice is net.ListenConfig{Control: ...}.ListenPacket(network,
+// laddr) with SO_BINDTODEVICE and SO_REUSEADDR set before bind, built by
+// hand, the same steps and the same errors: ListenConfig.ListenPacket goes
+// through the resolver, which links Go's whole DNS client into the binary
+// (about 250 KB on MIPS, package/SIZE.md). laddr is a wildcard address.
+func listenUDPDevice(network string, laddr *net.UDPAddr, device string) (net.PacketConn, error) {
+	opErr := func(err error) error { return &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: err} }
+	family := unix.AF_INET
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: laddr.Port}
+	if network == "udp6" {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: laddr.Port}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, opErr(os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), "sync")
+	defer f.Close() // FilePacketConn keeps its own descriptor
+	// What net sets on every datagram socket (sock_posix.go, sockopt_linux.go).
+	if family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return nil, opErr(os.NewSyscallError("setsockopt", err))
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+		return nil, opErr(os.NewSyscallError("setsockopt", err))
+	}
+	// Ours, before bind.
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, device); err != nil {
+		return nil, opErr(err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return nil, opErr(err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, opErr(os.NewSyscallError("bind", err))
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, opErr(err)
 	}
 	return pc, nil
 }

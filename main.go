@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,11 +159,26 @@ func cmdRun(args []string, stderr io.Writer) int {
 		},
 	})
 	defer startCPUProfile()()
+	setGCPercent()
 	if err := d.Run(ctx, reload); err != nil {
 		log.Error("carpd failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// daemonGOGC is the daemon's GC target unless the environment sets GOGC:
+// the heap may grow to 1.5 times what is live, not Go's default 2. The
+// flow tables are nearly all of the heap with many flows and hold no
+// pointers the collector scans, so a cycle costs little; on a router, RAM
+// is what runs out. With 100,000 synced flows: 28/31 MB RSS (master /
+// backup) instead of 33/37 MB, the same CPU per event (BENCHMARKS.md).
+const daemonGOGC = 50
+
+func setGCPercent() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(daemonGOGC)
+	}
 }
 
 func socketFlag(fs *flag.FlagSet) *string {

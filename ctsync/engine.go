@@ -79,10 +79,10 @@ const (
 	// pending) are refreshed; the table sizes are kept at every tick.
 	publishWalk = 250 * time.Millisecond
 	// An acknowledgement rides with records when there are some; alone,
-	// it waits ackDelay (or ackEvery frames to acknowledge), so that a
-	// stream of small frames is not answered frame for frame. The
-	// retransmission timeout (rto) allows for it.
-	ackDelay     = 80 * time.Millisecond
+	// it waits ackDelay, so that a stream of small frames is not answered
+	// frame for frame (the retransmission timeout allows for it), or,
+	// in a burst, until ackEvery frames are due and urgentWindow passed.
+	ackDelay     = 200 * time.Millisecond
 	ackEvery     = 16
 	maxRecvAbove = 4096 // received packet numbers kept above recvCum
 	purgeGrace   = 10 * time.Second
@@ -351,7 +351,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	urgentArmed := false
 	events := e.k.Events()
 	for {
-		if !urgentArmed && len(e.queues[prioUrgent]) > 0 && e.canSend(time.Now()) {
+		if !urgentArmed && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) && e.canSend(time.Now()) {
 			if e.urgentSince.IsZero() {
 				e.urgentSince = time.Now()
 			}
@@ -516,7 +516,7 @@ func (e *Engine) upsert(f flow.Flow) {
 			// live entry (or bring it back after its DELETE).
 			return
 		}
-		slot = e.local.insert(c, lmeta{id: e.nextID, ver: 1, dirty: prioNone, seen: true})
+		slot = e.local.insert(&c, lmeta{id: e.nextID, ver: 1, dirty: prioNone, seen: true})
 		e.nextID++
 		l := e.local.at(slot)
 		e.mark(slot, l, newPrio(l))
@@ -532,8 +532,8 @@ func (e *Engine) upsert(f flow.Flow) {
 		e.upsert(f)
 		return
 	}
-	timeoutOnly := l.f.sameButTimeout(&c)
-	l.f = c
+	timeoutOnly := e.local.sameButTimeout(slot, &c)
+	e.local.set(slot, &c)
 	if timeoutOnly {
 		return // timeouts travel with refreshes
 	}
@@ -618,17 +618,17 @@ func (e *Engine) refresh(ctx context.Context) {
 // --- frames out ---
 
 // record returns the record that brings the peer up to date on l.
-func record(l *lflow, prio int8) wire.Record {
+func (e *Engine) record(slot uint32, l *lflow, prio int8) wire.Record {
 	m := &l.m
 	switch {
 	case m.deleted:
 		return wire.Record{Type: wire.RecordDelete, ID: m.id}
 	case !m.known:
-		return wire.Record{Type: wire.RecordNew, ID: m.id, Version: uint64(m.ver), Flow: l.f.flow()}
+		return wire.Record{Type: wire.RecordNew, ID: m.id, Version: uint64(m.ver), Flow: e.local.flow(slot)}
 	case prio == prioRefresh:
-		return wire.Record{Type: wire.RecordRefresh, ID: m.id, Flow: l.f.flow()}
+		return wire.Record{Type: wire.RecordRefresh, ID: m.id, Flow: e.local.flow(slot)}
 	}
-	return wire.Record{Type: wire.RecordUpdate, ID: m.id, Version: uint64(m.ver), Flow: l.f.flow()}
+	return wire.Record{Type: wire.RecordUpdate, ID: m.id, Version: uint64(m.ver), Flow: e.local.flow(slot)}
 }
 
 // payloadLimit is the record stream that fits one datagram.
@@ -662,7 +662,7 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 		if e.ackDue && (n > 0 || e.ackNow(now) || e.pending(upTo)) {
 			ack := e.ack()
 			if enc.Append(&ack) == nil {
-				e.ackDue = false
+				e.ackDue, e.ackFrames = false, 0
 				nrec++
 			}
 		}
@@ -682,7 +682,7 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 					e.queues[prioNew] = append(e.queues[prioNew], q[i])
 					continue
 				}
-				r := record(l, p)
+				r := e.record(q[i], l, p)
 				if err := enc.Append(&r); err != nil {
 					full = true
 					break
@@ -807,7 +807,7 @@ func (e *Engine) sendControl(now time.Time, hello bool, recs ...wire.Record) {
 	if e.ackDue {
 		ack := e.ack()
 		if enc.Append(&ack) == nil {
-			e.ackDue = false
+			e.ackDue, e.ackFrames = false, 0
 			nrec++
 		}
 	}
@@ -1039,7 +1039,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				e.dropPeer(e.peer.at(slot).m.id)
 				e.peer.remove(slot)
 			}
-			e.peerIDs[r.ID] = e.peer.insert(c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
+			e.peerIDs[r.ID] = e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
 			apply = append(apply, r.Flow)
 		case wire.RecordUpdate, wire.RecordRefresh:
 			slot, ok := e.peerIDs[r.ID]
@@ -1059,14 +1059,14 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			}
 			p.f.timeout = r.Flow.Timeout
 			p.m.confirmed = now.UnixNano()
-			apply = append(apply, p.f.flow())
+			apply = append(apply, e.peer.flow(slot))
 		case wire.RecordDelete:
 			if slot, ok := e.peerIDs[r.ID]; ok {
 				p := e.peer.at(slot)
 				delete(e.peerIDs, r.ID)
 				p.m.gone = true
 				e.peerGone = append(e.peerGone, goneRef{slot: slot, id: r.ID, at: now})
-				dels = append(dels, p.f.flowKey())
+				dels = append(dels, e.peer.flowKey(slot))
 			}
 		case wire.RecordAck:
 			e.acked(r.Ack, now)
@@ -1187,7 +1187,7 @@ func (e *Engine) serveBulkEnd(now time.Time) {
 	}
 	var d wire.Digest
 	done := true
-	e.local.each(func(_ uint32, l *lflow) bool {
+	e.local.each(func(slot uint32, l *lflow) bool {
 		if l.m.id >= e.serveSeq || l.m.deleted {
 			return true
 		}
@@ -1195,7 +1195,7 @@ func (e *Engine) serveBulkEnd(now time.Time) {
 			done = false // still delivering the snapshot
 			return false
 		}
-		d.Add(l.m.id, l.f.flowKey())
+		d.Add(l.m.id, e.local.flowKey(slot))
 		return true
 	})
 	if !done {
@@ -1223,9 +1223,9 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 		return
 	}
 	var d wire.Digest
-	e.peer.each(func(_ uint32, p *pflow) bool {
+	e.peer.each(func(slot uint32, p *pflow) bool {
 		if !p.m.gone && p.m.id < b.Seq {
-			d.Add(p.m.id, p.f.flowKey())
+			d.Add(p.m.id, e.peer.flowKey(slot))
 		}
 		return true
 	})
@@ -1246,9 +1246,9 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 func (e *Engine) purge(ctx context.Context) {
 	cut := e.takeoverAt.Add(-2 * e.cfg.Refresh).UnixNano()
 	var dels []flow.Key
-	e.peer.each(func(_ uint32, p *pflow) bool {
+	e.peer.each(func(slot uint32, p *pflow) bool {
 		if !p.m.gone && p.m.confirmed < cut {
-			dels = append(dels, p.f.flowKey())
+			dels = append(dels, e.peer.flowKey(slot))
 			e.dropPeer(p.m.id)
 		}
 		return true

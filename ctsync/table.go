@@ -10,18 +10,21 @@ import (
 // The flow tables hold a hundred thousand flows on a router with little
 // RAM, so they are compact: a flow.Flow is 136 bytes with four netip.Addr
 // of 24 bytes (and pointers the GC must scan), a map keyed by flow.Key
-// spends 64 bytes of key per slot. Here a flow is a cflow of 56 bytes
+// spends 64 bytes of key per slot. Here a flow is a cflow of 48 bytes
 // (IPv4 addresses inline, IPv6 ones in a side array), kept with its
 // bookkeeping in chunks of a slab; the index maps a 64-bit hash of the
 // key to the slot (16 bytes per map slot), and the rare keys whose hash
 // collides with another's go to a small overflow map.
 
-// cflow is a flow.Flow, compact. Both directions have the same protocol
-// and address family (flow.Valid, and the kernel, guarantee it).
+// cflow is a flow.Flow, compact and free of pointers (the collector
+// never scans the tables). Both directions have the same protocol and
+// address family (flow.Valid, and the kernel, guarantee it).
 type cflow struct {
-	v4      [4][4]byte   // orig src, orig dst, reply src, reply dst (IPv4)
-	v6      *[4][16]byte // the same for IPv6; nil for IPv4
-	ports   [4]uint16    // the same order
+	v4 [4][4]byte // orig src, orig dst, reply src, reply dst (IPv4)
+	// v6 is 1 + the index of the four addresses in the table's side array
+	// for IPv6, 0 for IPv4.
+	v6      uint32
+	ports   [4]uint16 // orig src, orig dst, reply src, reply dst
 	mark    uint32
 	status  uint32
 	timeout uint32
@@ -30,54 +33,85 @@ type cflow struct {
 	tcp     [5]uint8 // state, window scale orig/reply, flags orig/reply
 }
 
+// packed is a flow packed for a table: a cflow whose IPv6 addresses, if
+// any, are still beside it (is6), to be stored by insert or set.
+type packed struct {
+	c   cflow
+	is6 bool
+	a6  [4][16]byte
+}
+
 // packFlow compacts f; ok is false for a flow that mixes address families
 // or has an invalid address (neither the kernel nor flow.Valid lets one
 // through).
-func packFlow(f *flow.Flow) (c cflow, ok bool) {
+func packFlow(f *flow.Flow) (p packed, ok bool) {
 	addrs := [4]netip.Addr{f.Orig.Src, f.Orig.Dst, f.Reply.Src, f.Reply.Dst}
 	is4 := addrs[0].Is4()
 	for _, a := range addrs {
 		if !a.IsValid() || a.Is4() != is4 || a.Zone() != "" {
-			return cflow{}, false
+			return packed{}, false
 		}
 	}
+	c := &p.c
 	if is4 {
 		for i, a := range addrs {
 			c.v4[i] = a.As4()
 		}
 	} else {
-		c.v6 = new([4][16]byte)
+		p.is6 = true
 		for i, a := range addrs {
-			c.v6[i] = a.As16()
+			p.a6[i] = a.As16()
 		}
 	}
 	c.ports = [4]uint16{f.Orig.SrcPort, f.Orig.DstPort, f.Reply.SrcPort, f.Reply.DstPort}
 	c.mark, c.status, c.timeout, c.zone, c.proto = f.Mark, f.Status, f.Timeout, f.Zone, f.Orig.Proto
 	c.tcp = [5]uint8{f.TCPState, f.TCPWScaleOrig, f.TCPWScaleReply, f.TCPFlagsOrig, f.TCPFlagsReply}
-	return c, true
+	return p, true
 }
 
-func (c *cflow) addr(i int) netip.Addr {
-	if c.v6 != nil {
-		return netip.AddrFrom16(c.v6[i])
+func (p *packed) key() ckey {
+	if p.is6 {
+		return p.c.keyWith(&p.a6)
 	}
-	return netip.AddrFrom4(c.v4[i])
+	return p.c.keyWith(nil)
 }
 
-// flow expands c.
-func (c *cflow) flow() flow.Flow {
+// keyWith is c's key; a6 holds its addresses if it is IPv6.
+func (c *cflow) keyWith(a6 *[4][16]byte) ckey {
+	k := ckey{srcPort: c.ports[0], dstPort: c.ports[1], zone: c.zone, proto: c.proto}
+	if a6 != nil {
+		k.src, k.dst, k.v6 = a6[0], a6[1], true
+	} else {
+		copy(k.src[:], c.v4[0][:])
+		copy(k.dst[:], c.v4[1][:])
+	}
+	return k
+}
+
+// flowWith expands c; a6 holds its addresses if it is IPv6.
+func (c *cflow) flowWith(a6 *[4][16]byte) flow.Flow {
+	var ad [4]netip.Addr
+	for i := range ad {
+		if a6 != nil {
+			ad[i] = netip.AddrFrom16(a6[i])
+		} else {
+			ad[i] = netip.AddrFrom4(c.v4[i])
+		}
+	}
 	return flow.Flow{
-		Orig:  flow.Tuple{Src: c.addr(0), Dst: c.addr(1), Proto: c.proto, SrcPort: c.ports[0], DstPort: c.ports[1]},
-		Reply: flow.Tuple{Src: c.addr(2), Dst: c.addr(3), Proto: c.proto, SrcPort: c.ports[2], DstPort: c.ports[3]},
+		Orig:  flow.Tuple{Src: ad[0], Dst: ad[1], Proto: c.proto, SrcPort: c.ports[0], DstPort: c.ports[1]},
+		Reply: flow.Tuple{Src: ad[2], Dst: ad[3], Proto: c.proto, SrcPort: c.ports[2], DstPort: c.ports[3]},
 		Zone:  c.zone, Mark: c.mark, Status: c.status, Timeout: c.timeout,
 		TCPState: c.tcp[0], TCPWScaleOrig: c.tcp[1], TCPWScaleReply: c.tcp[2],
 		TCPFlagsOrig: c.tcp[3], TCPFlagsReply: c.tcp[4],
 	}
 }
 
-// sameButTimeout: a and b differ at most in their timeout.
-func (c *cflow) sameButTimeout(o *cflow) bool {
-	if (c.v6 == nil) != (o.v6 == nil) || (c.v6 != nil && *c.v6 != *o.v6) {
+// sameButTimeout: c (with IPv6 addresses a6) and p differ at most in
+// their timeout.
+func (c *cflow) sameButTimeout(a6 *[4][16]byte, p *packed) bool {
+	o := &p.c
+	if (a6 != nil) != p.is6 || (a6 != nil && *a6 != p.a6) {
 		return false
 	}
 	return c.v4 == o.v4 && c.ports == o.ports && c.mark == o.mark && c.status == o.status &&
@@ -108,18 +142,7 @@ type ckey struct {
 	v6               bool
 }
 
-func (c *cflow) key() ckey {
-	k := ckey{srcPort: c.ports[0], dstPort: c.ports[1], zone: c.zone, proto: c.proto}
-	if c.v6 != nil {
-		k.src, k.dst, k.v6 = c.v6[0], c.v6[1], true
-	} else {
-		copy(k.src[:], c.v4[0][:])
-		copy(k.dst[:], c.v4[1][:])
-	}
-	return k
-}
-
-// keyOf is flow.Key k in the form of cflow.key.
+// keyOf is flow.Key k in the form of packed.key.
 func keyOf(k flow.Key) ckey {
 	c := ckey{srcPort: k.Orig.SrcPort, dstPort: k.Orig.DstPort, zone: k.Zone, proto: k.Orig.Proto}
 	if k.Orig.Src.Is4() {
@@ -130,12 +153,6 @@ func keyOf(k flow.Key) ckey {
 		c.src, c.dst, c.v6 = k.Orig.Src.As16(), k.Orig.Dst.As16(), true
 	}
 	return c
-}
-
-// flowKey expands c's key.
-func (c *cflow) flowKey() flow.Key {
-	return flow.Key{Orig: flow.Tuple{Src: c.addr(0), Dst: c.addr(1), Proto: c.proto,
-		SrcPort: c.ports[0], DstPort: c.ports[1]}, Zone: c.zone}
 }
 
 // chunkLen is the number of entries per slab chunk: the table grows a
@@ -152,6 +169,8 @@ type table[M any] struct {
 	free   []uint32 // released slots, reused first
 	next   uint32   // slots below next have been handed out
 	n      int
+	v6     [][4][16]byte // IPv6 addresses of entries (cflow.v6)
+	v6free []uint32
 	hash   func(ckey) uint64
 	index  map[uint64]uint32 // key hash → slot
 	over   map[ckey]uint32   // keys whose hash another key in index has
@@ -190,7 +209,7 @@ func (t *table[M]) get(s uint32) *tentry[M] {
 
 // lookup returns the slot of the entry with key k.
 func (t *table[M]) lookup(k ckey) (uint32, bool) {
-	if s, ok := t.index[t.hash(k)]; ok && t.at(s).f.key() == k {
+	if s, ok := t.index[t.hash(k)]; ok && t.key(s) == k {
 		return s, true
 	}
 	if len(t.over) > 0 {
@@ -200,9 +219,65 @@ func (t *table[M]) lookup(k ckey) (uint32, bool) {
 	return noSlot, false
 }
 
-// insert adds an entry for f, whose key must not be in the table, and
+// a6 returns the IPv6 addresses of the entry in slot s, nil for IPv4.
+func (t *table[M]) a6(s uint32) *[4][16]byte {
+	if i := t.at(s).f.v6; i != 0 {
+		return &t.v6[i-1]
+	}
+	return nil
+}
+
+// key, flow and flowKey expand the entry in slot s.
+func (t *table[M]) key(s uint32) ckey { return t.at(s).f.keyWith(t.a6(s)) }
+
+func (t *table[M]) flow(s uint32) flow.Flow { return t.at(s).f.flowWith(t.a6(s)) }
+
+func (t *table[M]) flowKey(s uint32) flow.Key {
+	f := t.flow(s)
+	return f.Key()
+}
+
+// sameButTimeout: the entry in slot s and p differ at most in timeout.
+func (t *table[M]) sameButTimeout(s uint32, p *packed) bool {
+	return t.at(s).f.sameButTimeout(t.a6(s), p)
+}
+
+// set replaces the flow of the entry in slot s with p, of the same key.
+func (t *table[M]) set(s uint32, p *packed) {
+	e := t.at(s)
+	v6 := e.f.v6
+	switch {
+	case p.is6 && v6 != 0:
+		t.v6[v6-1] = p.a6
+	case p.is6:
+		v6 = t.store6(&p.a6)
+	case v6 != 0:
+		t.free6(v6)
+		v6 = 0
+	}
+	e.f = p.c
+	e.f.v6 = v6
+}
+
+func (t *table[M]) store6(a *[4][16]byte) uint32 {
+	if n := len(t.v6free); n > 0 {
+		i := t.v6free[n-1]
+		t.v6free = t.v6free[:n-1]
+		t.v6[i-1] = *a
+		return i
+	}
+	t.v6 = append(t.v6, *a)
+	return uint32(len(t.v6))
+}
+
+func (t *table[M]) free6(i uint32) {
+	t.v6[i-1] = [4][16]byte{}
+	t.v6free = append(t.v6free, i)
+}
+
+// insert adds an entry for p, whose key must not be in the table, and
 // returns its slot.
-func (t *table[M]) insert(f cflow, m M) uint32 {
+func (t *table[M]) insert(p *packed, m M) uint32 {
 	var s uint32
 	if n := len(t.free); n > 0 {
 		s, t.free = t.free[n-1], t.free[:n-1]
@@ -213,11 +288,16 @@ func (t *table[M]) insert(f cflow, m M) uint32 {
 		s = t.next
 		t.next++
 	}
+	f := p.c
+	if p.is6 {
+		f.v6 = t.store6(&p.a6)
+	}
 	*t.at(s) = tentry[M]{f: f, m: m, used: true, indexed: true}
 	t.n++
-	h := t.hash(f.key())
+	k := p.key()
+	h := t.hash(k)
 	if _, taken := t.index[h]; taken {
-		t.over[f.key()] = s
+		t.over[k] = s
 	} else {
 		t.index[h] = s
 	}
@@ -231,6 +311,9 @@ func (t *table[M]) remove(s uint32) {
 		return
 	}
 	t.unindex(s)
+	if e.f.v6 != 0 {
+		t.free6(e.f.v6)
+	}
 	*e = tentry[M]{}
 	t.free = append(t.free, s)
 	t.n--
@@ -248,7 +331,7 @@ func (t *table[M]) unindex(s uint32) {
 		return
 	}
 	e.indexed = false
-	k := e.f.key()
+	k := t.key(s)
 	h := t.hash(k)
 	if o, ok := t.index[h]; ok && o == s {
 		delete(t.index, h)
@@ -266,6 +349,7 @@ func (t *table[M]) indexed(s uint32) bool {
 // reset empties the table and gives its memory back.
 func (t *table[M]) reset() {
 	t.chunks, t.free, t.next, t.n = nil, nil, 0, 0
+	t.v6, t.v6free = nil, nil
 	t.index, t.over = map[uint64]uint32{}, map[ckey]uint32{}
 }
 

@@ -29,14 +29,35 @@ func TestPackFlowRoundTrip(t *testing.T) {
 		if !ok {
 			t.Fatalf("packFlow(%v) refused", f.Orig)
 		}
-		if got := c.flow(); got != f {
+		tb := newTable[int]()
+		s := tb.insert(&c, 0)
+		if got := tb.flow(s); got != f {
 			t.Errorf("round trip:\n got %+v\nwant %+v", got, f)
 		}
-		if got := c.flowKey(); got != f.Key() {
+		if got := tb.flowKey(s); got != f.Key() {
 			t.Errorf("flowKey %+v, want %+v", got, f.Key())
 		}
-		if c.key() != keyOf(f.Key()) {
+		if c.key() != keyOf(f.Key()) || tb.key(s) != c.key() {
 			t.Errorf("key() and keyOf differ for %v", f.Orig)
+		}
+		if !tb.sameButTimeout(s, &c) {
+			t.Errorf("%v differs from itself", f.Orig)
+		}
+		g := f
+		g.Timeout++
+		c2, _ := packFlow(&g)
+		g.Mark++
+		c3, _ := packFlow(&g)
+		if !tb.sameButTimeout(s, &c2) || tb.sameButTimeout(s, &c3) {
+			t.Errorf("%v: sameButTimeout wrong", f.Orig)
+		}
+		tb.set(s, &c3)
+		if got := tb.flow(s); got != g {
+			t.Errorf("after set:\n got %+v\nwant %+v", got, g)
+		}
+		tb.remove(s)
+		if tb.Len() != 0 || len(tb.v6) != 0 {
+			t.Errorf("remove left %d entries, %d IPv6 blocks", tb.Len(), len(tb.v6))
 		}
 	}
 	bad := flows[0]
@@ -48,6 +69,14 @@ func TestPackFlowRoundTrip(t *testing.T) {
 	if _, ok := packFlow(&bad); ok {
 		t.Error("a flow with an invalid address was packed")
 	}
+}
+
+// tcp6Flow is an IPv6 connection number i (no NAT).
+func tcp6Flow(i int) flow.Flow {
+	orig := flow.Tuple{Src: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}), Dst: netip.MustParseAddr("2001:db8:1::7"),
+		Proto: flow.ProtoTCP, SrcPort: uint16(30000 + i), DstPort: 443}
+	return flow.Flow{Orig: orig, Reply: orig.Inverse(), TCPState: flow.TCPEstablished, Timeout: 300,
+		Status: flow.StatusConfirmed | flow.StatusSeenReply | flow.StatusAssured}
 }
 
 // TestTableAgainstMap runs random inserts, removals, unindexes and lookups
@@ -74,7 +103,7 @@ func TestTableAgainstMap(t *testing.T) {
 				}
 				switch r := rnd.IntN(10); {
 				case !ok && r < 6:
-					s := tb.insert(c, op)
+					s := tb.insert(&c, op)
 					if _, dup := held[s]; dup {
 						t.Fatalf("op %d: slot %d handed out twice", op, s)
 					}
@@ -104,8 +133,8 @@ func TestTableAgainstMap(t *testing.T) {
 			n := 0
 			tb.each(func(s uint32, e *tentry[int]) bool {
 				n++
-				if k, ok := held[s]; !ok || e.f.flowKey() != k {
-					t.Errorf("each: slot %d holds %v, want %v (held %v)", s, e.f.flowKey().Orig, k.Orig, ok)
+				if k, ok := held[s]; !ok || tb.flowKey(s) != k {
+					t.Errorf("each: slot %d holds %v, want %v (held %v)", s, tb.flowKey(s).Orig, k.Orig, ok)
 				}
 				return true
 			})
@@ -114,6 +143,15 @@ func TestTableAgainstMap(t *testing.T) {
 			}
 			if collide && len(tb.over) == 0 {
 				t.Error("the colliding hash never used the overflow map")
+			}
+			n6 := 0
+			for _, k := range held {
+				if k.Orig.Src.Is6() {
+					n6++
+				}
+			}
+			if got := len(tb.v6) - len(tb.v6free); got != n6 {
+				t.Errorf("%d IPv6 blocks in use, want %d", got, n6)
 			}
 		})
 	}
@@ -131,8 +169,8 @@ func BenchmarkTableMemory(b *testing.B) {
 		for i := range n {
 			f := tcpFlow(i, flow.TCPEstablished)
 			c, _ := packFlow(&f)
-			local.insert(c, lmeta{id: uint64(i + 1)})
-			ids[uint64(i+1)] = peer.insert(c, pmeta{id: uint64(i + 1)})
+			local.insert(&c, lmeta{id: uint64(i + 1)})
+			ids[uint64(i+1)] = peer.insert(&c, pmeta{id: uint64(i + 1)})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m1)

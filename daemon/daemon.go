@@ -601,8 +601,12 @@ func (d *Daemon) onTransition(t carp.Transition) {
 
 // Status is the whole daemon status: `carpd status --json`.
 type Status struct {
-	Version     string             `json:"version"`
-	PID         int                `json:"pid"`
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	// Now is the daemon's clock when the status was taken: clients (the
+	// LuCI page) compute "since" and "seen ago" from it, not from their
+	// own clock.
+	Now         time.Time          `json:"now"`
 	Started     time.Time          `json:"started"`
 	Reloads     int                `json:"reloads"`
 	Demotion    DemotionStatus     `json:"demotion"`
@@ -639,7 +643,7 @@ type InterfaceStatus struct {
 // Status returns a snapshot of everything.
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
-	s := Status{Version: d.opts.Version, PID: os.Getpid(), Started: d.started, Reloads: d.reloads,
+	s := Status{Version: d.opts.Version, PID: os.Getpid(), Now: time.Now(), Started: d.started, Reloads: d.reloads,
 		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Sync: d.syncDemotionLocked(), Maintenance: d.maint}}
 	s.Sync.Enabled, s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
 	if d.sync != nil {

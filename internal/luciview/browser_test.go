@@ -29,6 +29,7 @@ var updateScreenshots = flag.Bool("update-screenshots", os.Getenv("CARPD_UPDATE_
 
 // fixedNow is the browser's clock in the scenarios: ten o'clock on the day
 // of testdata/status.json.
+// fixedNow is the "now" of the status fixture.
 var fixedNow = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
 
 const viewsDir = "../../package/luci-app-carpd/htdocs"
@@ -259,7 +260,9 @@ func runScenario(t *testing.T, page string) (map[string]step, []call) {
 	bin := findChromium(t)
 	r := newFakeRouter(t)
 	base := serve(t, r)
-	exited, out := chromium(t, bin, nil, fmt.Sprintf("%s/?page=%s&mode=test&now=%d", base, page, fixedNow.UnixMilli()))
+	// The browser's clock is off by an hour: the page must count "since"
+	// and "seen ago" from carpd's "now" (fixedNow in the fixture).
+	exited, out := chromium(t, bin, nil, fmt.Sprintf("%s/?page=%s&mode=test&now=%d", base, page, fixedNow.Add(time.Hour).UnixMilli()))
 	var raw json.RawMessage
 	select {
 	case raw = <-r.result:

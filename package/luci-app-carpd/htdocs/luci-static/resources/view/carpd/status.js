@@ -243,8 +243,10 @@ return view.extend({
 
 	/* Fills the page from one status reply (or a ubus error code). */
 	update(st) {
-		/* The browser's clock: carpd's status carries no time of its own. */
-		const now = Date.now();
+		/* carpd's clock when it answered (the browser's may be off); the
+		 * browser's for a carpd too old to send it. */
+		const now = (st != null && typeof st == 'object' && st.now && !isNaN(Date.parse(st.now)))
+			? Date.parse(st.now) : Date.now();
 
 		if (st == null || typeof st != 'object') {
 			this.nodes.error.replaceChildren(E('p', { 'class': 'alert-message warning' },

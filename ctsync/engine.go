@@ -56,6 +56,11 @@ type Config struct {
 	// OnSynced is called (from the engine goroutine, so it must not block)
 	// when the initial bulk transfer from the peer completed or timed out.
 	OnSynced func()
+	// Master reports whether this router is master of some virtual host
+	// (nil: assume it is). It decides what becomes of the flows found in
+	// the kernel at start that the peer's table lacks (see holding). It
+	// is called from the engine goroutine and must not block.
+	Master func() bool
 }
 
 // Engine defaults and bounds.
@@ -132,6 +137,7 @@ type lmeta struct {
 	sent    bool   // some frame carried it
 	deleted bool   // DESTROY seen; a DELETE is due
 	seen    bool   // in the dump being reconciled (resyncFromKernel)
+	held    bool   // found in the kernel at start, owner unknown (holding)
 }
 
 // lflow is a local flow in its table slot.
@@ -198,10 +204,19 @@ type Engine struct {
 	// lately (peerGone, oldest first): the kernel's events about our own
 	// writes may still be on their way. peerIDs maps the peer's flow ids
 	// to slots of peer (the gone ones are not in it).
-	peer      *table[pmeta]
-	peerIDs   map[uint64]uint32
-	peerGone  []goneRef
-	adopting  bool            // upsert takes the peer's flows as ours (Takeover)
+	peer     *table[pmeta]
+	peerIDs  map[uint64]uint32
+	peerGone []goneRef
+	adopting bool // upsert takes the peer's flows as ours (Takeover)
+	// holding: the engine is taking in the kernel's table at start. Its
+	// flows are held, not sent, until the peer's table is in: a carpd
+	// restarted on a backup finds the peer's flows it injected before,
+	// which are not its to send back. Those the peer's table brings are
+	// dropped from ours; the rest are released when the bulk transfer
+	// ends: sent as ours if this router is master (Config.Master), else
+	// forgotten (left in the kernel, replicated if traffic or a takeover
+	// shows they are ours).
+	holding   bool
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
 	ackDue    bool
@@ -325,9 +340,11 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 func (e *Engine) Run(ctx context.Context) error {
 	now := time.Now()
 	e.bulkWanted, e.bulkDeadline = true, now.Add(e.cfg.BulkTimeout)
+	e.holding = true
 	if err := e.resyncFromKernel(ctx); err != nil {
 		e.log.Error("initial conntrack dump", "err", err)
 	}
+	e.holding = false
 	e.wg.Add(1)
 	go e.read()
 	defer func() {
@@ -431,7 +448,9 @@ func (e *Engine) Takeover(ctx context.Context) {
 	e.do(ctx, func() {
 		now := time.Now()
 		e.takeoverAt, e.purgeAt = now, now.Add(purgeGrace)
-		// The peer's flows in our kernel are ours to replicate now.
+		// The peer's flows in our kernel are ours to replicate now, and
+		// so are the ones still held.
+		e.release(true)
 		e.adopting = true
 		if err := e.resyncFromKernel(ctx); err != nil {
 			e.log.Warn("conntrack dump at takeover", "err", err)
@@ -516,14 +535,23 @@ func (e *Engine) upsert(f flow.Flow) {
 			// live entry (or bring it back after its DELETE).
 			return
 		}
-		slot = e.local.insert(&c, lmeta{id: e.nextID, ver: 1, dirty: prioNone, seen: true})
+		slot = e.local.insert(&c, lmeta{id: e.nextID, ver: 1, dirty: prioNone, seen: true, held: e.holding})
 		e.nextID++
 		l := e.local.at(slot)
-		e.mark(slot, l, newPrio(l))
+		if !l.m.held {
+			e.mark(slot, l, newPrio(l))
+		}
 		return
 	}
 	l := e.local.at(slot)
 	l.m.seen = true
+	if l.m.held && !e.holding {
+		// An event: the flow lives here, it is ours.
+		l.m.held = false
+		e.local.set(slot, &c)
+		e.mark(slot, l, newPrio(l))
+		return
+	}
 	if l.m.deleted {
 		// The same tuple again after a DESTROY: a new connection. The old
 		// id finishes its DELETE (its slot stays until acknowledged, out
@@ -556,6 +584,10 @@ func (e *Engine) destroy(key flow.Key) {
 func (e *Engine) destroySlot(slot uint32) {
 	l := e.local.at(slot)
 	if l.m.deleted {
+		return
+	}
+	if l.m.held {
+		e.local.remove(slot) // gone before anyone knew whose it was
 		return
 	}
 	if !l.m.sent {
@@ -866,11 +898,34 @@ func (e *Engine) setSynced(timedOut bool) {
 		return
 	}
 	e.synced = true
+	e.release(e.cfg.Master == nil || e.cfg.Master())
 	e.mu.Lock()
 	e.st.Bulk.Synced, e.st.Bulk.TimedOut = true, timedOut
 	e.mu.Unlock()
 	if e.cfg.OnSynced != nil {
 		e.cfg.OnSynced()
+	}
+}
+
+// release ends the hold of the flows found in the kernel at start: they
+// are sent as ours if ours, else forgotten.
+func (e *Engine) release(ours bool) {
+	n := 0
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if !l.m.held {
+			return true
+		}
+		n++
+		if ours {
+			l.m.held = false
+			e.mark(slot, l, newPrio(l))
+		} else {
+			e.local.remove(slot)
+		}
+		return true
+	})
+	if n > 0 {
+		e.log.Info("flows found in the kernel at start and not in the peer's table", "flows", n, "replicated", ours)
 	}
 }
 
@@ -1031,6 +1086,9 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				}
 			}
 			e.dropPeer(r.ID)
+			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held {
+				e.local.remove(slot) // the peer's flow, injected by our predecessor
+			}
 			if slot, ok := e.peer.lookup(c.key()); ok {
 				// The tuple under another id: gone lately, or a new
 				// connection whose NEW overtook the old one's DELETE.
@@ -1151,6 +1209,9 @@ func (e *Engine) newPeer(now time.Time) {
 			e.local.remove(slot) // the new peer never had it
 			return true
 		}
+		if l.m.held {
+			return true
+		}
 		l.m.known, l.m.sent = false, false
 		e.mark(slot, l, prioBulk)
 		return true
@@ -1169,7 +1230,7 @@ func (e *Engine) startServing(now time.Time) {
 	e.serveSeq = e.nextID
 	e.serveTries, e.serveEndAt = 0, time.Time{}
 	e.local.each(func(slot uint32, l *lflow) bool {
-		if !l.m.deleted {
+		if !l.m.deleted && !l.m.held {
 			e.mark(slot, l, prioBulk)
 			// Resend it whole: the peer asked because it may lack it.
 			l.m.known = false
@@ -1188,6 +1249,13 @@ func (e *Engine) serveBulkEnd(now time.Time) {
 	var d wire.Digest
 	done := true
 	e.local.each(func(slot uint32, l *lflow) bool {
+		if l.m.held {
+			// Part of our table, or of the peer's: not known until the
+			// peer's table is in (or it is given up on). A peer that
+			// started with us waits as long.
+			done = false
+			return false
+		}
 		if l.m.id >= e.serveSeq || l.m.deleted {
 			return true
 		}

@@ -81,7 +81,8 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 	r.engine, err = ctsync.New(ctsync.Config{
 		Key: key, Name: host, Peer: netip.AddrPortFrom(dst, sc.Port),
 		Window: sc.Window, Refresh: sc.Refresh, BulkTimeout: sc.BulkTimeout, Bandwidth: sc.Bandwidth,
-		Log: d.log,
+		Log:    d.log,
+		Master: d.anyMaster,
 		OnSynced: func() {
 			select {
 			case d.syncedCh <- struct{}{}:

@@ -91,6 +91,14 @@ const (
 	ackEvery     = 16
 	maxRecvAbove = 4096 // received packet numbers kept above recvCum
 	purgeGrace   = 10 * time.Second
+	// Anti-entropy. wantInterval: how often a WANT goes for flows the
+	// peer updates or refreshes but we lack (at most wire.MaxWant ids
+	// each, maxWanted kept). staleRefreshes: a flow of the peer it has
+	// not confirmed (NEW, UPD, REFRESH) for this many refresh periods,
+	// with the session up all along, is gone there: its DELETE was lost.
+	wantInterval   = time.Second
+	maxWanted      = 4096
+	staleRefreshes = 5
 	// peerGoneFor: how long the key of a flow the peer deleted stays
 	// known, for the kernel events of our own writes that come late.
 	peerGoneFor = 5 * time.Second
@@ -165,6 +173,10 @@ type pmeta struct {
 	// gone: the peer deleted it lately. Its key stays in the table a
 	// while (peerGoneFor), for the kernel's events about our own writes.
 	gone bool
+	// orphan: a flow of the peer's previous session (it restarted). It
+	// stays until the new session's table brings its key again, or is
+	// deleted from the kernel when that table is complete without it.
+	orphan bool
 }
 
 type pflow = tentry[pmeta]
@@ -217,6 +229,9 @@ type Engine struct {
 	// forgotten (left in the kernel, replicated if traffic or a takeover
 	// shows they are ours).
 	holding   bool
+	wanted    map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	lastWant  time.Time
+	peerSince time.Time       // when the peer's current session began
 	recvCum   uint64          // lowest peer packet number not yet received
 	recvAbove map[uint64]bool // received packet numbers above recvCum
 	ackDue    bool
@@ -278,8 +293,14 @@ type Counters struct {
 	FlowsSent      uint64 `json:"records_sent"`
 	FlowsReceived  uint64 `json:"records_received"`
 	Retransmits    uint64 `json:"flows_resent"`
-	BornAndDead    uint64 `json:"flows_never_sent"`
-	Overruns       uint64 `json:"kernel_overruns"`
+	// Anti-entropy: flows we asked the peer for again (we lacked them),
+	// flows the peer asked us for, and peer flows deleted because the
+	// peer no longer has them (stale, or left from its previous session).
+	Wanted      uint64 `json:"flows_wanted"`
+	Repaired    uint64 `json:"flows_repaired"`
+	PurgedStale uint64 `json:"flows_purged_stale"`
+	BornAndDead uint64 `json:"flows_never_sent"`
+	Overruns    uint64 `json:"kernel_overruns"`
 	// Drops by reason.
 	DropAuth      uint64 `json:"drop_auth"`
 	DropReplay    uint64 `json:"drop_replay"`
@@ -326,7 +347,8 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
-		srtt: 0, rttvar: 0,
+		wanted: map[uint64]struct{}{},
+		srtt:   0, rttvar: 0,
 	}
 	if cfg.Bandwidth > 0 {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
@@ -396,8 +418,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.receive(ctx, b, time.Now())
 		case fn := <-e.cmds:
 			fn()
-		case <-refresh.C:
+		case t := <-refresh.C:
 			e.refresh(ctx)
+			e.purgeStale(ctx, t)
 		case t := <-tick.C:
 			e.timers(ctx, t)
 			if !t.Before(nextFlush) {
@@ -876,6 +899,21 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 		e.setSynced(true)
 	}
 	e.serveBulkEnd(now)
+	if len(e.wanted) > 0 && e.canSend(now) && now.Sub(e.lastWant) >= wantInterval {
+		e.lastWant = now
+		ids := make([]uint64, 0, len(e.wanted))
+		for id := range e.wanted {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		ids = ids[:min(len(ids), wire.MaxWant)]
+		for _, id := range ids {
+			delete(e.wanted, id)
+		}
+		e.sendControl(now, false, wire.Record{Type: wire.RecordWant, Want: ids})
+		e.count(func(c *Counters) { c.Wanted += uint64(len(ids)) })
+		e.log.Debug("asked the peer for flows we lack", "flows", len(ids))
+	}
 	for len(e.peerGone) > 0 && now.Sub(e.peerGone[0].at) > peerGoneFor {
 		g := e.peerGone[0]
 		if p := e.peer.get(g.slot); p != nil && p.m.gone && p.m.id == g.id {
@@ -1090,19 +1128,23 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				e.local.remove(slot) // the peer's flow, injected by our predecessor
 			}
 			if slot, ok := e.peer.lookup(c.key()); ok {
-				// The tuple under another id: gone lately, or a new
-				// connection whose NEW overtook the old one's DELETE.
-				// The newer id owns the key; the old one's DELETE, if it
-				// comes, is for an unknown id.
-				e.dropPeer(e.peer.at(slot).m.id)
-				e.peer.remove(slot)
+				// The tuple under another id: gone lately, an orphan of
+				// the peer's previous session, or a new connection whose
+				// NEW overtook the old one's DELETE. The newer id owns
+				// the key; the old one's DELETE, if it comes, is for an
+				// unknown id.
+				e.removePeer(slot)
 			}
+			delete(e.wanted, r.ID)
 			e.peerIDs[r.ID] = e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
 			apply = append(apply, r.Flow)
 		case wire.RecordUpdate, wire.RecordRefresh:
 			slot, ok := e.peerIDs[r.ID]
 			if !ok {
 				e.count(func(c *Counters) { c.DropUnknownID++ })
+				if len(e.wanted) < maxWanted {
+					e.wanted[r.ID] = struct{}{}
+				}
 				return nil
 			}
 			p := e.peer.at(slot)
@@ -1132,6 +1174,8 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.startServing(now)
 		case wire.RecordBulkEnd:
 			e.bulkEnd(r.Bulk, now)
+		case wire.RecordWant:
+			e.resend(r.Want)
 		}
 		return nil
 	})
@@ -1152,6 +1196,16 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.count(func(c *Counters) { c.ApplyErrors++ })
 		}
 	}
+}
+
+// removePeer frees a slot of the peer table (and its id, if the id maps
+// to it: an orphan's id may be reused by the new session).
+func (e *Engine) removePeer(slot uint32) {
+	id := e.peer.at(slot).m.id
+	if s, ok := e.peerIDs[id]; ok && s == slot {
+		delete(e.peerIDs, id)
+	}
+	e.peer.remove(slot)
 }
 
 // dropPeer forgets the peer's flow id.
@@ -1203,7 +1257,24 @@ func (e *Engine) newPeer(now time.Time) {
 	e.inflight = map[uint64]*inflight{}
 	e.maxAcked = 0
 	e.recvCum, e.recvAbove = 0, map[uint64]bool{}
-	e.peer, e.peerIDs, e.peerGone = newTable[pmeta](), map[uint64]uint32{}, nil
+	// The peer's flows of its previous session become orphans, and we
+	// ask for its table: what it no longer has is then deleted.
+	orphans := 0
+	e.peer.each(func(slot uint32, p *pflow) bool {
+		if p.m.gone {
+			e.peer.remove(slot)
+		} else {
+			p.m.orphan = true
+			orphans++
+		}
+		return true
+	})
+	e.peerIDs, e.peerGone, e.wanted = map[uint64]uint32{}, nil, map[uint64]struct{}{}
+	e.peerSince = now
+	if orphans > 0 {
+		e.bulkWanted, e.bulkAsked = true, time.Time{}
+		e.log.Info("peer restarted; asking for its table to drop what it no longer has", "flows", orphans)
+	}
 	e.local.each(func(slot uint32, l *lflow) bool {
 		if l.m.deleted {
 			e.local.remove(slot) // the new peer never had it
@@ -1292,7 +1363,7 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 	}
 	var d wire.Digest
 	e.peer.each(func(slot uint32, p *pflow) bool {
-		if !p.m.gone && p.m.id < b.Seq {
+		if !p.m.gone && !p.m.orphan && p.m.id < b.Seq {
 			d.Add(p.m.id, e.peer.flowKey(slot))
 		}
 		return true
@@ -1307,6 +1378,74 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 		e.log.Info("peer's table received", "flows", b.Count)
 	}
 	e.setSynced(false)
+	e.purgeOrphans(context.Background())
+}
+
+// resend answers a WANT: the flows the peer lacks go again as NEW.
+func (e *Engine) resend(ids []uint64) {
+	want := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	e.local.each(func(slot uint32, l *lflow) bool {
+		if want[l.m.id] && l.m.known && !l.m.deleted && !l.m.held {
+			l.m.known = false
+			e.mark(slot, l, newPrio(l))
+			n++
+		}
+		return true
+	})
+	e.count(func(c *Counters) { c.Repaired += uint64(n) })
+	if n > 0 {
+		e.log.Info("peer lacked flows; sending them again", "flows", n)
+	}
+}
+
+// purgeOrphans deletes the flows of the peer's previous session that its
+// complete table did not bring again.
+func (e *Engine) purgeOrphans(ctx context.Context) {
+	var dels []flow.Key
+	e.peer.each(func(slot uint32, p *pflow) bool {
+		if p.m.orphan {
+			dels = append(dels, e.peer.flowKey(slot))
+			e.peer.remove(slot)
+		}
+		return true
+	})
+	e.deleteStale(ctx, dels, "flows of the peer's previous session it no longer has")
+}
+
+// purgeStale deletes the peer's flows it has not confirmed for
+// staleRefreshes refresh periods while the session was up all along:
+// their DELETE was lost (the peer refreshes every flow it holds once a
+// period). Not while the peer is silent: then it confirms nothing.
+func (e *Engine) purgeStale(ctx context.Context, now time.Time) {
+	age := staleRefreshes * e.cfg.Refresh
+	if e.peerSince.IsZero() || now.Sub(e.peerSince) < age || !e.canSend(now) {
+		return
+	}
+	cut := now.Add(-age).UnixNano()
+	var dels []flow.Key
+	e.peer.each(func(slot uint32, p *pflow) bool {
+		if !p.m.gone && p.m.confirmed < cut {
+			dels = append(dels, e.peer.flowKey(slot))
+			e.removePeer(slot)
+		}
+		return true
+	})
+	e.deleteStale(ctx, dels, "peer flows it stopped confirming")
+}
+
+func (e *Engine) deleteStale(ctx context.Context, dels []flow.Key, what string) {
+	if len(dels) == 0 {
+		return
+	}
+	e.count(func(c *Counters) { c.PurgedStale += uint64(len(dels)) })
+	e.log.Info("deleting "+what, "flows", len(dels))
+	if err := e.k.Delete(ctx, dels); err != nil {
+		e.log.Warn("deleting stale flows", "err", err)
+	}
 }
 
 // purge deletes the peer's flows it has not confirmed for two refresh
@@ -1317,7 +1456,7 @@ func (e *Engine) purge(ctx context.Context) {
 	e.peer.each(func(slot uint32, p *pflow) bool {
 		if !p.m.gone && p.m.confirmed < cut {
 			dels = append(dels, e.peer.flowKey(slot))
-			e.dropPeer(p.m.id)
+			e.removePeer(slot)
 		}
 		return true
 	})

@@ -750,3 +750,113 @@ func TestRestartedBackupDoesNotEchoPeerFlows(t *testing.T) {
 		})
 	}
 }
+
+// dropPeerFlow takes the peer's flow f out of n's engine and kernel, as if
+// it had been lost.
+func dropPeerFlow(t *testing.T, n *node, f flow.Flow) {
+	t.Helper()
+	found := false
+	n.e.do(context.Background(), func() {
+		if slot, ok := n.e.peer.lookup(keyOf(f.Key())); ok {
+			n.e.removePeer(slot)
+			found = true
+		}
+	})
+	if !found {
+		t.Fatalf("%v is not in the peer table", f.Orig)
+	}
+	n.k.mu.Lock()
+	delete(n.k.table, f.Key())
+	n.k.mu.Unlock()
+}
+
+// TestWantRepairsMissingFlow: the backup lost a flow (here: taken out of
+// its table and kernel by hand); the master's next refresh names it, the
+// backup asks for it (WANT), the master sends it again.
+func TestWantRepairsMissingFlow(t *testing.T) {
+	l := newMemLink(0)
+	fast := func(c *Config) { c.Refresh = 300 * time.Millisecond }
+	a, b := startNode(t, l, 0, testKey, fast), startNode(t, l, 1, testKey, fast)
+	a.run(t)
+	b.run(t)
+	for i := range 20 {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "first sync", func() bool {
+		return converged(a.k, b.k) && a.e.Status().FlowsSynced == 20
+	})
+	dropPeerFlow(t, b, tcpFlow(5, 0))
+	eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
+		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 20
+	})
+	sa, sb := a.e.Status(), b.e.Status()
+	if sb.Counters.Wanted == 0 || sa.Counters.Repaired == 0 {
+		t.Fatalf("wanted %d, repaired %d, b holds %d", sb.Counters.Wanted, sa.Counters.Repaired, sb.FlowsPeer)
+	}
+}
+
+// TestStalePeerFlowPurged: the master lost a flow without a DELETE (here:
+// taken out of its table by hand); it stops refreshing it, and after
+// staleRefreshes periods the backup deletes it, and only it.
+func TestStalePeerFlowPurged(t *testing.T) {
+	l := newMemLink(0)
+	fast := func(c *Config) { c.Refresh = 100 * time.Millisecond }
+	a, b := startNode(t, l, 0, testKey, fast), startNode(t, l, 1, testKey, fast)
+	a.run(t)
+	b.run(t)
+	for i := range 10 {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	f3 := tcpFlow(3, 0)
+	a.e.do(context.Background(), func() {
+		if slot, ok := a.e.local.lookup(keyOf(f3.Key())); ok {
+			a.e.local.remove(slot)
+		}
+	})
+	a.k.mu.Lock()
+	delete(a.k.table, f3.Key())
+	a.k.mu.Unlock()
+	eventually(t, 5*time.Second, "flow 3 gone from b", func() bool {
+		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 9
+	})
+	if st := b.e.Status(); st.Counters.PurgedStale != 1 {
+		t.Fatalf("b purged %d, holds %d", st.Counters.PurgedStale, st.FlowsPeer)
+	}
+	// Refreshes keep the live ones: nothing else goes.
+	time.Sleep(8 * 100 * time.Millisecond)
+	if n := len(b.k.snapshot()); n != 9 {
+		t.Fatalf("b holds %d flows, want the 9 live ones", n)
+	}
+}
+
+// TestOrphansPurgedAfterPeerRestart: the master restarts; three of its
+// flows died meanwhile. The backup asks the new session for its table and
+// deletes what it no longer has.
+func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	a.run(t)
+	b.run(t)
+	for i := range 10 {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	a.stop()
+	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.mu.Lock()
+	l.ends[0] = &memConn{l: l, other: 1, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[0].self}
+	l.mu.Unlock()
+	a2 := startNode(t, l, 0, testKey, nil)
+	for i := range 7 {
+		f := tcpFlow(i, flow.TCPEstablished)
+		a2.k.table[f.Key()] = f
+	}
+	a2.run(t)
+	eventually(t, 10*time.Second, "b down to the 7 live flows", func() bool {
+		return converged(a2.k, b.k) && b.e.Status().FlowsPeer == 7
+	})
+	if st := b.e.Status(); st.Counters.PurgedStale != 3 {
+		t.Fatalf("b purged %d flows, want 3", st.Counters.PurgedStale)
+	}
+}

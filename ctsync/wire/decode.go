@@ -35,6 +35,7 @@ type Decoder struct {
 	table  [MaxAddrTable]netip.Addr
 	ntable int
 	ranges [MaxAckRanges]AckRange
+	want   [MaxWant]uint64
 }
 
 // NewDecoder returns a Decoder over the record stream b.
@@ -480,9 +481,41 @@ func (d *Decoder) decodeControl(sub byte) {
 	case ctlAck:
 		r.Type = RecordAck
 		d.decodeAck()
+	case ctlWant:
+		r.Type = RecordWant
+		d.decodeWant()
 	default:
 		d.fail(fmt.Errorf("%w: control %d", errUnknownRecord, sub))
 	}
+}
+
+func (d *Decoder) decodeWant() {
+	n := d.uvarint()
+	if d.rerr != nil {
+		return
+	}
+	if n == 0 || n > MaxWant {
+		d.fail(errWant)
+		return
+	}
+	var prev uint64
+	for i := range int(n) {
+		v := d.uvarint()
+		if d.rerr != nil {
+			return
+		}
+		id := v
+		if i > 0 {
+			id = prev + v + 1
+			if v > math.MaxUint64-prev-1 {
+				d.fail(errWant)
+				return
+			}
+		}
+		d.want[i] = id
+		prev = id
+	}
+	d.rec.Want = d.want[:n:n]
 }
 
 func (d *Decoder) decodeAck() {

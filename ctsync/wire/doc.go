@@ -149,6 +149,9 @@
 //	            n × (uvarint gap, uvarint length): the first range starts at
 //	            cum + 1 + gap, every later one at previous last + 2 + gap,
 //	            and ends length packet numbers later
+//	WANT        000 00110, uvarint n (1 to MaxWant), uvarint first id,
+//	            n-1 × uvarint (id - previous id - 1): the receiver's flows
+//	            the sender lacks, to be sent again whole (anti-entropy)
 //
 // The decoder refuses what the encoder never writes where accepting it
 // would make a record ambiguous: reserved bits, TCP state or TCP options on

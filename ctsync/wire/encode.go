@@ -29,6 +29,7 @@ const (
 	ctlBulkStart = 3
 	ctlBulkEnd   = 4
 	ctlAck       = 5
+	ctlWant      = 6
 )
 
 // NEW first byte: 001 FFF V X.
@@ -243,6 +244,8 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 		return append(b, r.Bulk.Digest[:]...), nil
 	case RecordAck:
 		return appendAck(b, &r.Ack)
+	case RecordWant:
+		return appendWant(b, r.Want)
 	}
 	return b, errRecordType
 }
@@ -531,6 +534,26 @@ func timeoutUnit(t uint32) (unit byte, v uint32) {
 		return unitMinutes, t / 60
 	}
 	return unitSeconds, t
+}
+
+// appendWant writes WANT: the count, the first id, then each next id as
+// its distance to the previous one minus one.
+func appendWant(b []byte, ids []uint64) ([]byte, error) {
+	if len(ids) == 0 || len(ids) > MaxWant {
+		return b, errWant
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			return b, errWant
+		}
+	}
+	b = append(b, kindControl<<kindShift|ctlWant)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	b = binary.AppendUvarint(b, ids[0])
+	for i := 1; i < len(ids); i++ {
+		b = binary.AppendUvarint(b, ids[i]-ids[i-1]-1)
+	}
+	return b, nil
 }
 
 func appendAck(b []byte, a *Ack) ([]byte, error) {

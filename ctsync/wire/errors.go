@@ -46,6 +46,7 @@ var (
 	errWScale        = errors.New("window scale above 15")
 	errNameLen       = errors.New("node name too long")
 	errAckRanges     = errors.New("invalid SACK ranges")
+	errWant          = errors.New("invalid WANT id list")
 	errTimeout       = errors.New("timeout overflows 32 bits")
 	errTrailing      = errors.New("trailing bytes after record")
 	errMagic         = errors.New("bad magic or version")

@@ -37,6 +37,8 @@ func recordSeeds(tb testing.TB) [][]byte {
 		{Type: RecordBulkEnd, Bulk: Bulk{Seq: 1, Count: 3, Digest: [DigestLen]byte{5}}},
 		{Type: RecordAck, Ack: Ack{Cum: 10, Ranges: []AckRange{{12, 13}, {20, 30}}}},
 		{Type: RecordAck, Ack: Ack{Cum: math.MaxUint64}},
+		{Type: RecordWant, Want: []uint64{7}},
+		{Type: RecordWant, Want: []uint64{1, 2, 9, 1 << 40, math.MaxUint64}},
 	}))
 	for _, h := range []string{
 		"20 02 12 42 c0a8010b 1507 0d02 9c47 01bb cb007107 02",

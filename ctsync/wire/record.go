@@ -26,6 +26,7 @@ const (
 	RecordBulkEnd                         // a bulk transfer ended: count and digest
 	RecordAck                             // cumulative ack + SACK ranges
 	RecordPing                            // keepalive, nothing else
+	RecordWant                            // "send me these flows whole" (anti-entropy)
 )
 
 func (t RecordType) String() string {
@@ -50,6 +51,8 @@ func (t RecordType) String() string {
 		return "ACK"
 	case RecordPing:
 		return "PING"
+	case RecordWant:
+		return "WANT"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -67,6 +70,8 @@ const (
 	NonceLen = 16
 	// DigestLen is the size of a table digest (Digest.Sum).
 	DigestLen = 16
+	// MaxWant bounds Record.Want.
+	MaxWant = 64
 )
 
 // Record is one entry of a frame's record stream. Which fields an encoder
@@ -114,6 +119,10 @@ type Record struct {
 	Hello Hello
 	Bulk  Bulk
 	Ack   Ack
+	// Want lists the ids of the receiver's flows the sender lacks (it got
+	// an UPD or REFRESH for them): ascending, at most MaxWant. A
+	// Decoder's Want points into the decoder and is valid until Next.
+	Want []uint64
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

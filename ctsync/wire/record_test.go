@@ -472,7 +472,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"kind 5", "a0", errUnknownRecord},
 		{"kind 6", "c0", errUnknownRecord},
 		{"kind 7", "ff", errUnknownRecord},
-		{"control 6", "06", errUnknownRecord},
+		{"control 7", "07", errUnknownRecord},
+		{"want no id", "06 00", errWant},
+		{"want too many ids", "06 41 01", errWant},
+		{"want id overflow", "06 02 feffffffffffffffff01 01", errWant},
+		{"truncated want", "06 02 01", io.ErrUnexpectedEOF},
 		{"control 31", "1f", errUnknownRecord},
 		{"refresh reserved", "91 00", errReservedBits},
 		{"refresh reserved 2", "92 00", errReservedBits},
@@ -601,5 +605,31 @@ func TestRecordTypeString(t *testing.T) {
 	}
 	if s := RecordType(0).String(); s != "RecordType(0)" {
 		t.Errorf("got %q", s)
+	}
+}
+
+func TestWantRecord(t *testing.T) {
+	for _, ids := range [][]uint64{{1}, {3, 4, 5, 900}, {0, math.MaxUint64}} {
+		recs := []Record{{Type: RecordWant, Want: ids}, {Type: RecordPing}}
+		b := mustAppend(t, recs)
+		got, err := decodeAll(b)
+		if err != nil {
+			t.Fatalf("%v: %v", ids, err)
+		}
+		if d := diff(recs, got); d != "" {
+			t.Errorf("%v: round trip (-want +got):\n%s", ids, d)
+		}
+	}
+	if b, _ := AppendRecords(nil, []Record{{Type: RecordWant, Want: []uint64{1, 2, 3}}}); len(b) != 5 {
+		t.Errorf("WANT of three consecutive ids is %d bytes, want 5", len(b))
+	}
+	many := make([]uint64, MaxWant+1)
+	for i := range many {
+		many[i] = uint64(i)
+	}
+	for _, ids := range [][]uint64{nil, {5, 5}, {6, 2}, many} {
+		if _, err := AppendRecords(nil, []Record{{Type: RecordWant, Want: ids}}); err == nil {
+			t.Errorf("WANT %v encoded", ids)
+		}
 	}
 }

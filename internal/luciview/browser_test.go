@@ -338,7 +338,7 @@ func TestLuciStatusPage(t *testing.T) {
 	mustContain(t, "sync", f.Sync, "Sync interface eth2", "10.254.0.2 (router-b)", "established", "RTT 412µs",
 		"Last acknowledgement 0s ago", "5120 local (3020 acknowledged, 37 pending), 1834 from the peer",
 		"complete, 1834 flows received", "58% sent, 2100 flows left",
-		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Dropped frames 1")
+		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Repaired 0 asked for again, 2 sent again on request, 0 stale deleted", "Dropped frames 1")
 	if len(f.Transitions) != 5 || !strings.Contains(f.Transitions[0], "eth1 vhid 2 MASTER → BACKUP more frequent master 203.0.113.3") {
 		t.Errorf("transitions (newest first) %q", f.Transitions)
 	}

@@ -204,6 +204,8 @@ return view.extend({
 				bytes(c.bytes_sent), bytes(c.bytes_received), c.frames_sent || 0, c.frames_received || 0) ],
 			[ 'records', _('Flow records'), _('%d sent, %d received, %d resent, %d never sent (short-lived)').format(
 				c.records_sent || 0, c.records_received || 0, c.flows_resent || 0, c.flows_never_sent || 0) ],
+			[ 'repair', _('Repaired'), _('%d asked for again, %d sent again on request, %d stale deleted').format(
+				c.flows_wanted || 0, c.flows_repaired || 0, c.flows_purged_stale || 0) ],
 			[ 'drops', _('Dropped frames'), E('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
 				String(sum(c, syncDrops))) ]
 		]);

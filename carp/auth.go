@@ -8,6 +8,7 @@ import (
 	"hash"
 	"net/netip"
 	"slices"
+	"sort"
 )
 
 // KeyLen is CARP_KEY_LEN: the BSD kernels keep the passphrase in a 20-byte
@@ -54,9 +55,9 @@ func NewAuth(password string, vhid uint8, addrs []netip.Addr) *Auth {
 		}
 	}
 	// Both families sort bytewise ascending, which for IPv4 is numeric order.
-	slices.SortFunc(v4, netip.Addr.Compare)
+	sort.Slice(v4, func(i, j int) bool { return v4[i].Less(v4[j]) })
 	v4 = slices.Compact(v4)
-	slices.SortFunc(v6, netip.Addr.Compare)
+	sort.Slice(v6, func(i, j int) bool { return v6[i].Less(v6[j]) })
 	v6 = slices.Compact(v6)
 
 	build := func(withLL bool) []byte {

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -832,7 +832,7 @@ func (e *Engine) ack() wire.Record {
 	for pn := range e.recvAbove {
 		above = append(above, pn)
 	}
-	slices.Sort(above)
+	sort.Slice(above, func(i, j int) bool { return above[i] < above[j] })
 	for _, pn := range above {
 		n := len(a.Ranges)
 		if n > 0 && a.Ranges[n-1].Last+1 == pn {
@@ -905,7 +905,7 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 		for id := range e.wanted {
 			ids = append(ids, id)
 		}
-		slices.Sort(ids)
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		ids = ids[:min(len(ids), wire.MaxWant)]
 		for _, id := range ids {
 			delete(e.wanted, id)

@@ -1,11 +1,10 @@
 package openwrt
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -65,11 +64,11 @@ func MapConfig(f *File) (cfg *config.Config, warnings []string, errs []error) {
 	// Sections are visited in file order, but a reopened section (a second
 	// `config vhid 'lan'`) and Validate's errors break line order; sort so
 	// the output reads top to bottom. Line 0 (no line) comes first.
-	slices.SortStableFunc(m.warnings, func(a, b warning) int { return cmp.Compare(a.line, b.line) })
+	sort.SliceStable(m.warnings, func(i, j int) bool { return m.warnings[i].line < m.warnings[j].line })
 	for _, w := range m.warnings {
 		warnings = append(warnings, w.text)
 	}
-	slices.SortStableFunc(m.errs, func(a, b *ConfigError) int { return cmp.Compare(a.Line, b.Line) })
+	sort.SliceStable(m.errs, func(i, j int) bool { return m.errs[i].Line < m.errs[j].Line })
 	for _, e := range m.errs {
 		errs = append(errs, e)
 	}

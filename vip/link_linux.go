@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
-	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -329,7 +328,7 @@ func (t *linkTable) resync(links []ifInfoMsg) []LinkEvent {
 		byName[lm.Name] = int(lm.Index)
 		evs = append(evs, t.update(lm)...)
 	}
-	for _, idx := range slices.Sorted(maps.Keys(t.links)) {
+	for _, idx := range sortedKeys(t.links, func(a, b int) bool { return a < b }) {
 		if !seen[idx] {
 			evs = append(evs, t.remove(idx)...)
 		}
@@ -338,7 +337,7 @@ func (t *linkTable) resync(links []ifInfoMsg) []LinkEvent {
 	for _, ev := range evs {
 		emitted[ev.Name] = true
 	}
-	for _, name := range slices.Sorted(maps.Keys(t.dropped)) {
+	for _, name := range sortedKeys(t.dropped, func(a, b string) bool { return a < b }) {
 		idx := t.dropped[name]
 		if emitted[name] {
 			continue
@@ -356,4 +355,16 @@ func (t *linkTable) resync(links []ifInfoMsg) []LinkEvent {
 // markDropped remembers that ev was not delivered.
 func (t *linkTable) markDropped(ev LinkEvent) {
 	t.dropped[ev.Name] = ev.Index
+}
+
+// sortedKeys returns m's keys in the order less gives. sort.Slice rather
+// than slices.Sorted: every type slices.Sort is instantiated with adds
+// its own copy of pdqsort (about 45 KB of MIPS binary, package/SIZE.md).
+func sortedKeys[K comparable, V any](m map[K]V, less func(a, b K) bool) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return less(keys[i], keys[j]) })
+	return keys
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"net/netip"
 	"slices"
+	"sort"
 	"sync/atomic"
 
 	"github.com/carpd/carpd/ctsync/flow"
@@ -244,6 +245,6 @@ func (s *AddrSet) Addrs() []netip.Addr {
 	for a := range *m {
 		out = append(out, a)
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }

@@ -360,6 +360,27 @@ func TestSyncBulk20000(t *testing.T) {
 	if s1.FlowsPeer != 0 || s2.FlowsLocal != 0 {
 		t.Errorf("the backup replicates flows back to the master: r2 local %d, r1 holds %d of them", s2.FlowsLocal, s1.FlowsPeer)
 	}
+
+	// carpd restarts on the backup: its kernel holds the 20 000 flows it
+	// injected. They are r1's: the new r2 must take r1's table again and
+	// send none of them back as its own.
+	c.stop(r2)
+	c.start(r2, f.routerConf(1, true))
+	c.waitFor(60*time.Second, "restarted r2 synced with all of r1's flows", func() bool {
+		st := c.status(r2).Sync
+		return st.Bulk.Synced && st.FlowsPeer == n
+	})
+	// Let anything r2 would send back arrive.
+	time.Sleep(2 * time.Second)
+	s1, s2 = c.status(r1).Sync, c.status(r2).Sync
+	t.Logf("after r2's restart: r1 local %d from peer %d; r2 local %d from peer %d, sent %d records",
+		s1.FlowsLocal, s1.FlowsPeer, s2.FlowsLocal, s2.FlowsPeer, s2.Counters.FlowsSent)
+	if s1.FlowsPeer != 0 || s2.FlowsLocal != 0 {
+		t.Errorf("restarted r2 sent r1's flows back: r2 local %d, r1 holds %d of them", s2.FlowsLocal, s1.FlowsPeer)
+	}
+	if s1.FlowsLocal != n {
+		t.Errorf("r1 replicates %d flows after r2's restart, want %d", s1.FlowsLocal, n)
+	}
 }
 
 // impairSyncLink makes r's sync link lossy (10 %) and slow (256 kbit/s):

@@ -27,7 +27,7 @@ demo: build
 	$(GO) run ./lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
-test: lint unit cross qemu-test fuzz-smoke ipk-test
+test: lint unit cross qemu-test fuzz-smoke ipk-test apk-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -54,7 +54,7 @@ cross:
 qemu-test:
 	GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./carp/ ./carp/carptest ./openwrt ./config ./ubus/... ./ctsync/flow ./ctsync/wire
 
-FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg
+FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 fuzz-smoke fuzz:
@@ -110,3 +110,28 @@ ipk-size: cross
 	$(GO) run ./cmd/mkipk -size-report bin/carpd-mips_24kc.unstripped -bin dist/carpd-mips_24kc
 
 .PHONY: ipk ipk-test ipk-size
+
+## apk: the same packages for OpenWrt 25.12+ (apk-tools v3, ADB format), unsigned:
+## dist/apk/<arch>/carpd-<version>.apk for every CROSS target and
+## dist/apk/noarch/luci-app-carpd-<version>.apk (an apk repository's layout), from the
+## same binaries, files, version and SOURCE_DATE_EPOCH as `make ipk` (cmd/mkipk -format apk,
+## internal/apk). Install with `apk add --allow-untrusted`.
+apk: cross
+	$(GO) build $(GOFLAGS_BUILD) -o bin/mkipk ./cmd/mkipk
+	@set -e; v='$(IPK_VERSION)'; e='$(IPK_EPOCH)'; \
+	case "$$v" in -r*|*' '*|'') echo "make apk: bad version '$$v' (package/version.sh failed?)"; exit 1;; esac; \
+	for t in $(CROSS); do name=$${t%%:*}; \
+		bin/mkipk -format apk -bin dist/carpd-$$name -files package/carpd/files -arch $$name -version "$$v" -epoch "$$e" -out dist/apk; \
+	done; \
+	bin/mkipk -format apk -luci package/luci-app-carpd -version "$$v" -epoch "$$e" -out dist/apk
+
+## apk-test: decode every dist/apk package with internal/apk's reader and check it against
+## the .ipk of the same version (files, modes, contents), OpenWrt's /lib/apk/packages
+## lists and scripts, the ELF, and that a second build gives the same bytes. With
+## CARPD_APK_TOOL=/path/to/apk (apk-tools 3.x; root, busybox-static) TestAPKTool also
+## installs, upgrades and removes them in a scratch root with the real apk.
+apk-test: ipk apk
+	CARPD_DIST=$(CURDIR)/dist CARPD_IPK_VERSION='$(IPK_VERSION)' SOURCE_DATE_EPOCH='$(IPK_EPOCH)' \
+		$(GO) test -count=1 -run 'TestDistAPK|TestAPKTool' -v ./internal/apk
+
+.PHONY: apk apk-test

@@ -8,6 +8,9 @@
 //	      -epoch "$(git log -1 --format=%ct)" [-files package/carpd/files] [-out dist]
 //	mkipk -luci package/luci-app-carpd -version 0.1.0-r1 -epoch ... [-out dist]
 //
+// With -format apk it writes the same package as OpenWrt 25's apk-tools v3
+// .apk instead: <out>/<arch>/<name>-<version>.apk (internal/apk).
+//
 // The binary is checked first: ELF machine, byte order and class for the
 // architecture, static, and soft float on MIPS. Older carpd_*_<arch>.ipk
 // in the output directory are removed, as the SDK does. The same inputs
@@ -133,6 +136,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	epochFlag := fl.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "seconds since 1970 for every mtime and SourceDateEpoch (default $SOURCE_DATE_EPOCH)")
 	out := fl.String("out", "dist", "output directory")
 	luci := fl.String("luci", "", "instead: build luci-app-carpd (Architecture all) from this `directory` (package/luci-app-carpd)")
+	format := fl.String("format", "ipk", "ipk (opkg, OpenWrt <= 24.10), or apk (apk-tools v3, OpenWrt 25.12+: -out/<arch>/<name>-<version>.apk)")
 	sizes := fl.String("size-report", "", "instead: print a Markdown table of what each dependency costs in this unstripped `binary` (-bin: its stripped twin, to scale the estimates)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -162,6 +166,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	switch *format {
+	case "apk":
+		return writeAPK(p, *out, stdout)
+	case "ipk":
+	default:
+		return fmt.Errorf("mkipk: -format %q: ipk or apk", *format)
 	}
 	built, err := p.Build()
 	if err != nil {

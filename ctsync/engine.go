@@ -56,11 +56,6 @@ type Config struct {
 	// OnSynced is called (from the engine goroutine, so it must not block)
 	// when the initial bulk transfer from the peer completed or timed out.
 	OnSynced func()
-	// Master reports whether this router is master of some virtual host
-	// (nil: assume it is). It decides what becomes of the flows found in
-	// the kernel at start that the peer's table lacks (see holding). It
-	// is called from the engine goroutine and must not block.
-	Master func() bool
 }
 
 // Engine defaults and bounds.
@@ -224,10 +219,8 @@ type Engine struct {
 	// flows are held, not sent, until the peer's table is in: a carpd
 	// restarted on a backup finds the peer's flows it injected before,
 	// which are not its to send back. Those the peer's table brings are
-	// dropped from ours; the rest are released when the bulk transfer
-	// ends: sent as ours if this router is master (Config.Master), else
-	// forgotten (left in the kernel, replicated if traffic or a takeover
-	// shows they are ours).
+	// dropped from ours; the rest are sent as ours when the bulk transfer
+	// ends (release).
 	holding   bool
 	wanted    map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
 	lastWant  time.Time
@@ -473,7 +466,7 @@ func (e *Engine) Takeover(ctx context.Context) {
 		e.takeoverAt, e.purgeAt = now, now.Add(purgeGrace)
 		// The peer's flows in our kernel are ours to replicate now, and
 		// so are the ones still held.
-		e.release(true)
+		e.release()
 		e.adopting = true
 		if err := e.resyncFromKernel(ctx); err != nil {
 			e.log.Warn("conntrack dump at takeover", "err", err)
@@ -936,7 +929,7 @@ func (e *Engine) setSynced(timedOut bool) {
 		return
 	}
 	e.synced = true
-	e.release(e.cfg.Master == nil || e.cfg.Master())
+	e.release()
 	e.mu.Lock()
 	e.st.Bulk.Synced, e.st.Bulk.TimedOut = true, timedOut
 	e.mu.Unlock()
@@ -945,25 +938,26 @@ func (e *Engine) setSynced(timedOut bool) {
 	}
 }
 
-// release ends the hold of the flows found in the kernel at start: they
-// are sent as ours if ours, else forgotten.
-func (e *Engine) release(ours bool) {
+// release ends the hold of the flows found in the kernel at start that
+// the peer's table did not bring: they are ours, and go to the peer.
+//
+// Not ours, perhaps: stale copies of flows the peer no longer has. But a
+// node cannot tell those from the live connections it forwards (an
+// ESTABLISHED flow that carries traffic makes no conntrack event), and
+// not replicating a live flow breaks it at the next failover; a stale one
+// costs the peer a table entry until it times out.
+func (e *Engine) release() {
 	n := 0
 	e.local.each(func(slot uint32, l *lflow) bool {
-		if !l.m.held {
-			return true
-		}
-		n++
-		if ours {
+		if l.m.held {
+			n++
 			l.m.held = false
 			e.mark(slot, l, newPrio(l))
-		} else {
-			e.local.remove(slot)
 		}
 		return true
 	})
 	if n > 0 {
-		e.log.Info("flows found in the kernel at start and not in the peer's table", "flows", n, "replicated", ours)
+		e.log.Info("flows found in the kernel at start and not in the peer's table: replicating them", "flows", n)
 	}
 }
 

@@ -67,11 +67,8 @@ type Daemon struct {
 	hotplug *openwrt.Hotplug // set before any vhost starts, then read-only
 	ubus    *ubusBridge      // likewise; nil without ubus_socket
 
-	trMu   sync.Mutex // guards recent and masters; taken by vhost goroutines, never with mu
+	trMu   sync.Mutex // guards recent; taken by vhost goroutines, never with mu
 	recent []TransitionRecord
-	// masters: the virtual hosts ("interface/vhid") this router is master
-	// of, for the sync engine (ctsync.Config.Master).
-	masters map[string]bool
 
 	runCtx context.Context
 	wg     sync.WaitGroup // vhost goroutines
@@ -567,14 +564,6 @@ func (d *Daemon) Resync() error {
 	return nil
 }
 
-// anyMaster reports whether this router is master of some virtual host.
-// Safe from any goroutine; it takes only trMu.
-func (d *Daemon) anyMaster() bool {
-	d.trMu.Lock()
-	defer d.trMu.Unlock()
-	return len(d.masters) > 0
-}
-
 // onTransition is called on vhost goroutines: it must not block and must not
 // take d.mu (the daemon may be waiting on that vhost while holding it).
 func (d *Daemon) onTransition(t carp.Transition) {
@@ -603,14 +592,6 @@ func (d *Daemon) onTransition(t carp.Transition) {
 			Reason: r.Reason, Master: r.Master})
 	}
 	d.trMu.Lock()
-	if d.masters == nil {
-		d.masters = map[string]bool{}
-	}
-	if k := fmt.Sprintf("%s/%d", t.Interface, t.VHID); t.To == carp.Master {
-		d.masters[k] = true
-	} else {
-		delete(d.masters, k)
-	}
 	d.recent = append(d.recent, r)
 	if len(d.recent) > recentTransitions {
 		d.recent = d.recent[len(d.recent)-recentTransitions:]

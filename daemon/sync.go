@@ -81,8 +81,7 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 	r.engine, err = ctsync.New(ctsync.Config{
 		Key: key, Name: host, Peer: netip.AddrPortFrom(dst, sc.Port),
 		Window: sc.Window, Refresh: sc.Refresh, BulkTimeout: sc.BulkTimeout, Bandwidth: sc.Bandwidth,
-		Log:    d.log,
-		Master: d.anyMaster,
+		Log: d.log,
 		OnSynced: func() {
 			select {
 			case d.syncedCh <- struct{}{}:

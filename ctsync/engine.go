@@ -204,8 +204,10 @@ type Engine struct {
 	queues   [numPrios][]uint32 // slots of local
 	inflight map[uint64]*inflight
 	maxAcked uint64
-	srtt     time.Duration
-	rttvar   time.Duration
+	// lastProgress: when an acknowledgement last covered a frame in flight.
+	lastProgress time.Time
+	srtt         time.Duration
+	rttvar       time.Duration
 
 	// peer holds the peer's flows and, for a while, the ones it deleted
 	// lately (peerGone, oldest first): the kernel's events about our own
@@ -882,6 +884,12 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	} else if now.Sub(e.lastSend) >= keepaliveInterval {
 		e.sendControl(now, false, wire.Record{Type: wire.RecordPing})
 	}
+	// Frames that came while the engine was busy (a table dump after an
+	// event overrun takes a while with many flows) may hold the acks of
+	// what is in flight: take them in before timing anything out.
+	for n := len(e.recv); n > 0; n-- {
+		e.receive(ctx, <-e.recv, now)
+	}
 	e.detectLoss(now)
 	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
 		e.bulkAsked = now
@@ -975,7 +983,10 @@ func (e *Engine) rto() time.Duration {
 func (e *Engine) detectLoss(now time.Time) {
 	rto := e.rto()
 	for pn, in := range e.inflight {
-		if pn+3 > e.maxAcked && now.Sub(in.at) < rto {
+		// Timed out only if the acknowledgements stalled too: while they
+		// come (a peer working through a burst), later frames are
+		// queued, not lost (the timer restarts on progress, RFC 6298).
+		if pn+3 > e.maxAcked && (now.Sub(in.at) < rto || now.Sub(e.lastProgress) < rto) {
 			continue
 		}
 		delete(e.inflight, pn)
@@ -1021,6 +1032,7 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 		}
 		delete(e.inflight, pn)
 		e.maxAcked = max(e.maxAcked, pn)
+		e.lastProgress = now
 		sample := now.Sub(in.at)
 		if e.srtt == 0 {
 			e.srtt, e.rttvar = sample, sample/2

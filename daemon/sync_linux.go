@@ -40,6 +40,10 @@ func listenSync(sc config.Sync) (net.PacketConn, error) {
 // hand, the same steps and the same errors: ListenConfig.ListenPacket goes
 // through the resolver, which links Go's whole DNS client into the binary
 // (about 250 KB on MIPS, package/SIZE.md). laddr is a wildcard address.
+// syncRcvBuf is the receive buffer asked for the sync socket (the kernel
+// doubles it for its bookkeeping).
+const syncRcvBuf = 4 << 20
+
 func listenUDPDevice(network string, laddr *net.UDPAddr, device string) (net.PacketConn, error) {
 	opErr := func(err error) error { return &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: err} }
 	family := unix.AF_INET
@@ -68,6 +72,14 @@ func listenUDPDevice(network string, laddr *net.UDPAddr, device string) (net.Pac
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return nil, opErr(err)
+	}
+	// Room for a burst (a bulk transfer, a takeover's whole table: a few
+	// thousand datagrams) while the engine injects: the default buffer
+	// (~200 KB) overflows and every datagram it drops is sent again.
+	// SO_RCVBUFFORCE passes net.core.rmem_max (carpd runs as root); else
+	// the best SO_RCVBUF gives. Memory is taken only while datagrams wait.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, syncRcvBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, syncRcvBuf)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, opErr(os.NewSyscallError("bind", err))

@@ -70,6 +70,7 @@ const (
 	bulkEndRetry      = time.Second
 	maxFramesPerFlush = 256  // bounds one flush; the rest goes next window
 	recvQueueLen      = 2048 // frames waiting for the engine; a bulk burst fills hundreds
+	maxDrain          = 256  // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest (sync.md
 	// §4.1); see newPrio. Acknowledgements go with the window's flush.
@@ -204,8 +205,11 @@ type Engine struct {
 	queues   [numPrios][]uint32 // slots of local
 	inflight map[uint64]*inflight
 	maxAcked uint64
-	// lastProgress: when an acknowledgement last covered a frame in flight.
+	// lastProgress: when an acknowledgement last covered a frame in flight
+	// (or the retransmission timer last expired); backoff: how often it
+	// expired since (the timeout doubles each time).
 	lastProgress time.Time
+	backoff      uint
 	srtt         time.Duration
 	rttvar       time.Duration
 
@@ -886,9 +890,13 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	}
 	// Frames that came while the engine was busy (a table dump after an
 	// event overrun takes a while with many flows) may hold the acks of
-	// what is in flight: take them in before timing anything out.
-	for n := len(e.recv); n > 0; n-- {
-		e.receive(ctx, <-e.recv, now)
+	// what is in flight: take them in before timing anything out. Only a
+	// sender does, and a bounded number: a receiver's queue is data
+	// (seconds of injection in a burst), and its acks must go meanwhile.
+	if len(e.inflight) > 0 {
+		for n := min(len(e.recv), maxDrain); n > 0; n-- {
+			e.receive(ctx, <-e.recv, now)
+		}
 	}
 	e.detectLoss(now)
 	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
@@ -980,27 +988,49 @@ func (e *Engine) rto() time.Duration {
 // when three later ones were acknowledged, or after the retransmission
 // timeout. Only flows whose newest sent state was in that frame are resent,
 // and with their current state, not the old bytes (FTFW semantics).
+//
+// The timeout is TCP's (RFC 6298): one timer, restarted whenever an
+// acknowledgement covers something new; when it expires only the oldest
+// frame is taken for lost, and the timeout doubles (up to maxRTO) until
+// acknowledgements come again. A peer that stalls for a second under a
+// burst (it injects while a burst arrives) then costs one frame again,
+// not the whole flight, and a dead peer one frame per timeout.
 func (e *Engine) detectLoss(now time.Time) {
-	rto := e.rto()
+	rto := min(e.rto()<<e.backoff, maxRTO+e.cfg.Window)
+	expired := now.Sub(e.lastProgress) >= rto
+	var oldest uint64
+	var oldestAt time.Time
 	for pn, in := range e.inflight {
-		// Timed out only if the acknowledgements stalled too: while they
-		// come (a peer working through a burst), later frames are
-		// queued, not lost (the timer restarts on progress, RFC 6298).
-		if pn+3 > e.maxAcked && (now.Sub(in.at) < rto || now.Sub(e.lastProgress) < rto) {
+		if pn+3 <= e.maxAcked {
+			e.lost(pn, in) // three later frames acknowledged
 			continue
 		}
-		delete(e.inflight, pn)
-		for _, r := range in.recs {
-			l := e.sentFlow(r)
-			if l == nil || l.m.sentVer != r.ver || l.m.dirty != prioNone {
-				continue
-			}
-			e.count(func(c *Counters) { c.Retransmits++ })
-			if l.m.deleted || !l.m.known {
-				e.mark(r.slot, l, newPrio(l))
-			} else {
-				e.mark(r.slot, l, prioUpdate)
-			}
+		if expired && now.Sub(in.at) >= rto && (oldestAt.IsZero() || in.at.Before(oldestAt) || (in.at.Equal(oldestAt) && pn < oldest)) {
+			oldest, oldestAt = pn, in.at
+		}
+	}
+	if !oldestAt.IsZero() {
+		e.lost(oldest, e.inflight[oldest])
+		e.lastProgress = now // the timer restarts, doubled
+		e.backoff = min(e.backoff+1, 5)
+	}
+}
+
+// lost marks the flows of frame pn dirty again: only those whose newest
+// sent state was in it, to go with their current state, not the old bytes
+// (FTFW semantics).
+func (e *Engine) lost(pn uint64, in *inflight) {
+	delete(e.inflight, pn)
+	for _, r := range in.recs {
+		l := e.sentFlow(r)
+		if l == nil || l.m.sentVer != r.ver || l.m.dirty != prioNone {
+			continue
+		}
+		e.count(func(c *Counters) { c.Retransmits++ })
+		if l.m.deleted || !l.m.known {
+			e.mark(r.slot, l, newPrio(l))
+		} else {
+			e.mark(r.slot, l, prioUpdate)
 		}
 	}
 }
@@ -1032,7 +1062,7 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 		}
 		delete(e.inflight, pn)
 		e.maxAcked = max(e.maxAcked, pn)
-		e.lastProgress = now
+		e.lastProgress, e.backoff = now, 0
 		sample := now.Sub(in.at)
 		if e.srtt == 0 {
 			e.srtt, e.rttvar = sample, sample/2
@@ -1261,7 +1291,7 @@ func (e *Engine) newPeer(now time.Time) {
 	e.st.PeerName = name
 	e.mu.Unlock()
 	e.inflight = map[uint64]*inflight{}
-	e.maxAcked = 0
+	e.maxAcked, e.backoff = 0, 0
 	e.recvCum, e.recvAbove = 0, map[uint64]bool{}
 	// The peer's flows of its previous session become orphans, and we
 	// ask for its table: what it no longer has is then deleted.

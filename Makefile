@@ -57,11 +57,18 @@ qemu-test:
 FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
+## A run that fails with "context deadline exceeded" and writes no failing input is Go 1.26's
+## fuzz-coordinator race at the end of -fuzztime (go.dev/issue/75804, fixed in Go 1.27), not a
+## finding: it is reported and skipped. Any failing input fails the target.
 fuzz-smoke fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+		if $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then cat $$log; continue; fi; \
+		cat $$log; \
+		if grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
+			echo "fuzz $$fn: Go's fuzz-coordinator deadline race (go.dev/issue/75804), no failing input: not a finding"; \
+		else exit 1; fi; \
 	done
 
 bench:

@@ -1461,16 +1461,22 @@ func (e *Engine) purgeStale(ctx context.Context, now time.Time) {
 	if e.peerSince.IsZero() || now.Sub(e.peerSince) < age || !e.canSend(now) {
 		return
 	}
-	cut := now.Add(-age).UnixNano()
-	var dels []flow.Key
+	e.deleteStale(ctx, e.takeUnconfirmed(now.Add(-age)), "peer flows it stopped confirming")
+}
+
+// takeUnconfirmed removes from the peer table the flows the peer last
+// confirmed before cut, and returns their keys.
+func (e *Engine) takeUnconfirmed(cut time.Time) []flow.Key {
+	var keys []flow.Key
+	c := cut.UnixNano()
 	e.peer.each(func(slot uint32, p *pflow) bool {
-		if !p.m.gone && p.m.confirmed < cut {
-			dels = append(dels, e.peer.flowKey(slot))
+		if !p.m.gone && p.m.confirmed < c {
+			keys = append(keys, e.peer.flowKey(slot))
 			e.removePeer(slot)
 		}
 		return true
 	})
-	e.deleteStale(ctx, dels, "peer flows it stopped confirming")
+	return keys
 }
 
 func (e *Engine) deleteStale(ctx context.Context, dels []flow.Key, what string) {
@@ -1487,15 +1493,7 @@ func (e *Engine) deleteStale(ctx context.Context, dels []flow.Key, what string) 
 // purge deletes the peer's flows it has not confirmed for two refresh
 // periods before the takeover.
 func (e *Engine) purge(ctx context.Context) {
-	cut := e.takeoverAt.Add(-2 * e.cfg.Refresh).UnixNano()
-	var dels []flow.Key
-	e.peer.each(func(slot uint32, p *pflow) bool {
-		if !p.m.gone && p.m.confirmed < cut {
-			dels = append(dels, e.peer.flowKey(slot))
-			e.removePeer(slot)
-		}
-		return true
-	})
+	dels := e.takeUnconfirmed(e.takeoverAt.Add(-2 * e.cfg.Refresh))
 	if len(dels) == 0 {
 		return
 	}

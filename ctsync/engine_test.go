@@ -110,6 +110,14 @@ func newMemLink(loss float64) *memLink {
 	return l
 }
 
+// reopen gives end i a fresh socket, for a node that restarts (its old
+// engine closed the old one).
+func (l *memLink) reopen(i int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ends[i] = &memConn{l: l, other: 1 - i, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[i].self}
+}
+
 func (c *memConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	select {
 	case p := <-c.in:
@@ -344,9 +352,7 @@ func TestPeerRestartResends(t *testing.T) {
 	b.stop()
 	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
 	// b restarts with an empty kernel table (a reboot).
-	l.mu.Lock()
-	l.ends[1] = &memConn{l: l, other: 0, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[1].self}
-	l.mu.Unlock()
+	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
 	eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
@@ -615,9 +621,7 @@ func TestNothingSentToSilentPeer(t *testing.T) {
 		t.Fatalf("to a silent peer: %d records sent, %d flows pending (want 0 sent, >= 50 pending)", sent, st.FlowsPending)
 	}
 	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
-	l.mu.Lock()
-	l.ends[1] = &memConn{l: l, other: 0, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[1].self}
-	l.mu.Unlock()
+	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
 	eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.snapshot()) == 150 })
@@ -835,9 +839,7 @@ func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
 	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
 	a.stop()
 	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
-	l.mu.Lock()
-	l.ends[0] = &memConn{l: l, other: 1, in: make(chan []byte, 4096), closed: make(chan struct{}), self: l.ends[0].self}
-	l.mu.Unlock()
+	l.reopen(0)
 	a2 := startNode(t, l, 0, testKey, nil)
 	for i := range 7 {
 		f := tcpFlow(i, flow.TCPEstablished)

@@ -624,3 +624,60 @@ func TestSyncPeerDeadDemotionBounded(t *testing.T) {
 	})
 	t.Logf("r2's sync demotion lifted %v after start (bulk_timeout %v); bulk %+v", lifted.Round(10*time.Millisecond), timeout, st.Sync.Bulk)
 }
+
+// TestSyncOrphansPurgedAfterMasterRestart: carpd restarts on the master;
+// ten of its thirty flows ended meanwhile (their DESTROY reached nobody).
+// The backup takes the restarted peer's previous flows for orphans, asks
+// for its table, and deletes from its kernel the ten it no longer has
+// (they used to stay there until their timeout). Sync only, no vhid: no
+// takeover moves the flows.
+func TestSyncOrphansPurgedAfterMasterRestart(t *testing.T) {
+	const n, gone = 30, 10
+	f := newFirewallLab(t)
+	c := f.cluster
+	r1, r2 := c.routers[0], c.routers[1]
+	conf := func(i int) string {
+		return confText(true) + fmt.Sprintf("config sync 'sync'\n\toption interface 'sync'\n\toption peer '10.0.3.%d'\n\toption key '%s'\n\toption window '50ms'\n\toption bulk_timeout '2s'\n",
+			3-i, f.key)
+	}
+	kc1, kc2 := openConntrack(t, r1.host), openConntrack(t, r2.host)
+	flows := make([]flow.Flow, n)
+	for i := range flows {
+		flows[i] = lanFlow(i, flow.TCPEstablished)
+	}
+	inject(t, kc1, flows)
+
+	c.start(r1, conf(0))
+	c.waitFor(10*time.Second, "r1 alone, synced (gave up waiting) with its flows", func() bool {
+		st := c.status(r1).Sync
+		return st.Bulk.Synced && st.FlowsLocal == n
+	})
+	c.start(r2, conf(1))
+	c.waitFor(20*time.Second, "r2 holding r1's flows", func() bool {
+		return c.status(r2).Sync.FlowsPeer == n && tableDiff(table(t, kc1), table(t, kc2)) == ""
+	})
+
+	c.stop(r1)
+	keys := make([]flow.Key, gone)
+	for i := range keys {
+		keys[i] = flows[i].Key()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kc1.Delete(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	c.start(r1, conf(0))
+	c.waitFor(20*time.Second, "r2's table back to r1's 20 flows", func() bool {
+		st := c.status(r2).Sync
+		return st.FlowsPeer == n-gone && tableDiff(table(t, kc1), table(t, kc2)) == ""
+	})
+	s1, s2 := c.status(r1).Sync, c.status(r2).Sync
+	t.Logf("after r1's restart: r1 local %d from peer %d; r2 from peer %d, purged %d", s1.FlowsLocal, s1.FlowsPeer, s2.FlowsPeer, s2.Counters.PurgedStale)
+	if s2.Counters.PurgedStale != gone {
+		t.Errorf("r2 purged %d flows, want the %d r1 no longer has", s2.Counters.PurgedStale, gone)
+	}
+	if s1.FlowsLocal != n-gone || s1.FlowsPeer != 0 {
+		t.Errorf("r1 replicates %d flows and holds %d of r2's, want %d and 0", s1.FlowsLocal, s1.FlowsPeer, n-gone)
+	}
+}

@@ -26,10 +26,7 @@ func apkPackage(p *ipk.Package) (*apk.Package, error) {
 	if arch == "all" {
 		arch = "noarch"
 	}
-	files := make([]apk.File, len(p.Files))
-	for i, f := range p.Files {
-		files[i] = apk.File{Path: f.Path, Mode: f.Mode, Data: f.Data}
-	}
+	files := slices.Clone(p.Files) // apk.File is ipk.File (internal/pkgfile)
 	o := &apk.OpenWrt{
 		Info: apk.Info{
 			Name:        c.Package,

@@ -8,7 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/carpd/carpd/internal/pkgfile"
 	"path"
 	"regexp"
 	"slices"
@@ -99,11 +99,7 @@ func (s *Scripts) list() []*string {
 }
 
 // File is one regular file of the installed tree, owned by root:root.
-type File struct {
-	Path string      // absolute and clean, e.g. /usr/sbin/carpd
-	Mode fs.FileMode // permission bits
-	Data []byte
-}
+type File = pkgfile.File
 
 // Package is what a .apk holds. Every directory above a file is listed
 // with mode 0755, as `apk mkpkg` lists every directory of its tree.
@@ -156,25 +152,8 @@ func (p *Package) validate() error {
 			seen[d] = true
 		}
 	}
-	seen := map[string]bool{}
-	for _, f := range p.Files {
-		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
-			return fmt.Errorf("apk: file path %q must be absolute and clean", f.Path)
-		}
-		if f.Mode&^fs.ModePerm != 0 {
-			return fmt.Errorf("apk: %s: mode %v: only permission bits are supported", f.Path, f.Mode)
-		}
-		if seen[f.Path] {
-			return fmt.Errorf("apk: %s listed twice", f.Path)
-		}
-		seen[f.Path] = true
-	}
-	for _, f := range p.Files {
-		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if seen[d] {
-				return fmt.Errorf("apk: %s is a file and the parent directory of %s", d, f.Path)
-			}
-		}
+	if err := pkgfile.Check(p.Files); err != nil {
+		return fmt.Errorf("apk: %w", err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ package ipk
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/carpd/carpd/internal/pkgfile"
 	"maps"
 	"path"
 	"regexp"
@@ -69,11 +69,7 @@ type Control struct {
 }
 
 // File is one regular file of the installed tree.
-type File struct {
-	Path string      // absolute, e.g. /usr/sbin/carpd
-	Mode fs.FileMode // permission bits, e.g. 0o755
-	Data []byte
-}
+type File = pkgfile.File
 
 // Package is everything an .ipk holds.
 type Package struct {
@@ -140,25 +136,8 @@ func (p *Package) validate() error {
 			return fmt.Errorf("ipk: control field value %q has a line break", s)
 		}
 	}
-	seen := map[string]bool{}
-	for _, f := range p.Files {
-		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
-			return fmt.Errorf("ipk: file path %q must be absolute and clean", f.Path)
-		}
-		if f.Mode&^fs.ModePerm != 0 {
-			return fmt.Errorf("ipk: %s: mode %v: only permission bits are supported", f.Path, f.Mode)
-		}
-		if seen[f.Path] {
-			return fmt.Errorf("ipk: %s listed twice", f.Path)
-		}
-		seen[f.Path] = true
-	}
-	for _, f := range p.Files { // a file may not also be a parent directory
-		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if seen[d] {
-				return fmt.Errorf("ipk: %s is a file and the parent directory of %s", d, f.Path)
-			}
-		}
+	if err := pkgfile.Check(p.Files); err != nil {
+		return fmt.Errorf("ipk: %w", err)
 	}
 	for _, c := range p.Conffiles {
 		if !path.IsAbs(c) {

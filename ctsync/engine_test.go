@@ -194,6 +194,21 @@ func (n *node) stop() {
 	}
 }
 
+// syncedPair runs two nodes on a fresh link (mod, if any, applied to
+// both) and waits until a's flows 0..n-1 are in b's table.
+func syncedPair(t *testing.T, n int, mod func(*Config)) (*memLink, *node, *node) {
+	t.Helper()
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, mod), startNode(t, l, 1, testKey, mod)
+	a.run(t)
+	b.run(t)
+	for i := range n {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	return l, a, b
+}
+
 // tcpFlow is a masqueraded LAN client connection number i.
 func tcpFlow(i int, state uint8) flow.Flow {
 	orig := flow.Tuple{Src: netip.AddrFrom4([4]byte{192, 168, 1, byte(10 + i%200)}), Dst: netip.AddrFrom4([4]byte{198, 51, 100, 7}),
@@ -341,14 +356,7 @@ func TestWrongKeyNothingInjected(t *testing.T) {
 }
 
 func TestPeerRestartResends(t *testing.T) {
-	l := newMemLink(0)
-	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
-	a.run(t)
-	b.run(t)
-	for i := 0; i < 100; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
-	}
-	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	l, a, b := syncedPair(t, 100, nil)
 	b.stop()
 	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
 	// b restarts with an empty kernel table (a reboot).
@@ -769,17 +777,9 @@ func dropPeerFlow(t *testing.T, n *node, f flow.Flow) {
 // its table and kernel by hand); the master's next refresh names it, the
 // backup asks for it (WANT), the master sends it again.
 func TestWantRepairsMissingFlow(t *testing.T) {
-	l := newMemLink(0)
 	fast := func(c *Config) { c.Refresh = 300 * time.Millisecond }
-	a, b := startNode(t, l, 0, testKey, fast), startNode(t, l, 1, testKey, fast)
-	a.run(t)
-	b.run(t)
-	for i := range 20 {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
-	}
-	eventually(t, 5*time.Second, "first sync", func() bool {
-		return converged(a.k, b.k) && a.e.Status().FlowsSynced == 20
-	})
+	_, a, b := syncedPair(t, 20, fast)
+	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == 20 })
 	dropPeerFlow(t, b, tcpFlow(5, 0))
 	eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
 		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 20
@@ -794,15 +794,8 @@ func TestWantRepairsMissingFlow(t *testing.T) {
 // taken out of its table by hand); it stops refreshing it, and after
 // staleRefreshes periods the backup deletes it, and only it.
 func TestStalePeerFlowPurged(t *testing.T) {
-	l := newMemLink(0)
 	fast := func(c *Config) { c.Refresh = 100 * time.Millisecond }
-	a, b := startNode(t, l, 0, testKey, fast), startNode(t, l, 1, testKey, fast)
-	a.run(t)
-	b.run(t)
-	for i := range 10 {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
-	}
-	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	_, a, b := syncedPair(t, 10, fast)
 	f3 := tcpFlow(3, 0)
 	a.e.do(context.Background(), func() {
 		if slot, ok := a.e.local.lookup(keyOf(f3.Key())); ok {
@@ -829,14 +822,7 @@ func TestStalePeerFlowPurged(t *testing.T) {
 // flows died meanwhile. The backup asks the new session for its table and
 // deletes what it no longer has.
 func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
-	l := newMemLink(0)
-	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
-	a.run(t)
-	b.run(t)
-	for i := range 10 {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
-	}
-	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	l, a, b := syncedPair(t, 10, nil)
 	a.stop()
 	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
 	l.reopen(0)

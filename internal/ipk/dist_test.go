@@ -77,43 +77,11 @@ func TestDist(t *testing.T) {
 	var versions []string
 	for _, tt := range distTargets {
 		t.Run(tt.arch, func(t *testing.T) {
-			found, _ := filepath.Glob(filepath.Join(dist, "carpd_*_"+tt.arch+".ipk"))
-			if len(found) != 1 {
-				t.Fatalf("want one carpd_*_%s.ipk in %s, found %v", tt.arch, dist, found)
-			}
-			file := found[0]
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Read(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, raw, c := openDist(t, dist, "carpd_*_"+tt.arch+".ipk")
 
-			// Names and gzip headers of the containers.
-			var outer []string
-			for _, e := range c.Outer {
-				outer = append(outer, e.Name)
-			}
-			if !slices.Equal(outer, []string{"./debian-binary", "./data.tar.gz", "./control.tar.gz"}) {
-				t.Errorf("outer members %q", outer)
-			}
-			if c.OuterGzip.OS != 3 || c.OuterGzip.Name != "" || !c.OuterGzip.ModTime.IsZero() {
-				t.Errorf("outer gzip header %+v", c.OuterGzip)
-			}
-
-			// Control: fields, order, values.
+			// Control: values.
 			version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "carpd_"), "_"+tt.arch+".ipk")
 			versions = append(versions, version)
-			var names []string
-			for _, f := range c.Fields {
-				names = append(names, f.Name)
-			}
-			order := slices.DeleteFunc(slices.Clone(sdkFieldOrder), func(n string) bool { return !slices.Contains(names, n) })
-			if !slices.Equal(names, order) {
-				t.Errorf("control fields %q, want the SDK order %q", names, order)
-			}
 			epoch, _ := strconv.ParseInt(c.Field("SourceDateEpoch"), 10, 64)
 			for field, want := range map[string]string{
 				"Package": "carpd", "Version": version, "Architecture": tt.arch, "Depends": "libc",
@@ -294,36 +262,8 @@ func TestDistLuci(t *testing.T) {
 	}
 	root := repoRoot(t)
 	appDir := filepath.Join(root, "package/luci-app-carpd")
-	found, _ := filepath.Glob(filepath.Join(dist, "luci-app-carpd_*_all.ipk"))
-	if len(found) != 1 {
-		t.Fatalf("want one luci-app-carpd_*_all.ipk in %s, found %v", dist, found)
-	}
-	file := found[0]
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Read(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outer []string
-	for _, e := range c.Outer {
-		outer = append(outer, e.Name)
-	}
-	if !slices.Equal(outer, []string{"./debian-binary", "./data.tar.gz", "./control.tar.gz"}) {
-		t.Errorf("outer members %q", outer)
-	}
-
+	file, raw, c := openDist(t, dist, "luci-app-carpd_*_all.ipk")
 	version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "luci-app-carpd_"), "_all.ipk")
-	var names []string
-	for _, f := range c.Fields {
-		names = append(names, f.Name)
-	}
-	order := slices.DeleteFunc(slices.Clone(sdkFieldOrder), func(n string) bool { return !slices.Contains(names, n) })
-	if !slices.Equal(names, order) {
-		t.Errorf("control fields %q, want the SDK order %q", names, order)
-	}
 	for field, want := range map[string]string{
 		"Package": "luci-app-carpd", "Version": version, "Architecture": "all", "Depends": "libc, luci-base, carpd",
 		"SourceName": "luci-app-carpd", "Source": "package/luci-app-carpd", "License": "BSD-2-Clause", "Section": "luci",
@@ -428,4 +368,44 @@ func TestDistLuci(t *testing.T) {
 		t.Errorf("a second build of %s differs (%v)", filepath.Base(file), err)
 	}
 	t.Logf("%s: %d bytes; installed %d bytes; %d files", filepath.Base(file), len(raw), len(c.DataTar), len(got))
+}
+
+// openDist reads the one package in dist matching pattern (its path,
+// bytes and contents) and checks what
+// every ipk shares: the outer members in order, the outer gzip header as
+// gzip -n writes it, the control fields in the SDK's order.
+func openDist(t *testing.T, dist, pattern string) (file string, raw []byte, c *Contents) {
+	t.Helper()
+	found, _ := filepath.Glob(filepath.Join(dist, pattern))
+	if len(found) != 1 {
+		t.Fatalf("want one %s in %s, found %v", pattern, dist, found)
+	}
+	file = found[0]
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outer []string
+	for _, e := range c.Outer {
+		outer = append(outer, e.Name)
+	}
+	if !slices.Equal(outer, []string{"./debian-binary", "./data.tar.gz", "./control.tar.gz"}) {
+		t.Errorf("%s: outer members %q", pattern, outer)
+	}
+	if c.OuterGzip.OS != 3 || c.OuterGzip.Name != "" || !c.OuterGzip.ModTime.IsZero() {
+		t.Errorf("%s: outer gzip header %+v", pattern, c.OuterGzip)
+	}
+	var names []string
+	for _, f := range c.Fields {
+		names = append(names, f.Name)
+	}
+	order := slices.DeleteFunc(slices.Clone(sdkFieldOrder), func(n string) bool { return !slices.Contains(names, n) })
+	if !slices.Equal(names, order) {
+		t.Errorf("%s: control fields %q, want the SDK order %q", pattern, names, order)
+	}
+	return file, raw, c
 }

@@ -371,9 +371,9 @@ func TestDistLuci(t *testing.T) {
 }
 
 // openDist reads the one package in dist matching pattern (its path,
-// bytes and contents) and checks what
-// every ipk shares: the outer members in order, the outer gzip header as
-// gzip -n writes it, the control fields in the SDK's order.
+// bytes and contents) and checks what every ipk shares: the outer members
+// in order, the outer gzip header as gzip -n writes it, the control fields
+// in the SDK's order.
 func openDist(t *testing.T, dist, pattern string) (file string, raw []byte, c *Contents) {
 	t.Helper()
 	found, _ := filepath.Glob(filepath.Join(dist, pattern))

@@ -40,7 +40,6 @@ import (
 	"github.com/carpd/carpd/bench/internal/benchhost"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -122,7 +121,7 @@ func run() int {
 			return 1
 		}
 	}
-	carpdBin, err := carpdBinary(tmp)
+	carpdBin, err := benchhost.CarpdBinary(ctx, tmp, logf)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "failover: %v\n", err)
 		return 1
@@ -295,34 +294,6 @@ func containsStr(s []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// carpdBinary returns $CARPD_BIN, or builds carpd from the module root into
-// dir.
-func carpdBinary(dir string) (string, error) {
-	if b := os.Getenv("CARPD_BIN"); b != "" {
-		abs, err := filepath.Abs(b)
-		if err != nil {
-			return "", err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return "", fmt.Errorf("CARPD_BIN: %w", err)
-		}
-		return abs, nil
-	}
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	bin := filepath.Join(dir, "carpd")
-	logf("building carpd in %s ...", root)
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build carpd: %w\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // leftoverNamespaces lists namespaces of this process's labs still present.

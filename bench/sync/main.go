@@ -36,14 +36,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"github.com/carpd/carpd/bench/internal/benchhost"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -147,23 +145,9 @@ func run() int {
 	}
 	logf("daemon logs in %s", o.logDir)
 
-	carpdBin := os.Getenv("CARPD_BIN")
-	if carpdBin == "" {
-		carpdBin = filepath.Join(tmp, "carpd")
-		logf("building carpd (CARPD_BIN is empty)")
-		root, err := moduleRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", carpdBin, ".")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building carpd: %v\n%s", err, out)
-			return 1
-		}
-	} else if carpdBin, err = filepath.Abs(carpdBin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	carpdBin, err := benchhost.CarpdBinary(ctx, tmp, logf)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sync: %v\n", err)
 		return 1
 	}
 
@@ -248,19 +232,6 @@ func run() int {
 		return 1
 	}
 	return 0
-}
-
-// moduleRoot is the directory of go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the carpd module: run from the repository")
-	}
-	return filepath.Dir(mod), nil
 }
 
 type facts struct {

@@ -5,8 +5,12 @@
 package benchhost
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,4 +46,37 @@ func LoadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// CarpdBinary returns the carpd to benchmark: $CARPD_BIN (made absolute,
+// and it must exist), else a `go build` of the module the benchmark runs
+// in, written to dir (logf says so first).
+func CarpdBinary(ctx context.Context, dir string, logf func(string, ...any)) (string, error) {
+	if b := os.Getenv("CARPD_BIN"); b != "" {
+		abs, err := filepath.Abs(b)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("CARPD_BIN: %w", err)
+		}
+		return abs, nil
+	}
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the carpd module: run from the repository")
+	}
+	root := filepath.Dir(mod)
+	bin := filepath.Join(dir, "carpd")
+	logf("building carpd in %s (CARPD_BIN is empty)", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build carpd: %w\n%s", err, out)
+	}
+	return bin, nil
 }

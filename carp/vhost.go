@@ -473,17 +473,19 @@ func (v *VHost) send(s ActSend) {
 			err = e
 		}
 	}
+	// The counters are published after the demotion they cause or undo,
+	// so that no status shows the threshold of errors reached with the
+	// demotion not yet raised (TestSendErrorsDemote saw that once).
 	if err != nil {
 		v.sendErrs++
-		v.publish(func(st *Status) { st.Counters.SendErrors++ })
 		v.log.Warn("sending advert", "err", err)
 		if v.sendErrs >= SendErrorDemoteThreshold && !v.errDemoted {
 			v.errDemoted = true
 			v.stepDemote()
 		}
+		v.publish(func(st *Status) { st.Counters.SendErrors++ })
 		return
 	}
-	v.publish(func(st *Status) { st.Counters.AdvertsSent++ })
 	if v.sendErrs > 0 {
 		v.sendErrs = 0
 		if v.errDemoted {
@@ -491,6 +493,7 @@ func (v *VHost) send(s ActSend) {
 			v.stepDemote()
 		}
 	}
+	v.publish(func(st *Status) { st.Counters.AdvertsSent++ })
 }
 
 // vipTimeout bounds each rtnetlink or announce operation.

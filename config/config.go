@@ -7,6 +7,9 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -54,7 +57,9 @@ type Global struct {
 	// keeps retrying in the background.
 	UbusSocket string
 	// HotplugCall runs /etc/hotplug.d/carp/* on each transition; empty
-	// disables it. A missing program is skipped (plain Linux).
+	// disables it (`option hotplug_call ''` in the file; an absent option
+	// means DefaultHotplugCall). A missing program is skipped (plain
+	// Linux). Validate accepts only the paths of CheckPaths.
 	HotplugCall string
 	// HotplugTimeout bounds one run of the hotplug scripts.
 	HotplugTimeout time.Duration
@@ -134,6 +139,7 @@ func (c *Config) Validate() []*FieldError {
 	add := func(sec, opt, format string, a ...any) {
 		errs = append(errs, &FieldError{Section: sec, Option: opt, Msg: fmt.Sprintf(format, a...)})
 	}
+	c.Global.checkPaths(add)
 	switch c.Global.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -170,4 +176,97 @@ func (c *Config) Validate() []*FieldError {
 	}
 	c.Sync.validate(add)
 	return errs
+}
+
+// Where carpd may create, overwrite, remove or run files named in its config.
+//
+// Whoever may write /etc/config/carpd (a LuCI user with the config ACL, a
+// script using uci) is not necessarily root, but carpd runs as root: a path
+// option must not let that writer make carpd truncate /etc/shadow, unlink
+// ubusd's socket or run a program of the writer's choice. So the control
+// socket and the state file live only in carpd's own places in the
+// run-time directories, ubusd's socket only under those directories, and the
+// hook runner is OpenWrt's hotplug-call or a program in a directory that
+// only root can write on a stock system. docs/openwrt-security.md has the
+// rules and their reasons.
+var (
+	// RunDirs are root's run-time directories (on OpenWrt /var is /tmp, so
+	// /var/run is /tmp/run). Directly in them only names starting with
+	// "carpd" are carpd's.
+	RunDirs = []string{"/var/run", "/run", "/tmp/run"}
+	// OwnDirs are carpd's own directories: any name under them is carpd's.
+	OwnDirs = []string{"/var/run/carpd", "/run/carpd", "/tmp/run/carpd", "/var/lib/carpd"}
+	// HookDirs hold hook programs other than DefaultHotplugCall.
+	HookDirs = []string{"/etc/carpd/hooks", "/usr/libexec/carpd"}
+)
+
+// TrustedDirsEnv names an environment variable with more directories
+// (colon-separated, absolute) under which every path option is accepted:
+// for tests and installs outside the usual layout. The environment is set
+// by whoever starts carpd (procd's init script sets none), which a writer
+// of the config file does not control.
+const TrustedDirsEnv = "CARPD_TRUSTED_DIRS"
+
+// trustedDirs returns the directories of TrustedDirsEnv that are absolute
+// and clean; others are ignored.
+func trustedDirs() []string {
+	var out []string
+	for _, d := range strings.Split(os.Getenv(TrustedDirsEnv), ":") {
+		if d != "" && d != "/" && filepath.IsAbs(d) && filepath.Clean(d) == d {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// under reports whether p lies strictly below one of dirs.
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanAbs reports whether p is an absolute path with no ".", ".." or
+// doubled or trailing slash, so that the prefix checks mean what they say.
+func cleanAbs(p string) bool {
+	return filepath.IsAbs(p) && filepath.Clean(p) == p && p != "/"
+}
+
+// ownFile reports whether carpd may create, replace or remove p: a name
+// starting with "carpd" directly in a RunDirs directory, anything under
+// OwnDirs, or anything under a trusted directory.
+func ownFile(p string, trusted []string) bool {
+	if !cleanAbs(p) {
+		return false
+	}
+	dir, base := filepath.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	for _, d := range RunDirs {
+		if dir == d && strings.HasPrefix(base, "carpd") {
+			return true
+		}
+	}
+	return under(p, OwnDirs) || under(p, trusted)
+}
+
+// checkPaths enforces the rules above on the path options.
+func (g *Global) checkPaths(add func(sec, opt, format string, a ...any)) {
+	trusted := trustedDirs()
+	const own = "must be a file of carpd's own: /var/run/carpd* (also /run, /tmp/run) or under /var/run/carpd/ or /var/lib/carpd/"
+	if !ownFile(g.ControlSocket, trusted) {
+		add("global", "control_socket", "%s, not %q (carpd replaces it at start)", own, g.ControlSocket)
+	}
+	if g.StateFile != "" && !ownFile(g.StateFile, trusted) {
+		add("global", "state_file", "%s, not %q (carpd overwrites it)", own, g.StateFile)
+	}
+	if p := g.UbusSocket; p != "" && !(cleanAbs(p) && (under(p, RunDirs) || under(p, trusted))) {
+		add("global", "ubus_socket", "must be a socket under /var/run/ (or /run, /tmp/run), not %q", p)
+	}
+	if p := g.HotplugCall; p != "" && p != DefaultHotplugCall && !(cleanAbs(p) && (under(p, HookDirs) || under(p, trusted))) {
+		add("global", "hotplug_call", "must be empty (no hooks), %s or a program under %s, not %q (carpd runs it as root)",
+			DefaultHotplugCall, strings.Join(HookDirs, "/ or ")+"/", p)
+	}
 }

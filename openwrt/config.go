@@ -138,6 +138,13 @@ func (m *mapper) global(s *Section) {
 	}
 	m.globalSec = s
 	g := &m.cfg.Global
+	// `option hotplug_call ''` turns the hooks off. libuci (and so
+	// ParseUCI) drops an option set to '', which would leave the default;
+	// the parser keeps the statement in Cleared so that it still means
+	// "none". An option with a value later in the section wins.
+	if _, ok := s.Cleared["hotplug_call"]; ok && s.Option("hotplug_call") == nil {
+		g.HotplugCall = ""
+	}
 	for _, o := range s.Options {
 		switch o.Name {
 		case "preempt":
@@ -204,8 +211,27 @@ func (m *mapper) vhid(s *Section) {
 			m.unknown(o)
 		}
 	}
+	m.passwordWarning(s, &v)
 	m.vhids[s.Name] = s
 	m.cfg.VHIDs = append(m.cfg.VHIDs, v)
+}
+
+// ExamplePassword is the password of the example vhid in the package's
+// /etc/config/carpd: a router that kept it authenticates with a key that
+// everybody knows.
+const ExamplePassword = "change-me"
+
+// passwordWarning warns about a vhid that anyone on its link can take over:
+// no password (the all-zero key) or the shipped example one. A warning, not
+// an error: the BSDs and ucarp allow both and a mixed group must still
+// start.
+func (m *mapper) passwordWarning(s *Section, v *config.VHID) {
+	switch v.Password {
+	case "":
+		m.warnf(s.Line, "vhid section %q has no password: adverts use the all-zero key, so anyone on %s can take its addresses over", s.Name, v.Interface)
+	case ExamplePassword:
+		m.warnf(s.Option("password").Line, "vhid section %q uses the example password %q: set a secret one on every router of the group", s.Name, ExamplePassword)
+	}
 }
 
 // scalar returns the single value of an option, or reports a list.
@@ -327,7 +353,8 @@ func (m *mapper) peers(s *Section, o *Option) []netip.Addr {
 // global error apart from one about a vhid section that is named "global".
 var globalOptions = map[string]bool{
 	"preempt": true, "log_level": true, "control_socket": true,
-	"demote_to_skew": true, "state_file": true,
+	"demote_to_skew": true, "state_file": true, "ubus_socket": true,
+	"hotplug_call": true,
 }
 
 // validate runs config.Validate and gives each error the line of the option

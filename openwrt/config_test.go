@@ -82,13 +82,13 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "every global option",
 			in: "config carpd 'global'\n\toption preempt 'yes'\n\toption log_level 'debug'\n" +
-				"\toption control_socket '/tmp/c.sock'\n\toption demote_to_skew 'on'\n" +
-				"\toption state_file '/etc/carpd.state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
-				"\toption hotplug_call '/bin/true'\n\toption hotplug_timeout '5'\n",
+				"\toption control_socket '/tmp/run/carpd/c.sock'\n\toption demote_to_skew 'on'\n" +
+				"\toption state_file '/var/lib/carpd/state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
+				"\toption hotplug_call '/etc/carpd/hooks/notify'\n\toption hotplug_timeout '5'\n",
 			want: &config.Config{Sync: config.DefaultSync(), Global: config.Global{
-				Preempt: true, LogLevel: "debug", ControlSocket: "/tmp/c.sock",
-				DemoteToSkew: true, StateFile: "/etc/carpd.state",
-				UbusSocket: "/var/run/ubus/ubus.sock", HotplugCall: "/bin/true", HotplugTimeout: 5 * time.Second,
+				Preempt: true, LogLevel: "debug", ControlSocket: "/tmp/run/carpd/c.sock",
+				DemoteToSkew: true, StateFile: "/var/lib/carpd/state",
+				UbusSocket: "/var/run/ubus/ubus.sock", HotplugCall: "/etc/carpd/hooks/notify", HotplugTimeout: 5 * time.Second,
 			}},
 		},
 		{
@@ -115,6 +115,10 @@ func TestParseConfig(t *testing.T) {
 					},
 				},
 			},
+			warnings: []string{
+				`f:1: vhid section "cfg018c90" has no password: adverts use the all-zero key, so anyone on eth0 can take its addresses over`,
+				`f:5: vhid section "v6" has no password: adverts use the all-zero key, so anyone on eth1 can take its addresses over`,
+			},
 		},
 		{
 			name: "disabled section is skipped with its bad values",
@@ -129,6 +133,7 @@ func TestParseConfig(t *testing.T) {
 					Preempt:   ptr(true),
 				}},
 			},
+			warnings: []string{`f:5: vhid section "on" has no password: adverts use the all-zero key, so anyone on eth0 can take its addresses over`},
 		},
 		{
 			name: "unknown options and sections warn; a disabled sync section is not checked",
@@ -147,6 +152,7 @@ func TestParseConfig(t *testing.T) {
 			warnings: []string{
 				`f:2: option "loglevel" is not known; ignored`,
 				`f:6: section type "vip" is not known to this version; ignored`,
+				`f:8: vhid section "lan" has no password: adverts use the all-zero key, so anyone on eth0 can take its addresses over`,
 				`f:12: option "advksew" is not known; ignored`,
 				`f:13: option "adress" is not known; ignored`,
 			},
@@ -164,6 +170,7 @@ func TestParseConfig(t *testing.T) {
 				}},
 			},
 			warnings: []string{
+				`f:1: vhid section "lan" has no password: adverts use the all-zero key, so anyone on eth0 can take its addresses over`,
 				`f:2: option "foo" is not known; ignored`,
 				`f:4: option "bar" is not known; ignored`,
 				`f:6: option "baz" is not known; ignored`,
@@ -437,5 +444,140 @@ func TestDocExample(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, cfg, cmpNet); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseConfigHotplugCall: `option hotplug_call ''` turns the hooks off
+// (HotplugCall ""), which libuci's reading would otherwise turn into "absent",
+// that is the default hotplug-call.
+func TestParseConfigHotplugCall(t *testing.T) {
+	const g = "config carpd 'global'\n"
+	for _, tt := range []struct{ in, want string }{
+		{g, config.DefaultHotplugCall},
+		{g + "\toption hotplug_call ''\n", ""},
+		{g + "\toption hotplug_call \"\"\n", ""},
+		{g + "\toption hotplug_call '/sbin/hotplug-call'\n", "/sbin/hotplug-call"},
+		// A later value wins over the empty one...
+		{g + "\toption hotplug_call ''\n\toption hotplug_call '/etc/carpd/hooks/x'\n", "/etc/carpd/hooks/x"},
+		// ...and an empty one after a value is a no-op, as in libuci.
+		{g + "\toption hotplug_call '/etc/carpd/hooks/x'\n\toption hotplug_call ''\n", "/etc/carpd/hooks/x"},
+		// Only the carpd section's own option counts.
+		{g + "config vhid 'lan'\n\toption enabled 0\n\toption hotplug_call ''\n", config.DefaultHotplugCall},
+	} {
+		cfg, _, errs := ParseConfig("f", []byte(tt.in))
+		if len(errs) > 0 {
+			t.Errorf("%q: %v", tt.in, errs)
+			continue
+		}
+		if cfg.Global.HotplugCall != tt.want {
+			t.Errorf("%q: HotplugCall %q, want %q", tt.in, cfg.Global.HotplugCall, tt.want)
+		}
+	}
+}
+
+// TestParseConfigPaths: a path option that would let a writer of the file
+// make carpd (root) overwrite, remove or run a file that is not carpd's is
+// an error at the option's line; CARPD_TRUSTED_DIRS (set by whoever starts
+// carpd) adds directories.
+func TestParseConfigPaths(t *testing.T) {
+	t.Setenv(config.TrustedDirsEnv, "")
+	conf := func(opt, val string) string {
+		return "config carpd 'global'\n\toption log_level 'info'\n\toption " + opt + " '" + val + "'\n"
+	}
+	for _, tt := range []struct {
+		opt, val string
+		ok       bool
+	}{
+		{"control_socket", "/var/run/carpd.sock", true},
+		{"control_socket", "/tmp/run/carpd-2.sock", true},
+		{"control_socket", "/var/run/carpd/ctl", true},
+		{"control_socket", "/etc/shadow", false},
+		{"control_socket", "/var/run/ubus/ubus.sock", false},
+		{"control_socket", "/var/run/ubus.sock", false},
+		{"control_socket", "/var/run/carpd/../ubus.sock", false},
+		{"control_socket", "/var/run//carpd.sock", false},
+		{"control_socket", "carpd.sock", false},
+		{"control_socket", "/tmp/carpd.sock", false},
+		{"state_file", "/var/lib/carpd/state", true},
+		{"state_file", "/var/run/carpd.state", true},
+		{"state_file", "/etc/config/carpd", false},
+		{"state_file", "/etc/init.d/carpd", false},
+		{"state_file", "/var/lib/carpd", false},
+		{"ubus_socket", "/var/run/ubus/ubus.sock", true},
+		{"ubus_socket", "/var/run/ubus.sock", true},
+		{"ubus_socket", "/tmp/ubus.sock", false},
+		{"hotplug_call", "/sbin/hotplug-call", true},
+		{"hotplug_call", "/etc/carpd/hooks/notify", true},
+		{"hotplug_call", "/usr/libexec/carpd/hook", true},
+		{"hotplug_call", "/bin/sh", false},
+		{"hotplug_call", "/tmp/x", false},
+		{"hotplug_call", "/etc/carpd/hooks/../../../tmp/x", false},
+		{"hotplug_call", "sh", false},
+	} {
+		cfg, _, errs := ParseConfig("f", []byte(conf(tt.opt, tt.val)))
+		if tt.ok {
+			if len(errs) > 0 {
+				t.Errorf("%s %q: %v", tt.opt, tt.val, errs)
+			}
+			continue
+		}
+		if cfg != nil || len(errs) != 1 {
+			t.Errorf("%s %q: accepted (errors %v)", tt.opt, tt.val, errs)
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(errs[0], &ce) || ce.Line != 3 || ce.Option != tt.opt || ce.Section != "global" ||
+			!strings.HasPrefix(ce.Error(), "f:3: ") {
+			t.Errorf("%s %q: error %q (%+v), want it at f:3 on the option", tt.opt, tt.val, errs[0], ce)
+		}
+	}
+
+	// The default control socket and its state file are carpd's own.
+	if _, _, errs := ParseConfig("f", []byte("config carpd 'global'\n")); len(errs) > 0 {
+		t.Errorf("defaults: %v", errs)
+	}
+
+	dir := t.TempDir()
+	t.Setenv(config.TrustedDirsEnv, "relative:"+dir)
+	for _, opt := range []string{"control_socket", "state_file", "ubus_socket", "hotplug_call"} {
+		if _, _, errs := ParseConfig("f", []byte(conf(opt, filepath.Join(dir, "x")))); len(errs) > 0 {
+			t.Errorf("%s under %s=%s: %v", opt, config.TrustedDirsEnv, dir, errs)
+		}
+		if _, _, errs := ParseConfig("f", []byte(conf(opt, "/etc/x"))); len(errs) != 1 {
+			t.Errorf("%s /etc/x with %s=%s: errors %v, want one", opt, config.TrustedDirsEnv, dir, errs)
+		}
+		// A relative directory in the variable is ignored, not resolved.
+		if _, _, errs := ParseConfig("f", []byte(conf(opt, "/relative/x"))); len(errs) != 1 {
+			t.Errorf("%s /relative/x: errors %v, want one", opt, errs)
+		}
+	}
+}
+
+// TestParseConfigPasswordWarnings: a vhid with no password or with the
+// example one of the package's /etc/config/carpd is a warning (the BSDs and
+// ucarp allow both), at the section or the password's line.
+func TestParseConfigPasswordWarnings(t *testing.T) {
+	in := "config vhid 'a'\n\toption interface eth0\n\toption vhid 1\n\tlist address 10.0.0.1\n" +
+		"config vhid 'b'\n\toption interface eth0\n\toption vhid 2\n\tlist address 10.0.0.2\n\toption password 'change-me'\n" +
+		"config vhid 'c'\n\toption interface eth0\n\toption vhid 3\n\tlist address 10.0.0.3\n\toption password 'x7#kq9'\n" +
+		"config vhid 'd'\n\toption enabled 0\n\toption password 'change-me'\n"
+	cfg, warnings, errs := ParseConfig("f", []byte(in))
+	if cfg == nil || len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	want := []string{
+		`f:1: vhid section "a" has no password: adverts use the all-zero key, so anyone on eth0 can take its addresses over`,
+		`f:9: vhid section "b" uses the example password "change-me": set a secret one on every router of the group`,
+	}
+	if diff := cmp.Diff(want, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	// The example is what the package ships.
+	b, err := os.ReadFile("../package/carpd/files/carpd.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "option password '"+ExamplePassword+"'") {
+		t.Errorf("package/carpd/files/carpd.config has no `option password '%s'`", ExamplePassword)
 	}
 }

@@ -24,6 +24,10 @@ type Section struct {
 	Anonymous bool
 	Line      int       // line of the (first) config statement
 	Options   []*Option // in file order; names are unique
+	// Cleared holds the options set to '' (`option name ''`) and the line
+	// of the last such statement. libuci drops them, and so does Options
+	// (and Format); carpd reads a few as "none" rather than "default".
+	Cleared map[string]int
 }
 
 // Option is one option, or one list with all its items.
@@ -134,7 +138,12 @@ type optKey struct {
 func (p *parser) set(s *Section, name, value string, line int) {
 	if value == "" {
 		// uci_set with an empty value deletes only after a full lookup,
-		// which the file parser never does, so it is a no-op here.
+		// which the file parser never does, so it is a no-op here; only
+		// Cleared remembers it.
+		if s.Cleared == nil {
+			s.Cleared = map[string]int{}
+		}
+		s.Cleared[name] = line
 		return
 	}
 	o := p.opts[optKey{s, name}]

@@ -152,9 +152,13 @@ func TestParseUCI(t *testing.T) {
 			want: []*Section{sec("t", "s", 1, opt("a", "3", 4), opt("b", "2", 3))},
 		},
 		{
-			name: "empty option value is ignored",
+			name: "empty option value is ignored, but remembered in Cleared",
 			in:   "config t 's'\noption a 1\noption a ''\noption b\noption c \"\"\n",
-			want: []*Section{sec("t", "s", 1, opt("a", "1", 2))},
+			want: []*Section{func() *Section {
+				s := sec("t", "s", 1, opt("a", "1", 2))
+				s.Cleared = map[string]int{"a": 3, "b": 4, "c": 5}
+				return s
+			}()},
 		},
 		{
 			name: "list after option extends it",

@@ -25,6 +25,9 @@ import (
 var carpdBin string
 
 func TestMain(m *testing.M) {
+	// carpd accepts its sockets, state file and hooks in temporary
+	// directories only when the environment names them (config.TrustedDirsEnv).
+	os.Setenv("CARPD_TRUSTED_DIRS", os.TempDir())
 	dir, err := os.MkdirTemp("", "carpd-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

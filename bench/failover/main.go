@@ -50,6 +50,9 @@ import (
 )
 
 func main() {
+	// carpd accepts its sockets, state file and hooks in temporary
+	// directories only when the environment names them (config.TrustedDirsEnv).
+	os.Setenv("CARPD_TRUSTED_DIRS", os.TempDir())
 	os.Exit(run())
 }
 

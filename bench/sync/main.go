@@ -81,7 +81,12 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "[%7.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 }
 
-func main() { os.Exit(run()) }
+func main() {
+	// carpd accepts its sockets, state file and hooks in temporary
+	// directories only when the environment names them (config.TrustedDirsEnv).
+	os.Setenv("CARPD_TRUSTED_DIRS", os.TempDir())
+	os.Exit(run())
+}
 
 func run() int {
 	var o options

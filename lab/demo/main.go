@@ -51,6 +51,9 @@ func say(format string, a ...any) {
 }
 
 func main() {
+	// carpd accepts its sockets, state file and hooks in temporary
+	// directories only when the environment names them (config.TrustedDirsEnv).
+	os.Setenv("CARPD_TRUSTED_DIRS", os.TempDir())
 	bin := flag.String("carpd", "bin/carpd", "carpd `binary` to run")
 	flag.Parse()
 	if err := run(*bin); err != nil {

@@ -447,7 +447,7 @@ func TestDocExample(t *testing.T) {
 	}
 }
 
-// TestParseConfigHotplugCall: `option hotplug_call ”` turns the hooks off
+// TestParseConfigHotplugCall: hotplug_call set to the empty string turns the hooks off
 // (HotplugCall ""), which libuci's reading would otherwise turn into "absent",
 // that is the default hotplug-call.
 func TestParseConfigHotplugCall(t *testing.T) {

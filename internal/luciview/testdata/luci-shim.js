@@ -13,17 +13,19 @@
 (function(window) {
 	const document = window.document;
 
-	/* String.prototype.format: %s %d %f (%.Nf) %% as in LuCI. */
+	/* String.prototype.format: %s %d %f (%.Nf) %h (HTML-escaped) %% as in LuCI. */
 	String.prototype.format = function() {
 		const args = arguments;
 		let i = 0;
-		return this.replace(/%(\.(\d+))?([sdf%])/g, (m, p, prec, conv) => {
+		return this.replace(/%(\.(\d+))?([sdfh%])/g, (m, p, prec, conv) => {
 			if (conv == '%')
 				return '%';
 			const v = args[i++];
 			switch (conv) {
 			case 'd': return String(Math.trunc(+v || 0));
 			case 'f': return (+v || 0).toFixed(prec != null ? +prec : 6);
+			case 'h': return String(v == null ? '' : v).replace(/[&<>"']/g,
+				(c) => ({ '&': '&#38;', '<': '&#60;', '>': '&#62;', '"': '&#34;', "'": '&#39;' })[c]);
 			default: return String(v == null ? '' : v);
 			}
 		});
@@ -33,34 +35,49 @@
 	window._ = (s) => s;
 	window.N_ = (n, s, p) => (n == 1 ? s : p);
 
+	/*
+	 * E(tag, [attrs,] [children]) with the rules of luci.js dom.create,
+	 * dom.attr and dom.append, which the views depend on: the second
+	 * argument is the attributes when it is an object (a DOM node too) and
+	 * not an array; an attribute that is null or undefined is left out, a
+	 * function is an event listener, an object is set as JSON and anything
+	 * else as its string (false is "false"); children that are an array
+	 * are appended one by one, nodes as they are and everything else
+	 * (null too) as a text node, but a lone child that is not a node is
+	 * set as innerHTML, that is parsed as markup.
+	 */
 	function E(tag, attrs, children) {
-		if (Array.isArray(attrs) || typeof attrs == 'string' || attrs instanceof Node) {
+		if (!(attrs instanceof Object) || Array.isArray(attrs)) {
 			children = attrs;
 			attrs = null;
 		}
 		const el = document.createElement(tag);
 		for (const k in (attrs || {})) {
 			const v = attrs[k];
-			if (v == null || v === false)
+			if (!Object.prototype.hasOwnProperty.call(attrs, k) || v == null)
 				continue;
 			if (typeof v == 'function')
 				el.addEventListener(k, v);
+			else if (typeof v == 'object')
+				el.setAttribute(k, JSON.stringify(v));
 			else
-				el.setAttribute(k, v === true ? '' : v);
+				el.setAttribute(k, v);
 		}
 		append(el, children);
 		return el;
 	}
 
 	function append(el, c) {
-		if (c == null || c === '')
-			return;
-		if (Array.isArray(c))
-			c.forEach((x) => append(el, x));
+		if (Array.isArray(c)) {
+			for (const x of c)
+				el.appendChild(x instanceof Node ? x : document.createTextNode('' + x));
+		}
+		else if (typeof c == 'function')
+			append(el, c(el));
 		else if (c instanceof Node)
 			el.appendChild(c);
-		else
-			el.appendChild(document.createTextNode(String(c)));
+		else if (c != null)
+			el.innerHTML = '' + c;
 	}
 	window.E = E;
 
@@ -163,7 +180,7 @@
 		showModal(title, children) {
 			ui.hideModal();
 			document.body.appendChild(E('div', { 'id': 'modal_overlay' },
-				E('div', { 'class': 'modal' }, [ E('h4', title), children ])));
+				E('div', { 'class': 'modal' }, [ E('h4', {}, title) ].concat(children))));
 		},
 		hideModal() {
 			const m = document.getElementById('modal_overlay');
@@ -450,7 +467,7 @@
 		renderWidget(sid) {
 			const cur = this.cfgvalue(sid);
 			const on = (cur != null ? cur : this.default) == this.enabled;
-			const input = E('input', { 'type': 'checkbox', 'class': 'cbi-input-checkbox', 'data-option': this.option, 'checked': on });
+			const input = E('input', { 'type': 'checkbox', 'class': 'cbi-input-checkbox', 'data-option': this.option, 'checked': on ? '' : null });
 			return { node: input, inputs: () => [], value: () => input.checked ? this.enabled : this.disabled };
 		},
 		write(sid) {
@@ -470,7 +487,7 @@
 			const cur = this.cfgvalue(sid);
 			const sel = E('select', { 'class': 'cbi-input-select', 'data-option': this.option },
 				(this.keylist || []).map((kv) => E('option', { 'value': kv[0],
-					'selected': kv[0] == (cur != null ? cur : (this.default || '')) }, kv[1])));
+					'selected': kv[0] == (cur != null ? cur : (this.default || '')) ? '' : null }, kv[1])));
 			return { node: sel, inputs: () => [], value: () => sel.value };
 		}
 	});
@@ -496,19 +513,34 @@
 
 	const AbstractSection = extend(Base, {
 		__init__(map) {
-			Object.assign(this, { map: map, children: [], tabs: [] });
+			Object.assign(this, { map: map, children: [] });
 		},
 		option(cls, name, title, description) {
 			const o = new cls(this.map, this, name, title, description);
 			this.children.push(o);
 			return o;
 		},
-		tab(name, title) {
-			this.tabs.push([ name, title ]);
+		/*
+		 * As form.js: the tabs are an Array that is also indexed by tab
+		 * name, so a name that an Array already has (filter, map, sort,
+		 * length...) is "already declared".
+		 */
+		tab(name, title, description) {
+			if (this.tabs && this.tabs[name])
+				throw 'Tab already declared';
+			const entry = { name: name, title: title, description: description, children: [] };
+			this.tabs = this.tabs || [];
+			this.tabs.push(entry);
+			this.tabs[name] = entry;
+			this.tab_names = this.tab_names || [];
+			this.tab_names.push(name);
 		},
-		taboption(tab, cls, name, title, description) {
+		taboption(tabName, cls, name, title, description) {
+			if (!this.tabs || !this.tabs[tabName])
+				throw 'Associated tab not declared';
 			const o = this.option(cls, name, title, description);
-			o.tab = tab;
+			o.tab = tabName;
+			this.tabs[tabName].children.push(o);
 			return o;
 		},
 		formvalue(sid, opt) {
@@ -521,10 +553,10 @@
 				o.render(sid),
 				o.description ? E('div', { 'class': 'cbi-value-description' }, o.description.replace(/<[^>]+>/g, '')) : ''
 			]);
-			if (!this.tabs.length)
+			if (!this.tabs)
 				return this.children.map(row);
-			return this.tabs.map((t) => E('fieldset', { 'class': 'cbi-tab', 'data-tab': t[0] }, [
-				E('legend', t[1]), this.children.filter((o) => o.tab == t[0]).map(row) ]));
+			return this.tab_names.map((name) => E('fieldset', { 'class': 'cbi-tab', 'data-tab': name },
+				[ E('legend', {}, this.tabs[name].title) ].concat(this.tabs[name].children.map(row))));
 		},
 		renderAdd(name) {
 			return E('button', { 'class': 'btn cbi-button-add', 'click': () => {
@@ -546,10 +578,10 @@
 			return E('div', { 'class': 'cbi-section', 'data-section-type': this.sectiontype }, [
 				this.title ? E('h3', this.title) : '',
 				this.description ? E('div', { 'class': 'cbi-section-descr' }, this.description) : '',
-				this.cfgsections().map((sid) => E('div', { 'class': 'cbi-section-node', 'data-section-id': sid }, [
-					this.anonymous ? '' : E('h4', sid), this.renderOptions(sid) ])),
+				this.cfgsections().map((sid) => E('div', { 'class': 'cbi-section-node', 'data-section-id': sid },
+					[ this.anonymous ? '' : E('h4', [ sid ]) ].concat(this.renderOptions(sid)))),
 				this.addremove ? this.renderAdd() : ''
-			]);
+			].flat());
 		}
 	});
 
@@ -579,8 +611,13 @@
 			const cell = (o, sid) => {
 				if (o.editable)
 					return o.render(sid);
-				const v = o.cfgvalue(sid);
-				return Array.isArray(v) ? v.map((x) => E('div', x)) : (v != null ? v : (o.placeholder || '-'));
+				/* LuCI's textvalue(): the value (a list joined by spaces) HTML-escaped, set as markup. */
+				let v = o.cfgvalue(sid);
+				if (v == null)
+					v = o.default;
+				if (Array.isArray(v))
+					v = v.join(' ');
+				return E('div', {}, v != null ? '%h'.format(v) : E('em', 'none'));
 			};
 			return E('div', { 'class': 'cbi-section cbi-tblsection', 'data-section-type': this.sectiontype }, [
 				this.title ? E('h3', this.title) : '',
@@ -589,7 +626,7 @@
 					E('tr', { 'class': 'tr table-titles' }, [ this.anonymous ? '' : E('th', { 'class': 'th' }, 'Name') ]
 						.concat(cols.map((o) => E('th', { 'class': 'th' }, o.title)), [ E('th', { 'class': 'th' }) ]))
 				].concat(this.cfgsections().map((sid) => E('tr', { 'class': 'tr cbi-section-table-row', 'data-sid': sid },
-					[ this.anonymous ? '' : E('td', { 'class': 'td' }, E('strong', sid)) ]
+					[ this.anonymous ? '' : E('td', { 'class': 'td' }, E('strong', [ sid ])) ]
 						.concat(cols.map((o) => E('td', { 'class': 'td', 'data-name': o.option }, cell(o, sid))), [
 							E('td', { 'class': 'td cbi-section-actions' }, [
 								E('button', { 'class': 'btn cbi-button-edit', 'title': 'Edit' }, 'Edit'), ' ',

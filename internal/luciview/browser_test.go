@@ -234,6 +234,8 @@ type step struct {
 	Input *inputState  `json:"input"`
 	Rows  []string     `json:"rows"`
 	Vals  []string     `json:"values"`
+	Opts  []string     `json:"options"`
+	Tabs  []string     `json:"tabs"`
 }
 
 type statusFacts struct {
@@ -396,6 +398,19 @@ func TestLuciConfigPage(t *testing.T) {
 	}
 	if !slices.Equal(s.Rows, []string{"lan", "wan"}) {
 		t.Errorf("grid rows %q, want lan, wan", s.Rows)
+	}
+	// Paths that carpd (root) replaces or runs are set by root in the
+	// file, not through LuCI.
+	for _, o := range []string{"control_socket", "state_file", "ubus_socket", "hotplug_call"} {
+		if slices.Contains(s.Opts, o) {
+			t.Errorf("the form offers option %s", o)
+		}
+	}
+	if !slices.Contains(s.Opts, "log_level") || !slices.Contains(s.Opts, "protocol") {
+		t.Errorf("the form's options %q lack log_level or protocol", s.Opts)
+	}
+	if !slices.Equal(s.Tabs, []string{"general", "tuning", "flows"}) {
+		t.Errorf("sync tabs %q, want general, tuning, flows", s.Tabs)
 	}
 	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp"} {
 		if !slices.Contains(s.Vals, v) {

@@ -115,9 +115,12 @@ return view.extend({
 		o.datatype = 'and(uinteger,range(1,255))';
 		o.placeholder = '30';
 
-		o = s.option(form.Value, 'control_socket', _('Control socket'));
-		o.placeholder = '/var/run/carpd.sock';
-		o.validate = (section_id, value) => (!value || value[0] == '/') ? true : _('Expecting: an absolute path');
+		/*
+		 * control_socket, state_file, ubus_socket and hotplug_call are not
+		 * offered: they name files that carpd (root) replaces or runs, so
+		 * they are set by root in the file, and carpd refuses paths outside
+		 * its own (docs/openwrt-security.md).
+		 */
 
 		/* config vhid '<name>' */
 		s = m.section(form.GridSection, 'vhid', _('Virtual hosts'),
@@ -184,7 +187,9 @@ return view.extend({
 
 		s.tab('general', _('General'));
 		s.tab('tuning', _('Tuning'));
-		s.tab('filter', _('Flow filter'));
+		/* Not 'filter': form.js keeps the tabs in an Array indexed by name,
+		 * and a name an Array already has throws "Tab already declared". */
+		s.tab('flows', _('Flow filter'));
 
 		o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
 		o.default = o.enabled;
@@ -245,23 +250,23 @@ return view.extend({
 		o.datatype = 'and(uinteger,range(0,255))';
 		o.placeholder = '32';
 
-		o = s.taboption('filter', form.DynamicList, 'protocol', _('Protocols'), _('tcp, udp, icmp, icmpv6 or sctp; empty for all but sctp.'));
+		o = s.taboption('flows', form.DynamicList, 'protocol', _('Protocols'), _('tcp, udp, icmp, icmpv6 or sctp; empty for all but sctp.'));
 		o.validate = (section_id, value) =>
 			(!value || /^(tcp|udp|icmp|icmpv6|ipv6-icmp|sctp)$/i.test(value)) ? true : _('Expecting: tcp, udp, icmp, icmpv6 or sctp');
 
-		o = s.taboption('filter', form.DynamicList, 'include', _('Only these networks'));
+		o = s.taboption('flows', form.DynamicList, 'include', _('Only these networks'));
 		o.datatype = 'ipaddr';
 
-		o = s.taboption('filter', form.DynamicList, 'exclude', _('Never these networks'));
+		o = s.taboption('flows', form.DynamicList, 'exclude', _('Never these networks'));
 		o.datatype = 'ipaddr';
 
-		o = s.taboption('filter', form.DynamicList, 'zone', _('Conntrack zones'));
+		o = s.taboption('flows', form.DynamicList, 'zone', _('Conntrack zones'));
 		o.datatype = 'and(uinteger,range(0,65535))';
 
-		o = s.taboption('filter', form.Value, 'mark', _('Connection mark'), _('e.g. 0x10 or 0x10/0xff'));
+		o = s.taboption('flows', form.Value, 'mark', _('Connection mark'), _('e.g. 0x10 or 0x10/0xff'));
 		o.validate = validateMark;
 
-		o = s.taboption('filter', form.ListValue, 'min_state', _('TCP flows from'));
+		o = s.taboption('flows', form.ListValue, 'min_state', _('TCP flows from'));
 		o.value('any', _('any state'));
 		o.value('established', _('established'));
 		o.value('assured', _('assured (seen both ways)'));

@@ -37,6 +37,22 @@ const css = `
 .carpd-actions .btn { margin-right: .5em; }
 `;
 
+/*
+ * E() that inserts strings as text. LuCI's dom.append() sets a lone string
+ * child as innerHTML (markup), while the items of an array become text
+ * nodes. What this page shows comes from carpd and its configuration
+ * (interface names, reasons, errors, peer names): every string goes in as
+ * text, never as markup.
+ */
+function T(tag, attrs, children) {
+	if (children === undefined && (attrs == null || typeof attrs != 'object' || Array.isArray(attrs) || attrs instanceof Node)) {
+		children = attrs;
+		attrs = {};
+	}
+	const list = (children == null) ? [] : (Array.isArray(children) ? children.flat(Infinity) : [ children ]);
+	return E(tag, attrs || {}, list.map((c) => (c == null) ? '' : c));
+}
+
 /* Go's zero time.Time marshals as year 1: treat it as "never". */
 function parseTime(s) {
 	const t = Date.parse(s || '');
@@ -72,8 +88,8 @@ function timestamp(t) {
 function ago(s, now) {
 	const t = parseTime(s);
 	if (t == null)
-		return E('span', { 'class': 'carpd-muted' }, _('never'));
-	return E('span', { 'title': timestamp(t) }, _('%s ago').format(duration(now - t)));
+		return T('span', { 'class': 'carpd-muted' }, _('never'));
+	return T('span', { 'title': timestamp(t) }, _('%s ago').format(duration(now - t)));
 }
 
 function bytes(n) {
@@ -94,23 +110,23 @@ function sum(obj, keys) {
 function badge(state) {
 	const s = String(state || 'INIT').toUpperCase();
 	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup' }[s] || 'carpd-init';
-	return E('span', { 'class': 'carpd-badge ' + cls, 'data-state': s }, s);
+	return T('span', { 'class': 'carpd-badge ' + cls, 'data-state': s }, s);
 }
 
 function table(titles, rows, empty) {
-	return E('table', { 'class': 'table' }, [
-		E('tr', { 'class': 'tr table-titles' }, titles.map((t) => E('th', { 'class': 'th' }, t)))
+	return T('table', { 'class': 'table' }, [
+		T('tr', { 'class': 'tr table-titles' }, titles.map((t) => T('th', { 'class': 'th' }, t)))
 	].concat(rows.length ? rows : [
-		E('tr', { 'class': 'tr placeholder' }, E('td', { 'class': 'td', 'colspan': titles.length }, E('em', empty)))
+		T('tr', { 'class': 'tr placeholder' }, T('td', { 'class': 'td', 'colspan': titles.length }, T('em', empty)))
 	]));
 }
 
 /* A two-column table of label: value rows. */
 function facts(rows) {
-	return E('table', { 'class': 'table' }, rows.filter((r) => r != null).map((r) =>
-		E('tr', { 'class': 'tr', 'data-fact': r[0] }, [
-			E('td', { 'class': 'td left', 'width': '33%' }, r[1]),
-			E('td', { 'class': 'td left' }, r[2])
+	return T('table', { 'class': 'table' }, rows.filter((r) => r != null).map((r) =>
+		T('tr', { 'class': 'tr', 'data-fact': r[0] }, [
+			T('td', { 'class': 'td left', 'width': '33%' }, r[1]),
+			T('td', { 'class': 'td left' }, r[2])
 		])));
 }
 
@@ -131,28 +147,28 @@ return view.extend({
 			let master;
 
 			if (v.state == 'MASTER')
-				master = E('em', _('this router'));
+				master = T('em', _('this router'));
 			else if (v.master)
-				master = E('span', {}, [ v.master, E('br'), E('span', { 'class': 'carpd-muted' }, [ _('seen'), ' ', ago(v.master_seen, now) ]) ]);
+				master = T('span', {}, [ v.master, T('br'), T('span', { 'class': 'carpd-muted' }, [ _('seen'), ' ', ago(v.master_seen, now) ]) ]);
 			else
-				master = E('span', { 'class': 'carpd-muted' }, _('none heard'));
+				master = T('span', { 'class': 'carpd-muted' }, _('none heard'));
 
 			const errs = sum(v.counters, advertErrors);
 
-			return E('tr', { 'class': 'tr', 'data-vhid': '%s/%d'.format(v.interface, v.vhid) }, [
-				E('td', { 'class': 'td' }, v.network ? '%s (%s)'.format(v.network, v.interface) : v.interface),
-				E('td', { 'class': 'td' }, [ String(v.vhid), E('br'),
-					E('span', { 'class': 'carpd-muted' }, _('advbase %d, advskew %d').format(v.advbase, v.advskew)) ]),
-				E('td', { 'class': 'td' }, [ badge(v.state), E('br'),
-					since != null ? E('span', { 'class': 'carpd-muted', 'title': timestamp(since) },
+			return T('tr', { 'class': 'tr', 'data-vhid': '%s/%d'.format(v.interface, v.vhid) }, [
+				T('td', { 'class': 'td' }, v.network ? '%s (%s)'.format(v.network, v.interface) : v.interface),
+				T('td', { 'class': 'td' }, [ String(v.vhid), T('br'),
+					T('span', { 'class': 'carpd-muted' }, _('advbase %d, advskew %d').format(v.advbase, v.advskew)) ]),
+				T('td', { 'class': 'td' }, [ badge(v.state), T('br'),
+					since != null ? T('span', { 'class': 'carpd-muted', 'title': timestamp(since) },
 						_('for %s').format(duration(now - since))) : '',
-					v.error ? E('div', { 'class': 'carpd-error' }, v.error) : '' ]),
-				E('td', { 'class': 'td' }, master),
-				E('td', { 'class': 'td' }, String(v.demotion || 0)),
-				E('td', { 'class': 'td' }, (v.addresses || []).map((a) => E('div', {}, a))),
-				E('td', { 'class': 'td' }, '%d / %d'.format((v.counters || {}).adverts_sent || 0, (v.counters || {}).adverts_received || 0)),
-				E('td', { 'class': 'td', 'title': advertErrors.map((k) => '%s: %d'.format(k, (v.counters || {})[k] || 0)).join('\n') },
-					errs ? E('span', { 'class': 'carpd-error' }, String(errs)) : '0')
+					v.error ? T('div', { 'class': 'carpd-error' }, v.error) : '' ]),
+				T('td', { 'class': 'td' }, master),
+				T('td', { 'class': 'td' }, String(v.demotion || 0)),
+				T('td', { 'class': 'td' }, (v.addresses || []).map((a) => T('div', {}, a))),
+				T('td', { 'class': 'td' }, '%d / %d'.format((v.counters || {}).adverts_sent || 0, (v.counters || {}).adverts_received || 0)),
+				T('td', { 'class': 'td', 'title': advertErrors.map((k) => '%s: %d'.format(k, (v.counters || {})[k] || 0)).join('\n') },
+					errs ? T('span', { 'class': 'carpd-error' }, String(errs)) : '0')
 			]);
 		}), _('No virtual hosts are configured.'));
 	},
@@ -161,7 +177,7 @@ return view.extend({
 		const s = st.sync || {};
 
 		if (!s.enabled)
-			return E('p', { 'class': 'carpd-muted' }, _('State sync is not configured.'));
+			return T('p', { 'class': 'carpd-muted' }, _('State sync is not configured.'));
 
 		const b = s.bulk || {};
 		const c = s.counters || {};
@@ -184,14 +200,14 @@ return view.extend({
 		if (b.serving) {
 			const total = Math.max(s.flows_local || 0, b.queued || 0);
 			const pct = total ? Math.floor(100 * (total - (b.queued || 0)) / total) : 100;
-			serve = [ 'serve', _('Bulk transfer to the peer'), E('div', {}, [
-				E('div', { 'class': 'cbi-progressbar', 'title': '%d%%'.format(pct) }, E('div', { 'style': 'width:%d%%'.format(pct) })),
-				E('span', { 'class': 'carpd-muted' }, _('%d%% sent, %d flows left').format(pct, b.queued || 0))
+			serve = [ 'serve', _('Bulk transfer to the peer'), T('div', {}, [
+				T('div', { 'class': 'cbi-progressbar', 'title': '%d%%'.format(pct) }, T('div', { 'style': 'width:%d%%'.format(pct) })),
+				T('span', { 'class': 'carpd-muted' }, _('%d%% sent, %d flows left').format(pct, b.queued || 0))
 			]) ];
 		}
 
 		return facts([
-			s.error ? [ 'error', _('Error'), E('span', { 'class': 'carpd-error' }, s.error) ] : null,
+			s.error ? [ 'error', _('Error'), T('span', { 'class': 'carpd-error' }, s.error) ] : null,
 			[ 'interface', _('Sync interface'), s.interface || '-' ],
 			[ 'peer', _('Peer'), [ s.peer_name ? '%s (%s)'.format(s.peer, s.peer_name) : (s.peer || '-'), ' – ', link,
 				s.rtt ? _(', RTT %s').format(s.rtt) : '' ] ],
@@ -206,7 +222,7 @@ return view.extend({
 				c.records_sent || 0, c.records_received || 0, c.flows_resent || 0, c.flows_never_sent || 0) ],
 			[ 'repair', _('Repaired'), _('%d asked for again, %d sent again on request, %d stale deleted').format(
 				c.flows_wanted || 0, c.flows_repaired || 0, c.flows_purged_stale || 0) ],
-			[ 'drops', _('Dropped frames'), E('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
+			[ 'drops', _('Dropped frames'), T('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
 				String(sum(c, syncDrops))) ]
 		]);
 	},
@@ -216,12 +232,12 @@ return view.extend({
 
 		return table([ _('Time'), _('Virtual host'), _('Change'), _('Reason'), _('Master') ], tr.map((t) => {
 			const at = parseTime(t.time);
-			return E('tr', { 'class': 'tr', 'data-transition': '%s/%d'.format(t.interface, t.vhid) }, [
-				E('td', { 'class': 'td' }, at != null ? timestamp(at) : '-'),
-				E('td', { 'class': 'td' }, '%s vhid %d'.format(t.interface, t.vhid)),
-				E('td', { 'class': 'td' }, [ badge(t.from), ' → ', badge(t.to) ]),
-				E('td', { 'class': 'td' }, t.reason || ''),
-				E('td', { 'class': 'td' }, t.master || '')
+			return T('tr', { 'class': 'tr', 'data-transition': '%s/%d'.format(t.interface, t.vhid) }, [
+				T('td', { 'class': 'td' }, at != null ? timestamp(at) : '-'),
+				T('td', { 'class': 'td' }, '%s vhid %d'.format(t.interface, t.vhid)),
+				T('td', { 'class': 'td' }, [ badge(t.from), ' → ', badge(t.to) ]),
+				T('td', { 'class': 'td' }, t.reason || ''),
+				T('td', { 'class': 'td' }, t.master || '')
 			]);
 		}), _('No transitions since carpd started.'));
 	},
@@ -232,14 +248,14 @@ return view.extend({
 
 		return facts([
 			[ 'version', _('carpd'), _('version %s, pid %d').format(st.version || '?', st.pid || 0) ],
-			[ 'uptime', _('Running for'), started != null ? E('span', { 'title': timestamp(started) }, duration(now - started)) : '-' ],
+			[ 'uptime', _('Running for'), started != null ? T('span', { 'title': timestamp(started) }, duration(now - started)) : '-' ],
 			[ 'maintenance', _('Maintenance mode'), d.maintenance
-				? E('strong', { 'class': 'carpd-error' }, _('on: every vhid is handed to the peer'))
+				? T('strong', { 'class': 'carpd-error' }, _('on: every vhid is handed to the peer'))
 				: _('off') ],
 			[ 'demotion', _('Demotion'), _('manual %d, link %d, sync %d').format(d.manual || 0, d.link || 0, d.sync || 0) ],
 			[ 'interfaces', _('Interfaces'), (st.interfaces || []).map((i) =>
-				E('div', {}, [ i.name, ': ', i.link_up ? _('link up') : E('span', { 'class': 'carpd-error' }, _('link down')),
-					i.error ? E('span', { 'class': 'carpd-error' }, ' – ' + i.error) : '' ])) ]
+				T('div', {}, [ i.name, ': ', i.link_up ? _('link up') : T('span', { 'class': 'carpd-error' }, _('link down')),
+					i.error ? T('span', { 'class': 'carpd-error' }, ' – ' + i.error) : '' ])) ]
 		]);
 	},
 
@@ -251,7 +267,7 @@ return view.extend({
 			? Date.parse(st.now) : Date.now();
 
 		if (st == null || typeof st != 'object') {
-			this.nodes.error.replaceChildren(E('p', { 'class': 'alert-message warning' },
+			this.nodes.error.replaceChildren(T('p', { 'class': 'alert-message warning' },
 				_('carpd does not answer on ubus (%s): is it running?').format(
 					typeof st == 'number' ? rpc.getStatusText(st) : _('no data'))));
 			return;
@@ -279,9 +295,9 @@ return view.extend({
 		return call.apply(null, args).then((res) => {
 			if (typeof res == 'number' && res != 0)
 				throw new Error(rpc.getStatusText(res));
-			ui.addNotification(null, E('p', done), 'info');
+			ui.addNotification(null, T('p', done), 'info');
 		}).catch((err) => {
-			ui.addNotification(null, E('p', _('carpd refused: %s').format(err.message || err)), 'error');
+			ui.addNotification(null, T('p', _('carpd refused: %s').format(err.message || err)), 'error');
 		}).then(L.bind(this.refresh, this));
 	},
 
@@ -292,10 +308,10 @@ return view.extend({
 			return this.control(callMaintenance, [ false ], _('Maintenance mode is off: this router takes part in CARP again.'));
 
 		ui.showModal(_('Enter maintenance mode?'), [
-			E('p', _('Every vhid is demoted so that the peer takes over all virtual addresses, and stays so (across restarts) until maintenance mode is turned off.')),
-			E('div', { 'class': 'right' }, [
-				E('button', { 'class': 'btn', 'click': ui.hideModal }, _('Cancel')), ' ',
-				E('button', {
+			T('p', _('Every vhid is demoted so that the peer takes over all virtual addresses, and stays so (across restarts) until maintenance mode is turned off.')),
+			T('div', { 'class': 'right' }, [
+				T('button', { 'class': 'btn', 'click': ui.hideModal }, _('Cancel')), ' ',
+				T('button', {
 					'class': 'btn cbi-button-negative',
 					'data-action': 'confirm-maintenance',
 					'click': ui.createHandlerFn(this, () => {
@@ -313,30 +329,30 @@ return view.extend({
 
 	render(st) {
 		this.nodes = {
-			error: E('div'),
-			global: E('div'),
-			vhids: E('div'),
-			sync: E('div'),
-			transitions: E('div'),
-			maintenance: E('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
+			error: T('div'),
+			global: T('div'),
+			vhids: T('div'),
+			sync: T('div'),
+			transitions: T('div'),
+			maintenance: T('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
 				'click': ui.createHandlerFn(this, 'handleMaintenance') }, _('Enter maintenance mode')),
-			resync: E('button', { 'class': 'btn cbi-button cbi-button-reload', 'data-action': 'resync',
+			resync: T('button', { 'class': 'btn cbi-button cbi-button-reload', 'data-action': 'resync',
 				'click': ui.createHandlerFn(this, 'handleResync') }, _('Resync conntrack'))
 		};
 
-		const page = E('div', { 'class': 'cbi-map', 'id': 'carpd-status' }, [
-			E('style', {}, css),
-			E('h2', {}, _('CARP status')),
-			E('div', { 'class': 'cbi-map-descr' }, _('The state of carpd\'s virtual hosts and of the connection-state sync, refreshed every five seconds.')),
+		const page = T('div', { 'class': 'cbi-map', 'id': 'carpd-status' }, [
+			T('style', {}, css),
+			T('h2', {}, _('CARP status')),
+			T('div', { 'class': 'cbi-map-descr' }, _('The state of carpd\'s virtual hosts and of the connection-state sync, refreshed every five seconds.')),
 			this.nodes.error,
-			E('div', { 'class': 'cbi-section', 'data-section': 'global' }, [
-				E('h3', {}, _('Overview')),
+			T('div', { 'class': 'cbi-section', 'data-section': 'global' }, [
+				T('h3', {}, _('Overview')),
 				this.nodes.global,
-				E('div', { 'class': 'carpd-actions' }, [ this.nodes.maintenance, this.nodes.resync ])
+				T('div', { 'class': 'carpd-actions' }, [ this.nodes.maintenance, this.nodes.resync ])
 			]),
-			E('div', { 'class': 'cbi-section', 'data-section': 'vhids' }, [ E('h3', {}, _('Virtual hosts')), this.nodes.vhids ]),
-			E('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ E('h3', {}, _('Connection state sync')), this.nodes.sync ]),
-			E('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ E('h3', {}, _('Recent transitions')), this.nodes.transitions ])
+			T('div', { 'class': 'cbi-section', 'data-section': 'vhids' }, [ T('h3', {}, _('Virtual hosts')), this.nodes.vhids ]),
+			T('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ T('h3', {}, _('Connection state sync')), this.nodes.sync ]),
+			T('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ T('h3', {}, _('Recent transitions')), this.nodes.transitions ])
 		]);
 
 		this.update(st);

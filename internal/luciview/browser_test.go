@@ -235,6 +235,11 @@ type step struct {
 	Rows  []string     `json:"rows"`
 	Vals  []string     `json:"values"`
 	Opts  []string     `json:"options"`
+	// The xss scenario: elements the markup made, handlers it ran, and
+	// the page's text.
+	Elements int    `json:"elements"`
+	Fired    int    `json:"fired"`
+	Text     string `json:"text"`
 	Tabs  []string     `json:"tabs"`
 }
 
@@ -259,8 +264,17 @@ type inputState struct {
 // runScenario opens the harness on page in the browser and returns its
 // steps by name, with the calls the fake router saw.
 func runScenario(t *testing.T, page string) (map[string]step, []call) {
+	return runScenarioWith(t, page, nil)
+}
+
+// runScenarioWith is runScenario with the fake router's data changed by
+// edit first.
+func runScenarioWith(t *testing.T, page string, edit func(*fakeRouter)) (map[string]step, []call) {
 	bin := findChromium(t)
 	r := newFakeRouter(t)
+	if edit != nil {
+		edit(r)
+	}
 	base := serve(t, r)
 	// The browser's clock is off by an hour: the page must count "since"
 	// and "seen ago" from carpd's "now" (fixedNow in the fixture).
@@ -383,6 +397,74 @@ func TestLuciStatusPage(t *testing.T) {
 		"carpd.status", "carpd.maintenance", "carpd.status"}
 	if got := methods(all); !slices.Equal(got, want) {
 		t.Errorf("ubus calls %v, want %v", got, want)
+	}
+}
+
+// xssPayload is markup that runs a script if it is ever parsed as HTML.
+const xssPayload = `<img src=x onerror="window.__xss=(window.__xss||0)+1"><b>bold</b>`
+
+// timeFields are the status fields that must stay times.
+var timeFields = map[string]bool{"now": true, "started": true, "since": true, "master_seen": true, "time": true, "last_ack": true}
+
+// poison replaces every string of a status reply but the times with
+// xssPayload and the field's name, and returns how many it replaced.
+func poison(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if _, ok := x.(string); ok && !timeFields[k] {
+				v[k] = xssPayload + k
+				n++
+			} else {
+				n += poison(x)
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if _, ok := x.(string); ok {
+				v[i] = xssPayload + "item"
+				n++
+			} else {
+				n += poison(x)
+			}
+		}
+	}
+	return n
+}
+
+// TestLuciStatusPageXSS: the status page shows what carpd sends (interface
+// names from the config, reasons, errors, peer names) as text. A reply
+// whose every string is markup must create no element and run no handler,
+// and the markup must be on the page as written.
+func TestLuciStatusPageXSS(t *testing.T) {
+	var n int
+	steps, _ := runScenarioWith(t, "xss", func(r *fakeRouter) {
+		n = poison(r.status)
+		// Errors are null in the fixture; an interface that is down
+		// shows its error.
+		iface := r.status["interfaces"].([]any)[0].(map[string]any)
+		iface["link_up"], iface["error"] = false, xssPayload+"if_error"
+		r.status["vhids"].([]any)[0].(map[string]any)["error"] = xssPayload + "vhid_error"
+		r.status["sync"].(map[string]any)["error"] = xssPayload + "sync_error"
+	})
+	if n < 20 {
+		t.Fatalf("only %d strings poisoned", n)
+	}
+	s := steps["xss"]
+	if s.Elements != 0 || s.Fired != 0 {
+		t.Errorf("the markup made %d elements and ran %d handlers", s.Elements, s.Fired)
+	}
+	// Text the page shows as it came: the vhid's interface and network,
+	// the master, an address, a transition's reason, the sync peer's
+	// name, an interface error.
+	for _, k := range []string{"interface", "network", "master", "item", "reason", "peer_name", "vhid_error", "sync_error", "if_error", "name", "version", "rtt"} {
+		if !strings.Contains(s.Text, xssPayload+k) {
+			t.Errorf("the page does not show %q as text", xssPayload+k)
+		}
+	}
+	if t.Failed() {
+		t.Logf("page text: %s", s.Text)
 	}
 }
 

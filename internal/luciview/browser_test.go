@@ -91,24 +91,67 @@ func (r *fakeRouter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// ubus answers a JSON-RPC "call" as uhttpd-mod-ubus does: result
-// [status] or [status, data] (specs/openwrt.md §2.1).
+// ubus answers JSON-RPC as uhttpd-mod-ubus does: "call" gets result
+// [status] or [status, data] (specs/openwrt.md §2.1), "list" an empty
+// object, and a batch (an array of requests, as LuCI's rpc.js sends) an
+// array of replies.
 func (r *fakeRouter) ubus(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	var reply any
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(trimmed, &batch); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		replies := []any{}
+		for _, m := range batch {
+			rep, ok := r.rpcMessage(m)
+			if !ok {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			replies = append(replies, rep)
+		}
+		reply = replies
+	} else {
+		rep, ok := r.rpcMessage(body)
+		if !ok {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		reply = rep
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(reply)
+}
+
+// rpcMessage answers one JSON-RPC request.
+func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 	var msg struct {
-		ID     int               `json:"id"`
+		ID     any               `json:"id"`
 		Method string            `json:"method"`
 		Params []json.RawMessage `json:"params"`
 	}
-	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil || msg.Method != "call" || len(msg.Params) != 4 {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
+	if err := json.Unmarshal(raw, &msg); err != nil {
+		return nil, false
+	}
+	if msg.Method == "list" {
+		return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": map[string]any{}}, true
+	}
+	if msg.Method != "call" || len(msg.Params) != 4 {
+		return nil, false
 	}
 	var c call
 	json.Unmarshal(msg.Params[1], &c.Object)
 	json.Unmarshal(msg.Params[2], &c.Method)
 	json.Unmarshal(msg.Params[3], &c.Params)
 	r.mu.Lock()
-	r.calls = append(r.calls, c)
+	defer r.mu.Unlock()
 	result := []any{0}
 	switch c.Object + "." + c.Method {
 	case "carpd.status":
@@ -127,12 +170,18 @@ func (r *fakeRouter) ubus(w http.ResponseWriter, req *http.Request) {
 			break
 		}
 		result = append(result, map[string]any{"values": r.uci})
+	case "uci.changes":
+		// LuCI's own start-up; not one of the page's calls.
+		return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": []any{0, map[string]any{"changes": map[string]any{}}}}, true
+	case "luci.getFeatures", "session.access":
+		return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": []any{0, map[string]any{}}}, true
+	case "file.list":
+		return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": []any{4}}, true
 	default:
 		result = []any{3} // METHOD_NOT_FOUND
 	}
-	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": result})
+	r.calls = append(r.calls, c)
+	return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": result}, true
 }
 
 // setMaintenance does what carpd does: every vhid demoted by 240, the
@@ -180,11 +229,16 @@ func findChromium(t *testing.T) string {
 
 // serve starts the fake router on loopback.
 func serve(t *testing.T, r *fakeRouter) string {
+	return serveHandler(t, r)
+}
+
+// serveHandler serves h on loopback and returns its base URL.
+func serveHandler(t *testing.T, h http.Handler) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
@@ -237,10 +291,10 @@ type step struct {
 	Opts  []string     `json:"options"`
 	// The xss scenario: elements the markup made, handlers it ran, and
 	// the page's text.
-	Elements int    `json:"elements"`
-	Fired    int    `json:"fired"`
-	Text     string `json:"text"`
-	Tabs  []string     `json:"tabs"`
+	Elements int      `json:"elements"`
+	Fired    int      `json:"fired"`
+	Text     string   `json:"text"`
+	Tabs     []string `json:"tabs"`
 }
 
 type statusFacts struct {

@@ -165,11 +165,17 @@ func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 		r.setMaintenance(on)
 	case "carpd.resync", "uci.set", "uci.add", "uci.delete", "uci.apply":
 	case "uci.get":
-		if c.Params["config"] != "carpd" {
+		switch c.Params["config"] {
+		case "carpd":
+			result = append(result, map[string]any{"values": r.uci})
+		case "luci":
+			// LuCI's own settings, which newer form.js loads with
+			// every form.
+			result = append(result, map[string]any{"values": map[string]any{
+				"main": map[string]any{".anonymous": false, ".type": "core", ".name": "main", ".index": 0, "lang": "auto"}}})
+		default:
 			result = []any{4} // NOT_FOUND
-			break
 		}
-		result = append(result, map[string]any{"values": r.uci})
 	case "uci.changes":
 		// LuCI's own start-up; not one of the page's calls.
 		return map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": []any{0, map[string]any{"changes": map[string]any{}}}}, true

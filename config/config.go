@@ -195,7 +195,10 @@ var (
 	// "carpd" are carpd's.
 	RunDirs = []string{"/var/run", "/run", "/tmp/run"}
 	// OwnDirs are carpd's own directories: any name under them is carpd's.
-	OwnDirs = []string{"/var/run/carpd", "/run/carpd", "/tmp/run/carpd", "/var/lib/carpd"}
+	// Not /var/lib/carpd: on OpenWrt /var/lib is /tmp/lib, and whoever
+	// creates it first in the world-writable /tmp (any local user) could
+	// make carpd a symlink to /etc there.
+	OwnDirs = []string{"/var/run/carpd", "/run/carpd", "/tmp/run/carpd"}
 	// HookDirs hold hook programs other than DefaultHotplugCall.
 	HookDirs = []string{"/etc/carpd/hooks", "/usr/libexec/carpd"}
 )
@@ -255,7 +258,7 @@ func ownFile(p string, trusted []string) bool {
 // checkPaths enforces the rules above on the path options.
 func (g *Global) checkPaths(add func(sec, opt, format string, a ...any)) {
 	trusted := trustedDirs()
-	const own = "must be a file of carpd's own: /var/run/carpd* (also /run, /tmp/run) or under /var/run/carpd/ or /var/lib/carpd/"
+	const own = "must be a file of carpd's own: /var/run/carpd* (also /run, /tmp/run) or under /var/run/carpd/ (also /run, /tmp/run)"
 	if !ownFile(g.ControlSocket, trusted) {
 		add("global", "control_socket", "%s, not %q (carpd replaces it at start)", own, g.ControlSocket)
 	}

@@ -51,3 +51,32 @@ func TestInterval(t *testing.T) {
 		t.Errorf("key %q", v.Key())
 	}
 }
+
+// TestValidatePaths: the path options name only carpd's own files and hook
+// programs; TrustedDirsEnv adds directories.
+func TestValidatePaths(t *testing.T) {
+	t.Setenv(TrustedDirsEnv, "")
+	c := Default()
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("defaults: %v", errs)
+	}
+	c.Global.HotplugCall = ""
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("no hooks: %v", errs)
+	}
+	c.Global.ControlSocket = "/etc/passwd"
+	c.Global.StateFile = "/tmp/run/carpd.state"
+	c.Global.UbusSocket = "/tmp/ubus.sock"
+	c.Global.HotplugCall = "/bin/sh"
+	var got []string
+	for _, e := range c.Validate() {
+		got = append(got, e.Section+"."+e.Option)
+	}
+	if want := "global.control_socket global.ubus_socket global.hotplug_call"; strings.Join(got, " ") != want {
+		t.Errorf("errors on %q, want %q", got, want)
+	}
+	t.Setenv(TrustedDirsEnv, "/etc:/bin:/tmp")
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Errorf("under %s: %v", TrustedDirsEnv, errs)
+	}
+}

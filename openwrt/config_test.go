@@ -83,11 +83,11 @@ func TestParseConfig(t *testing.T) {
 			name: "every global option",
 			in: "config carpd 'global'\n\toption preempt 'yes'\n\toption log_level 'debug'\n" +
 				"\toption control_socket '/tmp/run/carpd/c.sock'\n\toption demote_to_skew 'on'\n" +
-				"\toption state_file '/var/lib/carpd/state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
+				"\toption state_file '/var/run/carpd/state'\n\toption ubus_socket '/var/run/ubus/ubus.sock'\n" +
 				"\toption hotplug_call '/etc/carpd/hooks/notify'\n\toption hotplug_timeout '5'\n",
 			want: &config.Config{Sync: config.DefaultSync(), Global: config.Global{
 				Preempt: true, LogLevel: "debug", ControlSocket: "/tmp/run/carpd/c.sock",
-				DemoteToSkew: true, StateFile: "/var/lib/carpd/state",
+				DemoteToSkew: true, StateFile: "/var/run/carpd/state",
 				UbusSocket: "/var/run/ubus/ubus.sock", HotplugCall: "/etc/carpd/hooks/notify", HotplugTimeout: 5 * time.Second,
 			}},
 		},
@@ -498,11 +498,12 @@ func TestParseConfigPaths(t *testing.T) {
 		{"control_socket", "/var/run//carpd.sock", false},
 		{"control_socket", "carpd.sock", false},
 		{"control_socket", "/tmp/carpd.sock", false},
-		{"state_file", "/var/lib/carpd/state", true},
+		{"state_file", "/var/run/carpd/state", true},
+		{"state_file", "/var/lib/carpd/state", false},
 		{"state_file", "/var/run/carpd.state", true},
 		{"state_file", "/etc/config/carpd", false},
 		{"state_file", "/etc/init.d/carpd", false},
-		{"state_file", "/var/lib/carpd", false},
+		{"state_file", "/var/run/carpd/", false},
 		{"ubus_socket", "/var/run/ubus/ubus.sock", true},
 		{"ubus_socket", "/var/run/ubus.sock", true},
 		{"ubus_socket", "/tmp/ubus.sock", false},

@@ -61,10 +61,22 @@ func (a aclFile) grants(t *testing.T, levels map[string]string) []string {
 	return slices.Compact(out)
 }
 
+// decodeFile reads the JSON file name into v.
+func decodeFile(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
 func readACL(t *testing.T) aclFile {
 	t.Helper()
 	var a aclFile
-	readJSON(t, filepath.Join(appDir, "root/usr/share/rpcd/acl.d/luci-app-carpd.json"), &a)
+	decodeFile(t, filepath.Join(appDir, "root/usr/share/rpcd/acl.d/luci-app-carpd.json"), &a)
 	return a
 }
 
@@ -91,7 +103,7 @@ func TestACL(t *testing.T) {
 	}
 
 	// The status page calls only what the status group grants.
-	src, err := os.ReadFile(filepath.Join(viewsDir, "luci-static/resources/view/carpd/status.js"))
+	src, err := os.ReadFile(filepath.Join(appDir, "htdocs/luci-static/resources/view/carpd/status.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +129,7 @@ func TestACL(t *testing.T) {
 			ACL []string `json:"acl"`
 		} `json:"depends"`
 	}
-	readJSON(t, filepath.Join(appDir, "root/usr/share/luci/menu.d/luci-app-carpd.json"), &menu)
+	decodeFile(t, filepath.Join(appDir, "root/usr/share/luci/menu.d/luci-app-carpd.json"), &menu)
 	if acl := menu["admin/services/carpd/config"].Depends.ACL; !slices.Equal(acl, []string{"luci-app-carpd-config"}) {
 		t.Errorf("the config page depends on ACL groups %q, want luci-app-carpd-config", acl)
 	}

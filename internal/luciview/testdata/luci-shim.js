@@ -173,7 +173,11 @@
 	/* ui */
 	const ui = {
 		addNotification(title, children, cls) {
-			const n = E('div', { 'class': 'alert-message ' + (cls || '') }, [ title ? E('h4', title) : '', children ]);
+			/* As ui.js: the title and the children go in with dom.append's rules. */
+			const n = E('div', { 'class': 'alert-message ' + (cls || '') });
+			if (title != null)
+				n.appendChild(E('h4', {}, title));
+			append(n, children);
 			document.getElementById('notifications').appendChild(n);
 			return n;
 		},

@@ -14,12 +14,37 @@ import (
 // LoadConfig reads and maps the UCI file at path (normally
 // config.DefaultPath). A file that cannot be read is one error, the
 // *fs.PathError from os.ReadFile, which names the path.
+//
+// LoadConfig also checks the hook program that the file names
+// (config.CheckProgram): one that someone other than root could change is
+// an error at the hotplug_call option, as carpd would run it as root.
 func LoadConfig(path string) (*config.Config, []string, []error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, []error{err}
 	}
-	return ParseConfig(path, data)
+	f, err := ParseUCI(path, data)
+	if err != nil {
+		return nil, nil, []error{err}
+	}
+	cfg, warnings, errs := MapConfig(f)
+	if cfg != nil && cfg.Global.HotplugCall != "" {
+		if err := config.CheckProgram(cfg.Global.HotplugCall); err != nil {
+			e := &ConfigError{File: f.Name, Section: "global", Option: "hotplug_call",
+				Msg: fmt.Sprintf("carpd will not run %s as root: %v", cfg.Global.HotplugCall, err)}
+			for _, s := range f.Sections {
+				if s.Type == "carpd" {
+					e.Section, e.Line = s.Name, s.Line
+					if o := s.Option("hotplug_call"); o != nil {
+						e.Line = o.Line
+					}
+					break
+				}
+			}
+			return nil, warnings, []error{e}
+		}
+	}
+	return cfg, warnings, errs
 }
 
 // ParseConfig parses data as a UCI file called name and maps it onto a

@@ -582,3 +582,35 @@ func TestParseConfigPasswordWarnings(t *testing.T) {
 		t.Errorf("package/carpd/files/carpd.config has no `option password '%s'`", ExamplePassword)
 	}
 }
+
+// TestLoadConfigHookProgram: LoadConfig refuses a hook program that someone
+// other than root could change, at the hotplug_call line.
+func TestLoadConfigHookProgram(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the hook must be owned by root to be accepted")
+	}
+	dir := t.TempDir()
+	t.Setenv(config.TrustedDirsEnv, dir)
+	hook := filepath.Join(dir, "hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "carpd")
+	if err := os.WriteFile(conf, []byte("config carpd 'main'\n\toption log_level info\n\toption hotplug_call '"+hook+"'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, errs := LoadConfig(conf); cfg == nil || len(errs) > 0 {
+		t.Fatalf("a root-owned 0755 hook: %v", errs)
+	}
+	if err := os.Chmod(hook, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, errs := LoadConfig(conf)
+	var ce *ConfigError
+	if cfg != nil || len(errs) != 1 || !errors.As(errs[0], &ce) || ce.Line != 3 || ce.Option != "hotplug_call" || ce.Section != "main" {
+		t.Fatalf("a world-writable hook: cfg %v, errors %v", cfg != nil, errs)
+	}
+	if !strings.Contains(ce.Error(), "written by others") {
+		t.Errorf("error %q does not say why", ce)
+	}
+}

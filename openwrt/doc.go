@@ -88,27 +88,36 @@
 //
 // # carpd sections
 //
-// Three section types: carpd (the global section, at most one), vhid (one
-// per virtual host) and sync (connection-state sync, at most one). Every
-// option, its type, default and validation is listed in docs/uci.md, which
-// internal/docscheck keeps in step with the switch statements of config.go
-// and sync.go:
-//
 //	config carpd 'global'
 //		option preempt '1'            # bool, default 0
 //		option log_level 'info'       # debug, info, warn, error
+//		option control_socket '/var/run/carpd.sock'
+//		option demote_to_skew '0'     # bool
+//		option state_file ''          # path, empty for none
 //
 //	config vhid 'lan'                 # the section name is the vhid's name
-//		option interface 'br-lan'     # a device or an OpenWrt network; required
+//		option enabled '1'            # bool, default 1; 0 skips the section
+//		option interface 'br-lan'     # required
 //		option vhid '1'               # 1-255, required
+//		option advbase '1'            # 0-255, default 1
 //		option advskew '0'            # 0-254, default 0
 //		option password 'secret'      # at most 19 bytes
 //		list address '192.168.1.1/24' # or a bare address for /32, /128
+//		list peer '192.168.1.3'       # unicast adverts to each peer
+//		option preempt '1'            # overrides the global preempt
+//
+// Three section types: carpd (the global section, at most one, shown
+// above with its main options), vhid (one per virtual host) and sync
+// (connection-state sync, at most one):
 //
 //	config sync 'sync'
 //		option interface 'eth2'       # the dedicated sync link; required
 //		option peer '10.254.0.2'      # or option group for multicast
 //		option key '...'              # 64 hex digits or a strong passphrase
+//
+// Every option of every section, its type, default and validation, is
+// listed in docs/uci.md, which internal/docscheck keeps in step with the
+// option switches of config.go and sync.go.
 //
 // Booleans are spelled as uci spells them: 1, yes, on, true, enabled and 0,
 // no, off, false, disabled. Unknown sections and unknown options produce

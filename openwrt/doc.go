@@ -1,9 +1,15 @@
-// Package openwrt reads carpd's configuration in OpenWrt's UCI file format
-// (/etc/config/carpd), the format of libuci's file backend (openwrt/uci
-// file.c, list.c) and of the OpenWrt "UCI system" documentation. It is pure:
-// no logging, no globals, and apart from LoadConfig no I/O.
+// Package openwrt is carpd's OpenWrt glue: it reads carpd's configuration in
+// OpenWrt's UCI file format (/etc/config/carpd), the format of libuci's file
+// backend (openwrt/uci file.c, list.c) and of the OpenWrt "UCI system"
+// documentation; it runs hotplug-call on CARP transitions; and it resolves
+// OpenWrt network names (lan, wan) to devices through netifd over ubus.
 //
-// The package has two layers:
+// The parser and the mapping are pure: no logging, no globals, and apart
+// from LoadConfig no I/O. The hotplug runner and the network resolution are
+// not: Hotplug logs and spawns processes, ResolveInterface asks the kernel
+// and ubus.
+//
+// The parser has two layers:
 //
 //   - ParseUCI turns bytes into a File of Sections and Options, following
 //     libuci's parser rule for rule, and File.Format writes a File back the
@@ -11,6 +17,18 @@
 //   - ParseConfig and LoadConfig map a File onto config.Config, report
 //     values that are wrong with file, line and option, and run
 //     config.Validate.
+//
+// Layout:
+//
+//	uci.go       ParseUCI, File.Format: the UCI syntax (pure)
+//	config.go    ParseConfig, LoadConfig, MapConfig: sections carpd and vhid (pure)
+//	sync.go      the sync section (pure)
+//	errors.go    ParseError, ConfigError
+//	hotplug.go   Hotplug: runs hotplug-call carp on its own goroutine, in order,
+//	             each run bounded by a timeout
+//	run.go       runCombined: starts a program with a fixed environment and
+//	             collects its output (what os/exec would do, smaller)
+//	netifd.go    ResolveInterface: device names and OpenWrt network names
 //
 // # Syntax
 //
@@ -88,9 +106,21 @@
 //		list peer '192.168.1.3'       # unicast adverts to each peer
 //		option preempt '1'            # overrides the global preempt
 //
+// Three section types: carpd (the global section, at most one, shown
+// above with its main options), vhid (one per virtual host) and sync
+// (connection-state sync, at most one):
+//
+//	config sync 'sync'
+//		option interface 'eth2'       # the dedicated sync link; required
+//		option peer '10.254.0.2'      # or option group for multicast
+//		option key '...'              # 64 hex digits or a strong passphrase
+//
+// Every option of every section, its type, default and validation, is
+// listed in docs/uci.md, which internal/docscheck keeps in step with the
+// option switches of config.go and sync.go.
+//
 // Booleans are spelled as uci spells them: 1, yes, on, true, enabled and 0,
-// no, off, false, disabled. Sections of type sync are reserved for state
-// synchronisation and accepted silently; other unknown sections and unknown
-// options produce warnings, never errors, so that a typo shows up in the log
-// without stopping the daemon.
+// no, off, false, disabled. Unknown sections and unknown options produce
+// warnings, never errors, so that a typo shows up in the log without
+// stopping the daemon.
 package openwrt

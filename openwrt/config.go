@@ -172,6 +172,11 @@ func (m *mapper) global(s *Section) {
 	}
 	for _, o := range s.Options {
 		switch o.Name {
+		case "enabled":
+			// Read by the init script (a disabled carpd is not started);
+			// checked here so that a typo is an error, not a warning.
+			var enabled bool
+			m.boolean(s, o, &enabled)
 		case "preempt":
 			m.boolean(s, o, &g.Preempt)
 		case "log_level":

@@ -117,10 +117,6 @@ var uciSections = []struct{ typ, fn, file string }{
 	{"sync", "sync", "openwrt/sync.go"},
 }
 
-// initScriptOnly are options docs/uci.md documents that the init script
-// reads and carpd does not: config type -> options.
-var initScriptOnly = map[string]map[string]bool{"carpd": {"enabled": true}}
-
 func TestUCIOptionsDocumented(t *testing.T) {
 	md := read(t, "docs/uci.md")
 	for _, s := range uciSections {
@@ -134,19 +130,11 @@ func TestUCIOptionsDocumented(t *testing.T) {
 }
 
 // TestUCIDocumentedOptionsAccepted: every option in docs/uci.md is known to
-// the parser (it does not warn "not known"), or is one the init script
-// reads.
+// the parser (it does not warn "not known").
 func TestUCIDocumentedOptionsAccepted(t *testing.T) {
 	md := read(t, "docs/uci.md")
-	initScript := read(t, "package/carpd/files/carpd.init")
 	for _, s := range uciSections {
 		for _, opt := range sorted(tableNames(t, md, "config "+s.typ)) {
-			if initScriptOnly[s.typ][opt] {
-				if !strings.Contains(initScript, " "+opt+" ") {
-					t.Errorf("docs/uci.md says the init script reads %s.%s; carpd.init does not", s.typ, opt)
-				}
-				continue
-			}
 			file := "config " + s.typ + " 'x'\n\toption " + opt + " 'x'\n"
 			_, warnings, _ := openwrt.ParseConfig("test", []byte(file))
 			for _, w := range warnings {

@@ -117,6 +117,9 @@ func waitCounters(t *testing.T, v *VHost, cond func(Counters) bool) Status {
 // its own reason and changes nothing, while a good one still works.
 func TestBadInputCountedAndDropped(t *testing.T) {
 	v, f, _ := startVHost(t, testCfg)
+	// The drops are counted on delivery, before the vhost runs: wait for
+	// INIT->BACKUP so the state check below sees what the adverts did.
+	waitCounters(t, v, func(c Counters) bool { return c.Transitions == 1 })
 	peer := netip.MustParseAddr("10.0.0.3")
 	good := advert(t, nil)
 	badSum := append([]byte(nil), good...)

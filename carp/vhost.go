@@ -269,19 +269,20 @@ func (v *VHost) deliver(p rxPacket) {
 func (v *VHost) admit(p rxPacket) (Advert, bool) {
 	var a Advert
 	var c *atomic.Uint64
+	var why string
 	switch err := a.UnmarshalBinary(p.payload); {
 	case p.ttl != TTL:
-		c = &v.drops.badTTL
+		c, why = &v.drops.badTTL, "bad TTL"
 	case errors.Is(err, ErrBadChecksum):
-		c = &v.drops.badChecksum
+		c, why = &v.drops.badChecksum, "bad checksum"
 	case err != nil:
-		c = &v.drops.badVersion
+		c, why = &v.drops.badVersion, "bad version or length"
 	case v.tx.IsLocal(p.src):
-		c = &v.drops.ownPacket
+		c, why = &v.drops.ownPacket, "own address"
 	}
 	if c != nil {
 		c.Add(1)
-		v.logDrop(p, "malformed or own")
+		v.logDrop(p, why)
 		return a, false
 	}
 	v.rx.mu.Lock()

@@ -1,0 +1,348 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+
+	"github.com/carpd/carpd/carp"
+	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/lab"
+)
+
+// An attacker on the LAN without the password: it captures adverts from the
+// wire through an AF_PACKET socket and sends frames of its own, the way a
+// compromised host on the segment would (docs/carp-authentication.md).
+
+// attacker is a host on lan with a raw AF_PACKET socket.
+type attacker struct {
+	host *lab.Host
+	conn *packet.Conn
+	mac  net.HardwareAddr
+}
+
+func (c *cluster) addAttacker() *attacker {
+	c.t.Helper()
+	h, err := c.lab.Host("atk")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.lab.Attach(h, c.sws["lan"], "lan", "10.0.1.66/24"); err != nil {
+		c.t.Fatal(err)
+	}
+	a := &attacker{host: h}
+	// A socket opened inside the namespace stays in it.
+	if err := h.Do(func() error {
+		ifi, err := net.InterfaceByName("lan")
+		if err != nil {
+			return err
+		}
+		a.mac = ifi.HardwareAddr
+		a.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+		return err
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { a.conn.Close() })
+	return a
+}
+
+// capture returns the first CARP frame (Ethernet, IPv4) from src for vhid.
+func (a *attacker) capture(t *testing.T, src string, vhid uint8, d time.Duration) []byte {
+	t.Helper()
+	want := netip.MustParseAddr(src).As4()
+	deadline := time.Now().Add(d)
+	_ = a.conn.SetReadDeadline(deadline)
+	defer a.conn.SetReadDeadline(time.Time{})
+	buf := make([]byte, 2048)
+	for time.Now().Before(deadline) {
+		n, _, err := a.conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("capture: %v", err)
+		}
+		f := buf[:n]
+		if n != 14+20+carp.HeaderLen || f[14+9] != carp.IPProto || [4]byte(f[14+12:14+16]) != want || f[14+20+1] != vhid {
+			continue
+		}
+		return append([]byte(nil), f...)
+	}
+	t.Fatalf("no advert from %s captured in %v", src, d)
+	return nil
+}
+
+func (a *attacker) send(t *testing.T, frame []byte) {
+	t.Helper()
+	if _, err := a.conn.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[:6])}); err != nil {
+		t.Fatalf("attacker send: %v", err)
+	}
+}
+
+// rewrite returns a copy of a captured frame with new clear timing and the
+// CARP checksum fixed up; the counter and HMAC stay as captured, so the
+// HMAC still verifies (it does not cover these fields).
+func rewrite(frame []byte, advbase, advskew, demote uint8) []byte {
+	f := append([]byte(nil), frame...)
+	p := f[14+20:]
+	p[2], p[4], p[5] = advskew, demote, advbase
+	p[6], p[7] = 0, 0
+	binary.BigEndian.PutUint16(p[6:], carp.Checksum(p))
+	return f
+}
+
+// ipv4Frame wraps a CARP payload into an Ethernet/IPv4 multicast frame
+// from the attacker.
+func (a *attacker) ipv4Frame(src netip.Addr, ttl uint8, payload []byte) []byte {
+	f := append([]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}, a.mac...)
+	f = binary.BigEndian.AppendUint16(f, unix.ETH_P_IP)
+	h := []byte{0x45, 0x10, 0, 0, 0, 0, 0x40, 0, ttl, carp.IPProto, 0, 0}
+	binary.BigEndian.PutUint16(h[2:], uint16(20+len(payload)))
+	h = append(h, src.AsSlice()...)
+	h = append(h, 224, 0, 0, 18)
+	binary.BigEndian.PutUint16(h[10:], carp.Checksum(h))
+	f = append(f, h...)
+	return append(f, payload...)
+}
+
+// vhidCounters are the counters of one vhid, read from the status JSON as
+// a map so that any counter carpd reports is seen by name.
+type vhidCounters struct {
+	State    string
+	Counters map[string]uint64
+	Drops    map[string]uint64 // the interface's
+}
+
+func (c *cluster) counters(r *router, iface string, vhid uint8) vhidCounters {
+	c.t.Helper()
+	raw, err := daemon.Call(r.sock(), daemon.Request{Method: "status"})
+	if err != nil {
+		c.t.Fatalf("%s status: %v", r.name, err)
+	}
+	var st struct {
+		VHIDs []struct {
+			Interface string
+			VHID      uint8
+			State     string
+			Counters  map[string]uint64
+		} `json:"vhids"`
+		Interfaces []struct {
+			Name  string
+			Drops map[string]uint64
+		} `json:"interfaces"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		c.t.Fatal(err)
+	}
+	var out vhidCounters
+	for _, v := range st.VHIDs {
+		if v.Interface == iface && v.VHID == vhid {
+			out.State, out.Counters = v.State, v.Counters
+		}
+	}
+	for _, i := range st.Interfaces {
+		if i.Name == iface {
+			out.Drops = i.Drops
+		}
+	}
+	if out.Counters == nil {
+		c.t.Fatalf("%s: no %s vhid %d in status: %s", r.name, iface, vhid, raw)
+	}
+	return out
+}
+
+// arpResolvesTo checks that the client, after forgetting the VIP's
+// neighbour entry, resolves it to r's MAC.
+func (c *cluster) arpResolvesTo(r *router, vip string) {
+	c.t.Helper()
+	c.run(c.client, "ip", "neigh", "flush", "dev", "lan", "to", vip)
+	c.waitClientReaches(vip, 3*time.Second)
+	mac, _, err := c.client.Neigh("lan", vip)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ls, err := r.host.LinkState("lan")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if mac != ls.MAC {
+		c.t.Fatalf("client resolves %s to %s, want %s's %s", vip, mac, r.name, ls.MAC)
+	}
+}
+
+// TestReplayRefused: a LAN host without the password captures a real
+// advert of the master and replays it with rewritten timing (bow-out,
+// "demoted", "slower") and unmodified, while both routers run and again
+// after the master stopped. Neither router changes state, every replay is
+// counted under its reason, and the client's ARP entry for the VIP keeps
+// pointing at the real master. The old code took the bow-out replay as a
+// real one (the backup took over at once), and after the master stopped it
+// let the unmodified old advert push the new master into BACKUP: a VIP
+// outage for as long as the attacker repeats it.
+func TestReplayRefused(t *testing.T) {
+	c, r1, r2 := twoRouters(t, true)
+	atk := c.addAttacker()
+	captured := atk.capture(t, "10.0.1.2", 1, 3*time.Second)
+	// Let some adverts go by so the capture is not the latest one.
+	time.Sleep(1500 * time.Millisecond)
+	before1, before2 := c.counters(r1, "lan", 1), c.counters(r2, "lan", 1)
+
+	rewritten := [][3]uint8{
+		{carp.BowOutAdvBase, carp.BowOutAdvSkew, 0}, // "the master bows out": take over now
+		{1, 255, 0}, // a master slower than the backup: preempt it
+		{1, 0, 255}, // a demoted master: preempt it
+		{10, 0, 0},  // a slow master: the backup waits 30 s to notice it died
+		{0, 1, 0},   // a faster master
+	}
+	for round := 0; round < 3; round++ {
+		for _, tm := range rewritten {
+			atk.send(t, rewrite(captured, tm[0], tm[1], tm[2]))
+			time.Sleep(100 * time.Millisecond)
+		}
+		atk.send(t, captured) // unmodified, and old by now
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	after1, after2 := c.counters(r1, "lan", 1), c.counters(r2, "lan", 1)
+	if after1.State != "MASTER" || after2.State != "BACKUP" ||
+		after1.Counters["transitions"] != before1.Counters["transitions"] ||
+		after2.Counters["transitions"] != before2.Counters["transitions"] {
+		t.Fatalf("replays moved the routers: r1 %s %v -> %v, r2 %s %v -> %v", after1.State,
+			before1.Counters, after1.Counters, after2.State, before2.Counters, after2.Counters)
+	}
+	if n := after2.Counters["timing_mismatch"] - before2.Counters["timing_mismatch"]; n != 3*uint64(len(rewritten)) {
+		t.Errorf("r2 counted %d rewritten replays, want %d: %v", n, 3*len(rewritten), after2.Counters)
+	}
+	if n := after2.Counters["stale_sequence"] - before2.Counters["stale_sequence"]; n != 3 {
+		t.Errorf("r2 counted %d stale replays, want 3: %v", n, after2.Counters)
+	}
+	c.onlyHolder(r1, "lan", vip4)
+	c.arpResolvesTo(r1, "10.0.1.1")
+	t.Logf("r2 after the replays: %v", after2.Counters)
+
+	// The master stops; r2 takes over. The attacker now replays the old
+	// advert of r1, which r2 must not take for a live master.
+	c.stop(r1)
+	c.waitState(r2, "lan", 1, "MASTER", 2*time.Second)
+	before2 = c.counters(r2, "lan", 1)
+	for i := 0; i < 8; i++ {
+		atk.send(t, captured)
+		atk.send(t, rewrite(captured, 0, 1, 0))
+		time.Sleep(500 * time.Millisecond)
+	}
+	after2 = c.counters(r2, "lan", 1)
+	if after2.State != "MASTER" || after2.Counters["transitions"] != before2.Counters["transitions"] {
+		t.Fatalf("old adverts of the stopped master moved r2: %s, %v -> %v", after2.State, before2.Counters, after2.Counters)
+	}
+	if n := after2.Counters["stale_sequence"] - before2.Counters["stale_sequence"]; n != 8 {
+		t.Errorf("r2 counted %d stale replays of the stopped master, want 8", n)
+	}
+	if n := after2.Counters["timing_mismatch"] - before2.Counters["timing_mismatch"]; n != 8 {
+		t.Errorf("r2 counted %d rewritten replays of the stopped master, want 8", n)
+	}
+	c.onlyHolder(r2, "lan", vip4)
+	c.arpResolvesTo(r2, "10.0.1.1")
+
+	// r1 comes back: its new adverts continue above the old sequence, so
+	// r2 hears it and r1 preempts as before.
+	c.start(r1, confText(true, lanVHID(0)))
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	c.waitState(r2, "lan", 1, "BACKUP", 2*time.Second)
+	c.onlyHolder(r1, "lan", vip4)
+	c.arpResolvesTo(r1, "10.0.1.1")
+	// The pre-restart capture is still refused.
+	before2 = c.counters(r2, "lan", 1)
+	atk.send(t, rewrite(captured, carp.BowOutAdvBase, carp.BowOutAdvSkew, 0))
+	atk.send(t, captured)
+	time.Sleep(3 * time.Second)
+	after2 = c.counters(r2, "lan", 1)
+	if after2.State != "BACKUP" || after2.Counters["transitions"] != before2.Counters["transitions"] {
+		t.Fatalf("pre-restart capture moved r2: %v -> %v", before2.Counters, after2.Counters)
+	}
+}
+
+// TestJunkFloodNoFlap: a LAN host floods the CARP group for a few seconds
+// with junk (bad checksum, an unknown vhid, a wrong HMAC, a bad TTL) and
+// replays of a captured advert, while two routers run with log_level
+// debug. The junk is counted and dropped before it reaches a vhost's
+// queue, so the routers keep hearing each other: no transition. The old
+// code queued everything (64 slots), published status and wrote a debug
+// line per dropped packet, and the backup lost enough real adverts to take
+// over.
+func TestJunkFloodNoFlap(t *testing.T) {
+	c, r1, r2 := twoRouters(t, false)
+	atk := c.addAttacker()
+	captured := atk.capture(t, "10.0.1.2", 1, 3*time.Second)
+	before1, before2 := c.counters(r1, "lan", 1), c.counters(r2, "lan", 1)
+
+	src := netip.MustParseAddr("10.0.1.66")
+	junkAdvert := func(vhid uint8) []byte {
+		a := carp.Advert{Version: 2, Type: 1, VHID: vhid, AuthLen: 7, AdvBase: 1}
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		a.Counter = binary.BigEndian.Uint64(b[:])
+		_, _ = rand.Read(a.HMAC[:])
+		p, _ := a.MarshalBinary()
+		return p
+	}
+	badSum := junkAdvert(1)
+	badSum[7] ^= 0x55
+	frames := [][]byte{
+		atk.ipv4Frame(src, 255, badSum),         // bad checksum
+		atk.ipv4Frame(src, 255, junkAdvert(99)), // unknown vhid
+		atk.ipv4Frame(src, 255, junkAdvert(1)),  // wrong HMAC
+		atk.ipv4Frame(src, 64, junkAdvert(1)),   // bad TTL
+		rewrite(captured, 1, 0, 200),            // rewritten replay
+		captured,                                // stale replay
+	}
+	// Bounded in time and count.
+	const floodFor, maxFrames = 4 * time.Second, 2_000_000
+	sent := 0
+	ctx, cancel := context.WithTimeout(context.Background(), floodFor)
+	defer cancel()
+	for sent < maxFrames && ctx.Err() == nil {
+		f := frames[sent%len(frames)]
+		if _, err := atk.conn.WriteTo(f, &packet.Addr{HardwareAddr: net.HardwareAddr(f[:6])}); err != nil {
+			if errors.Is(err, unix.ENOBUFS) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			t.Fatal(err)
+		}
+		sent++
+	}
+	rate := float64(sent) / floodFor.Seconds()
+	t.Logf("flooded %d frames (%.0f/s)", sent, rate)
+	time.Sleep(2 * time.Second)
+	after1, after2 := c.counters(r1, "lan", 1), c.counters(r2, "lan", 1)
+	t.Logf("r2 after the flood: %v, interface drops %v", after2.Counters, after2.Drops)
+	if after1.State != "MASTER" || after2.State != "BACKUP" ||
+		after1.Counters["transitions"] != before1.Counters["transitions"] ||
+		after2.Counters["transitions"] != before2.Counters["transitions"] {
+		t.Fatalf("the flood caused flaps: r1 %s %d -> %d transitions, r2 %s %d -> %d", after1.State,
+			before1.Counters["transitions"], after1.Counters["transitions"], after2.State,
+			before2.Counters["transitions"], after2.Counters["transitions"])
+	}
+	for _, k := range []string{"bad_checksum", "bad_hmac", "bad_ttl", "timing_mismatch", "stale_sequence"} {
+		if after2.Counters[k] == before2.Counters[k] {
+			t.Errorf("r2 counted no %s: %v", k, after2.Counters)
+		}
+	}
+	if after2.Drops["unknown_vhid"] == before2.Drops["unknown_vhid"] {
+		t.Errorf("r2 counted no unknown vhid: %v", after2.Drops)
+	}
+	if n := after2.Counters["queue_overflow"]; n != 0 {
+		t.Errorf("r2's queue overflowed %d times", n)
+	}
+	if sent < 20_000 {
+		t.Logf("only %d frames sent: the machine is slow; the test proves less", sent)
+	}
+	c.onlyHolder(r1, "lan", vip4)
+}

@@ -13,6 +13,7 @@
 //
 //	advert.go     36-byte advertisement header, checksum        (§1.2)
 //	auth.go       HMAC-SHA1 key and message                      (§2)
+//	counter.go    carpd's counter: marker, timing, sequence      (docs/carp-authentication.md)
 //	machine.go    INIT/BACKUP/MASTER state machine, timers       (§3)
 //	constants.go  protocol and implementation constants
 //	runner*.go    sockets, timers and the goroutine owning one vhid

@@ -378,3 +378,42 @@ func TestJunkFloodNoFlap(t *testing.T) {
 	}
 	c.onlyHolder(r1, "lan", vip4)
 }
+
+// TestInteropUcarpCopiesCarpdCounter: ucarp, like FreeBSD, copies the last
+// counter it heard and adds one. A ucarp with preempt and a lower skew
+// joins a running carpd master: it hears carpd's adverts, takes over, and
+// from then on sends carpd's counter (marker, carpd's timing, sequence)
+// plus one, from its own address. carpd must take those as the BSD-format
+// adverts they are, yield, and count none of them as a replay or
+// downgrade; and when ucarp dies carpd takes over again.
+func TestInteropUcarpCopiesCarpdCounter(t *testing.T) {
+	ucarp := requireTool(t, "ucarp")
+	c := newCluster(t, 2)
+	r1, r2 := c.routers[0], c.routers[1]
+	c.start(r1, confText(false, lanVHID(100)))
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	atk := c.addAttacker()
+	carpdAdvert := atk.capture(t, "10.0.1.2", 1, 3*time.Second)
+
+	c.startUcarp(ucarp, r2, ucarpConf{srcip: "10.0.1.3", advbase: 1, advskew: 0, preempt: true})
+	c.waitLanAddr(r2, vip4, true, 10*time.Second)
+	c.waitState(r1, "lan", 1, "BACKUP", 5*time.Second)
+	ucarpAdvert := atk.capture(t, "10.0.1.3", 1, 3*time.Second)
+	// The premise: ucarp's counter is a copy of carpd's.
+	if got, want := ucarpAdvert[14+20+8:14+20+10], carpdAdvert[14+20+8:14+20+10]; string(got) != string(want) {
+		t.Fatalf("ucarp's counter %x does not carry carpd's marker %x", ucarpAdvert[14+20+8:14+20+16], want)
+	}
+	time.Sleep(5 * time.Second)
+	st := c.counters(r1, "lan", 1)
+	if st.State != "BACKUP" || st.Counters["adverts_received"] < 4 || st.Counters["stale_sequence"] != 0 ||
+		st.Counters["timing_mismatch"] != 0 || st.Counters["format_downgrade"] != 0 || st.Counters["bad_hmac"] != 0 {
+		t.Fatalf("carpd under a ucarp master that copies its counter: %s %v", st.State, st.Counters)
+	}
+	c.onlyHolder(r2, "lan", vip4)
+	c.waitClientReaches("10.0.1.1", 3*time.Second)
+
+	c.crash(r2)
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	c.onlyHolder(r1, "lan", vip4)
+	c.waitClientReaches("10.0.1.1", 5*time.Second)
+}

@@ -15,6 +15,8 @@
 //
 //	advert.go          36-byte advertisement header, checksum
 //	auth.go            HMAC-SHA1 key and message
+//	counter.go         carpd's counter: marker, timing, sequence under the
+//	                   HMAC (docs/carp-authentication.md)
 //	machine.go         INIT/BACKUP/MASTER state machine, timers, receive rules
 //	vhost.go           VHost: the goroutine owning one vhid (input checks,
 //	                   counter, send-error demotion, bow-out, VIP actions)

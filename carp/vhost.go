@@ -2,13 +2,12 @@ package carp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,6 +74,29 @@ type Counters struct {
 	SendErrors      uint64 `json:"send_errors"`
 	Transitions     uint64 `json:"transitions"`
 	Dropped         uint64 `json:"queue_overflow"`
+	// Authenticated adverts refused by the carpd counter checks
+	// (docs/carp-authentication.md): a sequence that is not newer than
+	// the last one heard from that source (a replay), clear timing that
+	// differs from the timing under the HMAC (a rewritten replay), and a
+	// BSD-format counter from a source already heard in carpd format (a
+	// downgrade).
+	StaleSequence  uint64 `json:"stale_sequence"`
+	TimingMismatch uint64 `json:"timing_mismatch"`
+	Downgrade      uint64 `json:"format_downgrade"`
+}
+
+// dropCounters are the receive drops, counted by the interface readers
+// before anything is queued; Status reads them, so a flood costs no status
+// publication per packet.
+type dropCounters struct {
+	badChecksum, badHMAC, badTTL, badVersion, ownPacket atomic.Uint64
+	overflow, stale, timing, downgrade                  atomic.Uint64
+}
+
+func (d *dropCounters) fill(c *Counters) {
+	c.BadChecksum, c.BadHMAC, c.BadTTL = d.badChecksum.Load(), d.badHMAC.Load(), d.badTTL.Load()
+	c.BadVersion, c.OwnPacket, c.Dropped = d.badVersion.Load(), d.ownPacket.Load(), d.overflow.Load()
+	c.StaleSequence, c.TimingMismatch, c.Downgrade = d.stale.Load(), d.timing.Load(), d.downgrade.Load()
 }
 
 // Status is a snapshot of one virtual host.
@@ -105,10 +127,52 @@ type rxPacket struct {
 	payload  []byte
 }
 
-// inboxLen bounds the queue between the interface reader and a vhost. A
-// vhost handles an advert in microseconds, so overflow means a flood; the
-// excess is counted and dropped.
+// rxAdvert is an advert that passed every input check.
+type rxAdvert struct {
+	src netip.Addr
+	a   Advert
+}
+
+// inboxLen bounds the queue between the interface readers and a vhost.
+// Only adverts that passed every check, HMAC and sequence included, are
+// queued (admit), so junk never takes a slot a peer's advert needs; a
+// full queue means authenticated adverts faster than a vhost handles them.
 const inboxLen = 64
+
+// Bounds of the per-source state of the carpd counter checks.
+const (
+	// maxSeqPeers bounds the sources remembered per vhid. Only a source
+	// heard in carpd format with a valid marker for its own address gets
+	// an entry, so this is the number of carpd peers, not of senders.
+	maxSeqPeers = 64
+	// seqPeerExpiry: a source silent this long is forgotten, well within
+	// the half of the sequence space that serial arithmetic compares
+	// (2^23 units of seqUnit, 12 days).
+	seqPeerExpiry = 24 * time.Hour
+	// dropLogEvery rate-limits the debug log of dropped adverts.
+	dropLogEvery = time.Second
+)
+
+// seqPeer is what the receiver remembers of one carpd-format source.
+type seqPeer struct {
+	seq  uint32
+	seen time.Time
+}
+
+// rxGuard holds the receive-side checks' state. The interface readers call
+// admit concurrently (IPv4 and IPv6), the vhost goroutine sends with seq:
+// mu guards it all.
+type rxGuard struct {
+	mu      sync.Mutex
+	auth    *Auth
+	secure  bool // a password is set: without one nothing is authenticated
+	peers   map[netip.Addr]*seqPeer
+	markers map[netip.Addr]uint16 // cache of Auth.Marker
+	seq     uint32                // last sequence sent or heard (Lamport)
+	started bool                  // seq is set
+	logAt   time.Time             // last debug log of a drop
+	logged  uint64                // drops not logged since
+}
 
 // VHost runs one virtual host: it owns a Machine, the HMAC state and the
 // timer, all confined to the goroutine started by Run. Other goroutines talk
@@ -121,17 +185,18 @@ type VHost struct {
 	// onTransition is called from the vhost goroutine; it must not block.
 	onTransition func(Transition)
 
-	inbox chan rxPacket
+	inbox chan rxAdvert
 	cmds  chan func()
 	done  chan struct{}
+	drops dropCounters
+	rx    rxGuard
 
 	// Owned by the Run goroutine.
 	cfg        VHostConfig
 	m          *Machine
-	auth       *Auth
-	cookie     uint64 // our advert counter: constant per start (OpenBSD)
-	extDemote  uint8  // demotion from outside (manual, link, sync)
-	sendErrs   int    // consecutive send errors
+	auth       *Auth // for sending; the readers use rx.auth
+	extDemote  uint8 // demotion from outside (manual, link, sync)
+	sendErrs   int   // consecutive send errors
 	errDemoted bool
 	linger     *time.Timer // pending VIP removal after a bow-out
 	linkUp     bool
@@ -149,18 +214,15 @@ func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTr
 	if onTransition == nil {
 		onTransition = func(Transition) {}
 	}
-	var c [8]byte
-	_, _ = rand.Read(c[:])
 	v := &VHost{
 		log:          log.With("iface", cfg.Interface, "vhid", cfg.VHID),
 		now:          time.Now,
 		tx:           tx,
 		vips:         vips,
 		onTransition: onTransition,
-		inbox:        make(chan rxPacket, inboxLen),
+		inbox:        make(chan rxAdvert, inboxLen),
 		cmds:         make(chan func(), 8),
 		done:         make(chan struct{}),
-		cookie:       binary.BigEndian.Uint64(c[:]),
 		linkUp:       true,
 	}
 	v.setConfig(cfg)
@@ -177,15 +239,175 @@ func (v *VHost) setConfig(cfg VHostConfig) {
 		addrs[i] = p.Addr()
 	}
 	v.auth = NewAuth(cfg.Password, cfg.VHID, addrs)
+	v.rx.mu.Lock()
+	v.rx.auth = NewAuth(cfg.Password, cfg.VHID, addrs)
+	v.rx.secure = cfg.Password != ""
+	v.rx.markers = nil
+	if v.rx.peers == nil {
+		v.rx.peers = map[netip.Addr]*seqPeer{}
+	}
+	v.rx.mu.Unlock()
 }
 
-// deliver hands a received packet to the vhost without blocking.
+// deliver checks a received packet on the reader's goroutine and queues it
+// for the vhost only if it passes; it never blocks.
 func (v *VHost) deliver(p rxPacket) {
-	select {
-	case v.inbox <- p:
-	default:
-		v.publish(func(s *Status) { s.Counters.Dropped++ })
+	a, ok := v.admit(p)
+	if !ok {
+		return
 	}
+	select {
+	case v.inbox <- rxAdvert{src: p.src, a: a}:
+	default:
+		v.drops.overflow.Add(1)
+	}
+}
+
+// admit applies the input checks in the BSD order (§3.3): TTL, length,
+// checksum, version, own packet, HMAC; then carpd's counter checks. It
+// counts a drop by reason and reports whether the advert may be used.
+func (v *VHost) admit(p rxPacket) (Advert, bool) {
+	var a Advert
+	var c *atomic.Uint64
+	var why string
+	switch err := a.UnmarshalBinary(p.payload); {
+	case p.ttl != TTL:
+		c, why = &v.drops.badTTL, "bad TTL"
+	case errors.Is(err, ErrBadChecksum):
+		c, why = &v.drops.badChecksum, "bad checksum"
+	case err != nil:
+		c, why = &v.drops.badVersion, "bad version or length"
+	case v.tx.IsLocal(p.src):
+		c, why = &v.drops.ownPacket, "own address"
+	}
+	if c != nil {
+		c.Add(1)
+		v.logDrop(p, why)
+		return a, false
+	}
+	v.rx.mu.Lock()
+	defer v.rx.mu.Unlock()
+	if !v.rx.auth.Verify(a.Counter, a.HMAC) {
+		v.drops.badHMAC.Add(1)
+		v.logDropLocked(p, "bad HMAC")
+		return a, false
+	}
+	if why := v.rx.checkCounter(&a, p.src, v.now(), &v.drops); why != "" {
+		v.logDropLocked(p, why)
+		return a, false
+	}
+	return a, true
+}
+
+// checkCounter applies the carpd counter rules to an authenticated advert
+// from src (docs/carp-authentication.md) and returns why it is refused, or
+// "". An advert is in carpd format when its marker is the one src's
+// address gets under this password and its clear timing is the timing in
+// the counter. A source heard in carpd format is remembered: from then on
+// every advert from it must be in carpd format with a newer sequence.
+// Adverts of sources never heard in carpd format (BSD and ucarp peers) pass
+// as before. mu is held.
+func (g *rxGuard) checkCounter(a *Advert, src netip.Addr, now time.Time, d *dropCounters) string {
+	if !g.secure {
+		return "" // no password: the HMAC key is public, nothing to check
+	}
+	src = src.WithZone("").Unmap()
+	c := DecodeCounter(a.Counter)
+	marker, ok := g.markers[src]
+	if !ok {
+		if len(g.markers) >= maxSeqPeers {
+			g.markers = nil
+		}
+		if g.markers == nil {
+			g.markers = map[netip.Addr]uint16{}
+		}
+		marker = g.auth.Marker(src)
+		g.markers[src] = marker
+	}
+	carpd := markerEqual(c.Marker, marker)
+	p := g.peers[src]
+	if p != nil && now.Sub(p.seen) > seqPeerExpiry {
+		delete(g.peers, src)
+		p = nil
+	}
+	switch {
+	case carpd && c.TimingMatches(a):
+		if p != nil && !seqNewer(c.Seq, p.seq) {
+			d.stale.Add(1)
+			return "sequence not newer (replay)"
+		}
+		if p == nil {
+			g.evictLocked()
+			p = &seqPeer{}
+			g.peers[src] = p
+		}
+		p.seq, p.seen = c.Seq, now
+		if g.started {
+			g.seq = seqMax(g.seq, c.Seq)
+		} else {
+			g.seq, g.started = seqMax(seqClock(now), c.Seq), true
+		}
+		return ""
+	case p == nil:
+		return "" // a BSD-format peer
+	case carpd:
+		d.timing.Add(1)
+		return "clear timing differs from the counter's (rewritten)"
+	default:
+		d.downgrade.Add(1)
+		return "BSD-format counter from a carpd peer (downgrade)"
+	}
+}
+
+// evictLocked makes room for one more source by forgetting the one heard
+// longest ago.
+func (g *rxGuard) evictLocked() {
+	if len(g.peers) < maxSeqPeers {
+		return
+	}
+	var old netip.Addr
+	var at time.Time
+	for a, p := range g.peers {
+		if !old.IsValid() || p.seen.Before(at) {
+			old, at = a, p.seen
+		}
+	}
+	delete(g.peers, old)
+}
+
+// nextSeq returns the sequence of the next advert: past everything sent
+// or heard on this vhid (a Lamport clock, so a restarted node that heard
+// its peer continues above it) and at least the clock floor (so a restarted
+// node continues above what it sent before its restart).
+func (g *rxGuard) nextSeq(now time.Time) uint32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		g.seq = seqMax((g.seq+1)&seqMask, seqClock(now))
+	} else {
+		g.seq, g.started = seqClock(now), true
+	}
+	return g.seq
+}
+
+func (v *VHost) logDrop(p rxPacket, why string) {
+	v.rx.mu.Lock()
+	defer v.rx.mu.Unlock()
+	v.logDropLocked(p, why)
+}
+
+// logDropLocked logs a dropped advert at debug level, at most once per
+// dropLogEvery with the number left out, so that a flood does not turn
+// into a flood of log lines.
+func (v *VHost) logDropLocked(p rxPacket, why string) {
+	now := time.Now()
+	if now.Sub(v.rx.logAt) < dropLogEvery {
+		v.rx.logged++
+		return
+	}
+	v.log.Debug("advert dropped", "peer", p.src, "ttl", p.ttl, "len", len(p.payload), "reason", why,
+		"not_logged", v.rx.logged)
+	v.rx.logAt, v.rx.logged = now, 0
 }
 
 // do runs fn on the vhost goroutine and waits for it, or gives up when the
@@ -248,6 +470,7 @@ func (v *VHost) Status() Status {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := v.status
+	v.drops.fill(&s.Counters)
 	s.Addresses = slices.Clone(s.Addresses)
 	s.Peers = slices.Clone(s.Peers)
 	return s
@@ -301,8 +524,8 @@ func (v *VHost) Run(ctx context.Context) {
 		case <-ctx.Done():
 			v.stop()
 			return
-		case p := <-v.inbox:
-			v.receive(p)
+		case ad := <-v.inbox:
+			v.receive(ad)
 		case fn := <-v.cmds:
 			fn()
 		case <-timer.C:
@@ -328,13 +551,11 @@ func (v *VHost) lingerUntilHeard() {
 		select {
 		case <-v.linger.C:
 			return
-		case p := <-v.inbox:
-			var a Advert
-			if p.ttl != TTL || a.UnmarshalBinary(p.payload) != nil || a.Counter == v.cookie ||
-				v.tx.IsLocal(p.src) || !v.auth.Verify(a.Counter, a.HMAC) || a.AdvBase == BowOutAdvBase {
+		case ad := <-v.inbox:
+			if ad.a.AdvBase == BowOutAdvBase {
 				continue
 			}
-			v.log.Debug("new master heard; releasing the VIPs", "peer", p.src)
+			v.log.Debug("new master heard; releasing the VIPs", "peer", ad.src)
 			time.Sleep(BowOutAfterHeard)
 			return
 		}
@@ -350,28 +571,9 @@ func (v *VHost) hasV4() bool {
 	return false
 }
 
-// receive applies the input checks in the BSD order (§3.3): TTL, length,
-// checksum, version, HMAC, own packet; then feeds the machine.
-func (v *VHost) receive(p rxPacket) {
-	var a Advert
-	var drop func(*Counters)
-	switch err := a.UnmarshalBinary(p.payload); {
-	case p.ttl != TTL:
-		drop = func(c *Counters) { c.BadTTL++ }
-	case errors.Is(err, ErrBadChecksum):
-		drop = func(c *Counters) { c.BadChecksum++ }
-	case err != nil:
-		drop = func(c *Counters) { c.BadVersion++ }
-	case a.Counter == v.cookie || v.tx.IsLocal(p.src):
-		drop = func(c *Counters) { c.OwnPacket++ }
-	case !v.auth.Verify(a.Counter, a.HMAC):
-		drop = func(c *Counters) { c.BadHMAC++ }
-	}
-	if drop != nil {
-		v.publish(func(s *Status) { drop(&s.Counters) })
-		v.log.Debug("advert dropped", "peer", p.src, "ttl", p.ttl, "len", len(p.payload))
-		return
-	}
+// receive feeds an advert that passed admit to the machine.
+func (v *VHost) receive(ad rxAdvert) {
+	p, a := ad, ad.a
 	now := v.now()
 	v.publish(func(s *Status) { s.Counters.AdvertsReceived++ })
 	// A vhid with IPv4 and IPv6 VIPs hears the master twice per interval;
@@ -445,11 +647,25 @@ func (v *VHost) transition(t ActTransition, src netip.Addr) {
 
 func (v *VHost) send(s ActSend) {
 	a := Advert{Version: Version, Type: TypeAdvertisement, VHID: v.cfg.VHID,
-		AdvSkew: s.AdvSkew, AuthLen: AuthLen, Demote: s.Demote, AdvBase: s.AdvBase,
-		Counter: v.cookie}
-	a.HMAC = v.auth.Sum(a.Counter)
-	var buf [HeaderLen]byte
-	payload, _ := a.AppendBinary(buf[:0])
+		AdvSkew: s.AdvSkew, AuthLen: AuthLen, Demote: s.Demote, AdvBase: s.AdvBase}
+	seq := v.rx.nextSeq(v.now())
+	// The marker depends on the source address, so each family gets its
+	// own counter and HMAC; both carry the same sequence.
+	var bufs [2][HeaderLen]byte
+	var payloads [2][]byte
+	payload := func(v6 bool) []byte {
+		i := 0
+		if v6 {
+			i = 1
+		}
+		if payloads[i] == nil {
+			a.Counter = EncodeCounter(CarpdCounter{Marker: v.auth.Marker(v.tx.Source(v6)),
+				AdvBase: s.AdvBase, AdvSkew: s.AdvSkew, Demote: s.Demote, Seq: seq})
+			a.HMAC = v.auth.Sum(a.Counter)
+			payloads[i], _ = a.AppendBinary(bufs[i][:0])
+		}
+		return payloads[i]
+	}
 
 	var dsts []netip.Addr
 	if len(v.cfg.Peers) > 0 {
@@ -469,7 +685,7 @@ func (v *VHost) send(s ActSend) {
 	}
 	var err error
 	for _, d := range dsts {
-		if e := v.tx.Send(payload, d); e != nil {
+		if e := v.tx.Send(payload(d.Is6()), d); e != nil {
 			err = e
 		}
 	}

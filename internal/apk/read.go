@@ -199,7 +199,7 @@ func (c *Contents) decodeADB(adb []byte) ([][]int, error) {
 	if adb[0] != 0 {
 		return nil, fmt.Errorf("apk: ADB compat version %d: %w", adb[0], errBlock)
 	}
-	r := adbReader{buf: adb}
+	r := newADBReader(adb)
 	pkg, err := r.object(val(binary.LittleEndian.Uint32(adb[4:])))
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package apk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -89,5 +90,31 @@ func TestReadSharedObjects(t *testing.T) {
 	}
 	if len(c.Entries) != 2*(1+3) {
 		t.Fatalf("%d entries, want 8", len(c.Entries))
+	}
+}
+
+// TestReadReusesInflater: the pooled deflate reader starts clean after a
+// corrupt stream and after a good one (the same package reads the same).
+func TestReadReusesInflater(t *testing.T) {
+	good, err := goldenPackage().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Read(good.APK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(magicDeflate), 0xff, 0xff, 0xff)
+	for range 3 {
+		if _, err := Read(bad); err == nil {
+			t.Fatal("a corrupt deflate stream was read")
+		}
+		c, err := Read(good.APK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(c.ADB, want.ADB) || len(c.Entries) != len(want.Entries) {
+			t.Fatalf("read %d entries, ADB %x; want %d, %x", len(c.Entries), c.ADB, len(want.Entries), want.ADB)
+		}
 	}
 }

@@ -1,5 +1,15 @@
 # carpd — see README.md. Targets that touch namespaces need root.
-GO       ?= go
+
+# Go: from PATH, else where go.dev/doc/install puts it. `sudo make ...` runs with Debian
+# sudo's secure_path, which drops /usr/local/go/bin; so its directory is added to PATH for
+# every recipe too (last, so nothing else on PATH changes), and what the recipes run (sub-
+# makes, `go run` programs, tests that exec go) finds the same Go.
+ifeq ($(origin GO),undefined)
+GO := $(shell command -v go 2>/dev/null || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; } || echo go)
+endif
+ifneq ($(findstring /,$(GO)),)
+export PATH := $(PATH):$(patsubst %/,%,$(dir $(GO)))
+endif
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -buildvcs=false
@@ -15,7 +25,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
+.PHONY: all build demo test deps unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
 
 all: build
 
@@ -28,7 +38,15 @@ demo: build
 	$(GO) run ./lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
-test: lint unit cross qemu-test fuzz-smoke ipk-test apk-test
+## It first installs what the tests run that is missing (deps).
+test: deps
+	$(MAKE) lint unit cross qemu-test fuzz-smoke ipk-test apk-test
+
+## deps: the Debian packages the tests run (scripts/deps.sh has the list and why): as root,
+## apt-get installs the missing ones; otherwise it names them and fails. A dpkg-query when
+## nothing is missing. CARPD_NO_DEPS=1 skips it.
+deps:
+	@sh scripts/deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -25,7 +25,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test deps unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
 
 all: build
 
@@ -38,9 +38,10 @@ demo: build
 	$(GO) run ./lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
-## It first installs what the tests run that is missing (deps).
+## It first installs what the tests run that is missing (deps), and checks the size budget
+## after cross (size-check).
 test: deps
-	$(MAKE) lint unit cross qemu-test fuzz-smoke ipk-test apk-test
+	$(MAKE) lint unit cross size-check qemu-test fuzz-smoke ipk-test apk-test
 
 ## deps: the Debian packages the tests run (scripts/deps.sh has the list and why): as root,
 ## apt-get installs the missing ones; otherwise it names them and fails. A dpkg-query when
@@ -53,6 +54,13 @@ lint:
 	$(GO) vet ./...
 	GOOS=freebsd $(GO) vet $$($(GO) list ./... | grep -v /bench/)
 	$(GO) mod tidy -diff
+	GO='$(GO)' $(GO) run ./scripts/sizecheck lint
+
+## size-check: the stripped dist/carpd-mips_24kc within its 5,000,000-byte budget and without
+## what was cut to get there: os/exec, Go's DNS resolver, more generic sorts than today's
+## (docs/size-budget.md; `make lint` checks the same rules in the source).
+size-check: cross
+	$(GO) run ./scripts/sizecheck binary dist/carpd-mips_24kc
 
 ## unit: go test's own -timeout covers the tests; `timeout` also bounds a test binary that
 ## hangs after its tests (seen once in the race runtime's exit), so CI fails instead of stalling.

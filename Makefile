@@ -1,10 +1,21 @@
 # carpd — see README.md. Targets that touch namespaces need root.
-GO       ?= go
+
+# Go: from PATH, else where go.dev/doc/install puts it. `sudo make ...` runs with Debian
+# sudo's secure_path, which drops /usr/local/go/bin; so its directory is added to PATH for
+# every recipe too (last, so nothing else on PATH changes), and what the recipes run (sub-
+# makes, `go run` programs, tests that exec go) finds the same Go.
+ifeq ($(origin GO),undefined)
+GO := $(shell command -v go 2>/dev/null || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; } || echo go)
+endif
+ifneq ($(findstring /,$(GO)),)
+export PATH := $(PATH):$(patsubst %/,%,$(dir $(GO)))
+endif
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 BIN      := bin/carpd
 FUZZTIME ?= 10s
+FUZZMINIMIZE ?= 10000x
 export CGO_ENABLED := 0
 
 # OpenWrt targets: name GOOS/GOARCH extra-env
@@ -14,7 +25,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test unit e2e lint cross qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
 
 all: build
 
@@ -27,13 +38,29 @@ demo: build
 	$(GO) run ./lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
-test: lint unit cross qemu-test fuzz-smoke ipk-test apk-test
+## It first installs what the tests run that is missing (deps), and checks the size budget
+## after cross (size-check).
+test: deps
+	$(MAKE) lint unit cross size-check qemu-test fuzz-smoke ipk-test apk-test
+
+## deps: the Debian packages the tests run (scripts/deps.sh has the list and why): as root,
+## apt-get installs the missing ones; otherwise it names them and fails. A dpkg-query when
+## nothing is missing. CARPD_NO_DEPS=1 skips it.
+deps:
+	@sh scripts/deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	GOOS=freebsd $(GO) vet $$($(GO) list ./... | grep -v /bench/)
 	$(GO) mod tidy -diff
+	GO='$(GO)' $(GO) run ./scripts/sizecheck lint
+
+## size-check: the stripped dist/carpd-mips_24kc within its 5,000,000-byte budget and without
+## what was cut to get there: os/exec, Go's DNS resolver, more generic sorts than today's
+## (docs/size-budget.md; `make lint` checks the same rules in the source).
+size-check: cross
+	$(GO) run ./scripts/sizecheck binary dist/carpd-mips_24kc
 
 ## unit: go test's own -timeout covers the tests; `timeout` also bounds a test binary that
 ## hangs after its tests (seen once in the race runtime's exit), so CI fails instead of stalling.
@@ -57,6 +84,9 @@ qemu-test:
 FUZZ_TARGETS := ./carp:FuzzAdvert ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
+## FUZZMINIMIZE bounds go test's minimizing of each input that finds new coverage: by default
+## up to 60 s of n² runs for n bytes, shown as 0 execs/s (FuzzRead's 500-700 B seeds stalled
+## 2-9 s per new input, most of a 10 s smoke run); with 10000 runs the run keeps fuzzing.
 ## A run that fails with "context deadline exceeded" and writes no failing input is Go 1.26's
 ## fuzz-coordinator race at the end of -fuzztime (go.dev/issue/75804, fixed in Go 1.27), not a
 ## finding: it is reported and skipped. Any failing input fails the target.
@@ -64,7 +94,7 @@ fuzz-smoke fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
-		if $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then cat $$log; continue; fi; \
+		if $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg >$$log 2>&1; then cat $$log; continue; fi; \
 		cat $$log; \
 		if grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
 			echo "fuzz $$fn: Go's fuzz-coordinator deadline race (go.dev/issue/75804), no failing input: not a finding"; \

@@ -8,6 +8,15 @@
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
 //	carpd version
+//
+// Size rules: the stripped mips_24kc binary must stay within 5,000,000 bytes
+// (docs/size-budget.md). So the daemon links no os/exec (openwrt's
+// runCombined uses os.StartProcess), calls no resolving net function
+// (net.Dial, Listen, ListenPacket, Dialer, ListenConfig, Resolve*Addr,
+// Lookup*: they link Go's DNS client; DialUnix, ListenUnix, ListenIP and
+// sockets made by hand do not), and sorts with sort.Slice, not the
+// slices.Sort family (one pdqsort per element type). make lint checks these
+// in the source, make test the binary (make size-check).
 package main
 
 import (

@@ -180,7 +180,8 @@ func TestShellScripts(t *testing.T) {
 		t.Skip("shellcheck is not installed")
 	}
 	scripts, _ := filepath.Glob("package/carpd/files/hotplug.d/*")
-	scripts = append(scripts, "package/carpd/files/carpd.init", ".ci/run")
+	more, _ := filepath.Glob("scripts/*.sh")
+	scripts = append(append(scripts, more...), "package/carpd/files/carpd.init", ".ci/run")
 	if len(scripts) < 4 {
 		t.Fatalf("found only %v", scripts)
 	}

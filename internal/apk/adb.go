@@ -213,7 +213,28 @@ func appendBlock(dst []byte, typ uint32, payload ...[]byte) ([]byte, error) {
 // adbReader resolves values in a decoded ADB block with bounds checks
 // (adb_r_*); every accessor returns an error instead of reading past the
 // block.
-type adbReader struct{ buf []byte }
+//
+// Values are offsets, so many slots may point at one object: a block of n
+// words can make a naive walk visit n objects of n slots each, or n
+// directories of the same n files (n² entries from a few KiB). work bounds
+// the slots object returns over the whole walk to a multiple of the
+// block's size (see newADBReader), so decoding stays linear in the input.
+type adbReader struct {
+	buf  []byte
+	work *int // slots object may still return
+}
+
+// workPerWord is how many slots object may return per 4-byte word of the
+// block. Packages from Build and apk mkpkg need under 1 (carpd's 0.40,
+// luci-app-carpd's 0.38, testdata/mkpkg-3.0.6.apk's 0.72: each file object
+// is written once, only small ACL objects are shared); 8 leaves room for a
+// writer that shares whole directories and keeps the walk linear.
+const workPerWord = 8
+
+func newADBReader(adb []byte) adbReader {
+	work := workPerWord*(len(adb)/4) + 64
+	return adbReader{buf: adb, work: &work}
+}
 
 func (r adbReader) deref(v val, n int) ([]byte, error) {
 	off := int(v.value())
@@ -303,6 +324,10 @@ func (r adbReader) object(v val) ([]val, error) {
 	}
 	if p, err = r.deref(v, 4*n); err != nil {
 		return nil, err
+	}
+	if *r.work -= n; *r.work < 0 {
+		return nil, fmt.Errorf("apk: the %d-byte ADB block references more than %d value slots (objects shared too often): %w",
+			len(r.buf), workPerWord*(len(r.buf)/4)+64, errWork)
 	}
 	slots := make([]val, n)
 	for i := range slots {

@@ -12,4 +12,5 @@ var (
 	errValue       = errors.New("malformed ADB value")
 	errIntegrity   = errors.New("file data does not match its metadata")
 	errTooLarge    = errors.New("too large for this writer")
+	errWork        = errors.New("ADB block too costly to decode")
 )

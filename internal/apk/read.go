@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sync"
 )
 
 // maxStream bounds what Read inflates (a deflate bomb stops there).
@@ -148,8 +149,21 @@ func Read(apk []byte) (*Contents, error) {
 	return c, nil
 }
 
+// inflaters keeps flate readers for reuse: a new one allocates and clears
+// its 32 KiB window and tables, which cost more than decoding a small
+// package (about 100 µs of FuzzRead's 120 µs per compressed input).
+var inflaters sync.Pool
+
 func inflate(b []byte) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxStream+1))
+	src := bytes.NewReader(b)
+	zr, _ := inflaters.Get().(io.ReadCloser)
+	if zr == nil {
+		zr = flate.NewReader(src)
+	} else if err := zr.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, fmt.Errorf("apk: deflate: %w", err)
+	}
+	defer inflaters.Put(zr)
+	out, err := io.ReadAll(io.LimitReader(zr, maxStream+1))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -199,7 +213,7 @@ func (c *Contents) decodeADB(adb []byte) ([][]int, error) {
 	if adb[0] != 0 {
 		return nil, fmt.Errorf("apk: ADB compat version %d: %w", adb[0], errBlock)
 	}
-	r := adbReader{buf: adb}
+	r := newADBReader(adb)
 	pkg, err := r.object(val(binary.LittleEndian.Uint32(adb[4:])))
 	if err != nil {
 		return nil, err

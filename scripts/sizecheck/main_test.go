@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckSource: resolving net calls and slices sorts are found under
+// any import name, in code only (not in comments or strings, nor for
+// another package's Dial or Sort).
+func TestCheckSource(t *testing.T) {
+	src := `package x
+
+import (
+	"net"
+	sl "slices"
+	"sort"
+)
+
+// net.Dial and slices.Sort in a comment are fine.
+var s = "net.Listen"
+
+type d struct{}
+
+func (d) Dial() {}
+
+func f(v []uint16) {
+	net.Dial("udp", "a:1")
+	var _ net.Dialer
+	_, _ = net.DialUnix("unix", nil, nil)
+	sl.Sort(v)
+	_ = sl.Contains(v, 1)
+	sort.Slice(v, nil)
+	d{}.Dial()
+	_ = net.DefaultResolver
+}
+`
+	name := filepath.Join(t.TempDir(), "x.go")
+	if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := checkSource([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"x.go:17:2: net.Dial ", "x.go:18:8: net.Dialer ", "x.go:20:2: slices.Sort ", "x.go:24:6: net.DefaultResolver "}
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("problem %d: %q, want it to name %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestCheckDeps: a forbidden package is reported with its importers.
+func TestCheckDeps(t *testing.T) {
+	pkgs := []listedPkg{
+		{ImportPath: "os/exec"},
+		{ImportPath: "net"},
+		{ImportPath: "example/a", Imports: []string{"net", "os/exec"}},
+		{ImportPath: "example/b", Imports: []string{"os/exec"}},
+	}
+	got := checkDeps(pkgs)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "os/exec is linked (imported by example/a, example/b)") {
+		t.Fatalf("got %q", got)
+	}
+	if got := checkDeps(pkgs[1:2]); len(got) != 0 {
+		t.Fatalf("net alone: %q", got)
+	}
+}
+
+// TestCheckFuncs: resolver and forbidden-package functions are reported,
+// and sorts only beyond the budget.
+func TestCheckFuncs(t *testing.T) {
+	base := []string{
+		"main.main", "net.(*UnixConn).Read", "vendor/golang.org/x/net/dns/dnsmessage.init",
+		"slices.pdqsortCmpFunc[go.shape.*uint8]", "slices.pdqsortOrdered[go.shape.int]",
+		"slices.pdqsortCmpFunc[go.shape.struct { a int }]", "slices.pdqsortCmpFunc[go.shape.struct { b int }]",
+		"slices.stableCmpFunc[go.shape.struct { c int }]", "slices.insertionSortOrdered[go.shape.int]",
+	}
+	if got := checkFuncs(base); len(got) != 0 {
+		t.Fatalf("today's functions: %q", got)
+	}
+	broken := append(base[:len(base):len(base)],
+		"os/exec.(*Cmd).Start", "net.(*Resolver).lookupIP", "slices.pdqsortOrdered[go.shape.uint16]")
+	got := checkFuncs(broken)
+	if len(got) != 3 || !strings.Contains(got[0], "os/exec.(*Cmd).Start") ||
+		!strings.Contains(got[1], "resolver") || !strings.Contains(got[2], "6 generic sort instantiations, budget 5") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestCommas: sizes print as in package/SIZE.md.
+func TestCommas(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 4849857: "4,849,857", -131072: "-131,072"} {
+		if got := commas(n); got != want {
+			t.Errorf("commas(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -130,7 +130,8 @@ function facts(rows) {
 		])));
 }
 
-const advertErrors = [ 'bad_checksum', 'bad_hmac', 'bad_ttl', 'bad_version_or_length', 'send_errors', 'queue_overflow' ];
+const advertErrors = [ 'bad_checksum', 'bad_hmac', 'bad_ttl', 'bad_version_or_length', 'send_errors', 'queue_overflow',
+	'stale_sequence', 'timing_mismatch', 'format_downgrade' ];
 const syncDrops = [ 'drop_auth', 'drop_replay', 'drop_epoch', 'drop_malformed', 'drop_wrong_source',
 	'drop_queue_full', 'drop_invalid_flow', 'drop_unknown_id', 'apply_errors', 'send_errors' ];
 

@@ -18,6 +18,10 @@ import (
 	"github.com/carpd/carpd/lab"
 )
 
+// ethPIPv4 is the EtherType of IPv4 (ETH_P_IP), spelled out because this
+// package is also vetted for FreeBSD, where x/sys/unix lacks the name.
+const ethPIPv4 = 0x0800
+
 // An attacker on the LAN without the password: it captures adverts from the
 // wire through an AF_PACKET socket and sends frames of its own, the way a
 // compromised host on the segment would (docs/carp-authentication.md).
@@ -46,7 +50,7 @@ func (c *cluster) addAttacker() *attacker {
 			return err
 		}
 		a.mac = ifi.HardwareAddr
-		a.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+		a.conn, err = packet.Listen(ifi, packet.Raw, ethPIPv4, nil)
 		return err
 	}); err != nil {
 		c.t.Fatal(err)
@@ -101,7 +105,7 @@ func rewrite(frame []byte, advbase, advskew, demote uint8) []byte {
 // from the attacker.
 func (a *attacker) ipv4Frame(src netip.Addr, ttl uint8, payload []byte) []byte {
 	f := append([]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}, a.mac...)
-	f = binary.BigEndian.AppendUint16(f, unix.ETH_P_IP)
+	f = binary.BigEndian.AppendUint16(f, ethPIPv4)
 	h := []byte{0x45, 0x10, 0, 0, 0, 0, 0x40, 0, ttl, carp.IPProto, 0, 0}
 	binary.BigEndian.PutUint16(h[2:], uint16(20+len(payload)))
 	h = append(h, src.AsSlice()...)

@@ -52,11 +52,19 @@ type Config struct {
 	Bandwidth uint64
 	// MTU is the largest datagram payload (default 1200 bytes).
 	MTU int
-	Log *slog.Logger
+	// MaxPeerFlows bounds the table of the peer's flows (default
+	// DefaultMaxPeerFlows): a NEW beyond it is dropped and counted
+	// (drop_peer_table_full), not injected.
+	MaxPeerFlows int
+	Log          *slog.Logger
 	// OnSynced is called (from the engine goroutine, so it must not block)
 	// when the initial bulk transfer from the peer completed or timed out.
 	OnSynced func()
 }
+
+// DefaultMaxPeerFlows is Config.MaxPeerFlows's default: more flows than
+// a router with 256 MB of RAM holds (nf_conntrack_max is 65536 there).
+const DefaultMaxPeerFlows = 1 << 18
 
 // Engine defaults and bounds.
 const (
@@ -70,7 +78,12 @@ const (
 	bulkEndRetry      = time.Second
 	maxFramesPerFlush = 256  // bounds one flush; the rest goes next window
 	recvQueueLen      = 2048 // frames waiting for the engine; a bulk burst fills hundreds
-	maxDrain          = 256  // queued frames a tick takes in before loss detection
+	// maxDatagram bounds what is read off the socket before it is
+	// authenticated: our frames are at most MTU bytes (1200 by default),
+	// so with the queue above at most 4 MiB waits for the engine. A larger
+	// datagram is dropped (drop_oversize).
+	maxDatagram = 2048
+	maxDrain    = 256 // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest (sync.md
 	// §4.1); see newPrio. Acknowledgements go with the window's flush.
@@ -307,6 +320,10 @@ type Counters struct {
 	DropMalformed uint64 `json:"drop_malformed"`
 	DropSource    uint64 `json:"drop_wrong_source"`
 	DropQueue     uint64 `json:"drop_queue_full"`
+	// DropOversize: datagrams larger than any frame of ours, dropped
+	// unread; DropPeerFull: peer flows beyond MaxPeerFlows.
+	DropOversize  uint64 `json:"drop_oversize"`
+	DropPeerFull  uint64 `json:"drop_peer_table_full"`
 	DropInvalid   uint64 `json:"drop_invalid_flow"`
 	DropUnknownID uint64 `json:"drop_unknown_id"`
 	ApplyErrors   uint64 `json:"apply_errors"`
@@ -329,6 +346,9 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	}
 	if cfg.BulkTimeout <= 0 {
 		cfg.BulkTimeout = time.Minute
+	}
+	if cfg.MaxPeerFlows <= 0 {
+		cfg.MaxPeerFlows = DefaultMaxPeerFlows
 	}
 	var nonce [wire.NonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -483,7 +503,10 @@ func (e *Engine) Takeover(ctx context.Context) {
 
 func (e *Engine) read() {
 	defer e.wg.Done()
-	buf := make([]byte, 64<<10)
+	// One byte more than the largest frame: a datagram that fills the
+	// buffer is too large (the rest of it is cut off unread).
+	limit := max(maxDatagram, e.cfg.MTU)
+	buf := make([]byte, limit+1)
 	for {
 		n, from, err := e.conn.ReadFrom(buf)
 		if err != nil {
@@ -495,6 +518,10 @@ func (e *Engine) read() {
 		}
 		if !e.fromPeer(from) {
 			e.count(func(c *Counters) { c.DropSource++ })
+			continue
+		}
+		if n > limit {
+			e.count(func(c *Counters) { c.DropOversize++ })
 			continue
 		}
 		select {
@@ -1160,6 +1187,10 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				}
 			}
 			e.dropPeer(r.ID)
+			if _, ok := e.peer.lookup(c.key()); !ok && e.peer.Len() >= e.cfg.MaxPeerFlows {
+				e.count(func(c *Counters) { c.DropPeerFull++ })
+				return nil
+			}
 			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held {
 				e.local.remove(slot) // the peer's flow, injected by our predecessor
 			}
@@ -1178,7 +1209,9 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			slot, ok := e.peerIDs[r.ID]
 			if !ok {
 				e.count(func(c *Counters) { c.DropUnknownID++ })
-				if len(e.wanted) < maxWanted {
+				// Not when the table is full: the flow would be dropped
+				// again, and asked for again, forever.
+				if len(e.wanted) < maxWanted && e.peer.Len() < e.cfg.MaxPeerFlows {
 					e.wanted[r.ID] = struct{}{}
 				}
 				return nil

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/ctsync/flow"
@@ -52,6 +53,10 @@ type Config struct {
 	Bandwidth uint64
 	// MTU is the largest datagram payload (default 1200 bytes).
 	MTU int
+	// Epoch is this run's session epoch; 0 (the daemon's choice) derives
+	// it from the clock (newEpoch). Tests set it to play a clock that went
+	// back.
+	Epoch uint32
 	// MaxPeerFlows bounds the table of the peer's flows (default
 	// DefaultMaxPeerFlows): a NEW beyond it is dropped and counted
 	// (drop_peer_table_full), not injected.
@@ -197,6 +202,34 @@ type goneRef struct {
 	at   time.Time
 }
 
+// epochBase is 2020-01-01 in Unix seconds: epochs count seconds from
+// it, which fits 32 bits until 2156.
+const epochBase = 1577836800
+
+// lastEpoch is the newest epoch newEpoch handed out in this process.
+var lastEpoch atomic.Uint32
+
+// newEpoch is the session epoch of an engine started at now: the seconds
+// since 2020, and above every epoch handed out before in this process, so
+// that an engine restarted within the same second (a reload) still has a
+// higher one. Across processes the clock may go back (a board without a
+// real-time clock boots before NTP, two restarts within a second): the
+// peer then refuses the new session until the old one has been silent for
+// peerDeadAfter, and lets it in (receive).
+func newEpoch(now time.Time) uint32 {
+	ep := uint32(1) // a clock before 2020 is a clock not set yet
+	if sec := now.Unix() - epochBase; sec > 1 && sec < 1<<32 {
+		ep = uint32(sec)
+	}
+	for {
+		last := lastEpoch.Load()
+		next := max(ep, last+1)
+		if lastEpoch.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
 // Engine replicates conntrack state between two routers. One goroutine
 // (Run) owns all of its state; Status, Resync and Takeover talk to it
 // through channels.
@@ -253,8 +286,18 @@ type Engine struct {
 	// became pending; zero when none waits.
 	urgentSince time.Time
 	lastRecv    time.Time
-	lastSend    time.Time
-	lastHello   time.Time
+	// lastAuthentic: when a frame that authenticates came from the peer,
+	// accepted or not (a HELLO of a session we refuse); lastStaleHello:
+	// when we last answered such a HELLO with ours; handshakeWait: the
+	// bulk deadline passed while the handshake was failing (logged once).
+	lastAuthentic  time.Time
+	lastStaleHello time.Time
+	handshakeWait  bool
+	// peerDead: a peer silent this long is taken for dead (peerDeadAfter;
+	// tests shorten it).
+	peerDead  time.Duration
+	lastSend  time.Time
+	lastHello time.Time
 
 	bulkWanted   bool      // we want the peer's table
 	bulkAsked    time.Time // when BULK_REQ was last sent
@@ -273,18 +316,21 @@ type Engine struct {
 
 // Status is the sync part of `carpd status`.
 type Status struct {
-	Peer         string     `json:"peer"`
-	PeerName     string     `json:"peer_name,omitempty"`
-	PeerUp       bool       `json:"peer_up"`
-	Established  bool       `json:"established"`
-	LastAck      time.Time  `json:"last_ack,omitzero"`
-	RTT          string     `json:"rtt,omitempty"`
-	FlowsLocal   int        `json:"flows_local"`     // flows we replicate
-	FlowsSynced  int        `json:"flows_synced"`    // of those, acknowledged by the peer
-	FlowsPending int        `json:"flows_pending"`   // waiting to be sent
-	FlowsPeer    int        `json:"flows_from_peer"` // the peer's flows in our kernel
-	Bulk         BulkStatus `json:"bulk"`
-	Counters     Counters   `json:"counters"`
+	Peer        string `json:"peer"`
+	PeerName    string `json:"peer_name,omitempty"`
+	PeerUp      bool   `json:"peer_up"`
+	Established bool   `json:"established"`
+	// HandshakeFailing: the peer's frames authenticate but no session
+	// is up (its clock went back, say); the sync demotion stays.
+	HandshakeFailing bool       `json:"handshake_failing"`
+	LastAck          time.Time  `json:"last_ack,omitzero"`
+	RTT              string     `json:"rtt,omitempty"`
+	FlowsLocal       int        `json:"flows_local"`     // flows we replicate
+	FlowsSynced      int        `json:"flows_synced"`    // of those, acknowledged by the peer
+	FlowsPending     int        `json:"flows_pending"`   // waiting to be sent
+	FlowsPeer        int        `json:"flows_from_peer"` // the peer's flows in our kernel
+	Bulk             BulkStatus `json:"bulk"`
+	Counters         Counters   `json:"counters"`
 }
 
 // BulkStatus is the progress of the initial transfer.
@@ -354,9 +400,10 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
 	}
-	// The epoch must grow across restarts: seconds since 2020 fits 32 bits
-	// until 2156.
-	epoch := uint32(time.Now().Unix() - 1577836800)
+	epoch := cfg.Epoch
+	if epoch == 0 {
+		epoch = newEpoch(time.Now())
+	}
 	sess, err := wire.NewSession(wire.SessionConfig{Key: cfg.Key, Epoch: epoch, Nonce: nonce, Name: cfg.Name})
 	if err != nil {
 		return nil, err
@@ -367,7 +414,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
 		wanted: map[uint64]struct{}{},
-		srtt:   0, rttvar: 0,
+		srtt:   0, rttvar: 0, peerDead: peerDeadAfter,
 	}
 	if cfg.Bandwidth > 0 {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
@@ -723,7 +770,7 @@ func (e *Engine) payloadLimit() int {
 // retransmission timeout, to nobody; after a takeover that is the whole
 // table.
 func (e *Engine) canSend(now time.Time) bool {
-	return e.sess.Established() && now.Sub(e.lastRecv) < peerDeadAfter
+	return e.sess.Established() && now.Sub(e.lastRecv) < e.peerDead
 }
 
 // flush sends the dirty flows of priority upTo and more urgent, most urgent
@@ -930,6 +977,19 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 		e.bulkAsked = now
 		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})
 	}
+	// The bulk deadline is for a dead peer. One that is there but with
+	// which the handshake fails has the table we lack: while it fails,
+	// the deadline moves on (the transfer gets a whole timeout once the
+	// session is up), and the demotion stays, whatever the time.
+	if !e.synced && e.handshakeFailing(now) {
+		if now.After(e.bulkDeadline) && !e.handshakeWait {
+			e.handshakeWait = true
+			e.log.Warn("the peer is there but the handshake fails; keeping the sync demotion until its table is in")
+		}
+		if d := now.Add(e.cfg.BulkTimeout); d.After(e.bulkDeadline) {
+			e.bulkDeadline = d
+		}
+	}
 	if !e.synced && now.After(e.bulkDeadline) {
 		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
 		e.setSynced(true)
@@ -1122,6 +1182,9 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 
 func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	op, err := e.sess.Open(nil, b)
+	if errors.Is(err, wire.ErrStaleEpoch) {
+		op, err = e.staleSession(b, now)
+	}
 	if err != nil {
 		e.count(func(c *Counters) {
 			switch {
@@ -1145,7 +1208,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 		c.FramesReceived++
 		c.BytesReceived += uint64(len(b) + udpIPOverhead)
 	})
-	e.lastRecv = now
+	e.lastRecv, e.lastAuthentic = now, now
 	if op.NewPeer {
 		e.newPeer(now)
 		// The peer's packet numbers count its HELLOs from before we were
@@ -1265,6 +1328,38 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.count(func(c *Counters) { c.ApplyErrors++ })
 		}
 	}
+}
+
+// staleSession handles a frame of a peer session older than (or as old
+// as) the one we hold. A HELLO of it authenticates (wire.Session.Open
+// checks), so the peer is there with the key: it restarted with its clock
+// behind, or twice within a second. If the session we hold has been
+// silent for peerDead, it is gone: forget it and take the new one.
+// Otherwise answer with our HELLO (at most twice a helloInterval, the
+// peer's HELLO rate, so that none is missed to jitter), so the
+// peer knows we are here and keeps its demotion (handshakeFailing).
+func (e *Engine) staleSession(b []byte, now time.Time) (wire.Opened, error) {
+	h, _, err := wire.ParseHeader(b)
+	if err != nil || h.Type != wire.FrameHello {
+		return wire.Opened{}, wire.ErrStaleEpoch
+	}
+	e.lastAuthentic = now
+	if now.Sub(e.lastRecv) < e.peerDead {
+		if now.Sub(e.lastStaleHello) >= helloInterval/2 {
+			e.lastStaleHello = now
+			e.sendControl(now, true)
+		}
+		return wire.Opened{}, wire.ErrStaleEpoch
+	}
+	e.log.Info("the peer's session we held is silent; taking its new one", "epoch", h.Epoch)
+	e.sess.ForgetPeer()
+	return e.sess.Open(nil, b)
+}
+
+// handshakeFailing: the peer is there (a frame of it authenticated
+// lately) but we have no session with it.
+func (e *Engine) handshakeFailing(now time.Time) bool {
+	return !e.sess.Established() && !e.lastAuthentic.IsZero() && now.Sub(e.lastAuthentic) < e.peerDead
 }
 
 // removePeer frees a slot of the peer table (and its id, if the id maps
@@ -1556,7 +1651,8 @@ func (e *Engine) publish(now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.Established = e.sess.Established()
-	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < peerDeadAfter
+	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < e.peerDead
+	e.st.HandshakeFailing = e.handshakeFailing(now)
 	e.st.FlowsLocal = e.local.Len()
 	if walk {
 		e.st.FlowsSynced, e.st.FlowsPending = synced, pending

@@ -69,3 +69,51 @@ func TestPeerTableBounded(t *testing.T) {
 		t.Fatalf("asked the peer again for %d flows it has no room for", st.Counters.Wanted)
 	}
 }
+
+// TestRefusedFlowNeverTouchesKernel: a flow of the peer our filter refuses
+// is counted, not injected, and its DELETE does not delete the entry of
+// ours with the same tuple; its refreshes are not asked for again.
+func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
+	l := newMemLink(0)
+	a := startNode(t, l, 0, testKey, nil)
+	b := startNode(t, l, 1, testKey, func(c *Config) {
+		c.Admit = func(f *flow.Flow) flow.Refusal {
+			if f.Zone != 0 {
+				return flow.RefusedZone
+			}
+			return flow.Accepted
+		}
+		c.MaxTimeout = func(*flow.Flow) uint32 { return 7440 }
+	})
+	refused, ok := tcpFlow(1, flow.TCPEstablished), tcpFlow(2, flow.TCPEstablished)
+	refused.Zone = 7
+	mine := refused
+	mine.Reply.Dst = mine.Orig.Src // ours: not NATed
+	b.k.mu.Lock()
+	b.k.table[mine.Key()] = mine // in b's kernel, no event: b does not replicate it
+	b.k.mu.Unlock()
+	a.run(t)
+	b.run(t)
+	a.k.put(refused, flow.EventNew)
+	a.k.put(ok, flow.EventNew)
+	eventually(t, 5*time.Second, "refusal counted, the other injected", func() bool {
+		_, in := b.k.snapshot()[ok.Key()]
+		return in && b.e.Status().Counters.RefusedZone == 1
+	})
+	if got := b.k.snapshot()[ok.Key()].Timeout; got != 7440 || b.e.Status().Counters.Clamped != 1 {
+		t.Fatalf("timeout %d (clamped %d), want 7440 (1)", got, b.e.Status().Counters.Clamped)
+	}
+	a.k.put(refused, flow.EventDestroy)
+	a.k.put(ok, flow.EventDestroy)
+	eventually(t, 5*time.Second, "the other deleted", func() bool {
+		_, in := b.k.snapshot()[ok.Key()]
+		return !in
+	})
+	if got, in := b.k.snapshot()[mine.Key()]; !in || got.Reply != mine.Reply {
+		t.Fatalf("our entry with the refused flow's tuple: %+v (present %v)", got, in)
+	}
+	eventually(t, 2*time.Second, "no flow of the peer left", func() bool { return b.e.Status().FlowsPeer == 0 })
+	if n := b.e.Status().Counters.Wanted; n != 0 {
+		t.Fatalf("asked the peer again for %d flows", n)
+	}
+}

@@ -28,8 +28,10 @@ type Kernel interface {
 	// Events delivers NEW, UPDATE, DESTROY, and OVERRUN when events were
 	// lost (the engine then reconciles from a dump).
 	Events() <-chan flow.Event
-	// Apply injects or updates flows; one error (or nil) per flow.
-	Apply(ctx context.Context, flows []flow.Flow) []error
+	// Inject injects or updates flows; one error (or nil) per flow. An
+	// entry in a flow's way is replaced only if injected says it came
+	// from the peer; else the flow fails with flow.ErrLocalClash.
+	Inject(ctx context.Context, flows []flow.Flow, injected func(*flow.Flow) bool) []error
 	// Delete removes flows; missing ones are not an error.
 	Delete(ctx context.Context, keys []flow.Key) error
 }
@@ -57,6 +59,16 @@ type Config struct {
 	// it from the clock (newEpoch). Tests set it to play a clock that went
 	// back.
 	Epoch uint32
+	// Admit is the receiver's own filter: every flow of the peer (NEW or
+	// UPDATE) goes through it before it is injected, and a refused one is
+	// dropped and counted by reason (refused_*). The daemon passes the
+	// same filter its kernel source applies to what it sends
+	// (kernel.Conntrack.Admit). nil admits every valid flow.
+	Admit func(*flow.Flow) flow.Refusal
+	// MaxTimeout is the longest timeout the kernel gives a flow like f
+	// (kernel.Conntrack.MaxTimeout); a peer's longer one is cut to it
+	// (timeouts_clamped). nil or 0: no limit.
+	MaxTimeout func(*flow.Flow) uint32
 	// MaxPeerFlows bounds the table of the peer's flows (default
 	// DefaultMaxPeerFlows): a NEW beyond it is dropped and counted
 	// (drop_peer_table_full), not injected.
@@ -191,6 +203,12 @@ type pmeta struct {
 	// stays until the new session's table brings its key again, or is
 	// deleted from the kernel when that table is complete without it.
 	orphan bool
+	// out: not in our kernel, and never to be deleted from it: our filter
+	// refused it (Config.Admit), or an entry of ours holds its tuple
+	// (flow.ErrLocalClash). It is kept for the bulk digest and so that
+	// its updates are not asked for again; an update our filter admits
+	// is injected.
+	out bool
 }
 
 type pflow = tentry[pmeta]
@@ -273,8 +291,13 @@ type Engine struct {
 	// which are not its to send back. Those the peer's table brings are
 	// dropped from ours; the rest are sent as ours when the bulk transfer
 	// ends (release).
-	holding   bool
-	wanted    map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	holding bool
+	wanted  map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	// displaced: during one receive, the reply tuples of the peer's
+	// flows that a NEW replaced in the peer table (by key): the kernel
+	// entries in the new flow's way that came from the peer (injected).
+	displaced map[ckey]flow.Tuple
+	peerOut   int // flows of the peer not in our kernel (out), at the last walk
 	lastWant  time.Time
 	peerSince time.Time       // when the peer's current session began
 	recvCum   uint64          // lowest peer packet number not yet received
@@ -368,8 +391,22 @@ type Counters struct {
 	DropQueue     uint64 `json:"drop_queue_full"`
 	// DropOversize: datagrams larger than any frame of ours, dropped
 	// unread; DropPeerFull: peer flows beyond MaxPeerFlows.
-	DropOversize  uint64 `json:"drop_oversize"`
-	DropPeerFull  uint64 `json:"drop_peer_table_full"`
+	DropOversize uint64 `json:"drop_oversize"`
+	DropPeerFull uint64 `json:"drop_peer_table_full"`
+	// The peer's flows our own filter refused (Config.Admit), by rule;
+	// invalid ones count as drop_invalid_flow.
+	RefusedProtocol uint64 `json:"refused_protocol"`
+	RefusedAddress  uint64 `json:"refused_address"`
+	RefusedLocal    uint64 `json:"refused_local"`
+	RefusedZone     uint64 `json:"refused_zone"`
+	RefusedMark     uint64 `json:"refused_mark"`
+	RefusedState    uint64 `json:"refused_state"`
+	// RefusedClash: flows of the peer not injected because an entry of
+	// ours (not injected from the peer) held their tuple.
+	RefusedClash uint64 `json:"refused_clash"`
+	// Clamped: timeouts of the peer's flows cut to the kernel's default
+	// for their protocol and state.
+	Clamped       uint64 `json:"timeouts_clamped"`
 	DropInvalid   uint64 `json:"drop_invalid_flow"`
 	DropUnknownID uint64 `json:"drop_unknown_id"`
 	ApplyErrors   uint64 `json:"apply_errors"`
@@ -413,8 +450,8 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
-		wanted: map[uint64]struct{}{},
-		srtt:   0, rttvar: 0, peerDead: peerDeadAfter,
+		wanted: map[uint64]struct{}{}, displaced: map[ckey]flow.Tuple{},
+		srtt: 0, rttvar: 0, peerDead: peerDeadAfter,
 	}
 	if cfg.Bandwidth > 0 {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
@@ -625,7 +662,7 @@ func (e *Engine) upsert(f flow.Flow) {
 	key := c.key()
 	slot, ok := e.local.lookup(key)
 	if !ok {
-		if _, ok := e.peer.lookup(key); ok && !e.adopting {
+		if ps, ok := e.peer.lookup(key); ok && !e.peer.at(ps).m.out && !e.adopting {
 			// We injected it from the peer, which replicates it: sending
 			// it back would have the peer write our stale copy over its
 			// live entry (or bring it back after its DELETE).
@@ -1221,6 +1258,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	}
 
 	var apply []flow.Flow
+	var applied []sentRec // the peer table slot of each flow in apply
 	var dels []flow.Key
 	var nrec uint64
 	elicits := false
@@ -1249,12 +1287,16 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 					return nil // stale or duplicate
 				}
 			}
+			out := !e.admit(&r.Flow)
+			if !out {
+				c.c.timeout = r.Flow.Timeout
+			}
 			e.dropPeer(r.ID)
 			if _, ok := e.peer.lookup(c.key()); !ok && e.peer.Len() >= e.cfg.MaxPeerFlows {
 				e.count(func(c *Counters) { c.DropPeerFull++ })
 				return nil
 			}
-			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held {
+			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held && !out {
 				e.local.remove(slot) // the peer's flow, injected by our predecessor
 			}
 			if slot, ok := e.peer.lookup(c.key()); ok {
@@ -1262,12 +1304,20 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				// the peer's previous session, or a new connection whose
 				// NEW overtook the old one's DELETE. The newer id owns
 				// the key; the old one's DELETE, if it comes, is for an
-				// unknown id.
+				// unknown id. Its kernel entry, if we injected it, may be
+				// replaced by the new one (injected).
+				if old := e.peer.at(slot); !old.m.out {
+					e.displaced[c.key()] = e.peer.flow(slot).Reply
+				}
 				e.removePeer(slot)
 			}
 			delete(e.wanted, r.ID)
-			e.peerIDs[r.ID] = e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
-			apply = append(apply, r.Flow)
+			slot := e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano(), out: out})
+			e.peerIDs[r.ID] = slot
+			if !out {
+				apply = append(apply, e.peer.flow(slot))
+				applied = append(applied, sentRec{id: r.ID, slot: slot})
+			}
 		case wire.RecordUpdate, wire.RecordRefresh:
 			slot, ok := e.peerIDs[r.ID]
 			if !ok {
@@ -1283,22 +1333,42 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			if r.Type == wire.RecordUpdate && r.Version <= p.m.ver && r.Version != 0 {
 				return nil
 			}
-			if r.Type == wire.RecordUpdate {
-				p.m.ver = r.Version
-				p.f.status, p.f.mark = r.Flow.Status, r.Flow.Mark
-				p.f.tcp = [5]uint8{r.Flow.TCPState, r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply,
-					r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply}
-			}
-			p.f.timeout = r.Flow.Timeout
 			p.m.confirmed = now.UnixNano()
-			apply = append(apply, e.peer.flow(slot))
+			if r.Type == wire.RecordUpdate {
+				// The whole flow as it would be, through our filter: a
+				// peer must not change what we admitted into what we
+				// refuse (a mark, a zone's worth of state).
+				f := e.peer.flow(slot)
+				f.Status, f.Mark = r.Flow.Status, r.Flow.Mark
+				f.TCPState, f.TCPWScaleOrig, f.TCPWScaleReply = r.Flow.TCPState, r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply
+				f.TCPFlagsOrig, f.TCPFlagsReply = r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply
+				f.Timeout = r.Flow.Timeout
+				p.m.ver = r.Version
+				if !e.admit(&f) {
+					return nil // the injected version, if any, stays
+				}
+				p.f.status, p.f.mark = f.Status, f.Mark
+				p.f.tcp = [5]uint8{f.TCPState, f.TCPWScaleOrig, f.TCPWScaleReply, f.TCPFlagsOrig, f.TCPFlagsReply}
+				p.m.out = false // admitted now: inject it
+			}
+			if p.m.out {
+				return nil
+			}
+			f := e.peer.flow(slot)
+			f.Timeout = r.Flow.Timeout
+			e.clamp(&f)
+			p.f.timeout = f.Timeout
+			apply = append(apply, f)
+			applied = append(applied, sentRec{id: r.ID, slot: slot})
 		case wire.RecordDelete:
 			if slot, ok := e.peerIDs[r.ID]; ok {
 				p := e.peer.at(slot)
 				delete(e.peerIDs, r.ID)
 				p.m.gone = true
 				e.peerGone = append(e.peerGone, goneRef{slot: slot, id: r.ID, at: now})
-				dels = append(dels, e.peer.flowKey(slot))
+				if !p.m.out {
+					dels = append(dels, e.peer.flowKey(slot))
+				}
 			}
 		case wire.RecordAck:
 			e.acked(r.Ack, now)
@@ -1316,13 +1386,23 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })
 	if len(apply) > 0 {
-		for _, err := range e.k.Apply(ctx, apply) {
-			if err != nil {
+		for i, err := range e.k.Inject(ctx, apply, e.injected) {
+			switch {
+			case err == nil:
+			case errors.Is(err, flow.ErrLocalClash):
+				// Ours stays; so does the peer's in our table, out of
+				// the kernel, so that its DELETE leaves ours alone.
+				e.count(func(c *Counters) { c.RefusedClash++ })
+				if p := e.peer.get(applied[i].slot); p != nil && p.m.id == applied[i].id {
+					p.m.out = true
+				}
+			default:
 				e.count(func(c *Counters) { c.ApplyErrors++ })
 				e.log.Debug("injecting a flow", "err", err)
 			}
 		}
 	}
+	clear(e.displaced)
 	if len(dels) > 0 {
 		if err := e.k.Delete(ctx, dels); err != nil {
 			e.count(func(c *Counters) { c.ApplyErrors++ })
@@ -1360,6 +1440,64 @@ func (e *Engine) staleSession(b []byte, now time.Time) (wire.Opened, error) {
 // lately) but we have no session with it.
 func (e *Engine) handshakeFailing(now time.Time) bool {
 	return !e.sess.Established() && !e.lastAuthentic.IsZero() && now.Sub(e.lastAuthentic) < e.peerDead
+}
+
+// admit runs a flow of the peer through our own filter (Config.Admit)
+// and counts a refusal by its reason, then cuts its timeout (clamp).
+func (e *Engine) admit(f *flow.Flow) bool {
+	if e.cfg.Admit != nil {
+		if why := e.cfg.Admit(f); why != flow.Accepted {
+			e.count(func(c *Counters) {
+				switch why {
+				case flow.RefusedProtocol:
+					c.RefusedProtocol++
+				case flow.RefusedAddress:
+					c.RefusedAddress++
+				case flow.RefusedLocal:
+					c.RefusedLocal++
+				case flow.RefusedZone:
+					c.RefusedZone++
+				case flow.RefusedMark:
+					c.RefusedMark++
+				case flow.RefusedState:
+					c.RefusedState++
+				default:
+					c.DropInvalid++
+				}
+			})
+			e.log.Debug("peer flow refused by our filter", "reason", why.String(), "flow", f.Orig)
+			return false
+		}
+	}
+	e.clamp(f)
+	return true
+}
+
+// clamp cuts f's timeout to the kernel's default for its protocol and
+// state (Config.MaxTimeout), and counts it.
+func (e *Engine) clamp(f *flow.Flow) {
+	if e.cfg.MaxTimeout == nil {
+		return
+	}
+	if m := e.cfg.MaxTimeout(f); m > 0 && f.Timeout > m {
+		f.Timeout = m
+		e.count(func(c *Counters) { c.Clamped++ })
+	}
+}
+
+// injected reports whether the kernel entry x, in the way of a flow we
+// inject, came from the peer: our table of its flows has x's key with
+// x's reply tuple (or had it until a NEW of this receive replaced it).
+// Everything else is ours, or forwarded by us, and stays (Kernel.Inject).
+func (e *Engine) injected(x *flow.Flow) bool {
+	k := keyOf(x.Key())
+	if r, ok := e.displaced[k]; ok && r == x.Reply {
+		return true
+	}
+	if slot, ok := e.peer.lookup(k); ok && !e.peer.at(slot).m.out {
+		return e.peer.flow(slot).Reply == x.Reply
+	}
+	return false
 }
 
 // removePeer frees a slot of the peer table (and its id, if the id maps
@@ -1572,7 +1710,9 @@ func (e *Engine) purgeOrphans(ctx context.Context) {
 	var dels []flow.Key
 	e.peer.each(func(slot uint32, p *pflow) bool {
 		if p.m.orphan {
-			dels = append(dels, e.peer.flowKey(slot))
+			if !p.m.out {
+				dels = append(dels, e.peer.flowKey(slot))
+			}
 			e.peer.remove(slot)
 		}
 		return true
@@ -1599,7 +1739,9 @@ func (e *Engine) takeUnconfirmed(cut time.Time) []flow.Key {
 	c := cut.UnixNano()
 	e.peer.each(func(slot uint32, p *pflow) bool {
 		if !p.m.gone && p.m.confirmed < c {
-			keys = append(keys, e.peer.flowKey(slot))
+			if !p.m.out {
+				keys = append(keys, e.peer.flowKey(slot))
+			}
 			e.removePeer(slot)
 		}
 		return true
@@ -1637,6 +1779,13 @@ func (e *Engine) publish(now time.Time) {
 	synced, pending := 0, 0
 	if walk {
 		e.lastWalk = now
+		e.peerOut = 0
+		e.peer.each(func(_ uint32, p *pflow) bool {
+			if p.m.out && !p.m.gone {
+				e.peerOut++
+			}
+			return true
+		})
 		e.local.each(func(_ uint32, l *lflow) bool {
 			if l.m.known {
 				synced++
@@ -1657,7 +1806,7 @@ func (e *Engine) publish(now time.Time) {
 	if walk {
 		e.st.FlowsSynced, e.st.FlowsPending = synced, pending
 	}
-	e.st.FlowsPeer = len(e.peerIDs)
+	e.st.FlowsPeer = max(len(e.peerIDs)-e.peerOut, 0) // not the refused ones
 	e.st.Bulk.Received = len(e.peerIDs)
 	e.st.Bulk.Serving = e.serveSeq != 0
 	e.st.Bulk.Queued = len(e.queues[prioBulk])

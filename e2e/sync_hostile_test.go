@@ -252,3 +252,74 @@ func TestSyncClashKeepsLocalFlow(t *testing.T) {
 		t.Errorf("refused_clash %d, want 2", n)
 	}
 }
+
+// TestSyncSessionSurvivesSameSecondRestart: r1 restarts twice within one
+// second, so its last two runs have the same session epoch; r2 held the
+// first of them and refuses the second while the first may still be
+// alive. r1 keeps its sync demotion past its bulk timeout meanwhile
+// (handshake_failing), and once the first run has been silent long
+// enough r2 takes the new one: the session comes back and r1 gets the
+// table, without giving up on it.
+func TestSyncSessionSurvivesSameSecondRestart(t *testing.T) {
+	f := newFirewallLab(t)
+	r1, r2 := f.routers[0], f.routers[1]
+	conf1 := f.routerConf(0, true) + "\toption bulk_timeout '3s'\n"
+	f.start(r2, f.routerConf(1, true))
+	f.start(r1, conf1)
+	f.waitFor(10*time.Second, "session up", func() bool {
+		return f.status(r1).Sync.Established && f.status(r2).Sync.Established
+	})
+	restart := func() {
+		r1.proc.Kill()
+		if err := r1.proc.Wait(5 * time.Second); err != nil && !strings.Contains(err.Error(), "signal") {
+			t.Fatal(err)
+		}
+		f.start(r1, conf1)
+	}
+	same := false
+	for try := 0; try < 5 && !same; try++ {
+		// From the start of a second, two restarts fit in it.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
+		before := time.Now()
+		frames := f.status(r2).Sync.Counters.FramesReceived
+		restart()
+		// r2 takes this run (a higher epoch than the first) at its
+		// first HELLO: frames of the killed run cannot come any more.
+		f.waitFor(2*time.Second, "r2 takes r1's new run", func() bool {
+			return f.status(r2).Sync.Counters.FramesReceived > frames
+		})
+		epochDrops := f.status(r2).Sync.Counters.DropEpoch
+		restart()
+		f.waitFor(2*time.Second, "r2 refuses the second run", func() bool {
+			return f.status(r2).Sync.Counters.DropEpoch > epochDrops
+		})
+		same = time.Now().Unix() == before.Unix()
+		if !same {
+			t.Logf("restarts spanned a second boundary (%v); again", time.Since(before))
+			f.waitFor(30*time.Second, "session up again", func() bool {
+				return f.status(r1).Sync.Established && f.status(r2).Sync.Established
+			})
+		}
+	}
+	if !same {
+		t.Fatal("could not restart twice within one second")
+	}
+	restarted := time.Now()
+	time.Sleep(5 * time.Second) // past r1's bulk timeout of 3 s
+	st := f.status(r1)
+	t.Logf("5 s after: established %v, handshake failing %v, bulk %+v, demotion %+v, r2 drop_epoch %d",
+		st.Sync.Established, st.Sync.HandshakeFailing, st.Sync.Bulk, st.Demotion, f.status(r2).Sync.Counters.DropEpoch)
+	if !st.Sync.Established {
+		if st.Sync.Bulk.Synced || st.Demotion.Sync == 0 || !st.Sync.HandshakeFailing {
+			t.Fatalf("handshake failing, but the sync demotion was lifted: %+v %+v", st.Sync.Bulk, st.Demotion)
+		}
+	}
+	f.waitFor(40*time.Second, "session re-established and r1's bulk complete", func() bool {
+		s1, s2 := f.status(r1), f.status(r2)
+		return s1.Sync.Established && s2.Sync.Established && s1.Sync.Bulk.Synced
+	})
+	t.Logf("session back after %v", time.Since(restarted).Round(100*time.Millisecond))
+	if st := f.status(r1); st.Sync.Bulk.TimedOut || st.Demotion.Sync != 0 {
+		t.Fatalf("after the handshake: bulk %+v, demotion %+v; want the table received", st.Sync.Bulk, st.Demotion)
+	}
+}

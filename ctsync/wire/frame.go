@@ -211,9 +211,12 @@ func dataAEAD(psk *[KeyLen]byte, fromEpoch uint32, from [NonceLen]byte, toEpoch 
 type SessionConfig struct {
 	// Key is the pre-shared key (KeyFromConfig).
 	Key [KeyLen]byte
-	// Epoch must grow from one run to the next (for example the Unix time
-	// at start): the peer rejects a HELLO with a smaller epoch than the
-	// one it holds, which is what keeps old sessions from being replayed.
+	// Epoch should grow from one run to the next (for example the Unix
+	// time at start): the peer rejects a HELLO with a smaller epoch than
+	// the one it holds, which is what keeps old sessions from being
+	// replayed. When the clock went back, the peer's ErrStaleEpoch
+	// (authenticated) and ForgetPeer, once the held session is silent,
+	// let the new run in.
 	Epoch uint32
 	// Nonce must be fresh random bytes for every run (crypto/rand).
 	Nonce [NonceLen]byte
@@ -238,7 +241,7 @@ type SessionConfig struct {
 //	(any peer)   a HELLO with a higher epoch (the peer      Unconfirmed: new keys, NewPeer
 //	             restarted)
 //	(any peer)   a HELLO with a lower epoch, or the same    unchanged: ErrStaleEpoch
-//	             epoch and another nonce
+//	             epoch and another nonce, that authenticates  (ErrAuth if it does not)
 //	(any)        ForgetPeer                                 NoPeer
 //
 // The caller sends a HELLO frame while not Established (say every second)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/ctsync/flow"
@@ -27,8 +28,10 @@ type Kernel interface {
 	// Events delivers NEW, UPDATE, DESTROY, and OVERRUN when events were
 	// lost (the engine then reconciles from a dump).
 	Events() <-chan flow.Event
-	// Apply injects or updates flows; one error (or nil) per flow.
-	Apply(ctx context.Context, flows []flow.Flow) []error
+	// Inject injects or updates flows; one error (or nil) per flow. An
+	// entry in a flow's way is replaced only if injected says it came
+	// from the peer; else the flow fails with flow.ErrLocalClash.
+	Inject(ctx context.Context, flows []flow.Flow, injected func(*flow.Flow) bool) []error
 	// Delete removes flows; missing ones are not an error.
 	Delete(ctx context.Context, keys []flow.Key) error
 }
@@ -52,11 +55,33 @@ type Config struct {
 	Bandwidth uint64
 	// MTU is the largest datagram payload (default 1200 bytes).
 	MTU int
-	Log *slog.Logger
+	// Epoch is this run's session epoch; 0 (the daemon's choice) derives
+	// it from the clock (newEpoch). Tests set it to play a clock that went
+	// back.
+	Epoch uint32
+	// Admit is the receiver's own filter: every flow of the peer (NEW or
+	// UPDATE) goes through it before it is injected, and a refused one is
+	// dropped and counted by reason (refused_*). The daemon passes the
+	// same filter its kernel source applies to what it sends
+	// (kernel.Conntrack.Admit). nil admits every valid flow.
+	Admit func(*flow.Flow) flow.Refusal
+	// MaxTimeout is the longest timeout the kernel gives a flow like f
+	// (kernel.Conntrack.MaxTimeout); a peer's longer one is cut to it
+	// (timeouts_clamped). nil or 0: no limit.
+	MaxTimeout func(*flow.Flow) uint32
+	// MaxPeerFlows bounds the table of the peer's flows (default
+	// DefaultMaxPeerFlows): a NEW beyond it is dropped and counted
+	// (drop_peer_table_full), not injected.
+	MaxPeerFlows int
+	Log          *slog.Logger
 	// OnSynced is called (from the engine goroutine, so it must not block)
 	// when the initial bulk transfer from the peer completed or timed out.
 	OnSynced func()
 }
+
+// DefaultMaxPeerFlows is Config.MaxPeerFlows's default: more flows than
+// a router with 256 MB of RAM holds (nf_conntrack_max is 65536 there).
+const DefaultMaxPeerFlows = 1 << 18
 
 // Engine defaults and bounds.
 const (
@@ -70,7 +95,12 @@ const (
 	bulkEndRetry      = time.Second
 	maxFramesPerFlush = 256  // bounds one flush; the rest goes next window
 	recvQueueLen      = 2048 // frames waiting for the engine; a bulk burst fills hundreds
-	maxDrain          = 256  // queued frames a tick takes in before loss detection
+	// maxDatagram bounds what is read off the socket before it is
+	// authenticated: our frames are at most MTU bytes (1200 by default),
+	// so with the queue above at most 4 MiB waits for the engine. A larger
+	// datagram is dropped (drop_oversize).
+	maxDatagram = 2048
+	maxDrain    = 256 // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest (sync.md
 	// §4.1); see newPrio. Acknowledgements go with the window's flush.
@@ -173,6 +203,12 @@ type pmeta struct {
 	// stays until the new session's table brings its key again, or is
 	// deleted from the kernel when that table is complete without it.
 	orphan bool
+	// out: not in our kernel, and never to be deleted from it: our filter
+	// refused it (Config.Admit), or an entry of ours holds its tuple
+	// (flow.ErrLocalClash). It is kept for the bulk digest and so that
+	// its updates are not asked for again; an update our filter admits
+	// is injected.
+	out bool
 }
 
 type pflow = tentry[pmeta]
@@ -182,6 +218,34 @@ type goneRef struct {
 	slot uint32
 	id   uint64
 	at   time.Time
+}
+
+// epochBase is 2020-01-01 in Unix seconds: epochs count seconds from
+// it, which fits 32 bits until 2156.
+const epochBase = 1577836800
+
+// lastEpoch is the newest epoch newEpoch handed out in this process.
+var lastEpoch atomic.Uint32
+
+// newEpoch is the session epoch of an engine started at now: the seconds
+// since 2020, and above every epoch handed out before in this process, so
+// that an engine restarted within the same second (a reload) still has a
+// higher one. Across processes the clock may go back (a board without a
+// real-time clock boots before NTP, two restarts within a second): the
+// peer then refuses the new session until the old one has been silent for
+// peerDeadAfter, and lets it in (receive).
+func newEpoch(now time.Time) uint32 {
+	ep := uint32(1) // a clock before 2020 is a clock not set yet
+	if sec := now.Unix() - epochBase; sec > 1 && sec < 1<<32 {
+		ep = uint32(sec)
+	}
+	for {
+		last := lastEpoch.Load()
+		next := max(ep, last+1)
+		if lastEpoch.CompareAndSwap(last, next) {
+			return next
+		}
+	}
 }
 
 // Engine replicates conntrack state between two routers. One goroutine
@@ -227,8 +291,13 @@ type Engine struct {
 	// which are not its to send back. Those the peer's table brings are
 	// dropped from ours; the rest are sent as ours when the bulk transfer
 	// ends (release).
-	holding   bool
-	wanted    map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	holding bool
+	wanted  map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	// displaced: during one receive, the reply tuples of the peer's
+	// flows that a NEW replaced in the peer table (by key): the kernel
+	// entries in the new flow's way that came from the peer (injected).
+	displaced map[ckey]flow.Tuple
+	peerOut   int // flows of the peer not in our kernel (out), at the last walk
 	lastWant  time.Time
 	peerSince time.Time       // when the peer's current session began
 	recvCum   uint64          // lowest peer packet number not yet received
@@ -240,8 +309,18 @@ type Engine struct {
 	// became pending; zero when none waits.
 	urgentSince time.Time
 	lastRecv    time.Time
-	lastSend    time.Time
-	lastHello   time.Time
+	// lastAuthentic: when a frame that authenticates came from the peer,
+	// accepted or not (a HELLO of a session we refuse); lastStaleHello:
+	// when we last answered such a HELLO with ours; handshakeWait: the
+	// bulk deadline passed while the handshake was failing (logged once).
+	lastAuthentic  time.Time
+	lastStaleHello time.Time
+	handshakeWait  bool
+	// peerDead: a peer silent this long is taken for dead (peerDeadAfter;
+	// tests shorten it).
+	peerDead  time.Duration
+	lastSend  time.Time
+	lastHello time.Time
 
 	bulkWanted   bool      // we want the peer's table
 	bulkAsked    time.Time // when BULK_REQ was last sent
@@ -260,18 +339,21 @@ type Engine struct {
 
 // Status is the sync part of `carpd status`.
 type Status struct {
-	Peer         string     `json:"peer"`
-	PeerName     string     `json:"peer_name,omitempty"`
-	PeerUp       bool       `json:"peer_up"`
-	Established  bool       `json:"established"`
-	LastAck      time.Time  `json:"last_ack,omitzero"`
-	RTT          string     `json:"rtt,omitempty"`
-	FlowsLocal   int        `json:"flows_local"`     // flows we replicate
-	FlowsSynced  int        `json:"flows_synced"`    // of those, acknowledged by the peer
-	FlowsPending int        `json:"flows_pending"`   // waiting to be sent
-	FlowsPeer    int        `json:"flows_from_peer"` // the peer's flows in our kernel
-	Bulk         BulkStatus `json:"bulk"`
-	Counters     Counters   `json:"counters"`
+	Peer        string `json:"peer"`
+	PeerName    string `json:"peer_name,omitempty"`
+	PeerUp      bool   `json:"peer_up"`
+	Established bool   `json:"established"`
+	// HandshakeFailing: the peer's frames authenticate but no session
+	// is up (its clock went back, say); the sync demotion stays.
+	HandshakeFailing bool       `json:"handshake_failing"`
+	LastAck          time.Time  `json:"last_ack,omitzero"`
+	RTT              string     `json:"rtt,omitempty"`
+	FlowsLocal       int        `json:"flows_local"`     // flows we replicate
+	FlowsSynced      int        `json:"flows_synced"`    // of those, acknowledged by the peer
+	FlowsPending     int        `json:"flows_pending"`   // waiting to be sent
+	FlowsPeer        int        `json:"flows_from_peer"` // the peer's flows in our kernel
+	Bulk             BulkStatus `json:"bulk"`
+	Counters         Counters   `json:"counters"`
 }
 
 // BulkStatus is the progress of the initial transfer.
@@ -307,6 +389,24 @@ type Counters struct {
 	DropMalformed uint64 `json:"drop_malformed"`
 	DropSource    uint64 `json:"drop_wrong_source"`
 	DropQueue     uint64 `json:"drop_queue_full"`
+	// DropOversize: datagrams larger than any frame of ours, dropped
+	// unread; DropPeerFull: peer flows beyond MaxPeerFlows.
+	DropOversize uint64 `json:"drop_oversize"`
+	DropPeerFull uint64 `json:"drop_peer_table_full"`
+	// The peer's flows our own filter refused (Config.Admit), by rule;
+	// invalid ones count as drop_invalid_flow.
+	RefusedProtocol uint64 `json:"refused_protocol"`
+	RefusedAddress  uint64 `json:"refused_address"`
+	RefusedLocal    uint64 `json:"refused_local"`
+	RefusedZone     uint64 `json:"refused_zone"`
+	RefusedMark     uint64 `json:"refused_mark"`
+	RefusedState    uint64 `json:"refused_state"`
+	// RefusedClash: flows of the peer not injected because an entry of
+	// ours (not injected from the peer) held their tuple.
+	RefusedClash uint64 `json:"refused_clash"`
+	// Clamped: timeouts of the peer's flows cut to the kernel's default
+	// for their protocol and state.
+	Clamped       uint64 `json:"timeouts_clamped"`
 	DropInvalid   uint64 `json:"drop_invalid_flow"`
 	DropUnknownID uint64 `json:"drop_unknown_id"`
 	ApplyErrors   uint64 `json:"apply_errors"`
@@ -330,13 +430,17 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	if cfg.BulkTimeout <= 0 {
 		cfg.BulkTimeout = time.Minute
 	}
+	if cfg.MaxPeerFlows <= 0 {
+		cfg.MaxPeerFlows = DefaultMaxPeerFlows
+	}
 	var nonce [wire.NonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
 	}
-	// The epoch must grow across restarts: seconds since 2020 fits 32 bits
-	// until 2156.
-	epoch := uint32(time.Now().Unix() - 1577836800)
+	epoch := cfg.Epoch
+	if epoch == 0 {
+		epoch = newEpoch(time.Now())
+	}
 	sess, err := wire.NewSession(wire.SessionConfig{Key: cfg.Key, Epoch: epoch, Nonce: nonce, Name: cfg.Name})
 	if err != nil {
 		return nil, err
@@ -346,8 +450,8 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
-		wanted: map[uint64]struct{}{},
-		srtt:   0, rttvar: 0,
+		wanted: map[uint64]struct{}{}, displaced: map[ckey]flow.Tuple{},
+		srtt: 0, rttvar: 0, peerDead: peerDeadAfter,
 	}
 	if cfg.Bandwidth > 0 {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
@@ -483,7 +587,10 @@ func (e *Engine) Takeover(ctx context.Context) {
 
 func (e *Engine) read() {
 	defer e.wg.Done()
-	buf := make([]byte, 64<<10)
+	// One byte more than the largest frame: a datagram that fills the
+	// buffer is too large (the rest of it is cut off unread).
+	limit := max(maxDatagram, e.cfg.MTU)
+	buf := make([]byte, limit+1)
 	for {
 		n, from, err := e.conn.ReadFrom(buf)
 		if err != nil {
@@ -495,6 +602,10 @@ func (e *Engine) read() {
 		}
 		if !e.fromPeer(from) {
 			e.count(func(c *Counters) { c.DropSource++ })
+			continue
+		}
+		if n > limit {
+			e.count(func(c *Counters) { c.DropOversize++ })
 			continue
 		}
 		select {
@@ -551,7 +662,7 @@ func (e *Engine) upsert(f flow.Flow) {
 	key := c.key()
 	slot, ok := e.local.lookup(key)
 	if !ok {
-		if _, ok := e.peer.lookup(key); ok && !e.adopting {
+		if ps, ok := e.peer.lookup(key); ok && !e.peer.at(ps).m.out && !e.adopting {
 			// We injected it from the peer, which replicates it: sending
 			// it back would have the peer write our stale copy over its
 			// live entry (or bring it back after its DELETE).
@@ -696,7 +807,7 @@ func (e *Engine) payloadLimit() int {
 // retransmission timeout, to nobody; after a takeover that is the whole
 // table.
 func (e *Engine) canSend(now time.Time) bool {
-	return e.sess.Established() && now.Sub(e.lastRecv) < peerDeadAfter
+	return e.sess.Established() && now.Sub(e.lastRecv) < e.peerDead
 }
 
 // flush sends the dirty flows of priority upTo and more urgent, most urgent
@@ -903,6 +1014,19 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 		e.bulkAsked = now
 		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})
 	}
+	// The bulk deadline is for a dead peer. One that is there but with
+	// which the handshake fails has the table we lack: while it fails,
+	// the deadline moves on (the transfer gets a whole timeout once the
+	// session is up), and the demotion stays, whatever the time.
+	if !e.synced && e.handshakeFailing(now) {
+		if now.After(e.bulkDeadline) && !e.handshakeWait {
+			e.handshakeWait = true
+			e.log.Warn("the peer is there but the handshake fails; keeping the sync demotion until its table is in")
+		}
+		if d := now.Add(e.cfg.BulkTimeout); d.After(e.bulkDeadline) {
+			e.bulkDeadline = d
+		}
+	}
 	if !e.synced && now.After(e.bulkDeadline) {
 		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
 		e.setSynced(true)
@@ -1095,6 +1219,9 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 
 func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	op, err := e.sess.Open(nil, b)
+	if errors.Is(err, wire.ErrStaleEpoch) {
+		op, err = e.staleSession(b, now)
+	}
 	if err != nil {
 		e.count(func(c *Counters) {
 			switch {
@@ -1118,7 +1245,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 		c.FramesReceived++
 		c.BytesReceived += uint64(len(b) + udpIPOverhead)
 	})
-	e.lastRecv = now
+	e.lastRecv, e.lastAuthentic = now, now
 	if op.NewPeer {
 		e.newPeer(now)
 		// The peer's packet numbers count its HELLOs from before we were
@@ -1131,6 +1258,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	}
 
 	var apply []flow.Flow
+	var applied []sentRec // the peer table slot of each flow in apply
 	var dels []flow.Key
 	var nrec uint64
 	elicits := false
@@ -1159,8 +1287,16 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 					return nil // stale or duplicate
 				}
 			}
+			out := !e.admit(&r.Flow)
+			if !out {
+				c.c.timeout = r.Flow.Timeout
+			}
 			e.dropPeer(r.ID)
-			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held {
+			if _, ok := e.peer.lookup(c.key()); !ok && e.peer.Len() >= e.cfg.MaxPeerFlows {
+				e.count(func(c *Counters) { c.DropPeerFull++ })
+				return nil
+			}
+			if slot, ok := e.local.lookup(c.key()); ok && e.local.at(slot).m.held && !out {
 				e.local.remove(slot) // the peer's flow, injected by our predecessor
 			}
 			if slot, ok := e.peer.lookup(c.key()); ok {
@@ -1168,17 +1304,27 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 				// the peer's previous session, or a new connection whose
 				// NEW overtook the old one's DELETE. The newer id owns
 				// the key; the old one's DELETE, if it comes, is for an
-				// unknown id.
+				// unknown id. Its kernel entry, if we injected it, may be
+				// replaced by the new one (injected).
+				if old := e.peer.at(slot); !old.m.out {
+					e.displaced[c.key()] = e.peer.flow(slot).Reply
+				}
 				e.removePeer(slot)
 			}
 			delete(e.wanted, r.ID)
-			e.peerIDs[r.ID] = e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano()})
-			apply = append(apply, r.Flow)
+			slot := e.peer.insert(&c, pmeta{id: r.ID, ver: r.Version, confirmed: now.UnixNano(), out: out})
+			e.peerIDs[r.ID] = slot
+			if !out {
+				apply = append(apply, e.peer.flow(slot))
+				applied = append(applied, sentRec{id: r.ID, slot: slot})
+			}
 		case wire.RecordUpdate, wire.RecordRefresh:
 			slot, ok := e.peerIDs[r.ID]
 			if !ok {
 				e.count(func(c *Counters) { c.DropUnknownID++ })
-				if len(e.wanted) < maxWanted {
+				// Not when the table is full: the flow would be dropped
+				// again, and asked for again, forever.
+				if len(e.wanted) < maxWanted && e.peer.Len() < e.cfg.MaxPeerFlows {
 					e.wanted[r.ID] = struct{}{}
 				}
 				return nil
@@ -1187,22 +1333,42 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			if r.Type == wire.RecordUpdate && r.Version <= p.m.ver && r.Version != 0 {
 				return nil
 			}
-			if r.Type == wire.RecordUpdate {
-				p.m.ver = r.Version
-				p.f.status, p.f.mark = r.Flow.Status, r.Flow.Mark
-				p.f.tcp = [5]uint8{r.Flow.TCPState, r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply,
-					r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply}
-			}
-			p.f.timeout = r.Flow.Timeout
 			p.m.confirmed = now.UnixNano()
-			apply = append(apply, e.peer.flow(slot))
+			if r.Type == wire.RecordUpdate {
+				// The whole flow as it would be, through our filter: a
+				// peer must not change what we admitted into what we
+				// refuse (a mark, a zone's worth of state).
+				f := e.peer.flow(slot)
+				f.Status, f.Mark = r.Flow.Status, r.Flow.Mark
+				f.TCPState, f.TCPWScaleOrig, f.TCPWScaleReply = r.Flow.TCPState, r.Flow.TCPWScaleOrig, r.Flow.TCPWScaleReply
+				f.TCPFlagsOrig, f.TCPFlagsReply = r.Flow.TCPFlagsOrig, r.Flow.TCPFlagsReply
+				f.Timeout = r.Flow.Timeout
+				p.m.ver = r.Version
+				if !e.admit(&f) {
+					return nil // the injected version, if any, stays
+				}
+				p.f.status, p.f.mark = f.Status, f.Mark
+				p.f.tcp = [5]uint8{f.TCPState, f.TCPWScaleOrig, f.TCPWScaleReply, f.TCPFlagsOrig, f.TCPFlagsReply}
+				p.m.out = false // admitted now: inject it
+			}
+			if p.m.out {
+				return nil
+			}
+			f := e.peer.flow(slot)
+			f.Timeout = r.Flow.Timeout
+			e.clamp(&f)
+			p.f.timeout = f.Timeout
+			apply = append(apply, f)
+			applied = append(applied, sentRec{id: r.ID, slot: slot})
 		case wire.RecordDelete:
 			if slot, ok := e.peerIDs[r.ID]; ok {
 				p := e.peer.at(slot)
 				delete(e.peerIDs, r.ID)
 				p.m.gone = true
 				e.peerGone = append(e.peerGone, goneRef{slot: slot, id: r.ID, at: now})
-				dels = append(dels, e.peer.flowKey(slot))
+				if !p.m.out {
+					dels = append(dels, e.peer.flowKey(slot))
+				}
 			}
 		case wire.RecordAck:
 			e.acked(r.Ack, now)
@@ -1220,18 +1386,118 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })
 	if len(apply) > 0 {
-		for _, err := range e.k.Apply(ctx, apply) {
-			if err != nil {
+		for i, err := range e.k.Inject(ctx, apply, e.injected) {
+			switch {
+			case err == nil:
+			case errors.Is(err, flow.ErrLocalClash):
+				// Ours stays; so does the peer's in our table, out of
+				// the kernel, so that its DELETE leaves ours alone.
+				e.count(func(c *Counters) { c.RefusedClash++ })
+				if p := e.peer.get(applied[i].slot); p != nil && p.m.id == applied[i].id {
+					p.m.out = true
+				}
+			default:
 				e.count(func(c *Counters) { c.ApplyErrors++ })
 				e.log.Debug("injecting a flow", "err", err)
 			}
 		}
 	}
+	clear(e.displaced)
 	if len(dels) > 0 {
 		if err := e.k.Delete(ctx, dels); err != nil {
 			e.count(func(c *Counters) { c.ApplyErrors++ })
 		}
 	}
+}
+
+// staleSession handles a frame of a peer session older than (or as old
+// as) the one we hold. A HELLO of it authenticates (wire.Session.Open
+// checks), so the peer is there with the key: it restarted with its clock
+// behind, or twice within a second. If the session we hold has been
+// silent for peerDead, it is gone: forget it and take the new one.
+// Otherwise answer with our HELLO (at most twice a helloInterval, the
+// peer's HELLO rate, so that none is missed to jitter), so the
+// peer knows we are here and keeps its demotion (handshakeFailing).
+func (e *Engine) staleSession(b []byte, now time.Time) (wire.Opened, error) {
+	h, _, err := wire.ParseHeader(b)
+	if err != nil || h.Type != wire.FrameHello {
+		return wire.Opened{}, wire.ErrStaleEpoch
+	}
+	e.lastAuthentic = now
+	if now.Sub(e.lastRecv) < e.peerDead {
+		if now.Sub(e.lastStaleHello) >= helloInterval/2 {
+			e.lastStaleHello = now
+			e.sendControl(now, true)
+		}
+		return wire.Opened{}, wire.ErrStaleEpoch
+	}
+	e.log.Info("the peer's session we held is silent; taking its new one", "epoch", h.Epoch)
+	e.sess.ForgetPeer()
+	return e.sess.Open(nil, b)
+}
+
+// handshakeFailing: the peer is there (a frame of it authenticated
+// lately) but we have no session with it.
+func (e *Engine) handshakeFailing(now time.Time) bool {
+	return !e.sess.Established() && !e.lastAuthentic.IsZero() && now.Sub(e.lastAuthentic) < e.peerDead
+}
+
+// admit runs a flow of the peer through our own filter (Config.Admit)
+// and counts a refusal by its reason, then cuts its timeout (clamp).
+func (e *Engine) admit(f *flow.Flow) bool {
+	if e.cfg.Admit != nil {
+		if why := e.cfg.Admit(f); why != flow.Accepted {
+			e.count(func(c *Counters) {
+				switch why {
+				case flow.RefusedProtocol:
+					c.RefusedProtocol++
+				case flow.RefusedAddress:
+					c.RefusedAddress++
+				case flow.RefusedLocal:
+					c.RefusedLocal++
+				case flow.RefusedZone:
+					c.RefusedZone++
+				case flow.RefusedMark:
+					c.RefusedMark++
+				case flow.RefusedState:
+					c.RefusedState++
+				default:
+					c.DropInvalid++
+				}
+			})
+			e.log.Debug("peer flow refused by our filter", "reason", why.String(), "flow", f.Orig)
+			return false
+		}
+	}
+	e.clamp(f)
+	return true
+}
+
+// clamp cuts f's timeout to the kernel's default for its protocol and
+// state (Config.MaxTimeout), and counts it.
+func (e *Engine) clamp(f *flow.Flow) {
+	if e.cfg.MaxTimeout == nil {
+		return
+	}
+	if m := e.cfg.MaxTimeout(f); m > 0 && f.Timeout > m {
+		f.Timeout = m
+		e.count(func(c *Counters) { c.Clamped++ })
+	}
+}
+
+// injected reports whether the kernel entry x, in the way of a flow we
+// inject, came from the peer: our table of its flows has x's key with
+// x's reply tuple (or had it until a NEW of this receive replaced it).
+// Everything else is ours, or forwarded by us, and stays (Kernel.Inject).
+func (e *Engine) injected(x *flow.Flow) bool {
+	k := keyOf(x.Key())
+	if r, ok := e.displaced[k]; ok && r == x.Reply {
+		return true
+	}
+	if slot, ok := e.peer.lookup(k); ok && !e.peer.at(slot).m.out {
+		return e.peer.flow(slot).Reply == x.Reply
+	}
+	return false
 }
 
 // removePeer frees a slot of the peer table (and its id, if the id maps
@@ -1444,7 +1710,9 @@ func (e *Engine) purgeOrphans(ctx context.Context) {
 	var dels []flow.Key
 	e.peer.each(func(slot uint32, p *pflow) bool {
 		if p.m.orphan {
-			dels = append(dels, e.peer.flowKey(slot))
+			if !p.m.out {
+				dels = append(dels, e.peer.flowKey(slot))
+			}
 			e.peer.remove(slot)
 		}
 		return true
@@ -1471,7 +1739,9 @@ func (e *Engine) takeUnconfirmed(cut time.Time) []flow.Key {
 	c := cut.UnixNano()
 	e.peer.each(func(slot uint32, p *pflow) bool {
 		if !p.m.gone && p.m.confirmed < c {
-			keys = append(keys, e.peer.flowKey(slot))
+			if !p.m.out {
+				keys = append(keys, e.peer.flowKey(slot))
+			}
 			e.removePeer(slot)
 		}
 		return true
@@ -1509,6 +1779,13 @@ func (e *Engine) publish(now time.Time) {
 	synced, pending := 0, 0
 	if walk {
 		e.lastWalk = now
+		e.peerOut = 0
+		e.peer.each(func(_ uint32, p *pflow) bool {
+			if p.m.out && !p.m.gone {
+				e.peerOut++
+			}
+			return true
+		})
 		e.local.each(func(_ uint32, l *lflow) bool {
 			if l.m.known {
 				synced++
@@ -1523,12 +1800,13 @@ func (e *Engine) publish(now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.Established = e.sess.Established()
-	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < peerDeadAfter
+	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < e.peerDead
+	e.st.HandshakeFailing = e.handshakeFailing(now)
 	e.st.FlowsLocal = e.local.Len()
 	if walk {
 		e.st.FlowsSynced, e.st.FlowsPending = synced, pending
 	}
-	e.st.FlowsPeer = len(e.peerIDs)
+	e.st.FlowsPeer = max(len(e.peerIDs)-e.peerOut, 0) // not the refused ones
 	e.st.Bulk.Received = len(e.peerIDs)
 	e.st.Bulk.Serving = e.serveSeq != 0
 	e.st.Bulk.Queued = len(e.queues[prioBulk])

@@ -41,7 +41,7 @@ func (k *fakeKernel) Each(_ context.Context, fn func(*flow.Flow)) error {
 	return nil
 }
 func (k *fakeKernel) Events() <-chan flow.Event { return k.events }
-func (k *fakeKernel) Apply(_ context.Context, fs []flow.Flow) []error {
+func (k *fakeKernel) Inject(_ context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, f := range fs {
@@ -473,13 +473,13 @@ func (k *echoKernel) release() {
 	k.held, k.hold = nil, false
 }
 
-func (k *echoKernel) Apply(ctx context.Context, fs []flow.Flow) []error {
+func (k *echoKernel) Inject(ctx context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
 	for _, f := range fs {
 		typ := flow.EventUpdate
 		if _, ok := k.snapshot()[f.Key()]; !ok {
 			typ = flow.EventNew
 		}
-		k.fakeKernel.Apply(ctx, []flow.Flow{f})
+		k.fakeKernel.Inject(ctx, []flow.Flow{f}, nil)
 		k.emit(flow.Event{Type: typ, Flow: f})
 	}
 	return make([]error, len(fs))

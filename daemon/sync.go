@@ -64,6 +64,14 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 		return nil, err
 	}
 	f := sc.Filter
+	// The VIPs: the only addresses of ours a flow of the peer may carry
+	// (as its NAT address); kernel.Filter.CheckReceived.
+	var vips []netip.Addr
+	for _, v := range d.cfg.VHIDs {
+		for _, p := range v.Addresses {
+			vips = append(vips, p.Addr())
+		}
+	}
 	// SkipOwnWrites: the events of the peer's flows we inject are not
 	// ours to replicate (the engine would ignore them anyway); dropping
 	// them at the socket spares a backup a second pass over every flow,
@@ -71,6 +79,7 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 	kc, err := kernel.Open(kernel.Config{Log: d.log, SkipOwnWrites: true, Filter: kernel.Filter{
 		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
 		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
+		VIPs: vips,
 	}})
 	if err != nil {
 		conn.Close()
@@ -82,6 +91,8 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 		Key: key, Name: host, Peer: netip.AddrPortFrom(dst, sc.Port),
 		Window: sc.Window, Refresh: sc.Refresh, BulkTimeout: sc.BulkTimeout, Bandwidth: sc.Bandwidth,
 		Log: d.log,
+		// What we receive goes through the filter of what we send.
+		Admit: kc.Admit, MaxTimeout: kc.MaxTimeout,
 		OnSynced: func() {
 			select {
 			case d.syncedCh <- struct{}{}:

@@ -36,7 +36,7 @@ func listenSync(sc config.Sync) (net.PacketConn, error) {
 }
 
 // listenUDPDevice is net.ListenConfig{Control: ...}.ListenPacket(network,
-// laddr) with SO_BINDTODEVICE and SO_REUSEADDR set before bind, built by
+// laddr) with SO_BINDTODEVICE set before bind, built by
 // hand, the same steps and the same errors: ListenConfig.ListenPacket goes
 // through the resolver, which links Go's whole DNS client into the binary
 // (about 250 KB on MIPS, package/SIZE.md). laddr is a wildcard address.
@@ -70,9 +70,10 @@ func listenUDPDevice(network string, laddr *net.UDPAddr, device string) (net.Pac
 	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, device); err != nil {
 		return nil, opErr(err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return nil, opErr(err)
-	}
+	// No SO_REUSEADDR (nor SO_REUSEPORT): with it, any local program,
+	// unprivileged ones included, could bind the same device and port
+	// with SO_REUSEADDR and take the peer's datagrams. A restart binds
+	// again at once anyway: a UDP port has no TIME_WAIT.
 	// Room for a burst (a bulk transfer, a takeover's whole table: a few
 	// thousand datagrams) while the engine injects: the default buffer
 	// (~200 KB) overflows and every datagram it drops is sent again.

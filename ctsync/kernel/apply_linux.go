@@ -227,10 +227,24 @@ func (c *Conntrack) exchange(ctx context.Context, msgs []netlink.Message) []repl
 //     left alone),
 //  4. and the flow created again, once.
 //
+// Apply owns the whole table: it replaces whatever is in the way. A sync
+// receiver uses Inject, which replaces only what it injected itself.
+//
 // Flows that fail flow.Flow.Valid or have a zero Timeout are not sent.
 // Errors from the kernel wrap its errno (errors.Is(err, unix.EEXIST)).
 // When ctx is done, the flows not yet sent fail with ctx.Err().
 func (c *Conntrack) Apply(ctx context.Context, flows []flow.Flow) []error {
+	return c.Inject(ctx, flows, nil)
+}
+
+// Inject is Apply for flows of the peer: an entry in the way (step 3) is
+// deleted only if injected reports that it came from the peer (the caller
+// knows what it injected: its original tuple, zone and reply tuple). If
+// any entry in a flow's way did not, nothing is deleted and the flow fails
+// with flow.ErrLocalClash: a connection of this router, or one it
+// forwards, is never broken for the peer's. A nil injected replaces
+// everything, as Apply.
+func (c *Conntrack) Inject(ctx context.Context, flows []flow.Flow, injected func(*flow.Flow) bool) []error {
 	errs := make([]error, len(flows))
 	if len(flows) == 0 {
 		return errs
@@ -242,7 +256,7 @@ func (c *Conntrack) Apply(ctx context.Context, flows []flow.Flow) []error {
 	if len(creates) == 0 {
 		return errs
 	}
-	again := c.resolve(ctx, flows, creates, errs)
+	again := c.resolve(ctx, flows, creates, errs, injected)
 	if retry := c.create(ctx, flows, again, errs); len(retry) > 0 {
 		for _, i := range retry {
 			errs[i] = flowError("create", &flows[i], unix.EEXIST)
@@ -295,9 +309,9 @@ type entry struct {
 }
 
 // resolve looks up what the creates of flows[clashed] ran into, updates
-// the entries that are the same flow, deletes the others, and returns the
-// flows to create again.
-func (c *Conntrack) resolve(ctx context.Context, flows []flow.Flow, clashed []int, errs []error) (again []int) {
+// the entries that are the same flow, deletes the others if injected (nil:
+// any) says they may go, and returns the flows to create again.
+func (c *Conntrack) resolve(ctx context.Context, flows []flow.Flow, clashed []int, errs []error, injected func(*flow.Flow) bool) (again []int) {
 	gets := make([]netlink.Message, 0, 2*len(clashed))
 	looked := make([]int, 0, len(clashed))
 	for _, i := range clashed {
@@ -334,10 +348,24 @@ func (c *Conntrack) resolve(ctx context.Context, flows []flow.Flow, clashed []in
 			fixFlow = append(fixFlow, i)
 			continue
 		}
+		inWay := make([]*entry, 0, 2)
 		for _, e := range []*entry{o, r} {
-			if e == nil || (e == r && o != nil && r.id == o.id) {
-				continue
+			if e != nil && !(e == r && o != nil && r.id == o.id) {
+				inWay = append(inWay, e)
 			}
+		}
+		local := false
+		for _, e := range inWay {
+			if injected != nil && !injected(&e.Flow) {
+				local = true
+				c.log.Debug("conntrack entry in the way is not the peer's; left alone", "op", "apply", "flow", f.Orig, "entry", e.Orig, "entry_reply", e.Reply)
+			}
+		}
+		if local {
+			errs[i] = flowError("create", f, flow.ErrLocalClash)
+			continue
+		}
+		for _, e := range inWay {
 			c.log.Debug("deleting conntrack entry in the way", "op", "apply", "flow", f.Orig, "entry", e.Orig, "entry_reply", e.Reply)
 			m, err := deleteMessage(lookup{Tuple: e.Orig, Zone: e.Zone, ID: e.id})
 			if err != nil {

@@ -32,11 +32,13 @@ type Conntrack struct {
 	log     *slog.Logger
 	sockBuf int
 	filter  Filter // with Local set
-	events  chan flow.Event
-	pump    *pump
-	n       counters
-	done    chan struct{} // closed by Close
-	wg      sync.WaitGroup
+	// timeouts: the namespace's conntrack timeouts, read at Open.
+	timeouts Timeouts
+	events   chan flow.Event
+	pump     *pump
+	n        counters
+	done     chan struct{} // closed by Close
+	wg       sync.WaitGroup
 
 	nsMu     sync.RWMutex // held for reading while a socket is opened
 	nsFD     int          // our duplicate of Config.NetNS; 0 for none
@@ -86,6 +88,7 @@ func Open(cfg Config) (*Conntrack, error) {
 		return nil, err
 	}
 
+	c.timeouts = ReadTimeouts(c.nsFD)
 	if c.filter.Local == nil {
 		var w *addrWatcher
 		err := c.dial(func(cfg *netlink.Config) (err error) {
@@ -128,6 +131,15 @@ func Open(cfg Config) (*Conntrack, error) {
 	go c.eventLoop(evConn)
 	return c, nil
 }
+
+// Admit is the receiver's filter for a flow of the peer: the Filter as a
+// sender applies it, and none of this router's own addresses but its VIPs
+// (Filter.CheckReceived).
+func (c *Conntrack) Admit(f *flow.Flow) flow.Refusal { return c.filter.CheckReceived(f) }
+
+// MaxTimeout is the longest timeout this namespace's conntrack gives a
+// flow like f (Timeouts.Max), as read at Open.
+func (c *Conntrack) MaxTimeout(f *flow.Flow) uint32 { return c.timeouts.Max(f) }
 
 // dial runs fn, which opens sockets, with the netlink.Config that puts
 // them in our namespace; after Close it fails with ErrClosed.

@@ -847,3 +847,40 @@ func TestEventSocketReopen(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestInjectLeavesLocalEntries: Inject replaces an entry in the way only
+// if the caller says it injected it; else the flow fails with
+// flow.ErrLocalClash and the entry stays as it was.
+func TestInjectLeavesLocalEntries(t *testing.T) {
+	_, ns := testNS(t)
+	c := openCT(t, ns, Config{})
+	other := tcpFlow(ip("192.168.1.99"), 40000, server, 443, server, 443, wanAddr, 40000) // holds our reply tuple
+	pickup := tcpFlow(lanHost, 40001, server, 443, server, 443, lanHost, 40001)           // holds our original tuple
+	applyOK(t, c, other, pickup)
+	ours, ours2 := masq(40000, 40000), masq(40001, 40001)
+	var asked []flow.Tuple
+	notOurs := func(e *flow.Flow) bool { asked = append(asked, e.Orig); return false }
+	for i, err := range c.Inject(testCtx(t), []flow.Flow{ours, ours2}, notOurs) {
+		if !errors.Is(err, flow.ErrLocalClash) {
+			t.Errorf("flow %d: %v, want ErrLocalClash", i, err)
+		}
+	}
+	if len(asked) != 2 {
+		t.Errorf("asked about %v, want the two entries in the way", asked)
+	}
+	m := dumpMap(t, c)
+	for _, f := range []flow.Flow{other, pickup} {
+		if got, ok := m[f.Key()]; !ok || got.Reply != f.Reply {
+			t.Errorf("local entry %v: %+v (present %v), want it untouched", f.Orig, got, ok)
+		}
+	}
+	for i, err := range c.Inject(testCtx(t), []flow.Flow{ours, ours2}, func(*flow.Flow) bool { return true }) {
+		if err != nil {
+			t.Errorf("flow %d, entries in the way ours: %v", i, err)
+		}
+	}
+	m = dumpMap(t, c)
+	if got := m[ours2.Key()]; got.Reply != ours2.Reply {
+		t.Errorf("our entry not replaced: %+v", got)
+	}
+}

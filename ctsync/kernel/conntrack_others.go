@@ -42,6 +42,20 @@ func (c *Conntrack) Apply(ctx context.Context, flows []flow.Flow) []error {
 	return errs
 }
 
+// Inject fails for every flow.
+func (c *Conntrack) Inject(ctx context.Context, flows []flow.Flow, _ func(*flow.Flow) bool) []error {
+	return c.Apply(ctx, flows)
+}
+
+// Admit refuses everything.
+func (c *Conntrack) Admit(*flow.Flow) flow.Refusal { return flow.RefusedInvalid }
+
+// MaxTimeout is DefaultTimeouts'.
+func (c *Conntrack) MaxTimeout(f *flow.Flow) uint32 {
+	t := DefaultTimeouts
+	return t.Max(f)
+}
+
 // Delete fails.
 func (c *Conntrack) Delete(ctx context.Context, keys []flow.Key) error { return errUnimplemented }
 

@@ -48,8 +48,13 @@
 // both directions. An entry that already exists with the same NAT is
 // updated (timeout, TCP state, mark, status bits only ever set); an entry
 // in the way, on the original or on the reply tuple (§3.4 item 1), is
-// deleted and the flow created again, once. [Conntrack.Delete] removes
-// entries by key.
+// deleted and the flow created again, once. [Conntrack.Inject], what a sync
+// receiver uses, deletes such an entry only if the caller injected it
+// (came from the peer); an entry of the router's own stays, and the flow
+// fails with flow.ErrLocalClash. [Conntrack.Admit] is the receiver's
+// filter for the peer's flows (Filter.CheckReceived) and
+// [Conntrack.MaxTimeout] the longest timeout the namespace's conntrack
+// gives a flow (Timeouts). [Conntrack.Delete] removes entries by key.
 //
 // Replies are read one datagram at a time rather than with
 // mdlayher/netlink's Receive: ctnetlink answers a CT_GET with a single

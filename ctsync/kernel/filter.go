@@ -75,6 +75,10 @@ type Filter struct {
 	// Assured keeps only IPS_ASSURED flows (TCP: handshake completed; UDP:
 	// traffic seen both ways, then more).
 	Assured bool
+	// VIPs are the router's virtual (CARP) addresses, from its config.
+	// Only CheckReceived looks at them: the only addresses of the router
+	// a flow of the peer may carry, and only as the address of a NAT.
+	VIPs []netip.Addr
 }
 
 // NoLocalAddrs is a Filter.Local that knows no local address: it turns the
@@ -82,66 +86,96 @@ type Filter struct {
 func NoLocalAddrs(netip.Addr) bool { return false }
 
 // Match reports whether f passes the filter (see Filter).
-func (fl *Filter) Match(f *flow.Flow) bool {
-	if !fl.matchStatic(f) {
-		return false
+func (fl *Filter) Match(f *flow.Flow) bool { return fl.Check(f) == flow.Accepted }
+
+// Check is Match with the reason: the first rule that leaves f out.
+func (fl *Filter) Check(f *flow.Flow) flow.Refusal {
+	if r := fl.checkStatic(f); r != flow.Accepted {
+		return r
 	}
 	if f.Status&statusDying != 0 {
-		return false
+		return flow.RefusedState
 	}
 	if fl.MarkMask != 0 && f.Mark&fl.MarkMask != fl.Mark {
-		return false
+		return flow.RefusedMark
 	}
 	if fl.Assured && f.Status&flow.StatusAssured == 0 {
-		return false
+		return flow.RefusedState
 	}
 	if fl.MinTCPState != flow.TCPNone && f.Orig.Proto == flow.ProtoTCP &&
 		tcpRank(f.TCPState) < tcpRank(fl.MinTCPState) {
-		return false
+		return flow.RefusedState
 	}
-	return true
+	return flow.Accepted
+}
+
+// CheckReceived is the filter on the receiving side: a flow of the peer
+// is injected only if this router would have synced it itself (Check),
+// and it touches none of the router's own addresses but its virtual ones
+// (VIPs), and those only as a NAT address: no address of either tuple is
+// Local unless it is in VIPs, and neither Orig.Src nor Reply.Src is a VIP
+// (the VIP the router opened a connection from, or answers on, is the
+// router's own connection, whether it holds the VIP now or not). So no
+// peer can open a way to the router itself (an "established" entry to
+// its sshd) or put a NAT on one of its real addresses.
+func (fl *Filter) CheckReceived(f *flow.Flow) flow.Refusal {
+	if r := fl.Check(f); r != flow.Accepted {
+		return r
+	}
+	vip := func(a netip.Addr) bool { return slices.Contains(fl.VIPs, a) }
+	if vip(f.Orig.Src) || vip(f.Reply.Src) {
+		return flow.RefusedLocal
+	}
+	if fl.Local != nil {
+		for _, a := range [...]netip.Addr{f.Orig.Src, f.Orig.Dst, f.Reply.Src, f.Reply.Dst} {
+			if fl.Local(a) && !vip(a) {
+				return flow.RefusedLocal
+			}
+		}
+	}
+	return flow.Accepted
 }
 
 // matchEvent is Match for NEW and UPDATE events and the first rules of
 // Match for DESTROY events.
 func (fl *Filter) matchEvent(ev *flow.Event) bool {
 	if ev.Type == flow.EventDestroy {
-		return fl.matchStatic(&ev.Flow)
+		return fl.checkStatic(&ev.Flow) == flow.Accepted
 	}
 	return fl.Match(&ev.Flow)
 }
 
-// matchStatic checks what cannot change during a flow's life: protocol,
+// checkStatic checks what cannot change during a flow's life: protocol,
 // addresses, zone.
-func (fl *Filter) matchStatic(f *flow.Flow) bool {
+func (fl *Filter) checkStatic(f *flow.Flow) flow.Refusal {
 	if f.Valid() != nil {
-		return false
+		return flow.RefusedInvalid
 	}
 	if !fl.protocol(f.Orig.Proto) {
-		return false
+		return flow.RefusedProtocol
 	}
 	for _, a := range [...]netip.Addr{f.Orig.Src, f.Orig.Dst, f.Reply.Src, f.Reply.Dst} {
 		if !forwardable(a) {
-			return false
+			return flow.RefusedAddress
 		}
 	}
 	if fl.Local != nil && (fl.Local(f.Orig.Src) || fl.Local(f.Reply.Src)) {
-		return false
+		return flow.RefusedLocal
 	}
 	if fl.SyncPort != 0 && f.Orig.Proto == flow.ProtoUDP &&
 		(f.Orig.SrcPort == fl.SyncPort || f.Orig.DstPort == fl.SyncPort) {
-		return false
+		return flow.RefusedLocal
 	}
 	if len(fl.Zones) > 0 && !slices.Contains(fl.Zones, f.Zone) {
-		return false
+		return flow.RefusedZone
 	}
 	if len(fl.Include) > 0 && !inAny(fl.Include, f.Orig.Src) && !inAny(fl.Include, f.Orig.Dst) {
-		return false
+		return flow.RefusedAddress
 	}
 	if inAny(fl.Exclude, f.Orig.Src) || inAny(fl.Exclude, f.Orig.Dst) {
-		return false
+		return flow.RefusedAddress
 	}
-	return true
+	return flow.Accepted
 }
 
 // protocol reports whether proto is selected.

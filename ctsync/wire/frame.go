@@ -211,9 +211,12 @@ func dataAEAD(psk *[KeyLen]byte, fromEpoch uint32, from [NonceLen]byte, toEpoch 
 type SessionConfig struct {
 	// Key is the pre-shared key (KeyFromConfig).
 	Key [KeyLen]byte
-	// Epoch must grow from one run to the next (for example the Unix time
-	// at start): the peer rejects a HELLO with a smaller epoch than the
-	// one it holds, which is what keeps old sessions from being replayed.
+	// Epoch should grow from one run to the next (for example the Unix
+	// time at start): the peer rejects a HELLO with a smaller epoch than
+	// the one it holds, which is what keeps old sessions from being
+	// replayed. When the clock went back, the peer's ErrStaleEpoch
+	// (authenticated) and ForgetPeer, once the held session is silent,
+	// let the new run in.
 	Epoch uint32
 	// Nonce must be fresh random bytes for every run (crypto/rand).
 	Nonce [NonceLen]byte
@@ -238,14 +241,14 @@ type SessionConfig struct {
 //	(any peer)   a HELLO with a higher epoch (the peer      Unconfirmed: new keys, NewPeer
 //	             restarted)
 //	(any peer)   a HELLO with a lower epoch, or the same    unchanged: ErrStaleEpoch
-//	             epoch and another nonce
+//	             epoch and another nonce, that authenticates  (ErrAuth if it does not)
 //	(any)        ForgetPeer                                 NoPeer
 //
 // The caller sends a HELLO frame while not Established (say every second)
 // and in answer to a HELLO that has WantHello set, and holds back data
 // until Established: the peer cannot open data until it has our nonce.
 // A HELLO with a smaller epoch than the held one, or the same epoch with
-// another nonce, is ErrStaleEpoch; a data frame with a larger epoch is
+// another nonce, is ErrStaleEpoch if it authenticates (ErrAuth if not); a data frame with a larger epoch is
 // ErrUnknownEpoch (we missed the peer's HELLO: send ours). Every accepted
 // frame, HELLO or data, goes through the replay window of the peer session.
 // Frames sealed for a previous run of ours fail with ErrAuth.
@@ -442,6 +445,22 @@ func (s *Session) supersedeLocked(n [NonceLen]byte) {
 	s.nsuperseded++
 }
 
+// staleHelloLocked is the error for a HELLO of a session we refuse:
+// ErrStaleEpoch if it authenticates, so that the caller knows a holder of
+// the key is there (a peer whose clock went back, or that restarted twice
+// within a second, and may be let in with ForgetPeer once the session we
+// hold has gone silent), ErrAuth otherwise.
+func (s *Session) staleHelloLocked(h Header, hdr, ct []byte) error {
+	aead, err := helloAEAD(&s.key, h.Nonce)
+	if err != nil {
+		return fmt.Errorf("wire: %w", err)
+	}
+	if _, err := aead.Open(nil, s.nonceLocked(h.Epoch, h.PN), ct, hdr); err != nil {
+		return ErrAuth
+	}
+	return ErrStaleEpoch
+}
+
 func (s *Session) openHelloLocked(dst []byte, h Header, hdr, ct []byte) (Opened, error) {
 	if h.Nonce == s.nonce {
 		return Opened{}, fmt.Errorf("wire: HELLO: %w", errReflected)
@@ -451,13 +470,13 @@ func (s *Session) openHelloLocked(dst []byte, h Header, hdr, ct []byte) (Opened,
 	switch {
 	case same:
 	case s.isSupersededLocked(h.Nonce):
-		return Opened{}, ErrStaleEpoch
+		return Opened{}, s.staleHelloLocked(h, hdr, ct)
 	case p == nil && s.retired != nil && s.retired.nonce == h.Nonce && s.retired.epoch == h.Epoch:
 		// The session ForgetPeer dropped: reuse its window so its old
 		// frames stay replay-protected. Adopted only once it authenticates.
 		p, same = s.retired, true
 	case p != nil && h.Epoch <= p.epoch:
-		return Opened{}, ErrStaleEpoch
+		return Opened{}, s.staleHelloLocked(h, hdr, ct)
 	}
 	newPeer := !same || s.peer == nil
 	if same && !p.window.Check(h.PN) {

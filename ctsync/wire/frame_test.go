@@ -565,3 +565,31 @@ func TestConcurrentSession(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestStaleHelloAuthenticated: a HELLO of a refused session is
+// ErrStaleEpoch only from a holder of the key; a forged one (another key,
+// or a genuine header with another ciphertext) is ErrAuth, so the refusal
+// tells the caller the peer is there, which nobody without the key can
+// fake.
+func TestStaleHelloAuthenticated(t *testing.T) {
+	a := newSession(t, testKey, 100, 1, "a")
+	b := newSession(t, testKey, 500, 2, "b")
+	handshake(t, a, b)
+	other := testKey
+	other[0] ^= 1
+	forged := newSession(t, other, 50, 3, "")
+	f, _, _ := forged.SealHello(nil, nil)
+	if _, err := b.Open(nil, f); !errors.Is(err, ErrAuth) {
+		t.Fatalf("stale HELLO under another key: %v, want ErrAuth", err)
+	}
+	back := newSession(t, testKey, 50, 4, "")
+	g, _, _ := back.SealHello(nil, nil)
+	tampered := append([]byte(nil), g...)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := b.Open(nil, tampered); !errors.Is(err, ErrAuth) {
+		t.Fatalf("tampered stale HELLO: %v, want ErrAuth", err)
+	}
+	if _, err := b.Open(nil, g); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("genuine stale HELLO: %v, want ErrStaleEpoch", err)
+	}
+}

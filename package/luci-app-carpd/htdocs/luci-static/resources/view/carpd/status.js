@@ -133,7 +133,10 @@ function facts(rows) {
 const advertErrors = [ 'bad_checksum', 'bad_hmac', 'bad_ttl', 'bad_version_or_length', 'send_errors', 'queue_overflow',
 	'stale_sequence', 'timing_mismatch', 'format_downgrade' ];
 const syncDrops = [ 'drop_auth', 'drop_replay', 'drop_epoch', 'drop_malformed', 'drop_wrong_source',
-	'drop_queue_full', 'drop_invalid_flow', 'drop_unknown_id', 'apply_errors', 'send_errors' ];
+	'drop_queue_full', 'drop_invalid_flow', 'drop_unknown_id', 'drop_oversize', 'drop_peer_table_full',
+	'apply_errors', 'send_errors' ];
+const syncRefused = [ 'refused_protocol', 'refused_address', 'refused_local', 'refused_zone', 'refused_mark',
+	'refused_state', 'refused_clash' ];
 
 return view.extend({
 	load() {
@@ -186,6 +189,8 @@ return view.extend({
 
 		if (s.established)
 			link = _('established');
+		else if (s.handshake_failing)
+			link = _('peer up, handshake refused (the sync demotion stays)');
 		else if (s.peer_up)
 			link = _('peer up, handshaking');
 		else
@@ -223,6 +228,8 @@ return view.extend({
 				c.records_sent || 0, c.records_received || 0, c.flows_resent || 0, c.flows_never_sent || 0) ],
 			[ 'repair', _('Repaired'), _('%d asked for again, %d sent again on request, %d stale deleted').format(
 				c.flows_wanted || 0, c.flows_repaired || 0, c.flows_purged_stale || 0) ],
+			[ 'refused', _('Refused from the peer'), T('span', { 'title': syncRefused.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
+				_('%d flows (outside this router\'s own sync filter), %d timeouts clamped').format(sum(c, syncRefused), c.timeouts_clamped || 0)) ],
 			[ 'drops', _('Dropped frames'), T('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
 				String(sum(c, syncDrops))) ]
 		]);

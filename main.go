@@ -4,7 +4,7 @@
 //	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
-//	carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
+//	carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
 //	carpd version
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -43,8 +44,10 @@ const usage = `usage:
   carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
   carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
   carpd status [--json] [-s SOCKET]    show the state of every vhid
-  carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
-                                       change the demotion by N (negative undoes)
+  carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
+                                       change the demotion by N (negative undoes; the
+                                       counter stays in 0..255); --vhid and --interface
+                                       narrow it to that vhid and/or the vhids there
   carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
@@ -295,26 +298,22 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demote", stderr)
 	sock := socketFlag(fs)
 	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
-	iface := fs.String("interface", "", "with --vhid: only on this `interface`")
-	// Negative numbers look like flags to package flag; take them first.
-	var delta string
-	var rest []string
-	for _, a := range args {
-		if _, err := strconv.Atoi(a); err == nil && delta == "" {
-			delta = a
-			continue
-		}
-		rest = append(rest, a)
+	iface := fs.String("interface", "", "only the vhids on this `interface` (with --vhid: that vhid there)")
+	flags, pos, err := splitArgs(fs, args)
+	if err == nil {
+		err = fs.Parse(flags)
 	}
-	if fs.Parse(rest) != nil {
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd demote: %v\n%s", err, demoteUsage)
 		return 2
 	}
-	if delta == "" && fs.NArg() == 1 {
-		delta = fs.Arg(0)
+	if len(pos) != 1 || *vhid > 255 {
+		fmt.Fprint(stderr, demoteUsage)
+		return 2
 	}
-	n, err := strconv.Atoi(delta)
-	if err != nil || *vhid > 255 {
-		fmt.Fprint(stderr, "usage: carpd demote [-s SOCKET] [--vhid N [--interface IF]] N\n")
+	n, err := parseDemotion(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd demote: %v\n%s", err, demoteUsage)
 		return 2
 	}
 	if _, err := daemon.Call(*sock, daemon.Request{Method: "demote", VHID: uint8(*vhid), Interface: *iface, By: n}); err != nil {
@@ -322,6 +321,61 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+const demoteUsage = "usage: carpd demote [-s SOCKET] [--vhid N] [--interface IF] N\n"
+
+// splitArgs separates the flags of fs (with their values) from the
+// positional arguments, wherever they appear, so that a negative number
+// ("-3") is an argument and never taken for a flag, and a flag's value is
+// never taken for an argument: "--vhid 5 -3" is vhid 5 and -3. After "--"
+// everything is positional.
+func splitArgs(fs *flag.FlagSet, args []string) (flags, pos []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(pos, args[i+1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' || isNumber(a) {
+			pos = append(pos, a)
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		name, _, hasValue := strings.Cut(name, "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			if name == "h" || name == "help" {
+				return nil, nil, flag.ErrHelp
+			}
+			return nil, nil, fmt.Errorf("flag provided but not defined: %s", a)
+		}
+		flags = append(flags, a)
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); hasValue || ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 == len(args) {
+			return nil, nil, fmt.Errorf("flag needs an argument: %s", a)
+		}
+		i++
+		flags = append(flags, args[i])
+	}
+	return flags, pos, nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil || errors.Is(err, strconv.ErrRange)
+}
+
+// parseDemotion parses the relative demotion of `carpd demote`. Numbers
+// beyond what int holds are clamped, not refused: the daemon saturates the
+// counter in [0, 255] anyway, so "a lot" and "everything" mean the same.
+func parseDemotion(s string) (int, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return int(min(max(n, math.MinInt), math.MaxInt)), nil
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {

@@ -524,30 +524,63 @@ func (d *Daemon) updateDemotionLocked() {
 	}
 }
 
-// Demote changes the manual demotion by delta (negative undoes), for every
-// vhost, or for one when vhid is non-zero. Like OpenBSD's carpdemote, the
-// counter never goes below zero.
+// Demote changes the manual demotion by delta (negative undoes): for every
+// vhost when vhid is 0 and iface empty, else for the vhosts that match both
+// (vhid 0 matches every vhid, an empty iface every interface; the
+// interface is the configured name or the device it resolved to). Like
+// OpenBSD's carpdemote the counter never goes below zero, and it never
+// goes above MaxDemotion: the sum saturates, it never wraps.
 func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if vhid == 0 {
-		d.manual = min(max(d.manual+delta, 0), 255)
+	return d.demote(vhid, iface, delta)
+}
+
+func (d *Daemon) demote(vhid uint8, iface string, delta int) error {
+	if vhid == 0 && iface == "" {
+		d.manual = addDemotion(d.manual, delta)
 		d.log.Info("manual demotion", "demotion", d.manual)
 	} else {
 		found := false
 		for _, ve := range d.vhosts {
-			if ve.cfg.VHID == vhid && (iface == "" || iface == ve.cfg.Interface || iface == ve.dev) {
-				ve.manual = min(max(ve.manual+delta, 0), 255)
+			if (vhid == 0 || ve.cfg.VHID == vhid) && (iface == "" || iface == ve.cfg.Interface || iface == ve.dev) {
+				ve.manual = addDemotion(ve.manual, delta)
 				found = true
-				d.log.Info("manual demotion", "vhid", vhid, "iface", ve.cfg.Interface, "demotion", ve.manual)
+				d.log.Info("manual demotion", "vhid", ve.cfg.VHID, "iface", ve.cfg.Interface, "demotion", ve.manual)
 			}
 		}
 		if !found {
-			return fmt.Errorf("%w: no vhid %d configured", ErrNotFound, vhid)
+			return fmt.Errorf("%w: %s", ErrNotFound, describeTarget(vhid, iface))
 		}
 	}
 	d.updateDemotionLocked()
 	return nil
+}
+
+// MaxDemotion is the largest value of a demotion counter: the demote byte
+// of the advertisement.
+const MaxDemotion = 255
+
+// addDemotion returns cur+delta clamped to [0, MaxDemotion], for cur in
+// that range and any delta, without overflow.
+func addDemotion(cur, delta int) int {
+	switch {
+	case delta >= MaxDemotion-cur:
+		return MaxDemotion
+	case delta <= -cur:
+		return 0
+	}
+	return cur + delta
+}
+
+func describeTarget(vhid uint8, iface string) string {
+	switch {
+	case iface == "":
+		return fmt.Sprintf("no vhid %d configured", vhid)
+	case vhid == 0:
+		return fmt.Sprintf("no vhid configured on %s", iface)
+	}
+	return fmt.Sprintf("no vhid %d configured on %s", vhid, iface)
 }
 
 // Resync asks the sync peer for a full bulk transfer.

@@ -21,7 +21,10 @@ const HotplugSubsystem = "carp"
 
 // Hotplug runs hotplug-call for each event on its own goroutine, one event
 // at a time in the order they were queued, each bounded by a timeout, so a
-// slow or hung admin script never blocks CARP. The queue is bounded too:
+// slow or hung admin script never blocks CARP. At the timeout the call and
+// everything it started are stopped: hotplug-call runs in a process group
+// of its own, which gets SIGTERM and, a second later, SIGKILL; the next
+// event starts only then, so two runs never overlap. The queue is bounded too:
 // when it is full the oldest event is dropped and counted (a flapping vhid
 // must not grow memory without limit; the newest state is what matters).
 type Hotplug struct {

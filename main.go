@@ -251,6 +251,12 @@ func printStatus(w io.Writer, st *daemon.Status) {
 			fmt.Fprintf(w, "  %s vhid %d not running: %s\n", v.Interface, v.VHID, v.Error)
 		}
 	}
+	if st.StateFileError != "" {
+		fmt.Fprintf(w, "  warning: maintenance mode will not survive a restart: %s\n", st.StateFileError)
+	}
+	if st.TransitionsDropped > 0 {
+		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
+	}
 	printSync(w, &st.Sync)
 }
 
@@ -411,9 +417,15 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off\n")
 		return 2
 	}
-	if _, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on}); err != nil {
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on})
+	if err != nil {
 		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
+	}
+	// The mode is in force even when it could not be saved: say so.
+	var res daemon.MaintenanceResult
+	if json.Unmarshal(raw, &res) == nil && res.Warning != "" {
+		fmt.Fprintf(stderr, "carpd: warning: %s\n", res.Warning)
 	}
 	return 0
 }

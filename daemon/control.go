@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/carpd/carpd/ctsync"
 )
 
 // The control socket speaks one JSON request per connection and answers
@@ -182,11 +185,12 @@ func readRequest(r io.Reader) (Request, error) {
 	return req, nil
 }
 
-// Handle carries out one control request; the ubus object uses it too.
+// Handle carries out one control request; the ubus object uses it too. It
+// runs on the requester's goroutine and asks the loop for what it needs.
 func (d *Daemon) Handle(req Request) (any, error) {
 	switch req.Method {
 	case "status":
-		return d.Status(), nil
+		return d.Status()
 	case "demote":
 		return nil, d.Demote(req.VHID, req.Interface, req.By)
 	case "reload":
@@ -195,11 +199,42 @@ func (d *Daemon) Handle(req Request) (any, error) {
 		if req.Enable == nil {
 			return nil, fmt.Errorf("%w: maintenance needs enable: true or false", ErrInvalidArgument)
 		}
-		return nil, d.Maintenance(*req.Enable)
+		return d.Maintenance(*req.Enable)
 	case "resync":
 		return nil, d.Resync()
 	}
 	return nil, fmt.Errorf("%w: unknown method %q", ErrInvalidArgument, req.Method)
+}
+
+// Demote changes the manual demotion (see demote).
+func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
+	var err error
+	if derr := d.do(func() { err = d.demote(vhid, iface, delta) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// resyncTimeout bounds a resync request's wait for the sync engine.
+const resyncTimeout = 2 * time.Second
+
+// Resync asks the sync peer for a full bulk transfer.
+func (d *Daemon) Resync() error {
+	var eng *ctsync.Engine
+	if err := d.do(func() {
+		if d.sync != nil {
+			eng = d.sync.engine
+		}
+	}); err != nil {
+		return err
+	}
+	if eng == nil {
+		return fmt.Errorf("%w: connection-state sync is not configured", ErrNotSupported)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resyncTimeout)
+	defer cancel()
+	eng.Resync(ctx)
+	return nil
 }
 
 // Call sends one request to the control socket at path.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
@@ -28,10 +29,20 @@ const HotplugSubsystem = "carp"
 // when it is full the oldest event is dropped and counted (a flapping vhid
 // must not grow memory without limit; the newest state is what matters).
 type Hotplug struct {
+	log *slog.Logger
+	q   *asyncq.Queue[hotplugCall]
+
+	mu      sync.Mutex // guards path and timeout
 	path    string
 	timeout time.Duration
-	log     *slog.Logger
-	q       *asyncq.Queue[[]string]
+}
+
+// hotplugCall is one queued event with the program and timeout it was
+// queued for.
+type hotplugCall struct {
+	path    string
+	timeout time.Duration
+	env     []string
 }
 
 // hotplugQueueLen bounds the events waiting for hotplug-call.
@@ -49,10 +60,24 @@ func NewHotplug(path string, timeout time.Duration, log *slog.Logger) *Hotplug {
 	return h
 }
 
+// Configure changes the program and timeout for the events queued from
+// now on (a reload); the ones already queued run as they were queued, and
+// still one at a time.
+func (h *Hotplug) Configure(path string, timeout time.Duration) {
+	h.mu.Lock()
+	h.path, h.timeout = path, timeout
+	h.mu.Unlock()
+}
+
 // Event queues one call with env added to a minimal environment, for
 // example ACTION=MASTER VHID=1 INTERFACE=br-lan VIPS="192.168.1.1/24".
 // It never blocks.
-func (h *Hotplug) Event(env ...string) { h.q.Push(env) }
+func (h *Hotplug) Event(env ...string) {
+	h.mu.Lock()
+	c := hotplugCall{path: h.path, timeout: h.timeout, env: env}
+	h.mu.Unlock()
+	h.q.Push(c)
+}
 
 // Dropped returns how many events were dropped because the queue was full.
 func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
@@ -61,21 +86,22 @@ func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
 // timeout per queued event.
 func (h *Hotplug) Close() { h.q.Close() }
 
-func (h *Hotplug) call(env []string) {
-	if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {
-		h.log.Debug("no hotplug-call; event not delivered", "path", h.path)
+func (h *Hotplug) call(c hotplugCall) {
+	env := c.env
+	if _, err := os.Stat(c.path); errors.Is(err, fs.ErrNotExist) {
+		h.log.Debug("no hotplug-call; event not delivered", "path", c.path)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	// Like keepalived's `env -i`: only what hotplug scripts expect.
 	// The callers' keys (ACTION, VHID, ...) never repeat these two.
 	cmdEnv := append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOTPLUG_TYPE=" + HotplugSubsystem}, env...)
 	start := time.Now()
-	out, err := runCombined(ctx, h.path, []string{HotplugSubsystem}, cmdEnv, time.Second)
+	out, err := runCombined(ctx, c.path, []string{HotplugSubsystem}, cmdEnv, time.Second)
 	switch {
 	case ctx.Err() != nil:
-		h.log.Warn("hotplug scripts timed out and were killed", "env", env, "timeout", h.timeout)
+		h.log.Warn("hotplug scripts timed out and were killed", "env", env, "timeout", c.timeout)
 	case err != nil:
 		h.log.Warn("hotplug scripts failed", "env", env, "err", err, "output", string(out))
 	default:

@@ -159,3 +159,30 @@ fi`)
 		}
 	}
 }
+
+// TestHotplugConfigure: events queued before Configure run the old
+// program, later ones the new, in order and one at a time.
+func TestHotplugConfigure(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	prog := func(name string) string {
+		p := filepath.Join(dir, name)
+		body := "#!/bin/sh\necho \"" + name + " $ACTION start\" >> " + log + "\nsleep 0.05\necho \"" + name + " $ACTION end\" >> " + log + "\n"
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := prog("a"), prog("b")
+	h := NewHotplug(a, 5*time.Second, nil)
+	h.Event("ACTION=1")
+	h.Event("ACTION=2")
+	h.Configure(b, 5*time.Second)
+	h.Event("ACTION=3")
+	h.Close()
+	got, _ := os.ReadFile(log)
+	want := "a 1 start\na 1 end\na 2 start\na 2 end\nb 3 start\nb 3 end\n"
+	if string(got) != want {
+		t.Fatalf("got:\n%swant:\n%s", got, want)
+	}
+}

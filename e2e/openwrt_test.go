@@ -65,7 +65,7 @@ func TestHotplugEvents(t *testing.T) {
 }
 
 // TestHotplugReloadOnOff: a reload changes the hook program, and
-// `option hotplug_call ''` turns the hooks off: transitions after it run
+// `option hotplug_call ”` turns the hooks off: transitions after it run
 // nothing, and status says hotplug_call "".
 func TestHotplugReloadOnOff(t *testing.T) {
 	c := newCluster(t, 1)

@@ -18,15 +18,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/carpd/carpd/config"
 	"github.com/carpd/carpd/daemon"
@@ -224,20 +223,20 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	}
 	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d sync %d%s\n\n", st.Version, st.PID,
 		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, st.Demotion.Sync, maint)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
+	var tw table
+	fmt.Fprintln(&tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
 	for _, v := range st.VHIDs {
 		c := v.Counters
 		master := v.Master
 		if master == "" {
 			master = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d/%d\t%d\t%s\t%d\t%d\t%d/%d/%d/%d/%d\n",
+		fmt.Fprintf(&tw, "%s\t%d\t%s\t%s\t%d/%d\t%d\t%s\t%d\t%d\t%d/%d/%d/%d/%d\n",
 			v.Interface, v.VHID, v.State, v.Since.Local().Format("2006-01-02 15:04:05"),
 			v.AdvBase, v.AdvSkew, v.Demotion, master, c.AdvertsSent, c.AdvertsReceived,
 			c.BadChecksum, c.BadHMAC, c.BadTTL, c.BadVersion, c.OwnPacket)
 	}
-	tw.Flush()
+	tw.flush(w)
 	for _, v := range st.VHIDs {
 		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
 	}
@@ -258,6 +257,43 @@ func printStatus(w io.Writer, st *daemon.Status) {
 		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
 	}
 	printSync(w, &st.Sync)
+}
+
+// table collects lines of tab-separated cells and writes them as
+// left-aligned columns two spaces apart, the last cell of a line
+// unpadded: what text/tabwriter (padding 2, padchar ' ') makes of the
+// status table, without its 9 KB of MIPS code.
+type table struct{ b []byte }
+
+func (t *table) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	return len(p), nil
+}
+
+func (t *table) flush(w io.Writer) {
+	lines := strings.Split(strings.TrimSuffix(string(t.b), "\n"), "\n")
+	var widths []int
+	for _, l := range lines {
+		cells := strings.Split(l, "\t")
+		for i, c := range cells[:len(cells)-1] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var out []byte
+	for _, l := range lines {
+		cells := strings.Split(l, "\t")
+		for i, c := range cells {
+			out = append(out, c...)
+			for n := utf8.RuneCountInString(c); i < len(cells)-1 && n < widths[i]+2; n++ {
+				out = append(out, ' ')
+			}
+		}
+		out = append(out, '\n')
+	}
+	_, _ = w.Write(out)
 }
 
 func printSync(w io.Writer, s *daemon.SyncStatus) {
@@ -305,15 +341,11 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 	sock := socketFlag(fs)
 	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
 	iface := fs.String("interface", "", "only the vhids on this `interface` (with --vhid: that vhid there)")
-	flags, pos, err := splitArgs(fs, args)
-	if err == nil {
-		err = fs.Parse(flags)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "carpd demote: %v\n%s", err, demoteUsage)
+	flags, pos := splitArgs(args)
+	if fs.Parse(flags) != nil {
 		return 2
 	}
-	if len(pos) != 1 || *vhid > 255 {
+	if len(pos) != 1 || fs.NArg() != 0 || *vhid > 255 {
 		fmt.Fprint(stderr, demoteUsage)
 		return 2
 	}
@@ -331,57 +363,57 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 
 const demoteUsage = "usage: carpd demote [-s SOCKET] [--vhid N] [--interface IF] N\n"
 
-// splitArgs separates the flags of fs (with their values) from the
-// positional arguments, wherever they appear, so that a negative number
-// ("-3") is an argument and never taken for a flag, and a flag's value is
-// never taken for an argument: "--vhid 5 -3" is vhid 5 and -3. After "--"
-// everything is positional.
-func splitArgs(fs *flag.FlagSet, args []string) (flags, pos []string, err error) {
+// splitArgs separates the flags of carpd demote (with their values) from
+// the positional arguments, wherever they appear, so that a negative
+// number ("-3") is an argument and never taken for a flag, and a flag's
+// value is never taken for an argument: "--vhid 5 -3" is vhid 5 and -3.
+// After "--" everything is positional. Anything else is left to fs.Parse
+// (which refuses what it does not know).
+func splitArgs(args []string) (flags, pos []string) {
 	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return flags, append(pos, args[i+1:]...), nil
-		}
-		if len(a) < 2 || a[0] != '-' || isNumber(a) {
+		switch a := args[i]; {
+		case a == "--":
+			return flags, append(pos, args[i+1:]...)
+		case isValueFlag(a) && i+1 < len(args):
+			flags = append(flags, a, args[i+1])
+			i++
+		case isNumber(a):
 			pos = append(pos, a)
-			continue
+		default:
+			flags = append(flags, a)
 		}
-		name := strings.TrimLeft(a, "-")
-		name, _, hasValue := strings.Cut(name, "=")
-		f := fs.Lookup(name)
-		if f == nil {
-			if name == "h" || name == "help" {
-				return nil, nil, flag.ErrHelp
-			}
-			return nil, nil, fmt.Errorf("flag provided but not defined: %s", a)
-		}
-		flags = append(flags, a)
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); hasValue || ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 == len(args) {
-			return nil, nil, fmt.Errorf("flag needs an argument: %s", a)
-		}
-		i++
-		flags = append(flags, args[i])
 	}
-	return flags, pos, nil
+	return flags, pos
+}
+
+// isValueFlag: the flags of carpd demote that take a value (flag accepts
+// one or two dashes).
+func isValueFlag(a string) bool {
+	if !strings.HasPrefix(a, "-") {
+		return false
+	}
+	switch strings.TrimPrefix(a[1:], "-") {
+	case "s", "vhid", "interface":
+		return true
+	}
+	return false
 }
 
 func isNumber(s string) bool {
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil || errors.Is(err, strconv.ErrRange)
+	_, err := parseDemotion(s)
+	return err == nil
 }
 
 // parseDemotion parses the relative demotion of `carpd demote`. Numbers
-// beyond what int holds are clamped, not refused: the daemon saturates the
-// counter in [0, 255] anyway, so "a lot" and "everything" mean the same.
+// beyond what int holds are clamped (strconv.Atoi returns the bound with
+// ErrRange), not refused: the daemon saturates the counter in [0, 255]
+// anyway, so "a lot" and "everything" mean the same.
 func parseDemotion(s string) (int, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.Atoi(s)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}
-	return int(min(max(n, math.MinInt), math.MaxInt)), nil
+	return n, nil
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {

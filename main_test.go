@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/carpd/carpd/config"
 	"github.com/carpd/carpd/daemon"
@@ -243,18 +245,18 @@ func TestDemoteArgs(t *testing.T) {
 		{args: []string{"--bogus", "1"}, err: true},
 		{args: []string{"--vhid", "256", "1"}, err: true},
 		{args: []string{"1.5"}, err: true},
+		{args: []string{"--vhid", "5", "x", "1"}, err: true},
+		{args: []string{"-h"}, err: true},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fs := newFlags("demote", io.Discard)
 			sock := socketFlag(fs)
 			vhid := fs.Uint("vhid", 0, "")
 			iface := fs.String("interface", "", "")
-			flags, pos, err := splitArgs(fs, tc.args)
-			if err == nil {
-				err = fs.Parse(flags)
-			}
+			flags, pos := splitArgs(tc.args)
+			err := fs.Parse(flags)
 			var by int
-			if err == nil && (len(pos) != 1 || *vhid > 255) {
+			if err == nil && (len(pos) != 1 || fs.NArg() != 0 || *vhid > 255) {
 				err = errors.New("usage")
 			}
 			if err == nil {
@@ -317,5 +319,28 @@ func TestDemoteCLI(t *testing.T) {
 	}
 	if code, _, errs := runCLI("demote", "-s", sock, "--vhid", "5"); code != 2 || !strings.Contains(errs, "usage") {
 		t.Fatalf("demote without a number: exit %d: %s", code, errs)
+	}
+}
+
+// TestWriteTable: the status table is laid out exactly as text/tabwriter
+// (minwidth 0, tabwidth 4, padding 2, padchar ' ') lays it out.
+func TestWriteTable(t *testing.T) {
+	for _, rows := range [][][]string{
+		{{"INTERFACE", "VHID", "STATE", "DROPPED (csum/hmac/ttl/ver/own)"}},
+		{{"INTERFACE", "VHID", "STATE", "LAST"}, {"br-lan", "1", "MASTER", "0/0/0/0/0"}, {"eth0.100", "255", "BACKUP", "12/3/0/0/1"}},
+		{{"A", "B"}, {"", "x"}, {"ünïcode", "y"}, {"a-much-longer-cell-than-the-header", ""}},
+	} {
+		var want, got bytes.Buffer
+		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+		var t2 table
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+			fmt.Fprintln(&t2, strings.Join(r, "\t"))
+		}
+		tw.Flush()
+		t2.flush(&got)
+		if got.String() != want.String() {
+			t.Errorf("got:\n%s\nwant (tabwriter):\n%s", got.String(), want.String())
+		}
 	}
 }

@@ -79,16 +79,21 @@ func listenControl(path string) (*net.UnixListener, error) {
 	// bound in a fresh directory only we can enter, restricted there, and
 	// renamed into place. (chmod after bind leaves a window in which any
 	// user can connect; umask is process-wide.)
-	priv, err := os.MkdirTemp(dir, ".carpd")
-	if err != nil {
+	// (os.MkdirTemp would do, but with RemoveAll it links 16 KB of
+	// directory reading into the MIPS binary.)
+	priv := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(filepath.Join(priv, "s")) // a crashed carpd of this pid
+	_ = os.Remove(priv)
+	if err := os.Mkdir(priv, 0o700); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	defer os.RemoveAll(priv)
+	defer os.Remove(priv)
 	tmp := filepath.Join(priv, "s")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	defer os.Remove(tmp) // after a failure; gone by the rename otherwise
 	// The listener would unlink tmp on Close; Run removes path instead.
 	l.SetUnlinkOnClose(false)
 	if err := os.Chmod(tmp, 0o600); err != nil {
@@ -131,7 +136,7 @@ func (d *Daemon) serveControl(l net.Listener) {
 			// A fresh socket's buffer takes the short answer at once;
 			// the deadline covers a peer that is not a fresh socket.
 			_ = c.SetDeadline(time.Now().Add(busyTimeout))
-			_ = json.NewEncoder(c).Encode(Response{Error: fmt.Sprintf("busy: %d control connections are open", maxConns)})
+			_ = json.NewEncoder(c).Encode(Response{Error: "busy: too many control connections are open"})
 			c.Close()
 			continue
 		}

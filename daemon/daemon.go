@@ -39,6 +39,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -419,11 +420,7 @@ func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
 // (hotplug_call empty).
 func (d *Daemon) setHooks(g config.Global) {
 	if g.HotplugCall != d.hooks {
-		if g.HotplugCall == "" {
-			d.log.Info("hooks disabled (hotplug_call is empty)")
-		} else if d.hooks != "" {
-			d.log.Info("hook program changed", "hotplug_call", g.HotplugCall)
-		}
+		d.log.Info("hooks", "hotplug_call", g.HotplugCall) // "" is off
 	}
 	d.hooks = g.HotplugCall
 	if d.hotplug != nil && d.hooks != "" {
@@ -437,9 +434,7 @@ func (d *Daemon) onTransition(t carp.Transition) {
 	select {
 	case d.events <- t:
 	default:
-		n := d.eventsDropped.Add(1)
-		d.log.Error("transition not recorded: the daemon is not keeping up", "iface", t.Interface, "vhid", t.VHID,
-			"to", t.To, "dropped", n)
+		d.log.Error("transition not recorded: the daemon is not keeping up", "dropped", d.eventsDropped.Add(1))
 	}
 }
 
@@ -453,7 +448,7 @@ func (d *Daemon) transition(t carp.Transition) {
 	}
 	if d.hooks != "" && d.hotplug != nil {
 		d.hotplug.Event("ACTION="+r.To, "PREVIOUS="+r.From, "VHID="+strconv.Itoa(int(t.VHID)), "INTERFACE="+t.Interface,
-			"VIPS="+joinPrefixes(t.Addresses), "MASTER="+r.Master, "REASON="+r.Reason)
+			"VIPS="+strings.Join(prefixStrings(t.Addresses), " "), "MASTER="+r.Master, "REASON="+r.Reason)
 	}
 	if d.ubus != nil {
 		d.ubus.event(StateEvent{Interface: t.Interface, VHID: t.VHID, From: r.From, To: r.To,
@@ -494,17 +489,6 @@ func (d *Daemon) takeover() {
 			}
 		})
 	}()
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	b := make([]byte, 0, 24*len(ps))
-	for i, p := range ps {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = p.AppendTo(b)
-	}
-	return string(b)
 }
 
 func prefixStrings(ps []netip.Prefix) []string {

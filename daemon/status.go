@@ -60,44 +60,30 @@ type InterfaceStatus struct {
 	Drops  carp.IfaceStats `json:"drops"`
 }
 
-// statusParts is what the loop hands out for a status: its own state,
-// copied, and the parts (vhosts, interfaces, the sync engine) that publish
-// their own snapshots, which the requester reads off the loop.
-type statusParts struct {
-	s      Status
-	vhosts []vhostPart
-	ifaces []*carp.Iface // parallel to s.Interfaces; nil when not open
-	engine *ctsync.Engine
-}
-
-type vhostPart struct {
-	v       *carp.VHost // nil when not running: st is the status
-	network string
-	st      carp.Status
-}
-
-// statusParts runs on the loop: copies, nothing more.
-func (d *Daemon) statusParts() statusParts {
-	p := statusParts{s: Status{Version: d.opts.Version, PID: os.Getpid(), Started: d.started, Reloads: d.reloads,
+// status runs on the loop. It reads the vhosts', interfaces' and sync
+// engine's published snapshots, which takes their locks for a copy (never
+// waits for their goroutines).
+func (d *Daemon) status() Status {
+	s := Status{Version: d.opts.Version, PID: os.Getpid(), Now: time.Now(), Started: d.started, Reloads: d.reloads,
 		Demotion:    DemotionStatus{Manual: d.manual, Link: d.linkDemotion(), Sync: d.syncDemotion(), Maintenance: d.maint},
-		HotplugCall: d.hooks, Transitions: slices.Clone(d.recent), TransitionsDropped: d.eventsDropped.Load()}}
+		HotplugCall: d.hooks, Transitions: slices.Clone(d.recent), TransitionsDropped: d.eventsDropped.Load()}
 	if d.stateErr != nil {
-		p.s.StateFileError = d.stateErr.Error()
+		s.StateFileError = d.stateErr.Error()
 	}
-	p.s.Sync.Enabled, p.s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
+	s.Sync.Enabled, s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
 	if d.sync != nil {
-		p.engine = d.sync.engine
+		s.Sync.Status = d.sync.engine.Status()
 	}
 	if d.syncErr != nil {
-		p.s.Sync.Error = d.syncErr.Error()
+		s.Sync.Error = d.syncErr.Error()
 	}
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
-			vp := vhostPart{v: ve.v}
+			st := ve.v.Status()
 			if ve.netw {
-				vp.network = ve.cfg.Interface
+				st.Network = ve.cfg.Interface
 			}
-			p.vhosts = append(p.vhosts, vp)
+			s.VHIDs = append(s.VHIDs, st)
 			continue
 		}
 		st := carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
@@ -106,39 +92,17 @@ func (d *Daemon) statusParts() statusParts {
 		if ve.err != nil {
 			st.Error = ve.err.Error()
 		}
-		p.vhosts = append(p.vhosts, vhostPart{st: st})
+		s.VHIDs = append(s.VHIDs, st)
 	}
 	for _, ie := range d.ifaces {
 		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}
 		if ie.err != nil {
 			is.Error = ie.err.Error()
 		}
-		p.s.Interfaces = append(p.s.Interfaces, is)
-		p.ifaces = append(p.ifaces, ie.iface)
-	}
-	return p
-}
-
-// build completes the status off the loop: the vhosts', interfaces' and
-// engine's own snapshots (each safe from any goroutine).
-func (p *statusParts) build() Status {
-	s := p.s
-	s.Now = time.Now()
-	if p.engine != nil {
-		s.Sync.Status = p.engine.Status()
-	}
-	for _, vp := range p.vhosts {
-		st := vp.st
-		if vp.v != nil {
-			st = vp.v.Status()
-			st.Network = vp.network
+		if ie.iface != nil {
+			is.Drops = ie.iface.Stats()
 		}
-		s.VHIDs = append(s.VHIDs, st)
-	}
-	for i, ifc := range p.ifaces {
-		if ifc != nil {
-			s.Interfaces[i].Drops = ifc.Stats()
-		}
+		s.Interfaces = append(s.Interfaces, is)
 	}
 	sort.Slice(s.VHIDs, func(i, j int) bool {
 		if s.VHIDs[i].Interface != s.VHIDs[j].Interface {
@@ -156,13 +120,9 @@ func (p *statusParts) build() Status {
 	return s
 }
 
-// Status returns a snapshot of everything. The loop only copies; the
-// snapshots of the vhosts and the sync engine are read on the caller's
-// goroutine.
+// Status returns a snapshot of everything, taken on the loop.
 func (d *Daemon) Status() (Status, error) {
-	var p statusParts
-	if err := d.do(func() { p = d.statusParts() }); err != nil {
-		return Status{}, err
-	}
-	return p.build(), nil
+	var s Status
+	err := d.do(func() { s = d.status() })
+	return s, err
 }

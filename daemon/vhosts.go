@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/carpd/carpd/carp"
@@ -393,11 +394,11 @@ func addDemotion(cur, delta int) int {
 }
 
 func describeTarget(vhid uint8, iface string) string {
-	switch {
-	case iface == "":
-		return fmt.Sprintf("no vhid %d configured", vhid)
-	case vhid == 0:
-		return fmt.Sprintf("no vhid configured on %s", iface)
+	if iface == "" {
+		iface = "any interface"
 	}
-	return fmt.Sprintf("no vhid %d configured on %s", vhid, iface)
+	if vhid == 0 {
+		return "no vhid configured on " + iface
+	}
+	return "no vhid " + strconv.Itoa(int(vhid)) + " configured on " + iface
 }

@@ -30,19 +30,11 @@ const HotplugSubsystem = "carp"
 // must not grow memory without limit; the newest state is what matters).
 type Hotplug struct {
 	log *slog.Logger
-	q   *asyncq.Queue[hotplugCall]
+	q   *asyncq.Queue[[]string]
 
 	mu      sync.Mutex // guards path and timeout
 	path    string
 	timeout time.Duration
-}
-
-// hotplugCall is one queued event with the program and timeout it was
-// queued for.
-type hotplugCall struct {
-	path    string
-	timeout time.Duration
-	env     []string
 }
 
 // hotplugQueueLen bounds the events waiting for hotplug-call.
@@ -60,9 +52,9 @@ func NewHotplug(path string, timeout time.Duration, log *slog.Logger) *Hotplug {
 	return h
 }
 
-// Configure changes the program and timeout for the events queued from
-// now on (a reload); the ones already queued run as they were queued, and
-// still one at a time.
+// Configure changes the program and timeout (a reload): the next call
+// uses them, also for events queued before. Calls still run one at a
+// time.
 func (h *Hotplug) Configure(path string, timeout time.Duration) {
 	h.mu.Lock()
 	h.path, h.timeout = path, timeout
@@ -72,12 +64,7 @@ func (h *Hotplug) Configure(path string, timeout time.Duration) {
 // Event queues one call with env added to a minimal environment, for
 // example ACTION=MASTER VHID=1 INTERFACE=br-lan VIPS="192.168.1.1/24".
 // It never blocks.
-func (h *Hotplug) Event(env ...string) {
-	h.mu.Lock()
-	c := hotplugCall{path: h.path, timeout: h.timeout, env: env}
-	h.mu.Unlock()
-	h.q.Push(c)
-}
+func (h *Hotplug) Event(env ...string) { h.q.Push(env) }
 
 // Dropped returns how many events were dropped because the queue was full.
 func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
@@ -86,8 +73,13 @@ func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
 // timeout per queued event.
 func (h *Hotplug) Close() { h.q.Close() }
 
-func (h *Hotplug) call(c hotplugCall) {
-	env := c.env
+func (h *Hotplug) call(env []string) {
+	h.mu.Lock()
+	c := struct {
+		path    string
+		timeout time.Duration
+	}{h.path, h.timeout}
+	h.mu.Unlock()
 	if _, err := os.Stat(c.path); errors.Is(err, fs.ErrNotExist) {
 		h.log.Debug("no hotplug-call; event not delivered", "path", c.path)
 		return

@@ -160,8 +160,8 @@ fi`)
 	}
 }
 
-// TestHotplugConfigure: events queued before Configure run the old
-// program, later ones the new, in order and one at a time.
+// TestHotplugConfigure: after Configure, the calls that start run the new
+// program, in order and one at a time; the one running finishes.
 func TestHotplugConfigure(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
@@ -176,12 +176,18 @@ func TestHotplugConfigure(t *testing.T) {
 	a, b := prog("a"), prog("b")
 	h := NewHotplug(a, 5*time.Second, nil)
 	h.Event("ACTION=1")
+	for i := 0; i < 200; i++ { // until 1 runs
+		if b, _ := os.ReadFile(log); len(b) > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	h.Event("ACTION=2")
 	h.Configure(b, 5*time.Second)
 	h.Event("ACTION=3")
 	h.Close()
 	got, _ := os.ReadFile(log)
-	want := "a 1 start\na 1 end\na 2 start\na 2 end\nb 3 start\nb 3 end\n"
+	want := "a 1 start\na 1 end\nb 2 start\nb 2 end\nb 3 start\nb 3 end\n"
 	if string(got) != want {
 		t.Fatalf("got:\n%swant:\n%s", got, want)
 	}

@@ -67,7 +67,7 @@ func TestMaintenanceCLINotPersisted(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	code, _, errs := runCLI("maintenance", "-s", sock, "on")
-	if code != 0 || !strings.Contains(errs, "warning: maintenance mode is on, but will not survive a restart") {
+	if code != 0 || !strings.Contains(errs, "warning: maintenance mode will not survive a restart") {
 		t.Fatalf("maintenance on: exit %d: %s", code, errs)
 	}
 	code, out, errs := runCLI("status", "-s", sock, "--json")

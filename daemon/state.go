@@ -93,11 +93,7 @@ func (d *Daemon) Maintenance(enable bool) (MaintenanceResult, error) {
 	_ = d.do(func() { d.stateErr = werr })
 	res := MaintenanceResult{Maintenance: enable, Persisted: werr == nil}
 	if werr != nil {
-		mode := "off"
-		if enable {
-			mode = "on"
-		}
-		res.Warning = fmt.Sprintf("maintenance mode is %s, but will not survive a restart of carpd: %v", mode, werr)
+		res.Warning = "maintenance mode will not survive a restart of carpd: " + werr.Error()
 		d.log.Error("maintenance mode not saved; a restart of carpd forgets it", "enabled", enable, "err", werr)
 	}
 	return res, nil

@@ -303,7 +303,7 @@ func (d *Daemon) openPending() {
 // demotion of the group "carp", §3.5).
 func (d *Daemon) link(name string, up bool) {
 	ie, ok := d.ifaces[name]
-	if !ok || ie.linkUp == up {
+	if !ok || ie.linkUp == up || d.closing {
 		return
 	}
 	ie.linkUp = up
@@ -338,7 +338,12 @@ func (d *Daemon) demotion(ve *vhostEntry) uint8 {
 }
 
 // updateDemotion gives every running vhost its demotion, when it changed.
+// Not while the daemon stops: a vhost that bows out takes no commands, and
+// the loop would wait for it.
 func (d *Daemon) updateDemotion() {
+	if d.closing {
+		return
+	}
 	for _, ve := range d.vhosts {
 		if ve.v == nil {
 			continue

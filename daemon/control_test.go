@@ -304,3 +304,16 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+func status(t *testing.T, sock string) Status {
+	t.Helper()
+	raw, err := Call(sock, Request{Method: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -110,16 +110,3 @@ func TestMaintenanceNotPersisted(t *testing.T) {
 		t.Fatalf("state file %q %v", b, err)
 	}
 }
-
-func status(t *testing.T, sock string) Status {
-	t.Helper()
-	raw, err := Call(sock, Request{Method: "status"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Status
-	if err := json.Unmarshal(raw, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}

@@ -90,3 +90,34 @@ func TestReloadRemovesMastersConcurrently(t *testing.T) {
 	}
 	c.onlyHolder(r1, "lan", vs[0].addrs[0])
 }
+
+// TestReloadReaddsBowingOutVHID: a reload removes the master's vhid and the
+// next one, while it is still bowing out, adds it back. The new vhost waits
+// for the old one to be gone before it takes the vhid on that interface
+// (else the old one's exit would unhook the new one from the interface:
+// deaf, it would become a second master). It comes back as BACKUP hearing
+// the peer that took over.
+func TestReloadReaddsBowingOutVHID(t *testing.T) {
+	c, r1, r2 := twoRouters(t, false)
+	write := func(conf string) {
+		t.Helper()
+		if err := os.WriteFile(r1.conf(), []byte(strings.ReplaceAll(conf, "@SOCK@", r1.sock())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := r1.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := vhidConf{iface: "lan", vhid: 9, advbase: 1, password: "o", addrs: []string{"10.0.1.99/24"}}
+	write(confText(false, other))
+	c.waitFor(2*time.Second, "vhid 1 removed from r1", func() bool { return c.state(r1, "lan", 1) == "" })
+	write(confText(false, lanVHID(0), other))
+	c.waitFor(2*time.Second, "vhid 1 back on r1", func() bool { return c.state(r1, "lan", 1) != "" })
+	c.waitState(r2, "lan", 1, "MASTER", 2*time.Second)
+	c.waitHearing(r1, "lan", 1, 3*time.Second)
+	time.Sleep(4 * time.Second) // > master-down: a deaf r1 would be MASTER by now
+	if s := c.state(r1, "lan", 1); s != "BACKUP" {
+		t.Fatalf("r1 vhid 1 is %s after coming back", s)
+	}
+	c.onlyHolder(r2, "lan", vip4)
+}

@@ -21,10 +21,13 @@ import (
 //	{"method":"status"}
 //	{"method":"demote","by":N}                    every vhid, relative
 //	{"method":"demote","vhid":1,"interface":"eth0","by":N}
-//	{"method":"reload"}
-//	{"method":"maintenance","enable":true}
+//	{"method":"demote","interface":"eth0","by":N} every vhid on eth0
+//	{"method":"reload"}                           answers once removed vhids bowed out
+//	{"method":"maintenance","enable":true}        result: maintenance, persisted, warning
+//	{"method":"resync"}
 //
-// Response: {"ok":true,"result":...} or {"ok":false,"error":"..."}.
+// Response: {"ok":true,"result":...} or {"ok":false,"error":"..."}. A
+// demotion counter saturates in [0, 255]: "by" may be any int.
 //
 // Who may use it: the socket file is mode 0600 from the moment it appears
 // (it is bound in a private directory and renamed into place), and each

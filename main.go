@@ -4,7 +4,7 @@
 //	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
-//	carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
+//	carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
 //	carpd version
@@ -33,8 +33,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/carpd/carpd/config"
 	"github.com/carpd/carpd/daemon"
@@ -52,8 +52,10 @@ const usage = `usage:
   carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
   carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
   carpd status [--json] [-s SOCKET]    show the state of every vhid
-  carpd demote [-s SOCKET] [--vhid N [--interface IF]] N
-                                       change the demotion by N (negative undoes)
+  carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
+                                       change the demotion by N (negative undoes; the
+                                       counter stays in 0..255); --vhid and --interface
+                                       narrow it to that vhid and/or the vhids there
   carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
@@ -230,20 +232,20 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	}
 	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d sync %d%s\n\n", st.Version, st.PID,
 		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, st.Demotion.Sync, maint)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
+	var tw table
+	fmt.Fprintln(&tw, "INTERFACE\tVHID\tSTATE\tSINCE\tADVBASE/SKEW\tDEMOTE\tMASTER\tSENT\tRECV\tDROPPED (csum/hmac/ttl/ver/own)")
 	for _, v := range st.VHIDs {
 		c := v.Counters
 		master := v.Master
 		if master == "" {
 			master = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d/%d\t%d\t%s\t%d\t%d\t%d/%d/%d/%d/%d\n",
+		fmt.Fprintf(&tw, "%s\t%d\t%s\t%s\t%d/%d\t%d\t%s\t%d\t%d\t%d/%d/%d/%d/%d\n",
 			v.Interface, v.VHID, v.State, v.Since.Local().Format("2006-01-02 15:04:05"),
 			v.AdvBase, v.AdvSkew, v.Demotion, master, c.AdvertsSent, c.AdvertsReceived,
 			c.BadChecksum, c.BadHMAC, c.BadTTL, c.BadVersion, c.OwnPacket)
 	}
-	tw.Flush()
+	tw.flush(w)
 	for _, v := range st.VHIDs {
 		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
 	}
@@ -257,7 +259,50 @@ func printStatus(w io.Writer, st *daemon.Status) {
 			fmt.Fprintf(w, "  %s vhid %d not running: %s\n", v.Interface, v.VHID, v.Error)
 		}
 	}
+	if st.StateFileError != "" {
+		fmt.Fprintf(w, "  warning: maintenance mode will not survive a restart: %s\n", st.StateFileError)
+	}
+	if st.TransitionsDropped > 0 {
+		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
+	}
 	printSync(w, &st.Sync)
+}
+
+// table collects lines of tab-separated cells and writes them as
+// left-aligned columns two spaces apart, the last cell of a line
+// unpadded: what text/tabwriter (padding 2, padchar ' ') makes of the
+// status table, without its 9 KB of MIPS code.
+type table struct{ b []byte }
+
+func (t *table) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	return len(p), nil
+}
+
+func (t *table) flush(w io.Writer) {
+	lines := strings.Split(strings.TrimSuffix(string(t.b), "\n"), "\n")
+	var widths []int
+	for _, l := range lines {
+		cells := strings.Split(l, "\t")
+		for i, c := range cells[:len(cells)-1] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var out []byte
+	for _, l := range lines {
+		cells := strings.Split(l, "\t")
+		for i, c := range cells {
+			out = append(out, c...)
+			for n := utf8.RuneCountInString(c); i < len(cells)-1 && n < widths[i]+2; n++ {
+				out = append(out, ' ')
+			}
+		}
+		out = append(out, '\n')
+	}
+	_, _ = w.Write(out)
 }
 
 func printSync(w io.Writer, s *daemon.SyncStatus) {
@@ -304,26 +349,18 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demote", stderr)
 	sock := socketFlag(fs)
 	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
-	iface := fs.String("interface", "", "with --vhid: only on this `interface`")
-	// Negative numbers look like flags to package flag; take them first.
-	var delta string
-	var rest []string
-	for _, a := range args {
-		if _, err := strconv.Atoi(a); err == nil && delta == "" {
-			delta = a
-			continue
-		}
-		rest = append(rest, a)
-	}
-	if fs.Parse(rest) != nil {
+	iface := fs.String("interface", "", "only the vhids on this `interface` (with --vhid: that vhid there)")
+	flags, pos := splitArgs(args)
+	if fs.Parse(flags) != nil {
 		return 2
 	}
-	if delta == "" && fs.NArg() == 1 {
-		delta = fs.Arg(0)
+	if len(pos) != 1 || fs.NArg() != 0 || *vhid > 255 {
+		fmt.Fprint(stderr, demoteUsage)
+		return 2
 	}
-	n, err := strconv.Atoi(delta)
-	if err != nil || *vhid > 255 {
-		fmt.Fprint(stderr, "usage: carpd demote [-s SOCKET] [--vhid N [--interface IF]] N\n")
+	n, err := parseDemotion(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd demote: %v\n%s", err, demoteUsage)
 		return 2
 	}
 	if _, err := daemon.Call(*sock, daemon.Request{Method: "demote", VHID: uint8(*vhid), Interface: *iface, By: n}); err != nil {
@@ -331,6 +368,61 @@ func cmdDemote(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+const demoteUsage = "usage: carpd demote [-s SOCKET] [--vhid N] [--interface IF] N\n"
+
+// splitArgs separates the flags of carpd demote (with their values) from
+// the positional arguments, wherever they appear, so that a negative
+// number ("-3") is an argument and never taken for a flag, and a flag's
+// value is never taken for an argument: "--vhid 5 -3" is vhid 5 and -3.
+// After "--" everything is positional. Anything else is left to fs.Parse
+// (which refuses what it does not know).
+func splitArgs(args []string) (flags, pos []string) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			return flags, append(pos, args[i+1:]...)
+		case isValueFlag(a) && i+1 < len(args):
+			flags = append(flags, a, args[i+1])
+			i++
+		case isNumber(a):
+			pos = append(pos, a)
+		default:
+			flags = append(flags, a)
+		}
+	}
+	return flags, pos
+}
+
+// isValueFlag: the flags of carpd demote that take a value (flag accepts
+// one or two dashes).
+func isValueFlag(a string) bool {
+	if !strings.HasPrefix(a, "-") {
+		return false
+	}
+	switch strings.TrimPrefix(a[1:], "-") {
+	case "s", "vhid", "interface":
+		return true
+	}
+	return false
+}
+
+func isNumber(s string) bool {
+	_, err := parseDemotion(s)
+	return err == nil
+}
+
+// parseDemotion parses the relative demotion of `carpd demote`. Numbers
+// beyond what int holds are clamped (strconv.Atoi returns the bound with
+// ErrRange), not refused: the daemon saturates the counter in [0, 255]
+// anyway, so "a lot" and "everything" mean the same.
+func parseDemotion(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return n, nil
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
@@ -366,9 +458,15 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off\n")
 		return 2
 	}
-	if _, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on}); err != nil {
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on})
+	if err != nil {
 		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
+	}
+	// The mode is in force even when it could not be saved: say so.
+	var res daemon.MaintenanceResult
+	if json.Unmarshal(raw, &res) == nil && res.Warning != "" {
+		fmt.Fprintf(stderr, "carpd: warning: %s\n", res.Warning)
 	}
 	return 0
 }

@@ -3,15 +3,24 @@ package main
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"go/parser"
 	"go/token"
+	"io"
+	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
+	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/daemon"
 	"github.com/carpd/carpd/openwrt"
 )
 
@@ -201,5 +210,138 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if len(cfg.VHIDs) != 0 {
 		t.Fatalf("the shipped example vhid must be disabled, got %d enabled", len(cfg.VHIDs))
+	}
+}
+
+// TestDemoteArgs: flags and the relative demotion in any order; a
+// negative number is the demotion, never a flag; a flag's value is never
+// the demotion.
+func TestDemoteArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		vhid  uint
+		iface string
+		sock  string
+		by    int
+		err   bool
+	}{
+		{args: []string{"5"}, by: 5},
+		{args: []string{"-3"}, by: -3},
+		{args: []string{"--vhid", "5", "10"}, vhid: 5, by: 10},
+		{args: []string{"--vhid", "5", "-3"}, vhid: 5, by: -3},
+		{args: []string{"-3", "--vhid", "5"}, vhid: 5, by: -3},
+		{args: []string{"--vhid=5", "-3"}, vhid: 5, by: -3},
+		{args: []string{"-vhid", "7", "--interface", "br-lan", "1"}, vhid: 7, iface: "br-lan", by: 1},
+		{args: []string{"--interface", "eth0", "-20"}, iface: "eth0", by: -20},
+		{args: []string{"-s", "/tmp/x.sock", "--vhid", "2", "-1"}, sock: "/tmp/x.sock", vhid: 2, by: -1},
+		{args: []string{"--", "-4"}, by: -4},
+		{args: []string{"9223372036854775807"}, by: math.MaxInt64},
+		{args: []string{"-9223372036854775808"}, by: math.MinInt64},
+		{args: []string{"99999999999999999999"}, by: math.MaxInt64},
+		{args: []string{"-99999999999999999999"}, by: math.MinInt64},
+		{args: []string{"--vhid", "5"}, err: true},           // the 5 is the vhid: no demotion given
+		{args: []string{"--vhid", "5", "1", "2"}, err: true}, // two demotions
+		{args: []string{"x"}, err: true},
+		{args: []string{"--vhid"}, err: true},
+		{args: []string{"--bogus", "1"}, err: true},
+		{args: []string{"--vhid", "256", "1"}, err: true},
+		{args: []string{"1.5"}, err: true},
+		{args: []string{"--vhid", "5", "x", "1"}, err: true},
+		{args: []string{"-h"}, err: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := newFlags("demote", io.Discard)
+			sock := socketFlag(fs)
+			vhid := fs.Uint("vhid", 0, "")
+			iface := fs.String("interface", "", "")
+			flags, pos := splitArgs(tc.args)
+			err := fs.Parse(flags)
+			var by int
+			if err == nil && (len(pos) != 1 || fs.NArg() != 0 || *vhid > 255) {
+				err = errors.New("usage")
+			}
+			if err == nil {
+				by, err = parseDemotion(pos[0])
+			}
+			if tc.err {
+				if err == nil {
+					t.Fatalf("accepted: vhid %d iface %q by %d", *vhid, *iface, by)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.sock
+			if want == "" {
+				want = config.DefaultControlSocket
+			}
+			if *vhid != tc.vhid || *iface != tc.iface || by != tc.by || *sock != want {
+				t.Fatalf("vhid %d iface %q by %d sock %s, want %d %q %d %s", *vhid, *iface, by, *sock, tc.vhid, tc.iface, tc.by, want)
+			}
+		})
+	}
+}
+
+// TestDemoteCLI: the demote command sends what it parsed (a fake control
+// socket records the request), and refuses what it cannot parse.
+func TestDemoteCLI(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan daemon.Request, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			var req daemon.Request
+			_ = json.NewDecoder(c).Decode(&req)
+			got <- req
+			_ = json.NewEncoder(c).Encode(daemon.Response{OK: true})
+			c.Close()
+		}
+	}()
+	if code, _, errs := runCLI("demote", "-s", sock, "--vhid", "5", "-3"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if r := <-got; r.Method != "demote" || r.VHID != 5 || r.By != -3 || r.Interface != "" {
+		t.Fatalf("sent %+v", r)
+	}
+	if code, _, errs := runCLI("demote", "-s", sock, "--interface", "eth0", "10"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if r := <-got; r.VHID != 0 || r.By != 10 || r.Interface != "eth0" {
+		t.Fatalf("sent %+v", r)
+	}
+	if code, _, errs := runCLI("demote", "-s", sock, "--vhid", "5"); code != 2 || !strings.Contains(errs, "usage") {
+		t.Fatalf("demote without a number: exit %d: %s", code, errs)
+	}
+}
+
+// TestWriteTable: the status table is laid out exactly as text/tabwriter
+// (minwidth 0, tabwidth 4, padding 2, padchar ' ') lays it out.
+func TestWriteTable(t *testing.T) {
+	for _, rows := range [][][]string{
+		{{"INTERFACE", "VHID", "STATE", "DROPPED (csum/hmac/ttl/ver/own)"}},
+		{{"INTERFACE", "VHID", "STATE", "LAST"}, {"br-lan", "1", "MASTER", "0/0/0/0/0"}, {"eth0.100", "255", "BACKUP", "12/3/0/0/1"}},
+		{{"A", "B"}, {"", "x"}, {"ünïcode", "y"}, {"a-much-longer-cell-than-the-header", ""}},
+	} {
+		var want, got bytes.Buffer
+		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+		var t2 table
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+			fmt.Fprintln(&t2, strings.Join(r, "\t"))
+		}
+		tw.Flush()
+		t2.flush(&got)
+		if got.String() != want.String() {
+			t.Errorf("got:\n%s\nwant (tabwriter):\n%s", got.String(), want.String())
+		}
 	}
 }

@@ -3,24 +3,49 @@
 // decisions through package vip, watches link state, sums the demotion
 // sources, serves the control socket and applies reloads. It is the only
 // package that knows all the others.
+//
+// # One owner
+//
+// The daemon's state (the config, the vhosts and interfaces, the demotion
+// counters, maintenance mode, the sync engine, the recent transitions) is
+// owned by one goroutine: the loop of Run. Nothing else reads or writes it,
+// and it has no lock. Everyone else talks to the loop:
+//
+//   - requests (control socket, ubus) hand it a function with do and wait
+//     for it to have run; the function only looks and changes state, and
+//     what is slow about a request (reading the config file, writing the
+//     state file, waiting for vhosts to bow out, a sync resync) happens on
+//     the requester's goroutine, before or after;
+//   - vhost goroutines report transitions on the events channel, which
+//     never blocks them;
+//   - signals, the link watcher, netifd events and the sync engine's
+//     "synced" arrive on channels of their own;
+//   - work the loop starts but must not wait for (a vhost's bow-out, a
+//     network name asked of netifd over ubus, the sync engine's conntrack
+//     dump at takeover, stopping a sync engine, flushing the hooks of an
+//     old hook runner) runs on goroutines of its own, which post their
+//     result back to the loop with post.
+//
+// The loop itself calls only what returns at once: netlink and socket
+// setup, and the carp.VHost and carp.Iface methods, which hand work to the
+// vhost's goroutine (a vhost handles a command in microseconds; it never
+// waits for the daemon).
 package daemon
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/carp"
 	"github.com/carpd/carpd/config"
-	"github.com/carpd/carpd/ctsync"
 	"github.com/carpd/carpd/openwrt"
 	"github.com/carpd/carpd/vip"
 )
@@ -50,41 +75,79 @@ const ifaceRetry = 2 * time.Second
 // recentTransitions is how many transitions status keeps.
 const recentTransitions = 32
 
+// eventQueueLen bounds the transitions on their way from the vhosts to the
+// loop. The loop takes each in microseconds; a full queue means it is
+// stuck, and the transition is dropped (and counted) rather than stall the
+// vhost that made it.
+const eventQueueLen = 256
+
+// errStopping answers requests that arrive while carpd stops.
+var errStopping = errors.New("carpd is stopping")
+
 // Daemon is a running carpd.
 type Daemon struct {
 	log     *slog.Logger
 	opts    Options
 	started time.Time
 
-	mu      sync.Mutex // guards everything below it
-	cfg     *config.Config
-	ifaces  map[string]*ifaceEntry
-	vhosts  map[string]*vhostEntry // by config.VHID.Key()
-	manual  int                    // global manual demotion (carpd demote)
-	maint   bool                   // maintenance mode, persisted in the state file
-	reloads int
-
-	hotplug *openwrt.Hotplug // set before any vhost starts, then read-only
-	ubus    *ubusBridge      // likewise; nil without ubus_socket
-
-	trMu   sync.Mutex // guards recent; taken by vhost goroutines, never with mu
-	recent []TransitionRecord
-
-	runCtx context.Context
-	wg     sync.WaitGroup // vhost goroutines
-
+	// cmds carries functions to run on the loop (do, post). Unbuffered:
+	// once a send returns, the loop runs the function next.
+	cmds chan func()
+	// loopDone is closed when the loop takes no more functions.
+	loopDone chan struct{}
+	// events carries transitions from vhost goroutines to the loop.
+	events chan carp.Transition
+	// eventsDropped counts transitions the loop never saw (events full).
+	eventsDropped atomic.Uint64
 	// netEvents carries netifd's network.interface events (network names)
-	// from the ubus listener to Run's loop.
+	// from the ubus listener to the loop.
 	netEvents chan string
+	// syncedCh: the sync engine finished its first bulk transfer.
+	syncedCh chan struct{}
 
-	// State sync; guarded by mu.
-	sync       *syncRunner
-	syncErr    error
-	syncWaited bool // the initial transfer completed or timed out once
-	// syncedCh: the engine finished its first bulk transfer; takeoverCh: a
-	// vhid became MASTER. Both wake Run's loop (never block the senders).
-	syncedCh   chan struct{}
-	takeoverCh chan struct{}
+	// stateMu orders the writes of the state file (maintenance requests,
+	// on their own goroutines). The loop never takes it.
+	stateMu sync.Mutex
+	// reloadMu orders reloads: one loads and applies at a time. The loop
+	// never takes it.
+	reloadMu sync.Mutex
+
+	// wg counts the vhost goroutines, bg the other goroutines the loop
+	// starts; Run waits for both. bgCtx ends bg's work when Run stops.
+	wg    sync.WaitGroup
+	bg    sync.WaitGroup
+	bgCtx context.Context
+
+	// Everything below belongs to the loop (and, before Run, to New and
+	// to the tests that build a Daemon without running it).
+	cfg      *config.Config
+	ifaces   map[string]*ifaceEntry
+	vhosts   map[string]*vhostEntry // by config.VHID.Key()
+	stopping map[slot]*carp.VHost   // halted vhosts not yet stopped
+	manual   int                    // global manual demotion (carpd demote)
+	maint    bool                   // maintenance mode, persisted in the state file
+	stateErr error                  // why the last state file write failed; nil when it worked
+	reloads  int                    // successful reloads
+	recent   []TransitionRecord     // the last recentTransitions transitions
+	hotplug  *openwrt.Hotplug       // the hook runner (Run makes it); events go to it only when hooks are on
+	hooks    string                 // the hook program; "" when hooks are off
+	ubus     *ubusBridge            // nil without ubus_socket
+	runCtx   context.Context        // parent of the vhosts' contexts
+	closing  bool                   // Run is stopping: nothing new starts
+	// State sync.
+	sync         *syncRunner
+	syncErr      error
+	syncWaited   bool // the initial transfer completed or timed out once
+	syncStopping bool // an engine is stopping; the next starts after it
+	takeoverBusy bool // an engine takeover (conntrack dump) runs
+	takeoverMore bool // another vhid became master meanwhile
+}
+
+// slot is where a vhost runs: a device and a vhid. Two vhosts never share
+// one: a vhost that was halted keeps its slot until it has bowed out.
+type slot struct {
+	dev  string
+	vhid uint8
 }
 
 type ifaceEntry struct {
@@ -101,9 +164,15 @@ type vhostEntry struct {
 	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
 	manual int    // per-vhid manual demotion
+	demote int    // the demotion last given to v; -1 before
 	dev    string // the device cfg.Interface resolved to; "" while unresolved
 	netw   bool   // cfg.Interface is an OpenWrt network name
 	err    error  // why the vhost is not running
+	// A network name is resolved off the loop: resolving is set while
+	// a lookup runs, again when another is wanted after it, and gen
+	// tells a lookup's result from one made stale by a halt.
+	resolving, again bool
+	gen              int
 }
 
 // TransitionRecord is one state change as shown by status.
@@ -127,9 +196,12 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	}
 	d := &Daemon{
 		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
-		ifaces: map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{},
+		cmds: make(chan func()), loopDone: make(chan struct{}),
+		events:    make(chan carp.Transition, eventQueueLen),
 		netEvents: make(chan string, 16),
-		syncedCh:  make(chan struct{}, 1), takeoverCh: make(chan struct{}, 1),
+		syncedCh:  make(chan struct{}, 1),
+		bgCtx:     context.Background(),
+		ifaces:    map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{}, stopping: map[slot]*carp.VHost{},
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -138,31 +210,54 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	return d
 }
 
+// post hands fn to the loop and returns once the loop has taken it, or
+// false when the loop has ended (fn then never runs). For goroutines that
+// report back to the loop.
+func (d *Daemon) post(fn func()) bool {
+	select {
+	case d.cmds <- fn:
+		return true
+	case <-d.loopDone:
+		return false
+	}
+}
+
+// do runs fn on the loop and returns after it ran, or errStopping when
+// the loop has ended. For requests.
+func (d *Daemon) do(fn func()) error {
+	ran := make(chan struct{})
+	if !d.post(func() { defer close(ran); fn() }) {
+		return errStopping
+	}
+	<-ran
+	return nil
+}
+
 // Run runs until ctx is cancelled or a fatal error, then stops every vhost
 // gracefully (bow-out, VIPs removed) and returns. reload receives a value
-// for each SIGHUP.
+// for each SIGHUP. The goroutine that calls Run is the loop.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	ctl, err := listenControl(d.opts.ControlSocket)
 	if err != nil {
 		return err
 	}
-	if p := d.cfg.Global.HotplugCall; p != "" {
-		d.hotplug = openwrt.NewHotplug(p, d.cfg.Global.HotplugTimeout, d.log)
-		// After the vhosts: their last transitions (to INIT) still run.
-		defer d.hotplug.Close()
-	}
+	bgCtx, cancelBG := context.WithCancel(context.Background())
+	defer cancelBG()
+	d.bgCtx = bgCtx
+	// The hook runner lives as long as Run: a reload may turn hooks on
+	// or off, and events are run one at a time however often it does.
+	d.hotplug = openwrt.NewHotplug(d.cfg.Global.HotplugCall, d.cfg.Global.HotplugTimeout, d.log)
+	d.setHooks(d.cfg.Global)
 	if p := d.cfg.Global.UbusSocket; p != "" {
 		d.ubus = newUbusBridge(d, p, d.log)
-		defer d.ubus.close()
 	}
 	vctx, cancelVhosts := context.WithCancel(context.Background())
-	d.mu.Lock()
+	defer cancelVhosts()
 	d.runCtx = vctx
 	// Sync first: its demotion must be in place before any vhid can
 	// become master.
-	d.startSyncLocked()
-	d.applyLocked(d.cfg)
-	d.mu.Unlock()
+	d.startSync()
+	d.apply(d.cfg)
 
 	links, err := vip.WatchLinks(ctx, d.log)
 	if err != nil {
@@ -189,514 +284,211 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case fn := <-d.cmds:
+			fn()
+		case t := <-d.events:
+			d.transition(t)
 		case <-reload:
-			if err := d.Reload(); err != nil {
-				d.log.Error("reload rejected; the running configuration stays", "err", err)
-			}
+			// Reading the file is not the loop's business.
+			d.bg.Add(1)
+			go func() {
+				defer d.bg.Done()
+				if err := d.Reload(); err != nil && !errors.Is(err, errStopping) {
+					d.log.Error("reload rejected; the running configuration stays", "err", err)
+				}
+			}()
 		case ev := <-linkEvents:
 			d.link(ev.Name, ev.Up)
 		case name := <-d.netEvents:
 			d.networkChanged(name)
 		case <-d.syncedCh:
-			d.mu.Lock()
 			d.syncWaited = true
 			d.log.Info("state sync: initial transfer over; CARP demotion lifted")
-			d.updateDemotionLocked()
-			d.mu.Unlock()
-		case <-d.takeoverCh:
-			d.mu.Lock()
-			if d.sync != nil {
-				d.sync.engine.Takeover(ctx)
-			}
-			d.mu.Unlock()
+			d.updateDemotion()
 		case <-retry.C:
-			d.mu.Lock()
-			d.openPendingLocked()
-			d.mu.Unlock()
+			d.openPending()
 		}
-
 	}
 
+	// Stopping: every vhost bows out at once. The loop goes on serving
+	// meanwhile, so their last transitions reach the hooks and ubus, and
+	// status still answers.
 	d.log.Info("stopping")
+	d.closing = true
+	cancelVhosts()
+	vhostsDone := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(vhostsDone)
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-vhostsDone:
+			waiting = false
+		case fn := <-d.cmds:
+			fn()
+		case t := <-d.events:
+			d.transition(t)
+		}
+	}
+	close(d.loopDone)
 	ctl.Close()
 	ctlWG.Wait()
-	cancelVhosts()
-	d.wg.Wait()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, ie := range d.ifaces {
-		d.closeIfaceLocked(ie)
+	for more := true; more; {
+		select {
+		case t := <-d.events:
+			d.transition(t)
+		default:
+			more = false
+		}
 	}
-	d.stopSyncLocked()
+	cancelBG()
+	d.bg.Wait()
+	for _, ie := range d.ifaces {
+		d.closeIface(ie)
+	}
+	d.stopSyncNow()
+	d.hotplug.Close() // runs the hooks still queued (the last transitions)
+	if d.ubus != nil {
+		d.ubus.close()
+	}
 	_ = os.Remove(d.opts.ControlSocket)
 	return nil
 }
 
+// reloadWait bounds how long a reload request waits for the vhosts it
+// removed to bow out (each takes at most carp.BowOutLinger plus two
+// netlink calls, all at once).
+const reloadWait = 3 * time.Second
+
 // Reload re-reads the configuration and applies it. A bad configuration is
-// rejected as a whole and the running one stays.
+// rejected as a whole and the running one stays. It returns when the
+// vhosts the new configuration removed have bowed out (or reloadWait has
+// passed); the daemon goes on meanwhile.
 func (d *Daemon) Reload() error {
 	if d.opts.Load == nil {
 		return errors.New("reload is not available")
 	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	cfg, err := d.opts.Load()
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	var stopped []<-chan struct{}
+	var rerr error
+	if err := d.do(func() { stopped, rerr = d.reload(cfg) }); err != nil {
+		return err
+	}
+	if rerr != nil {
+		return rerr
+	}
+	deadline := time.NewTimer(reloadWait)
+	defer deadline.Stop()
+	for _, ch := range stopped {
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil
+		}
+	}
+	return nil
+}
+
+// reload applies cfg on the loop; it returns the Done channels of the
+// vhosts it halted.
+func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
+	if d.closing {
+		return nil, errStopping
+	}
 	if cfg.Global.ControlSocket != d.cfg.Global.ControlSocket {
 		d.log.Warn("control_socket changes take effect on restart")
 	}
+	if cfg.Global.UbusSocket != d.cfg.Global.UbusSocket {
+		d.log.Warn("ubus_socket changes take effect on restart")
+	}
 	old := d.cfg.Sync
-	d.applyLocked(cfg)
-	d.reloadSyncLocked(old)
+	d.setHooks(cfg.Global)
+	stopped := d.apply(cfg)
+	d.reloadSync(old)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
-	return nil
+	return stopped, nil
 }
 
-// applyLocked makes the running vhosts match cfg: vhosts that are gone stop
-// gracefully, new ones start, changed ones are updated without a state
-// change (new timing, password, addresses or peers), unchanged ones are not
-// touched.
-func (d *Daemon) applyLocked(cfg *config.Config) {
-	if d.opts.Level != nil {
-		d.opts.Level.Set(parseLevel(cfg.Global.LogLevel))
+// setHooks turns the hooks on (with the program and timeout of g) or off
+// (hotplug_call empty).
+func (d *Daemon) setHooks(g config.Global) {
+	if g.HotplugCall != d.hooks {
+		d.log.Info("hooks", "hotplug_call", g.HotplugCall) // "" is off
 	}
-	want := map[string]config.VHID{}
-	for _, v := range cfg.VHIDs {
-		want[v.Key()] = v
-	}
-	for key, ve := range d.vhosts {
-		if _, ok := want[key]; !ok {
-			d.stopVHostLocked(key, ve)
-		}
-	}
-	d.cfg = cfg
-	for _, vc := range cfg.VHIDs {
-		key := vc.Key()
-		ve, ok := d.vhosts[key]
-		switch {
-		case !ok:
-			ve = &vhostEntry{cfg: vc}
-			d.vhosts[key] = ve
-			d.startVHostLocked(ve)
-		case ve.v == nil:
-			ve.cfg = vc
-		default:
-			hc := vhostConfig(cfg, vc, ve.dev)
-			ve.cfg = vc
-			if !equalVHostConfig(ve.vc, hc) {
-				ve.vc = hc
-				ve.v.Update(hc)
-				d.ifaces[ve.dev].iface.Attach(ve.v, hc)
-			}
-		}
-	}
-	// Interfaces no vhost uses any more are closed.
-	for name, ie := range d.ifaces {
-		used := false
-		for _, ve := range d.vhosts {
-			used = used || ve.dev == name
-		}
-		if !used {
-			d.closeIfaceLocked(ie)
-			delete(d.ifaces, name)
-		}
-	}
-	d.updateDemotionLocked()
-}
-
-func vhostConfig(cfg *config.Config, v config.VHID, dev string) carp.VHostConfig {
-	preempt := cfg.Global.Preempt
-	if v.Preempt != nil {
-		preempt = *v.Preempt
-	}
-	return carp.VHostConfig{
-		Interface: dev, VHID: v.VHID, Password: v.Password,
-		Addresses: slices.Clone(v.Addresses), Peers: slices.Clone(v.Peers),
-		Params: carp.Params{AdvBase: v.AdvBase, AdvSkew: v.AdvSkew, Preempt: preempt,
-			DemoteToSkew: cfg.Global.DemoteToSkew},
+	d.hooks = g.HotplugCall
+	if d.hotplug != nil && d.hooks != "" {
+		d.hotplug.Configure(g.HotplugCall, g.HotplugTimeout)
 	}
 }
 
-func equalVHostConfig(a, b carp.VHostConfig) bool {
-	return a.Interface == b.Interface && a.VHID == b.VHID && a.Params == b.Params &&
-		a.Password == b.Password && slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Peers, b.Peers)
-}
-
-func (d *Daemon) ifaceLocked(name string) *ifaceEntry {
-	ie, ok := d.ifaces[name]
-	if !ok {
-		ie = &ifaceEntry{name: name, linkUp: true}
-		d.ifaces[name] = ie
-	}
-	if ie.iface == nil {
-		d.openIfaceLocked(ie)
-	}
-	return ie
-}
-
-func (d *Daemon) openIfaceLocked(ie *ifaceEntry) {
-	i, err := carp.OpenIface(ie.name, d.log)
-	if err != nil {
-		if ie.err == nil || ie.err.Error() != err.Error() {
-			d.log.Error("cannot open interface; retrying", "iface", ie.name, "err", err)
-		}
-		ie.err = err
-		return
-	}
-	v, err := vip.New(ie.name, d.log)
-	if err != nil {
-		i.Close()
-		ie.err = err
-		d.log.Error("cannot manage addresses on interface; retrying", "iface", ie.name, "err", err)
-		return
-	}
-	ie.iface, ie.vips, ie.err = i, v, nil
-	if up, err := vip.LinkUp(ie.name); err == nil {
-		ie.linkUp = up
-	}
-}
-
-func (d *Daemon) closeIfaceLocked(ie *ifaceEntry) {
-	if ie.iface != nil {
-		ie.iface.Close()
-		ie.vips.Close()
-		ie.iface, ie.vips = nil, nil
-	}
-}
-
-// resolveTimeout bounds the ubus call that resolves a network name.
-const resolveTimeout = time.Second
-
-func (d *Daemon) resolveLocked(name string) (string, bool, error) {
-	var u openwrt.Caller
-	if d.ubus != nil {
-		u = d.ubus.cl
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	return openwrt.ResolveInterface(ctx, u, name)
-}
-
-func (d *Daemon) startVHostLocked(ve *vhostEntry) {
-	dev, netw, err := d.resolveLocked(ve.cfg.Interface)
-	if err != nil {
-		if ve.err == nil || ve.err.Error() != err.Error() {
-			d.log.Error("interface not available; retrying", "iface", ve.cfg.Interface, "vhid", ve.cfg.VHID, "err", err)
-		}
-		ve.err = err
-		return // openPendingLocked retries
-	}
-	if netw {
-		d.log.Info("network resolved", "network", ve.cfg.Interface, "iface", dev, "vhid", ve.cfg.VHID)
-	}
-	ve.dev, ve.netw, ve.err = dev, netw, nil
-	ve.vc = vhostConfig(d.cfg, ve.cfg, dev)
-	ie := d.ifaceLocked(dev)
-	if ie.iface == nil {
-		ve.err = ie.err
-		return // openPendingLocked starts it once the interface opens
-	}
-	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition)
-	ie.iface.Attach(v, ve.vc)
-	ctx, cancel := context.WithCancel(d.runCtx)
-	ve.v, ve.cancel = v, cancel
-	if !ie.linkUp {
-		v.SetLinkInitial(false)
-	}
-	v.SetDemoteInitial(d.demotionLocked(ve))
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		v.Run(ctx)
-	}()
-}
-
-func (d *Daemon) stopVHostLocked(key string, ve *vhostEntry) {
-	d.haltVHostLocked(ve)
-	delete(d.vhosts, key)
-}
-
-// haltVHostLocked stops a running vhost gracefully and leaves its entry
-// pending.
-func (d *Daemon) haltVHostLocked(ve *vhostEntry) {
-	if ve.v != nil {
-		ve.cancel()
-		<-ve.v.Done() // bounded: the bow-out linger plus two netlink calls
-		if ie := d.ifaces[ve.dev]; ie != nil && ie.iface != nil {
-			ie.iface.Detach(ve.cfg.VHID)
-		}
-		ve.v = nil
-	}
-}
-
-// networkChanged re-resolves the vhosts configured with an OpenWrt network
-// name after netifd reported a change of it; a vhost whose device changed
-// moves to the new device (gracefully: a master bows out first).
-func (d *Daemon) networkChanged(name string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, ve := range d.vhosts {
-		if ve.cfg.Interface != name || !ve.netw && ve.v != nil {
-			continue
-		}
-		dev, _, err := d.resolveLocked(name)
-		if err != nil || dev == ve.dev && ve.v != nil {
-			continue
-		}
-		d.log.Warn("network moved to another device", "network", name, "was", ve.dev, "now", dev, "vhid", ve.cfg.VHID)
-		d.haltVHostLocked(ve)
-		d.startVHostLocked(ve)
-	}
-}
-
-func (d *Daemon) openPendingLocked() {
-	for _, ve := range d.vhosts {
-		if ve.v == nil {
-			d.startVHostLocked(ve)
-		}
-	}
-}
-
-// link handles a link state change of an interface: its vhosts go to INIT
-// (or back to BACKUP), and every vhost of the box is demoted by one per
-// down interface, so LAN and WAN fail over together (OpenBSD's carpdev
-// demotion of the group "carp", §3.5).
-func (d *Daemon) link(name string, up bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ie, ok := d.ifaces[name]
-	if !ok || ie.linkUp == up {
-		return
-	}
-	ie.linkUp = up
-	d.log.Warn("link state changed", "iface", name, "up", up)
-	for _, ve := range d.vhosts {
-		if ve.v != nil && ve.dev == name {
-			ve.v.SetLink(up)
-		}
-	}
-	d.updateDemotionLocked()
-}
-
-func (d *Daemon) linkDemotionLocked() int {
-	n := 0
-	for _, ie := range d.ifaces {
-		if !ie.linkUp {
-			n++
-		}
-	}
-	return n
-}
-
-func (d *Daemon) demotionLocked(ve *vhostEntry) uint8 {
-	n := d.manual + ve.manual + d.linkDemotionLocked() + d.syncDemotionLocked()
-	if d.maint {
-		n += MaintenanceDemotion
-	}
-	return uint8(min(max(n, 0), 255))
-}
-
-// Maintenance turns maintenance mode on or off: every vhid is demoted by
-// MaintenanceDemotion so the peers take over, until it is turned off. The
-// setting is saved in the state file and survives restarts of carpd.
-func (d *Daemon) Maintenance(enable bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.saveState(persisted{Maintenance: enable}); err != nil {
-		return fmt.Errorf("saving maintenance mode: %w", err)
-	}
-	if d.maint != enable {
-		d.maint = enable
-		d.log.Warn("maintenance mode", "enabled", enable)
-		d.updateDemotionLocked()
-	}
-	return nil
-}
-
-func (d *Daemon) updateDemotionLocked() {
-	for _, ve := range d.vhosts {
-		if ve.v != nil {
-			ve.v.SetDemote(d.demotionLocked(ve))
-		}
-	}
-}
-
-// Demote changes the manual demotion by delta (negative undoes), for every
-// vhost, or for one when vhid is non-zero. Like OpenBSD's carpdemote, the
-// counter never goes below zero.
-func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if vhid == 0 {
-		d.manual = min(max(d.manual+delta, 0), 255)
-		d.log.Info("manual demotion", "demotion", d.manual)
-	} else {
-		found := false
-		for _, ve := range d.vhosts {
-			if ve.cfg.VHID == vhid && (iface == "" || iface == ve.cfg.Interface || iface == ve.dev) {
-				ve.manual = min(max(ve.manual+delta, 0), 255)
-				found = true
-				d.log.Info("manual demotion", "vhid", vhid, "iface", ve.cfg.Interface, "demotion", ve.manual)
-			}
-		}
-		if !found {
-			return fmt.Errorf("%w: no vhid %d configured", ErrNotFound, vhid)
-		}
-	}
-	d.updateDemotionLocked()
-	return nil
-}
-
-// Resync asks the sync peer for a full bulk transfer.
-func (d *Daemon) Resync() error {
-	d.mu.Lock()
-	r := d.sync
-	d.mu.Unlock()
-	if r == nil {
-		return fmt.Errorf("%w: connection-state sync is not configured", ErrNotSupported)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	r.engine.Resync(ctx)
-	return nil
-}
-
-// onTransition is called on vhost goroutines: it must not block and must not
-// take d.mu (the daemon may be waiting on that vhost while holding it).
+// onTransition is called on vhost goroutines: it hands the transition to
+// the loop and never blocks.
 func (d *Daemon) onTransition(t carp.Transition) {
+	select {
+	case d.events <- t:
+	default:
+		d.log.Error("transition not recorded: the daemon is not keeping up", "dropped", d.eventsDropped.Add(1))
+	}
+}
+
+// transition records a transition and passes it on: hooks, ubus, and the
+// sync engine when a vhid became master.
+func (d *Daemon) transition(t carp.Transition) {
 	r := TransitionRecord{Time: t.At, Interface: t.Interface, VHID: t.VHID,
 		From: t.From.String(), To: t.To.String(), Reason: t.Reason}
 	if t.Master.IsValid() {
 		r.Master = t.Master.String()
 	}
-	if d.hotplug != nil {
-		vips := make([]string, len(t.Addresses))
-		for i, p := range t.Addresses {
-			vips[i] = p.String()
-		}
-		d.hotplug.Event("ACTION="+t.To.String(), "PREVIOUS="+t.From.String(),
-			fmt.Sprintf("VHID=%d", t.VHID), "INTERFACE="+t.Interface,
-			"VIPS="+strings.Join(vips, " "), "MASTER="+r.Master, "REASON="+t.Reason)
-	}
-	if t.To == carp.Master {
-		select {
-		case d.takeoverCh <- struct{}{}:
-		default:
-		}
+	if d.hooks != "" && d.hotplug != nil {
+		d.hotplug.Event("ACTION="+r.To, "PREVIOUS="+r.From, "VHID="+strconv.Itoa(int(t.VHID)), "INTERFACE="+t.Interface,
+			"VIPS="+strings.Join(prefixStrings(t.Addresses), " "), "MASTER="+r.Master, "REASON="+r.Reason)
 	}
 	if d.ubus != nil {
 		d.ubus.event(StateEvent{Interface: t.Interface, VHID: t.VHID, From: r.From, To: r.To,
 			Reason: r.Reason, Master: r.Master})
 	}
-	d.trMu.Lock()
 	d.recent = append(d.recent, r)
 	if len(d.recent) > recentTransitions {
 		d.recent = d.recent[len(d.recent)-recentTransitions:]
 	}
-	d.trMu.Unlock()
-}
-
-// Status is the whole daemon status: `carpd status --json`.
-type Status struct {
-	Version string `json:"version"`
-	PID     int    `json:"pid"`
-	// Now is the daemon's clock when the status was taken: clients (the
-	// LuCI page) compute "since" and "seen ago" from it, not from their
-	// own clock.
-	Now         time.Time          `json:"now"`
-	Started     time.Time          `json:"started"`
-	Reloads     int                `json:"reloads"`
-	Demotion    DemotionStatus     `json:"demotion"`
-	VHIDs       []carp.Status      `json:"vhids"`
-	Interfaces  []InterfaceStatus  `json:"interfaces"`
-	Transitions []TransitionRecord `json:"transitions"`
-	Sync        SyncStatus         `json:"sync"`
-}
-
-// DemotionStatus breaks the demotion down by source.
-type DemotionStatus struct {
-	Manual      int  `json:"manual"`
-	Link        int  `json:"link"`
-	Sync        int  `json:"sync"`
-	Maintenance bool `json:"maintenance"`
-}
-
-// SyncStatus is the state-sync part of the status.
-type SyncStatus struct {
-	Enabled   bool   `json:"enabled"`
-	Interface string `json:"interface,omitempty"`
-	Error     string `json:"error,omitempty"`
-	ctsync.Status
-}
-
-// InterfaceStatus is one interface carpd runs CARP on.
-type InterfaceStatus struct {
-	Name   string          `json:"name"`
-	LinkUp bool            `json:"link_up"`
-	Error  string          `json:"error,omitempty"`
-	Drops  carp.IfaceStats `json:"drops"`
-}
-
-// Status returns a snapshot of everything.
-func (d *Daemon) Status() Status {
-	d.mu.Lock()
-	s := Status{Version: d.opts.Version, PID: os.Getpid(), Now: time.Now(), Started: d.started, Reloads: d.reloads,
-		Demotion: DemotionStatus{Manual: d.manual, Link: d.linkDemotionLocked(), Sync: d.syncDemotionLocked(), Maintenance: d.maint}}
-	s.Sync.Enabled, s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
-	if d.sync != nil {
-		s.Sync.Status = d.sync.engine.Status()
+	if t.To == carp.Master {
+		d.takeover()
 	}
-	if d.syncErr != nil {
-		s.Sync.Error = d.syncErr.Error()
+}
+
+// takeover tells the sync engine that a vhid became master. The engine
+// dumps the kernel's conntrack table for it, which takes long with many
+// flows: off the loop, one at a time, and the takeovers that come in
+// meanwhile make one more.
+func (d *Daemon) takeover() {
+	if d.sync == nil {
+		return
 	}
-	for _, ve := range d.vhosts {
-		if ve.v != nil {
-			st := ve.v.Status()
-			if ve.netw {
-				st.Network = ve.cfg.Interface
+	if d.takeoverBusy {
+		d.takeoverMore = true
+		return
+	}
+	d.takeoverBusy = true
+	eng := d.sync.engine
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		eng.Takeover(d.bgCtx)
+		d.post(func() {
+			d.takeoverBusy = false
+			if d.takeoverMore {
+				d.takeoverMore = false
+				d.takeover()
 			}
-			s.VHIDs = append(s.VHIDs, st)
-			continue
-		}
-		st := carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
-			State: carp.Init.String(), AdvBase: ve.cfg.AdvBase, AdvSkew: ve.cfg.AdvSkew,
-			Addresses: prefixStrings(ve.cfg.Addresses)}
-		if ve.err != nil {
-			st.Error = ve.err.Error()
-		}
-		s.VHIDs = append(s.VHIDs, st)
-	}
-	for _, ie := range d.ifaces {
-		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}
-		if ie.err != nil {
-			is.Error = ie.err.Error()
-		}
-		if ie.iface != nil {
-			is.Drops = ie.iface.Stats()
-		}
-		s.Interfaces = append(s.Interfaces, is)
-	}
-	d.mu.Unlock()
-	d.trMu.Lock()
-	s.Transitions = slices.Clone(d.recent)
-	d.trMu.Unlock()
-	sort.Slice(s.VHIDs, func(i, j int) bool {
-		if s.VHIDs[i].Interface != s.VHIDs[j].Interface {
-			return s.VHIDs[i].Interface < s.VHIDs[j].Interface
-		}
-		return s.VHIDs[i].VHID < s.VHIDs[j].VHID
-	})
-	sort.Slice(s.Interfaces, func(i, j int) bool { return s.Interfaces[i].Name < s.Interfaces[j].Name })
-	if s.VHIDs == nil {
-		s.VHIDs = []carp.Status{}
-	}
-	if s.Transitions == nil {
-		s.Transitions = []TransitionRecord{}
-	}
-	return s
+		})
+	}()
 }
 
 func prefixStrings(ps []netip.Prefix) []string {

@@ -24,10 +24,11 @@ type syncRunner struct {
 	started time.Time
 }
 
-// startSyncLocked starts the engine for cfg.Sync (if enabled).
-func (d *Daemon) startSyncLocked() {
+// startSync starts the engine for cfg.Sync (if enabled, and once the one
+// before has stopped).
+func (d *Daemon) startSync() {
 	sc := d.cfg.Sync
-	if !sc.Enabled {
+	if !sc.Enabled || d.sync != nil || d.syncStopping || d.closing {
 		return
 	}
 	r, err := d.openSync(sc)
@@ -108,8 +109,8 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 	return r, nil
 }
 
-// stopSyncLocked stops the engine and waits for it.
-func (d *Daemon) stopSyncLocked() {
+// stopSyncNow stops the engine and waits for it (Run, at the end).
+func (d *Daemon) stopSyncNow() {
 	if d.sync == nil {
 		return
 	}
@@ -119,21 +120,43 @@ func (d *Daemon) stopSyncLocked() {
 	d.sync = nil
 }
 
-// reloadSyncLocked restarts the engine when its configuration changed. The
-// new session makes the peer resend its table; CARP is not demoted again.
-func (d *Daemon) reloadSyncLocked(old config.Sync) {
-	if reflect.DeepEqual(old, d.cfg.Sync) && (d.sync != nil || !d.cfg.Sync.Enabled) {
+// stopSync stops the engine without waiting for it: the engine may be in
+// the middle of a conntrack dump. The next engine starts when it is done.
+func (d *Daemon) stopSync() {
+	r := d.sync
+	if r == nil {
+		return
+	}
+	d.sync, d.syncStopping = nil, true
+	r.cancel()
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		<-r.done
+		r.kern.Close()
+		d.post(func() {
+			d.syncStopping = false
+			d.startSync()
+			d.updateDemotion()
+		})
+	}()
+}
+
+// reloadSync restarts the engine when its configuration changed. The new
+// session makes the peer resend its table; CARP is not demoted again.
+func (d *Daemon) reloadSync(old config.Sync) {
+	if reflect.DeepEqual(old, d.cfg.Sync) && (d.sync != nil || d.syncStopping || !d.cfg.Sync.Enabled) {
 		return
 	}
 	d.log.Info("state sync configuration changed; restarting the sync engine")
-	d.stopSyncLocked()
-	d.startSyncLocked()
+	d.stopSync()
+	d.startSync()
 }
 
-// syncDemotionLocked is the demotion while the initial bulk transfer has
-// not completed (OpenBSD pfsync demotes by 32), bounded by the engine's
-// bulk timeout.
-func (d *Daemon) syncDemotionLocked() int {
+// syncDemotion is the demotion while the initial bulk transfer has not
+// completed (OpenBSD pfsync demotes by 32), bounded by the engine's bulk
+// timeout.
+func (d *Daemon) syncDemotion() int {
 	if d.sync == nil || d.syncWaited || d.sync.engine.Synced() {
 		return 0
 	}

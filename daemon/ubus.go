@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -179,11 +181,14 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		}
 		n = json.Number(s)
 	}
-	i, err := n.Int64()
-	if err != nil {
+	// Out of range saturates (strconv returns the nearest bound with
+	// ErrRange), and so does narrowing to a 32-bit int (mips): a huge
+	// "by" means "all the way", it must never wrap round.
+	i, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return err
 	}
-	*f = flexInt(i)
+	*f = flexInt(min(max(i, math.MinInt), math.MaxInt))
 	return nil
 }
 

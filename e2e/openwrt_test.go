@@ -63,3 +63,65 @@ func TestHotplugEvents(t *testing.T) {
 		t.Fatalf("hotplug log:\n%s\nwant:\n%s", b, want)
 	}
 }
+
+// TestHotplugReloadOnOff: a reload changes the hook program, and
+// `option hotplug_call ”` turns the hooks off: transitions after it run
+// nothing, and status says hotplug_call "".
+func TestHotplugReloadOnOff(t *testing.T) {
+	c := newCluster(t, 1)
+	r1 := c.routers[0]
+	log := filepath.Join(r1.dir, "hotplug.log")
+	hook := func(name string) string {
+		p := filepath.Join(r1.dir, "hook-"+name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho \""+name+" $ACTION\" >> "+log+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := hook("a"), hook("b")
+	conf := func(hp string) string {
+		return strings.Replace(confText(false, lanVHID(0)), "option log_level", "option hotplug_call '"+hp+"'\n\toption log_level", 1)
+	}
+	waitLog := func(want string) {
+		t.Helper()
+		c.waitFor(5*time.Second, "hook log "+strings.ReplaceAll(want, "\n", "; "), func() bool {
+			got, _ := os.ReadFile(log)
+			return string(got) == want
+		})
+	}
+	reload := func(hp string) {
+		t.Helper()
+		if err := os.WriteFile(r1.conf(), []byte(strings.ReplaceAll(conf(hp), "@SOCK@", r1.sock())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.run(r1.host, carpdBin, "reload", "-s", r1.sock())
+		if got := c.status(r1).HotplugCall; got != hp {
+			t.Fatalf("status hotplug_call %q after reload, want %q", got, hp)
+		}
+	}
+	flap := func() {
+		t.Helper()
+		if err := r1.links["lan"].SetUp(false); err != nil {
+			t.Fatal(err)
+		}
+		c.waitState(r1, "lan", 1, "INIT", 3*time.Second)
+		if err := r1.links["lan"].SetUp(true); err != nil {
+			t.Fatal(err)
+		}
+		c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	}
+
+	c.start(r1, conf(a))
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	if got := c.status(r1).HotplugCall; got != a {
+		t.Fatalf("status hotplug_call %q, want %q", got, a)
+	}
+	waitLog("a BACKUP\na MASTER\n")
+	reload(b)
+	flap()
+	waitLog("a BACKUP\na MASTER\nb INIT\nb BACKUP\nb MASTER\n")
+	reload("")
+	flap()
+	time.Sleep(500 * time.Millisecond) // time for a hook that should not run
+	waitLog("a BACKUP\na MASTER\nb INIT\nb BACKUP\nb MASTER\n")
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -21,15 +22,24 @@ var errWaitDelay = errors.New("exec: WaitDelay expired before I/O complete")
 //	cmd.Env, cmd.WaitDelay = env, waitDelay
 //	out, err := cmd.CombinedOutput()
 //
-// for a path that names a file: when ctx is done the process is killed
-// (SIGKILL), and once the process has exited or ctx is done, the output is
-// read for at most waitDelay more, then the pipe is closed (a backgrounded
-// grandchild may hold it open for ever). An unsuccessful exit is an error
-// reading "exit status N" or "signal: killed", as exec.ExitError prints.
+// for a path that names a file, with one difference: the program runs in a
+// process group of its own, and when ctx is done the whole group is
+// stopped, not only the program: SIGTERM, then SIGKILL after killGrace (or
+// as soon as the program is gone, for children that outlive it). A hung
+// hook script and whatever it started are gone before the next one runs.
+// Once the process has exited or ctx is done, the output is read for at
+// most waitDelay more, then the pipe is closed (a backgrounded grandchild
+// of a program that exited by itself may hold it open for ever). An
+// unsuccessful exit is an error reading "exit status N", "signal:
+// terminated" or "signal: killed", as exec.ExitError prints.
 //
 // Not os/exec itself: the Cmd machinery (LookPath, io.Copy through
 // splice/sendfile, the environment and Getwd handling) costs about 180 KB
 // of the MIPS binary (package/SIZE.md).
+// killGrace is how long a timed-out program's process group has between
+// SIGTERM and SIGKILL.
+const killGrace = time.Second
+
 func runCombined(ctx context.Context, path string, args, env []string, waitDelay time.Duration) ([]byte, error) {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -45,7 +55,7 @@ func runCombined(ctx context.Context, path string, args, env []string, waitDelay
 		env = []string{} // nil would inherit carpd's environment
 	}
 	argv := append([]string{path}, args...)
-	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: []*os.File{devnull, pw, pw}})
+	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: []*os.File{devnull, pw, pw}, Sys: groupAttr()})
 	pw.Close() // the child has its copy; EOF comes when the last holder closes it
 	if err != nil {
 		return nil, err // *fs.PathError "fork/exec PATH: ..."
@@ -68,7 +78,17 @@ func runCombined(ctx context.Context, path string, args, env []string, waitDelay
 	select {
 	case <-exited:
 	case <-ctx.Done():
-		_ = p.Kill()
+		_ = signalGroup(p, syscall.SIGTERM)
+		grace := time.NewTimer(killGrace)
+		select {
+		case <-exited:
+		case <-grace.C:
+		}
+		grace.Stop()
+		// The leader may be gone while its children (which got the same
+		// SIGTERM) trap or ignore it: the group goes in any case. The
+		// group id is not reused while a member lives.
+		_ = signalGroup(p, syscall.SIGKILL)
 	}
 	delay := time.NewTimer(waitDelay)
 	defer delay.Stop()

@@ -10,7 +10,8 @@ import (
 )
 
 // TestRunCombined checks runCombined against what os/exec's CombinedOutput
-// with CommandContext and WaitDelay gives for the same programs.
+// with CommandContext and WaitDelay gives for the same programs, except
+// that a timeout stops the process group with SIGTERM first.
 func TestRunCombined(t *testing.T) {
 	sh := func(body string) (string, []string) { return "/bin/sh", []string{"-c", body} }
 	for _, tc := range []struct {
@@ -25,7 +26,8 @@ func TestRunCombined(t *testing.T) {
 		{name: "env only what is given", body: `echo "${HOME:-none}"`, out: "none\n"},
 		{name: "exit status", body: `echo x; exit 3`, out: "x\n", err: "exit status 3"},
 		{name: "stdin is /dev/null", body: `cat; echo done`, out: "done\n"},
-		{name: "killed at the timeout", body: `exec sleep 30`, timeout: 100 * time.Millisecond, err: "signal: killed"},
+		{name: "terminated at the timeout", body: `exec sleep 30`, timeout: 100 * time.Millisecond, err: "signal: terminated"},
+		{name: "killed when it ignores SIGTERM", body: `trap '' TERM; sleep 30; echo survived`, timeout: 100 * time.Millisecond, err: "signal: killed"},
 		{name: "grandchild holds the pipe", body: `sleep 30 & echo bg`, out: "bg\n", err: errWaitDelay.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

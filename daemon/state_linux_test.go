@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// fullDir returns a directory in which no file can be written: as root
+// (who ignores file modes) a 16 KiB tmpfs filled up, else a directory of
+// mode 0500.
+func fullDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Getuid() != 0 {
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		return dir
+	}
+	if err := syscall.Mount("carpd-test", dir, "tmpfs", 0, "size=16k,mode=0755"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for i := 0; i < 64; i++ {
+		if _, err = f.Write(buf); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v", err)
+	}
+	return dir
+}
+
+// TestMaintenanceNotPersisted: with a state file that cannot be written
+// (the disk is full), maintenance mode is entered all the same, and the
+// answer and status say it will not survive a restart; turning it off
+// works too. Once the file can be written again, the warning goes.
+func TestMaintenanceNotPersisted(t *testing.T) {
+	cfg := testConfig(t)
+	dir := fullDir(t)
+	cfg.Global.StateFile = filepath.Join(dir, "carpd.state")
+	runDaemon(t, cfg, Options{})
+	sock := cfg.Global.ControlSocket
+	on := true
+	raw, err := Call(sock, Request{Method: "maintenance", Enable: &on})
+	if err != nil {
+		t.Fatalf("maintenance on: %v", err)
+	}
+	var res MaintenanceResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Maintenance || res.Persisted || !strings.Contains(res.Warning, "will not survive a restart") {
+		t.Fatalf("answer %+v", res)
+	}
+	st := status(t, sock)
+	if !st.Demotion.Maintenance || !strings.Contains(st.StateFileError, cfg.Global.StateFile) {
+		t.Fatalf("status: demotion %+v, state_file_error %q", st.Demotion, st.StateFileError)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left in the full directory: %v", ents)
+	}
+	off := false
+	if raw, err = Call(sock, Request{Method: "maintenance", Enable: &off}); err != nil {
+		t.Fatalf("maintenance off: %v", err)
+	}
+	res = MaintenanceResult{}
+	if err := json.Unmarshal(raw, &res); err != nil || res.Maintenance || res.Persisted {
+		t.Fatalf("answer %+v %v", res, err)
+	}
+	if st := status(t, sock); st.Demotion.Maintenance {
+		t.Fatal("maintenance still on")
+	}
+	// Room again: saved, and the warning is gone.
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() != 0 {
+		os.Chmod(dir, 0o700)
+	}
+	if raw, err = Call(sock, Request{Method: "maintenance", Enable: &on}); err != nil {
+		t.Fatal(err)
+	}
+	res = MaintenanceResult{}
+	if err := json.Unmarshal(raw, &res); err != nil || !res.Persisted || res.Warning != "" {
+		t.Fatalf("answer with room: %+v %v", res, err)
+	}
+	if st := status(t, sock); st.StateFileError != "" || !st.Demotion.Maintenance {
+		t.Fatalf("status with room: %+v %q", st.Demotion, st.StateFileError)
+	}
+	b, err := os.ReadFile(cfg.Global.StateFile)
+	if err != nil || !strings.Contains(string(b), `"maintenance":true`) {
+		t.Fatalf("state file %q %v", b, err)
+	}
+}

@@ -81,7 +81,7 @@ cross:
 qemu-test:
 	GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./carp/ ./carp/carptest ./openwrt ./config ./ubus/... ./ctsync/flow ./ctsync/wire
 
-FUZZ_TARGETS := ./carp:FuzzAdvert ./carp:FuzzCounter ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
+FUZZ_TARGETS := ./carp:FuzzAdvert ./carp:FuzzCounter ./daemon:FuzzReadRequest ./daemon:FuzzUbusArgs ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 ## FUZZMINIMIZE bounds go test's minimizing of each input that finds new coverage: by default

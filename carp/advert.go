@@ -7,7 +7,7 @@ import (
 	"io"
 )
 
-// Advert is a CARP advertisement (§1.2). The C layout, from OpenBSD
+// Advert is a CARP advertisement (docs/carp-protocol.md#header). The C layout, from OpenBSD
 // ip_carp.h, with the endian-dependent bitfields written as the wire byte:
 //
 //	struct carp_header {
@@ -75,7 +75,8 @@ func (a *Advert) AppendBinary(b []byte) ([]byte, error) {
 
 // UnmarshalBinary decodes exactly HeaderLen bytes. It checks, in the order
 // the BSD kernels do, the length, the checksum and the version; it does not
-// check type or authlen, which the kernels ignore too (§1.2).
+// check type or authlen, which the kernels ignore too
+// (docs/carp-protocol.md#header).
 func (a *Advert) UnmarshalBinary(b []byte) error {
 	if len(b) < HeaderLen {
 		return fmt.Errorf("%w: %d bytes: %w", ErrBadLength, len(b), io.ErrUnexpectedEOF)

@@ -20,7 +20,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// TV1 of specs/carp.md §8: a real ucarp advertisement.
+// TV1 (docs/carp-protocol.md#test-vectors): a real ucarp advertisement.
 const tv1Frame = "01005e000012 00005e00002a 0800 4510003853644000ff703d6b0a630001e0000012 212a0007 0001 a712 b2d682fbedad6722 37d782d82c0c072d5efca6474b7871cbdc772030"
 
 func TestAdvertDecodeTV1(t *testing.T) {
@@ -178,7 +178,7 @@ func TestCaptures(t *testing.T) {
 }
 
 // TestCaptureHMAC checks the HMAC of every packet of the two captures whose
-// configuration the spec gives.
+// configuration is known (vhid, password and VIP below).
 func TestCaptureHMAC(t *testing.T) {
 	cfg := map[string]*Auth{
 		"testdata/ucarp_vhid42_love.pcap": NewAuth("love", 42, []netip.Addr{netip.MustParseAddr("10.99.0.252")}),

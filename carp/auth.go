@@ -12,11 +12,12 @@ import (
 )
 
 // KeyLen is CARP_KEY_LEN: the BSD kernels keep the passphrase in a 20-byte
-// buffer, NUL-terminated, so at most 19 bytes of it count (§2.1).
+// buffer, NUL-terminated, so at most 19 bytes of it count
+// (docs/carp-protocol.md#hmac).
 const KeyLen = 20
 
 // Auth computes and checks the HMAC-SHA1 of advertisements for one virtual
-// host. The message is (§2.2):
+// host. The message is (docs/carp-protocol.md#hmac):
 //
 //	0x02 0x01 vhid  sorted IPv4 VIPs  sorted IPv6 VIPs  counter(8)
 //

@@ -2,7 +2,7 @@ package carp
 
 import "time"
 
-// Protocol constants (§1).
+// Protocol constants (docs/carp-protocol.md#encapsulation).
 const (
 	// IPProto is the IP protocol number CARP shares with VRRP.
 	IPProto = 112
@@ -17,12 +17,13 @@ const (
 	// TTL is the IPv4 TTL / IPv6 hop limit of every advertisement.
 	TTL = 255
 	// BowOutAdvBase and BowOutAdvSkew form the "bow out" advertisement a
-	// master sends when it stops gracefully (§3.6): every backup sees an
-	// interval far beyond 3*advbase and takes over at once.
+	// master sends when it stops gracefully (docs/carp-protocol.md#bow-out):
+	// every backup sees an interval far beyond 3*advbase and takes over at
+	// once.
 	BowOutAdvBase = 255
 	BowOutAdvSkew = 255
 	// MaxFBSDSkew is the largest advskew FreeBSD puts on the wire when it
-	// mirrors demotion into the skew (§3.5).
+	// mirrors demotion into the skew (docs/carp-protocol.md#demotion).
 	MaxFBSDSkew = 240
 	// MasterDownMultiplier: a backup waits this many of its own intervals
 	// without hearing the master before it takes over (OpenBSD rev 1.370).
@@ -33,7 +34,7 @@ const (
 const (
 	// AnnounceRepeatAdverts: the gratuitous ARP / unsolicited NA burst is
 	// sent at takeover and again after this many adverts, as OpenBSD does
-	// "for L3 switches" (§4).
+	// "for L3 switches" (docs/carp-protocol.md#takeover-actions).
 	AnnounceRepeatAdverts = 2
 	// BowOutLinger is the longest a master that bowed out keeps its VIPs,
 	// waiting to hear the backup that takes over: carpd answers a bow-out
@@ -44,6 +45,6 @@ const (
 	// heard: its gratuitous ARP follows its first advert.
 	BowOutAfterHeard = 50 * time.Millisecond
 	// SendErrorDemoteThreshold consecutive send errors demote by one, and as
-	// many consecutive successes undo it (OpenBSD §3.5).
+	// many consecutive successes undo it (docs/carp-protocol.md#demotion).
 	SendErrorDemoteThreshold = 3
 )

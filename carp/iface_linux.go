@@ -18,14 +18,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Ethernet multicast destinations of the CARP groups (§1.1).
+// Ethernet multicast destinations of the CARP groups
+// (docs/carp-protocol.md#encapsulation).
 var (
 	mac4 = net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}
 	mac6 = net.HardwareAddr{0x33, 0x33, 0x00, 0x00, 0x00, 0x12}
 )
 
 // VirtualMAC returns 00:00:5e:00:01:VHID, the source of carpd's multicast
-// adverts as of the BSD kernels (§4). (ucarp uses 00:00:5e:00:00:VHID.)
+// adverts as of the BSD kernels (docs/carp-protocol.md#virtual-mac). (ucarp
+// uses 00:00:5e:00:00:VHID.)
 func VirtualMAC(vhid uint8) net.HardwareAddr {
 	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, vhid}
 }

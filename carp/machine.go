@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// State is the CARP state of one virtual host (§3). There is no FAULT state:
-// a down interface is INIT plus a demotion, as on the BSDs.
+// State is the CARP state of one virtual host (docs/carp-protocol.md#states).
+// There is no FAULT state: a down interface is INIT plus a demotion, as on
+// the BSDs.
 type State uint8
 
 const (
@@ -36,8 +37,9 @@ type Params struct {
 	// takes over (OpenBSD/FreeBSD net.inet.carp.preempt).
 	Preempt bool
 	// DemoteToSkew also adds the demotion to the advertised advskew, capped
-	// at 240, the way FreeBSD expresses demotion (§3.5), so FreeBSD and ucarp
-	// peers with preempt take over from a demoted carpd master too.
+	// at 240, the way FreeBSD expresses demotion (docs/carp-protocol.md#demotion),
+	// so FreeBSD and ucarp peers with preempt take over from a demoted carpd
+	// master too.
 	DemoteToSkew bool
 }
 
@@ -46,7 +48,7 @@ type Params struct {
 func (p Params) Interval() time.Duration { return interval(p.AdvBase, p.AdvSkew) }
 
 // MasterDown is how long a backup waits without a valid advert before it
-// takes over: 3 intervals (OpenBSD rev 1.370, §3.1).
+// takes over: 3 intervals (OpenBSD rev 1.370; docs/carp-protocol.md#timers).
 func (p Params) MasterDown() time.Duration { return MasterDownMultiplier * p.Interval() }
 
 func interval(base, skew uint8) time.Duration {
@@ -82,7 +84,7 @@ type (
 	// EvDemote sets the demotion counter (sum of every source, 0-255).
 	EvDemote struct{ Demote uint8 }
 	// EvParams changes advbase, advskew or policy without a state change
-	// (a hitless reload, like ifconfig on the BSDs, §3.6).
+	// (a hitless reload, like ifconfig on the BSDs; docs/carp-protocol.md#states).
 	EvParams struct{ Params Params }
 )
 
@@ -197,8 +199,9 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		}
 		m.Demote = ev.Demote
 		if m.State == Master {
-			// Tell the peers at once (§3.5): with OpenBSD semantics a
-			// backup with a lower demotion takes over right away.
+			// Tell the peers at once (docs/carp-protocol.md#demotion):
+			// with OpenBSD semantics a backup with a lower demotion takes
+			// over right away.
 			m.deadline = now.Add(m.Params.Interval())
 			m.sent++
 			return []Action{m.send()}
@@ -235,7 +238,8 @@ func (m *Machine) timer(now time.Time) []Action {
 	return nil
 }
 
-// advert implements the receive rules of OpenBSD carp_proto_input_c (§3.3).
+// advert implements the receive rules of OpenBSD carp_proto_input_c
+// (docs/carp-protocol.md#receive-rules).
 func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 	theirs := timeval(ev.AdvBase, ev.AdvSkew)
 	base, skew := m.advertised()
@@ -259,9 +263,10 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 	case Backup:
 		switch {
 		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew:
-			// The master stops gracefully (§3.6). OpenBSD takes over on a
-			// bow-out only through the "too slow to live" rule below, which
-			// it skips when its own advbase is 0, so a sub-second backup
+			// The master stops gracefully (docs/carp-protocol.md#bow-out).
+			// OpenBSD takes over on a bow-out only through the "too slow to
+			// live" rule below, which it skips when its own advbase is 0,
+			// so a sub-second backup
 			// would wait out the master-down time; carpd takes over at once
 			// whatever its own timing.
 			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))

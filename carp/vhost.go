@@ -32,7 +32,7 @@ type Sender interface {
 	IsLocal(a netip.Addr) bool
 }
 
-// Multicast destinations of adverts (§1.1).
+// Multicast destinations of adverts (docs/carp-protocol.md#encapsulation).
 var (
 	Group4 = netip.AddrFrom4([4]byte{224, 0, 0, 18})
 	Group6 = netip.MustParseAddr("ff02::12")
@@ -263,9 +263,10 @@ func (v *VHost) deliver(p rxPacket) {
 	}
 }
 
-// admit applies the input checks in the BSD order (§3.3): TTL, length,
-// checksum, version, own packet, HMAC; then carpd's counter checks. It
-// counts a drop by reason and reports whether the advert may be used.
+// admit applies the input checks in the BSD order
+// (docs/carp-protocol.md#input-checks): TTL, length, checksum, version, own
+// packet, HMAC; then carpd's counter checks. It counts a drop by reason and
+// reports whether the advert may be used.
 func (v *VHost) admit(p rxPacket) (Advert, bool) {
 	var a Advert
 	var c *atomic.Uint64

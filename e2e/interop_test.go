@@ -15,12 +15,13 @@ import (
 	"github.com/carpd/carpd/lab"
 )
 
-// Interop with ucarp 1.5.2 (shared/specs/carp.md §4): ucarp speaks the same
-// CARP wire format and HMAC, but it never touches addresses itself; it runs
-// an upscript on MASTER and a downscript on BACKUP. Its adverts come from
-// 00:00:5e:00:00:VHID (5th octet 0) and it reads them through libpcap with a
-// 1 s capture timeout, so it reacts up to a second late: the waits below are
-// generous. ucarp supports a single IPv4 VIP only, hence vip4 alone.
+// Interop with ucarp 1.5.2 (docs/carp-protocol.md#interoperability): ucarp
+// speaks the same CARP wire format and HMAC, but it never touches addresses
+// itself; it runs an upscript on MASTER and a downscript on BACKUP. Its
+// adverts come from 00:00:5e:00:00:VHID (5th octet 0) and it reads them
+// through libpcap with a 1 s capture timeout, so it reacts up to a second
+// late: the waits below are generous. ucarp supports a single IPv4 VIP only,
+// hence vip4 alone.
 
 // requireTool returns the path of the program name, or skips the test when
 // it is not installed. With CARPD_REQUIRE_NETNS=1 (CI) it fails instead, so

@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// TestTsharkDecodesCarp: an independent decoder, Wireshark's CARP
-// dissector, reads carpd's IPv4 and IPv6 adverts off the wire as valid CARP
-// (shared/specs/carp.md §1, §8): version 2, type advertisement, the right
-// vhid, a good checksum, the virtual MAC as Ethernet source and TTL / hop
-// limit 255. Wireshark decodes protocol 112 as VRRP unless told to try the
-// heuristic dissectors, which is where CARP lives, first
-// (-o ip.try_heuristic_first:TRUE, IPv4 only) or to decode 112 as CARP.
+// TestTsharkDecodesCarp: an independent decoder, Wireshark's CARP dissector,
+// reads carpd's IPv4 and IPv6 adverts off the wire as valid CARP
+// (docs/carp-protocol.md#encapsulation, #header): version 2, type
+// advertisement, the right vhid, a good checksum, the virtual MAC as Ethernet
+// source and TTL / hop limit 255. Wireshark decodes protocol 112 as VRRP
+// unless told to try the heuristic dissectors, which is where CARP lives,
+// first (-o ip.try_heuristic_first:TRUE, IPv4 only) or to decode 112 as CARP.
 func TestTsharkDecodesCarp(t *testing.T) {
 	tshark := requireTool(t, "tshark")
 	c := newCluster(t, 2)

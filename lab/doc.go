@@ -1,7 +1,7 @@
 // Package lab builds throw-away network labs out of Linux network namespaces,
 // veth pairs and bridges, for carpd's end-to-end tests, `make demo` and the
-// failover benchmarks of shared/specs/baselines.md. It is test tooling: it
-// shells out to iproute2 (`ip`) and needs root.
+// failover benchmarks of BENCHMARKS.md. It is test tooling: it shells out to
+// iproute2 (`ip`) and needs root.
 //
 // # Building blocks
 //

@@ -16,7 +16,8 @@ import (
 	"github.com/carpd/carpd/ubus/blob"
 )
 
-// DefaultSocket is ubusd's socket since October 2020 (spec §1.1).
+// DefaultSocket is ubusd's socket since October 2020
+// (docs/ubus-protocol.md#transport).
 const DefaultSocket = "/var/run/ubus/ubus.sock"
 
 // Config tunes a Conn or a Client. A nil *Config, and zero fields, mean the
@@ -90,13 +91,14 @@ type Stats struct {
 
 // Conn is one connection to ubusd.
 //
-// One reader goroutine reads every message as it arrives and never blocks
-// on anything but the socket, because ubusd silently drops messages for a
-// client whose backlog exceeds 1 MiB (spec §1.1). It completes pending
-// requests, hands incoming calls to a fixed pool of handler goroutines
-// through a bounded queue, and hands events to per-listener goroutines
-// through bounded queues; when a queue is full the message is dropped and
-// counted. Writes are serialized by a mutex and bounded by WriteTimeout.
+// One reader goroutine reads every message as it arrives and never blocks on
+// anything but the socket, because ubusd silently drops messages for a client
+// whose backlog exceeds 1 MiB (docs/ubus-protocol.md#transport). It completes
+// pending requests, hands incoming calls to a fixed pool of handler
+// goroutines through a bounded queue, and hands events to per-listener
+// goroutines through bounded queues; when a queue is full the message is
+// dropped and counted. Writes are serialized by a mutex and bounded by
+// WriteTimeout.
 //
 // When the connection fails every pending request returns an error that
 // wraps net.ErrClosed, and Done is closed. A Conn does not reconnect; Client
@@ -129,7 +131,7 @@ type Conn struct {
 	unmatchedReplies atomic.Uint64
 }
 
-// reqKey matches replies to requests (spec §1.7 "Request matching").
+// reqKey matches replies to requests (docs/ubus-protocol.md#exchanges).
 type reqKey struct {
 	seq  uint16
 	peer uint32
@@ -482,7 +484,8 @@ type ObjectInfo struct {
 	Methods []Method
 }
 
-// Lookup resolves an object path (spec §1.7): an exact path, a prefix
+// Lookup resolves an object path (docs/ubus-protocol.md#exchanges): an exact
+// path, a prefix
 // ending in "*", or "" for all objects. An unknown path returns a
 // *StatusError with StatusNotFound.
 func (c *Conn) Lookup(ctx context.Context, path string) ([]ObjectInfo, error) {
@@ -544,10 +547,10 @@ func (c *Conn) Call(ctx context.Context, path, method string, args json.RawMessa
 	return c.Invoke(ctx, infos[0].ID, method, args)
 }
 
-// Invoke calls method on the object with the given id (spec §1.7 "Calling
-// another object"). When the object sends several DATA replies their members
-// are merged into one object, as uhttpd's ubus handler does. A non-OK status
-// returns a *StatusError.
+// Invoke calls method on the object with the given id
+// (docs/ubus-protocol.md#exchanges, "call a method"). When the object sends
+// several DATA replies their members are merged into one object, as uhttpd's
+// ubus handler does. A non-OK status returns a *StatusError.
 func (c *Conn) Invoke(ctx context.Context, id uint32, method string, args json.RawMessage) (json.RawMessage, error) {
 	data, err := blob.FromJSON(args)
 	if err != nil {

@@ -3,18 +3,18 @@
 // registers objects with methods and serves calls to them, sends and
 // listens for events, subscribes and notifies.
 //
-// The protocol follows shared/specs/openwrt.md §1 (derived from
-// openwrt/ubus @3cc98db ubusmsg.h, libubus*.c, ubusd*.c); section references
-// in comments (§1.7 and so on) are to that document. The message bytes are
-// checked against real captures of ubusd, libubus and the ubus CLI in
-// testdata/trace.txt. No maintained Go library can register objects (§1.8),
-// hence this package.
+// The protocol as carpd speaks it is described in docs/ubus-protocol.md
+// (derived from openwrt/ubus @3cc98db ubusmsg.h, libubus*.c, ubusd*.c);
+// comments cite its sections (docs/ubus-protocol.md#exchanges and so on). The
+// message bytes are checked against real captures of ubusd, libubus and the
+// ubus CLI in testdata/trace.txt. No maintained Go library can register
+// objects, hence this package.
 //
 // Layout:
 //
-//	message.go  the 8-byte header, message types, attribute ids (§1.2–1.4);
+//	message.go  the 8-byte header, message types, attribute ids;
 //	            Message with MarshalBinary/UnmarshalBinary, ReadMessage
-//	status.go   status codes and StatusError (§1.5)
+//	status.go   status codes and StatusError
 //	conn.go     Conn: HELLO, the reader goroutine, requests, LOOKUP, INVOKE
 //	object.go   ADD_OBJECT with a signature, serving INVOKE, NOTIFY
 //	event.go    sending and listening for events, subscriptions

@@ -9,11 +9,11 @@ import (
 	"github.com/carpd/carpd/ubus/blob"
 )
 
-// Send broadcasts an event, like `ubus send event data` (spec §1.7 "Sending
-// an event", §4.5): INVOKE "send" on the event object 1 with DATA {"id":
-// event, "data": {…}}. data is a JSON object or nil. ubusd refuses names
-// starting with "ubus." (PERMISSION_DENIED) and never loops an event back to
-// the sender's own listeners.
+// Send broadcasts an event, like `ubus send event data`
+// (docs/ubus-protocol.md#exchanges, "send an event"): INVOKE "send" on the
+// event object 1 with DATA {"id": event, "data": {…}}. data is a JSON object
+// or nil. ubusd refuses names starting with "ubus." (PERMISSION_DENIED) and
+// never loops an event back to the sender's own listeners.
 func (c *Conn) Send(ctx context.Context, event string, data json.RawMessage) error {
 	m, err := sendMessage(event, data)
 	if err != nil {
@@ -87,15 +87,15 @@ type eventMsg struct {
 }
 
 // Listen registers for events whose name matches pattern (an exact name, a
-// prefix ending in "*", or "*" for all), like `ubus listen pattern` (spec
-// §1.7 "Listening for events"). fn runs on the listener's own goroutine, one
-// event at a time, with the event data as a JSON object. Events that arrive
-// while Config.EventQueue events are waiting are dropped and counted: a slow
-// fn never blocks the Conn's reader.
+// prefix ending in "*", or "*" for all), like `ubus listen pattern`
+// (docs/ubus-protocol.md#exchanges, "listen for events"). fn runs on the
+// listener's own goroutine, one event at a time, with the event data as a
+// JSON object. Events that arrive while Config.EventQueue events are waiting
+// are dropped and counted: a slow fn never blocks the Conn's reader.
 //
-// The listener lives until Close on it or on the Conn. (The brief sketched
-// Listen returning only an error; returning the Listener gives callers the
-// drop counter and a way to stop.)
+// The listener lives until Close on it or on the Conn. (Listen returns the
+// Listener, not only an error, to give callers the drop counter and a way to
+// stop.)
 func (c *Conn) Listen(ctx context.Context, pattern string, fn func(event string, data json.RawMessage)) (*Listener, error) {
 	l := &Listener{
 		c:       c,
@@ -203,10 +203,10 @@ type Subscription struct {
 }
 
 // Subscribe subscribes to notifications of the object at path, like `ubus
-// subscribe path` (spec §1.7): an anonymous subscriber object, then
-// SUBSCRIBE {OBJID, TARGET}. fn runs on a handler goroutine for each
-// notification, with its type and data; the STATUS reply libubus sends is
-// sent after fn returns (unless the publisher set NO_REPLY).
+// subscribe path` (docs/ubus-protocol.md#exchanges): an anonymous subscriber
+// object, then SUBSCRIBE {OBJID, TARGET}. fn runs on a handler goroutine for
+// each notification, with its type and data; the STATUS reply libubus sends
+// is sent after fn returns (unless the publisher set NO_REPLY).
 func (c *Conn) Subscribe(ctx context.Context, path string, fn func(typ string, data json.RawMessage)) (*Subscription, error) {
 	infos, err := c.Lookup(ctx, path)
 	if err != nil {

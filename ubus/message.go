@@ -10,7 +10,8 @@ import (
 	"github.com/carpd/carpd/ubus/blob"
 )
 
-// The message header, from openwrt/ubus ubusmsg.h (spec §1.2):
+// The message header, from openwrt/ubus ubusmsg.h
+// (docs/ubus-protocol.md#message-header):
 //
 //	#define UBUS_MAX_MSGLEN	1048576
 //
@@ -53,7 +54,7 @@ const (
 	version = 0
 )
 
-// MsgType is enum ubus_msg_type (spec §1.3).
+// MsgType is enum ubus_msg_type (docs/ubus-protocol.md#message-types).
 type MsgType uint8
 
 // Message types.
@@ -95,8 +96,9 @@ func (t MsgType) String() string {
 	return fmt.Sprintf("MsgType(%d)", uint8(t))
 }
 
-// Attribute ids of the message blob, enum ubus_msg_attr (spec §1.4). They are
-// plain blob attributes (extended bit clear).
+// Attribute ids of the message blob, enum ubus_msg_attr
+// (docs/ubus-protocol.md#message-attributes). They are plain blob attributes
+// (extended bit clear).
 const (
 	AttrUnspec      = 0
 	AttrStatus      = 1  // int32
@@ -147,7 +149,8 @@ type Message struct {
 	Type MsgType
 	// Seq matches replies to requests; the requester picks it.
 	Seq uint16
-	// Peer is the client or object id the message is about (spec §1.7).
+	// Peer is the client or object id the message is about
+	// (docs/ubus-protocol.md#message-header).
 	Peer uint32
 	// Attrs are the ubus attributes, all plain (not extended).
 	Attrs []blob.Attr
@@ -292,7 +295,7 @@ func ReadMessage(r io.Reader) (Message, error) {
 }
 
 // Attr returns the last attribute with the given id ("a repeated id keeps
-// the last one", spec §1.4).
+// the last one", docs/ubus-protocol.md#message-attributes).
 func (m *Message) Attr(id uint8) (blob.Attr, bool) {
 	for i := len(m.Attrs) - 1; i >= 0; i-- {
 		if m.Attrs[i].ID == id {

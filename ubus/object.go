@@ -13,7 +13,8 @@ import (
 
 // Arg is one argument of a method signature: its name and the blobmsg type
 // the method expects. `ubus -v list` shows Boolean (TypeBool), Integer
-// (TypeInt32), String, Array and Table; stick to those five (spec §1.7).
+// (TypeInt32), String, Array and Table; stick to those five
+// (docs/ubus-protocol.md#blob-and-blobmsg).
 type Arg struct {
 	Name string
 	Type blob.Type
@@ -66,11 +67,12 @@ func (o *Object) TypeID() uint32 { return o.typeID }
 func (o *Object) Path() string { return o.path }
 
 // Subscribed reports whether the object has subscribers, as last told by
-// ubusd (NOTIFY with ACTIVE, spec §1.7).
+// ubusd (NOTIFY with ACTIVE, docs/ubus-protocol.md#exchanges).
 func (o *Object) Subscribed() bool { return o.active.Load() }
 
-// AddObject registers an object named path with the given methods (spec
-// §1.7 ADD_OBJECT) and serves calls to it until the Conn closes or Remove.
+// AddObject registers an object named path with the given methods
+// (ADD_OBJECT, docs/ubus-protocol.md#exchanges) and serves calls to it until
+// the Conn closes or Remove.
 // ubusd refuses a path that is already taken with INVALID_ARGUMENT.
 func (c *Conn) AddObject(ctx context.Context, path string, methods []Method) (*Object, error) {
 	if path == "" {
@@ -201,8 +203,9 @@ func (o *Object) Remove(ctx context.Context) error {
 }
 
 // Notify publishes a notification of the given type to the object's
-// subscribers (spec §1.7 "Subscribe / notify"), fire-and-forget: it sets
-// NO_REPLY, so ubusd sends nothing back. data is a JSON object or nil.
+// subscribers (docs/ubus-protocol.md#exchanges, "notify"), fire-and-forget:
+// it sets NO_REPLY, so ubusd sends nothing back. data is a JSON object or
+// nil.
 func (o *Object) Notify(ctx context.Context, typ string, data json.RawMessage) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -245,9 +248,10 @@ func RequestFromContext(ctx context.Context) (Request, bool) {
 	return r, ok
 }
 
-// serve answers one incoming INVOKE as libubus does (spec §1.7 "Serving
-// INVOKE"): at most one DATA {OBJID, DATA}, then STATUS {STATUS, OBJID}, both
-// with the call's seq and peer; nothing at all if NO_REPLY is set.
+// serve answers one incoming INVOKE as libubus does
+// (docs/ubus-protocol.md#exchanges, "serve a call"): at most one DATA
+// {OBJID, DATA}, then STATUS {STATUS, OBJID}, both with the call's seq and
+// peer; nothing at all if NO_REPLY is set.
 func (c *Conn) serve(inv invocation) {
 	m := inv.msg
 	id, _ := m.Uint32(AttrObjID)

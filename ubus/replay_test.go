@@ -216,8 +216,9 @@ func TestReplaySend(t *testing.T) {
 
 // TestReplayListen: `ubus listen test.event` (section 7): ADD_OBJECT and
 // "register" byte-exact, then the event delivered to the callback. libubus
-// acknowledges events with a STATUS that ubusd discards (spec §1.7); the
-// Conn skips it, so the last message of the section is not expected.
+// acknowledges events with a STATUS that ubusd discards
+// (docs/ubus-protocol.md#exchanges); the Conn skips it, so the last message
+// of the section is not expected.
 func TestReplayListen(t *testing.T) {
 	checkLeaks(t)
 	steps := sectionSteps(t, "7")

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Status is a ubus status code, enum ubus_msg_status (spec §1.5). It travels
-// in the STATUS attribute of the final reply to every request.
+// Status is a ubus status code, enum ubus_msg_status
+// (docs/ubus-protocol.md#status-codes). It travels in the STATUS attribute of
+// the final reply to every request.
 type Status uint32
 
 // Status codes.

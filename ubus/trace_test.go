@@ -15,8 +15,8 @@ import (
 )
 
 // TraceFile holds real byte traces of ubusd, libubus and the ubus CLI
-// (openwrt/ubus 3cc98db, libubox 1aa36ee), copied from
-// shared/testdata/ubus/trace.txt.
+// (openwrt/ubus 3cc98db, libubox 1aa36ee), captured for the project
+// (docs/ubus-protocol.md).
 const TraceFile = "testdata/trace.txt"
 
 // TraceMessageCount is how many messages with a hex dump trace.txt holds.
@@ -269,8 +269,9 @@ func TestTraceEncode(t *testing.T) {
 	}
 }
 
-// TestSpecAddObjectExample checks the hand-computed ADD_OBJECT example of
-// spec §1.7: path "carpd", methods status() and failover(vhid:int32).
+// TestSpecAddObjectExample checks a hand-computed ADD_OBJECT message
+// (docs/ubus-protocol.md#exchanges): path "carpd", methods status() and
+// failover(vhid:int32).
 func TestSpecAddObjectExample(t *testing.T) {
 	want := unhex(t, `
 		00 06 00 01 00 00 00 00

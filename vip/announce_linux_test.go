@@ -1,8 +1,9 @@
 package vip
 
 // Unit tests of the Linux glue that need no privileges: the rtnetlink
-// messages we build (decoded with the library's own unmarshaller, STYLE.md
-// guideline 13) and Announce with its sockets replaced by a recorder.
+// messages we build (decoded with the library's own unmarshaller,
+// docs/architecture.md#house-rules, rule 7) and Announce with its sockets
+// replaced by a recorder.
 
 import (
 	"context"

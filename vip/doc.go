@@ -1,7 +1,7 @@
 // Package vip acts on CARP decisions on Linux: it adds and removes the
 // virtual addresses of a vhid and announces them after a takeover. Package
-// carp decides; vip acts (shared/specs/carp.md §4, "Takeover actions and
-// VIP handling"; STYLE.md guideline 20).
+// carp decides; vip acts (docs/carp-protocol.md#takeover-actions;
+// docs/architecture.md#house-rules, rule 4).
 //
 // The consumer-facing seam is Announcer (Add, Remove, Announce, Close); New
 // returns its Linux implementation for one interface. LinkUp and WatchLinks

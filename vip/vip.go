@@ -31,8 +31,9 @@ type Announcer interface {
 	// Announce sends one burst on the interface: for each IPv4 address a
 	// gratuitous ARP request and a gratuitous ARP reply, then for each IPv6
 	// address one unsolicited Neighbor Advertisement with the Override flag.
-	// The caller decides how often to call it (carp.md §4: once on takeover
-	// and once more two adverts later); Announce never repeats on its own.
+	// The caller decides how often to call it
+	// (docs/carp-protocol.md#takeover-actions: once on takeover and once
+	// more two adverts later); Announce never repeats on its own.
 	Announce(ctx context.Context, a []netip.Addr) error
 
 	// Close releases the Announcer. It does not remove any address.

@@ -86,7 +86,7 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 	w("## State sync: carpd vs conntrackd (`make bench-sync`)\n\n")
 	w("Measured %s in one run of %s (`bench/sync`), both implementations in the same lab, one after the other, on the same workload; the conntrack tables are flushed and the daemons restarted between phases. ",
 		began.Format("2006-01-02"), f.duration.Round(time.Second))
-	w("Bytes are IP-layer bytes (IP + UDP headers + payload) of the sync traffic, both directions, counted by nftables on the master's sync interface; L2 adds the 14-byte Ethernet header per frame (what shared/specs/baselines.md calls L2). carpd's coalescing window: `option window '%s'`.\n\n", o.window)
+	w("Bytes are IP-layer bytes (IP + UDP headers + payload) of the sync traffic, both directions, counted by nftables on the master's sync interface; L2 adds the 14-byte Ethernet header per frame. carpd's coalescing window: `option window '%s'`.\n\n", o.window)
 
 	var hdr []string
 	for _, im := range impls {
@@ -249,7 +249,7 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 	if r := byName["conntrackd"]; r != nil {
 		ip, l2, _, ok := r.lcNet()
 		idle, idleL2, _ := r.idleRate()
-		w("\nconntrackd against the figures the spec authors measured for it (shared/specs/sync.md §2.4, §4.9; baselines.md), as a check of this lab: lifecycle ≈ 388 B/flow at the IP layer (E2, curl → python-http through masquerade), here %s; idle ≈ 88 B/s IP / 115 B/s L2, here %.0f / %.0f B/s; latency to the wire 0.30 ms, here %s to the backup's kernel (p50).\n",
+		w("\nconntrackd against figures measured for it earlier, outside this lab, as a check of this lab: lifecycle ≈ 388 B/flow at the IP layer (curl → python-http through masquerade), here %s; idle ≈ 88 B/s IP / 115 B/s L2, here %.0f / %.0f B/s; latency to the wire 0.30 ms, here %s to the backup's kernel (p50).\n",
 			func() string {
 				if !ok {
 					return "n/a"

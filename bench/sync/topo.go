@@ -18,7 +18,7 @@ import (
 	"github.com/carpd/carpd/lab"
 )
 
-// The lab: the firewall pair of e2e/sync_test.go and shared/specs/baselines.md.
+// The lab: the firewall pair of e2e/sync_test.go, measured in BENCHMARKS.md.
 //
 //	client 10.0.1.100 ── lan ── r1 10.0.1.2 (+ LAN VIP 10.0.1.1), r2 10.0.1.3
 //	server 10.0.2.100 ── wan ── r1 10.0.2.2 (+ WAN VIP 10.0.2.1), r2 10.0.2.3
@@ -216,7 +216,7 @@ func (c counters) sub(o counters) counters {
 }
 
 // l2 is the sync traffic at layer 2: IP bytes plus a 14-byte Ethernet
-// header per frame (no preamble, no FCS), what baselines.md calls L2.
+// header per frame (no preamble, no FCS): the L2 figures of BENCHMARKS.md.
 func (c counters) l2() uint64 { return c.bytes() + 14*c.packets() }
 
 func readCounters(ctx context.Context, r *router) (counters, error) {

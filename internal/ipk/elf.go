@@ -16,7 +16,7 @@ type Target struct {
 	// SoftFloat: the binary must not use the FPU. Required for every
 	// 32-bit MIPS target: most have no FPU and OpenWrt kernels lack the
 	// FPU emulator; on the few with one (mipsel_24kc_24kf) softfloat is
-	// still safe (specs/openwrt.md §5.2).
+	// still safe (docs/packaging.md#targets).
 	SoftFloat bool
 }
 

@@ -1,7 +1,8 @@
 // Package ipk writes and reads OpenWrt .ipk packages without the OpenWrt SDK.
 //
 // The writer produces what the SDK's include/package-pack.mk and
-// scripts/ipkg-build produce for the same files (specs/openwrt.md §5.1):
+// scripts/ipkg-build produce for the same files
+// (docs/packaging.md#package-formats):
 //
 //   - the outer container is a gzip-compressed tar (not an ar archive, which
 //     opkg-lede cannot read) holding ./debian-binary ("2.0\n"),

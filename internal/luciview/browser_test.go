@@ -92,9 +92,9 @@ func (r *fakeRouter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // ubus answers JSON-RPC as uhttpd-mod-ubus does: "call" gets result
-// [status] or [status, data] (specs/openwrt.md §2.1), "list" an empty
-// object, and a batch (an array of requests, as LuCI's rpc.js sends) an
-// array of replies.
+// [status] or [status, data] (docs/ubus-protocol.md#rpcd-and-luci), "list"
+// an empty object, and a batch (an array of requests, as LuCI's rpc.js
+// sends) an array of replies.
 func (r *fakeRouter) ubus(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(req.Body)
 	if err != nil {

@@ -2,15 +2,15 @@
 // (package/luci-app-carpd/htdocs/luci-static/resources/view/carpd) in
 // headless Chromium. It has no code of its own, only tests.
 //
-// The views are LuCI client-side modules ('require view', form, rpc,
-// poll, ui; specs/openwrt.md §3.4). testdata/luci-shim.js stands in for
-// the subset of luci-base they use, testdata/harness.html loads a view the
-// way LuCI does and plays a scenario (clicks, typing, Save), and a Go HTTP
-// server on loopback serves both and answers /ubus like uhttpd-mod-ubus
-// (§2.1): `carpd status` from testdata/status.json, the control methods,
-// and rpcd's uci object from testdata/uci-carpd.json. Every call is
-// recorded, so the test checks what the page sent as well as what it
-// showed.
+// The views are LuCI client-side modules ('require view', form, rpc, poll,
+// ui; docs/ubus-protocol.md#rpcd-and-luci). testdata/luci-shim.js stands in
+// for the subset of luci-base they use, testdata/harness.html loads a view
+// the way LuCI does and plays a scenario (clicks, typing, Save), and a Go
+// HTTP server on loopback serves both and answers /ubus like uhttpd-mod-ubus
+// (docs/ubus-protocol.md#rpcd-and-luci): `carpd status` from
+// testdata/status.json, the control methods, and rpcd's uci object from
+// testdata/uci-carpd.json. Every call is recorded, so the test checks what
+// the page sent as well as what it showed.
 //
 // testdata/luci-shim.js follows LuCI's real behaviour where the views
 // depend on it: E() sets a lone string child as markup (dom.append), a

@@ -23,7 +23,7 @@ import (
 //		char data[];
 //	} __packed;
 //
-// Layout of one attribute (spec §1.6):
+// Layout of one attribute (docs/ubus-protocol.md#blob-and-blobmsg):
 //
 //	0                   1                   2                   3
 //	0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1

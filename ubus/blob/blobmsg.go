@@ -26,7 +26,7 @@ import (
 //	};
 type Type uint8
 
-// blobmsg types (spec §1.6).
+// blobmsg types (docs/ubus-protocol.md#blob-and-blobmsg).
 const (
 	TypeUnspec Type = iota // no value; JSON null
 	TypeArray              // blobmsg attributes with empty names

@@ -10,7 +10,7 @@ import (
 )
 
 // TestBlobmsgTypes: every type, encoded as libubox does and decoded back.
-// The first four are the worked examples of spec §1.6.
+// The first four are hand-worked examples of the encoding.
 func TestBlobmsgTypes(t *testing.T) {
 	tests := []struct {
 		name   string

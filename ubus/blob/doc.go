@@ -1,8 +1,8 @@
 // Package blob implements libubox's blob and blobmsg TLV encodings, the
 // payload format of every ubus message.
 //
-// The wire format follows shared/specs/openwrt.md §1.6, which was derived
-// from openwrt/libubox @1aa36ee (blob.h, blob.c, blobmsg.h, blobmsg.c,
+// The wire format is described in docs/ubus-protocol.md#blob-and-blobmsg,
+// derived from openwrt/libubox @1aa36ee (blob.h, blob.c, blobmsg.h, blobmsg.c,
 // blobmsg_json.c). The package is a pure codec: no sockets, no clock, no
 // logging, no globals. Every decoder returns an error on malformed input and
 // never panics.

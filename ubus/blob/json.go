@@ -14,7 +14,7 @@ import (
 
 // FromJSON encodes a JSON object as blobmsg table members, the payload of a
 // ubus DATA attribute, exactly as libubox's blobmsg_add_json_element does
-// (spec §1.6):
+// (docs/ubus-protocol.md#blob-and-blobmsg):
 //
 //	object  → TABLE          array        → ARRAY
 //	string  → STRING         true/false   → INT8 (BOOL)

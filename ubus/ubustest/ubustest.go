@@ -1,13 +1,14 @@
 // Package ubustest provides a fake ubusd for tests of ubus clients.
 //
-// The Server speaks the same native protocol as ubusd (shared/specs/openwrt.md
-// §1.7) for what carpd uses: HELLO, LOOKUP, ADD_OBJECT/REMOVE_OBJECT, INVOKE
-// routed between clients (with USER/GROUP added and replies routed back with
-// the peer rewritten), events (the "send" and "register" methods of object
-// 1, and ubus.object.add/remove), SUBSCRIBE/UNSUBSCRIBE/NOTIFY with subscriber
-// presence, and PING. Clients connect over net.Pipe (Pipe) or a Unix socket
-// (Listen); a Server can be closed and a new one started on the same socket
-// path to test reconnects. ACLs, MONITOR and fd passing are not implemented.
+// The Server speaks the same native protocol as ubusd
+// (docs/ubus-protocol.md#exchanges) for what carpd uses: HELLO, LOOKUP,
+// ADD_OBJECT/REMOVE_OBJECT, INVOKE routed between clients (with USER/GROUP
+// added and replies routed back with the peer rewritten), events (the "send"
+// and "register" methods of object 1, and ubus.object.add/remove),
+// SUBSCRIBE/UNSUBSCRIBE/NOTIFY with subscriber presence, and PING. Clients
+// connect over net.Pipe (Pipe) or a Unix socket (Listen); a Server can be
+// closed and a new one started on the same socket path to test reconnects.
+// ACLs, MONITOR and fd passing are not implemented.
 //
 // Like ubusd, the Server never blocks on a slow client: each client has a
 // bounded outgoing queue and messages beyond it are dropped.
@@ -301,9 +302,10 @@ func (s *Server) handleLocked(c *client, m ubus.Message) {
 	case ubus.MsgInvoke:
 		s.invokeLocked(c, m)
 	case ubus.MsgData, ubus.MsgStatus:
-		// A reply to a forwarded INVOKE: peer is the caller's client id;
-		// rewrite it to the object id (spec §1.7). Replies to events
-		// (peer 0) are discarded.
+		// A reply to a forwarded INVOKE: peer is the caller's client
+		// id; rewrite it to the object id
+		// (docs/ubus-protocol.md#exchanges). Replies to events (peer
+		// 0) are discarded.
 		to := s.clients[m.Peer]
 		obj, ok := m.Uint32(ubus.AttrObjID)
 		if to == nil || !ok || s.objects[obj] == nil || s.objects[obj].owner != c.id {

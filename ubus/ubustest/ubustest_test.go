@@ -16,7 +16,7 @@ import (
 )
 
 // rawClient talks to the fake with hand-built messages, to pin down the
-// replies a real ubusd gives (spec §1.7).
+// replies a real ubusd gives (docs/ubus-protocol.md#exchanges).
 type rawClient struct {
 	t  *testing.T
 	nc net.Conn

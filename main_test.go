@@ -90,7 +90,7 @@ func TestREADMEConfigs(t *testing.T) {
 	}
 }
 
-// TestPackageDocs: every package documents itself (STYLE 24).
+// TestPackageDocs: every package documents itself (docs/architecture.md#house-rules, rule 8).
 func TestPackageDocs(t *testing.T) {
 	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {

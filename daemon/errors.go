@@ -3,7 +3,7 @@ package daemon
 import "errors"
 
 // Errors of the control API, shared by the control socket and ubus: the
-// ubus object maps each to a ubus status (STYLE 22).
+// ubus object maps each to a ubus status (docs/architecture.md#house-rules, rule 6).
 var (
 	// ErrInvalidArgument: a request argument is missing or wrong.
 	ErrInvalidArgument = errors.New("invalid argument")

@@ -300,7 +300,7 @@ func (d *Daemon) openPending() {
 // link handles a link state change of an interface: its vhosts go to INIT
 // (or back to BACKUP), and every vhost of the box is demoted by one per
 // down interface, so LAN and WAN fail over together (OpenBSD's carpdev
-// demotion of the group "carp", §3.5).
+// demotion of the group "carp", docs/carp-protocol.md#demotion).
 func (d *Daemon) link(name string, up bool) {
 	ie, ok := d.ifaces[name]
 	if !ok || ie.linkUp == up || d.closing {

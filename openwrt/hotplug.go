@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultHotplugCall is OpenWrt's hotplug dispatcher: it sources every
-// script in /etc/hotplug.d/<subsystem>/ in order (openwrt.md §4.5).
+// script in /etc/hotplug.d/<subsystem>/ in order (docs/ubus.md#hotplug).
 const DefaultHotplugCall = "/sbin/hotplug-call"
 
 // HotplugSubsystem is the directory name under /etc/hotplug.d for carpd's

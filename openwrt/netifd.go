@@ -20,7 +20,7 @@ var ErrNoDevice = errors.New("no such device or network")
 // ResolveInterface returns the network device for name: name itself when a
 // device of that name exists (br-lan, eth0.2), otherwise the l3_device of
 // the OpenWrt network interface called name (lan, wan), as netifd reports it
-// through `ubus call network.interface.<name> status` (openwrt.md §4).
+// through `ubus call network.interface.<name> status` (docs/uci.md#config-vhid).
 // ubus may be nil (plain Linux): then only device names resolve.
 func ResolveInterface(ctx context.Context, ubus Caller, name string) (dev string, network bool, err error) {
 	if _, err := net.InterfaceByName(name); err == nil {

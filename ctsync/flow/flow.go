@@ -6,7 +6,7 @@
 // NAT is represented the way conntrack keeps it: by the reply tuple as the
 // kernel has it after NAT. A source NAT shows as a reply destination that
 // differs from the original source; a destination NAT as a reply source that
-// differs from the original destination (shared/specs/sync.md §3.1). The
+// differs from the original destination (docs/sync-protocol.md#what-ctnetlink-requires). The
 // sink turns them back into CTA_NAT_SRC / CTA_NAT_DST, the only way to
 // create a working NAT entry.
 package flow

@@ -210,7 +210,7 @@ func (c *Conntrack) exchange(ctx context.Context, msgs []netlink.Message) []repl
 }
 
 // Apply creates or updates flows in the kernel table, in batches, and
-// returns one error per flow (nil: done). Following sync.md §3 and §4.8:
+// returns one error per flow (nil: done). Following docs/sync-protocol.md#kernel-apply:
 //
 //  1. Every flow is created (IPCTNL_MSG_CT_NEW, NLM_F_CREATE|NLM_F_EXCL)
 //     with IPS_CONFIRMED plus its SEEN_REPLY and ASSURED bits, its NAT as

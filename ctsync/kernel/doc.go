@@ -3,9 +3,8 @@
 // NFNL_SUBSYS_CTNETLINK): the Source the sync engine reads on the primary
 // (a filtered dump and a reliable event stream) and the Sink it writes on
 // the backup (batched creates, updates and deletes). What ctnetlink allows,
-// and why the code below does what it does, is in shared/specs/sync.md §3
-// (creating entries, updating vs creating, ti-mo/conntrack coverage,
-// pitfalls) and §4.8 (backup side).
+// and why the code below does what it does, is in docs/sync-protocol.md,
+// sections "Kernel source", "Kernel apply" and "What ctnetlink requires".
 //
 // # Source
 //
@@ -16,7 +15,7 @@
 // sends them, so a large table never sits in memory twice.
 //
 // The event socket is opened in the kernel's "reliable" mode,
-// NETLINK_BROADCAST_ERROR plus NETLINK_NO_ENOBUFS (sync.md §3.1): the kernel
+// NETLINK_BROADCAST_ERROR plus NETLINK_NO_ENOBUFS (docs/sync-protocol.md#what-ctnetlink-requires): the kernel
 // then retries DESTROY events it could not deliver and lets missed
 // NEW/UPDATE bits ride along with the next event of the same entry. Events
 // can still be lost for good (the NEW of an entry that never changes
@@ -43,11 +42,11 @@
 //
 // [Conntrack.Apply] upserts flows in batches (up to 256 IPCTNL_MSG_CT_NEW
 // requests per sendmsg, each with NLM_F_ACK, its reply matched by sequence
-// number) the way §3.1 requires: IPS_CONFIRMED always set, NAT only through
+// number) the way ctnetlink requires (docs/sync-protocol.md#what-ctnetlink-requires): IPS_CONFIRMED always set, NAT only through
 // CTA_NAT_SRC/CTA_NAT_DST over the un-NATed reply tuple, TCP BE_LIBERAL in
 // both directions. An entry that already exists with the same NAT is
 // updated (timeout, TCP state, mark, status bits only ever set); an entry
-// in the way, on the original or on the reply tuple (§3.4 item 1), is
+// in the way, on the original or on the reply tuple (docs/sync-protocol.md#kernel-apply), is
 // deleted and the flow created again, once. [Conntrack.Inject], what a sync
 // receiver uses, deletes such an entry only if the caller injected it
 // (came from the peer); an entry of the router's own stays, and the flow

@@ -163,7 +163,7 @@ func (p *pump) flush() bool {
 
 // dialEvents opens the event socket: subscribed to the NEW, UPDATE and
 // DESTROY groups, in reliable mode (NETLINK_BROADCAST_ERROR and
-// NETLINK_NO_ENOBUFS, sync.md §3.1) with a large receive buffer.
+// NETLINK_NO_ENOBUFS, docs/sync-protocol.md#kernel-source) with a large receive buffer.
 func dialEvents(cfg *netlink.Config, bufSize int, log *slog.Logger) (*netlink.Conn, error) {
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {

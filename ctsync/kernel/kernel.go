@@ -10,7 +10,7 @@ import (
 
 // Source is conntrack as the sync engine reads it on the primary.
 //
-// The engine owns the seam it consumes (shared/STYLE.md guideline 10) and
+// The engine owns the seam it consumes (docs/architecture.md#house-rules, rule 2) and
 // may declare its own copy; this one documents the contract and lets the
 // compiler check that *Conntrack keeps fitting it.
 type Source interface {

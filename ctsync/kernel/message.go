@@ -12,7 +12,7 @@ import (
 // This file builds the ctnetlink requests of the Sink. It is pure: no
 // sockets, so its output is tested by decoding it with mdlayher/netlink's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
-// CTA_NAT_SRC/CTA_NAT_DST (sync.md §3.3), and ti-mo/netfilter does not
+// CTA_NAT_SRC/CTA_NAT_DST (docs/sync-protocol.md#what-ctnetlink-requires), and ti-mo/netfilter does not
 // build outside Linux; an append-only encoder (attrs) also keeps a create
 // to one allocation, which matters at tens of thousands per second.
 
@@ -221,7 +221,7 @@ const (
 
 // settableStatus are the status bits a sync carries into CTA_STATUS; the
 // kernel refuses to flip EXPECTED, CONFIRMED and DYING and ignores the NAT,
-// NAT_DONE, SEQ_ADJUST and OFFLOAD bits (sync.md §3.1).
+// NAT_DONE, SEQ_ADJUST and OFFLOAD bits (docs/sync-protocol.md#what-ctnetlink-requires).
 const settableStatus = flow.StatusSeenReply | flow.StatusAssured
 
 // injectedTCPFlags are the IP_CT_TCP_FLAG_* bits copied from the primary:
@@ -394,7 +394,7 @@ func icmpReplyType(proto, typ uint8) (uint8, bool) {
 }
 
 // plainReply returns the reply tuple of orig without NAT: what a create
-// must carry in CTA_TUPLE_REPLY (sync.md §3.1). For ICMP the id stays and
+// must carry in CTA_TUPLE_REPLY (docs/sync-protocol.md#what-ctnetlink-requires). For ICMP the id stays and
 // the type is the answer's.
 func plainReply(orig flow.Tuple) (flow.Tuple, error) {
 	switch orig.Proto {
@@ -473,7 +473,7 @@ func encodeNAT(a *attrs, typ uint16, r natRange) {
 // encodeTCP appends the TCP protoinfo of f: state, window scales, and the
 // flags of each direction with BE_LIBERAL set (flags and mask both 0x08,
 // plus the handshake bits of injectedTCPFlags the primary saw), so the
-// backup does not mark mid-stream packets INVALID (sync.md §3.1).
+// backup does not mark mid-stream packets INVALID (docs/sync-protocol.md#what-ctnetlink-requires).
 func encodeTCP(a *attrs, f *flow.Flow) {
 	info := a.nest(ctaProtoinfo)
 	tcp := a.nest(ctaProtoinfoTCP)

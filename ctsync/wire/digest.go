@@ -9,7 +9,7 @@ import (
 )
 
 // Digest is an order-independent summary of a set of (id, flow key) pairs,
-// for BULK_END (§4.6): sender and receiver each fold in the flows of the
+// for BULK_END (docs/sync-protocol.md#bulk-transfer): sender and receiver each fold in the flows of the
 // bulk transfer and compare Sum and Count. Each pair hashes to 128 bits
 // (SHA-256, truncated) and the hashes are added modulo 2^128, so the
 // result does not depend on order, a flow can be removed again (the sender

@@ -2,19 +2,19 @@
 // stream that carries conntrack flows (flow.Flow), the AEAD frames around
 // it, the session handshake and keys, the replay window, and the table
 // digest that ends a bulk transfer. It is pure: no sockets, no clock, no
-// logging. Section references (§4.2 and so on) are to shared/specs/sync.md,
-// which derives the design from OpenBSD pfsync (§1.2, §1.3) and conntrackd
-// FTFW (§2.3, §2.4).
+// logging. docs/sync-protocol.md describes the protocol; its design draws on
+// OpenBSD pfsync (typed messages batched in frames) and conntrackd's FTFW
+// (acknowledged sequence numbers, lost state resent as it is now).
 //
 // Layout:
 //
-//	record.go   Record and its types; AppendRecords, DecodeRecords  (§4.2)
+//	record.go   Record and its types; AppendRecords, DecodeRecords
 //	encode.go   Encoder: record stream of one frame
 //	decode.go   Decoder: sticky-error iterator over a record stream
-//	frame.go    Header, Session: handshake, keys, Seal, Open        (§4.4)
-//	replay.go   ReplayWindow                                        (§4.4)
-//	key.go      KeyFromConfig                                       (§4.4)
-//	digest.go   Digest for BULK_END                                 (§4.6)
+//	frame.go    Header, Session: handshake, keys, Seal, Open
+//	replay.go   ReplayWindow
+//	key.go      KeyFromConfig
+//	digest.go   Digest for BULK_END
 //
 // # Frames
 //
@@ -26,7 +26,8 @@
 //	 0      1      2             6                     14              14 or 30
 //
 // Byte 0 is Magic (high nibble 0xC, format version 1); byte 1 holds four
-// reserved flag bits (zero; room for a "compressed payload" bit, §4.3,
+// reserved flag bits (zero; room for a "compressed payload" bit, see
+// docs/sync-protocol.md#link-budget,
 // which this version does not use) and the frame type T (1 DATA, 2 HELLO). A
 // HELLO frame adds the sender's 16-byte session nonce. The header is the
 // associated data of ChaCha20-Poly1305; the AEAD nonce is epoch ‖ packet

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Frame sizes and offsets (doc.go, "Frames"; shared/specs/sync.md §4.4).
+// Frame sizes and offsets (doc.go, "Frames"; docs/sync-protocol.md#frames).
 const (
 	// Magic is the first byte of every frame: 0xC (carpd sync) in the high
 	// nibble, format version 1 in the low one.
@@ -174,7 +174,7 @@ func (s *Session) nonceLocked(epoch uint32, pn uint64) []byte {
 	return s.nbuf[:]
 }
 
-// HKDF labels (§4.4). Every key is HKDF-SHA256 of the pre-shared key.
+// HKDF labels (docs/sync-protocol.md#keys-and-nonces). Every key is HKDF-SHA256 of the pre-shared key.
 const (
 	labelHello = "carpd ctsync v1 hello"
 	labelData  = "carpd ctsync v1 data"
@@ -227,7 +227,7 @@ type SessionConfig struct {
 // Session holds the keys and the replay window of one node's side of the
 // sync link: it seals our frames and opens the peer's.
 //
-// Handshake (§4.4). Each run of a node has an epoch E and a random nonce
+// Handshake (docs/sync-protocol.md#handshake). Each run of a node has an epoch E and a random nonce
 // N. HELLO frames carry E and N in the cleartext header and are sealed with
 // HKDF(PSK, salt=N, "hello"), so the receiver needs only the PSK; their
 // HELLO record echoes the (E, N) the sender last saw from the receiver.

@@ -10,7 +10,7 @@ import (
 )
 
 // RecordType is the kind of a record in a frame's record stream (doc.go,
-// "Records"; shared/specs/sync.md §4.2, §4.5, §4.6).
+// "Records"; docs/sync-protocol.md#records).
 type RecordType uint8
 
 // Data records (NEW, UPD, DEL, REFRESH) refer to flows by the sender's id;
@@ -91,7 +91,7 @@ const (
 //
 // so a sender can put the flow's current state into NEW and UPD alike.
 //
-// Idempotence (§4.2): a NEW carries the whole flow and overwrites; an UPD
+// Idempotence (docs/sync-protocol.md#flow-ids-and-versions): a NEW carries the whole flow and overwrites; an UPD
 // carries the whole mutable state, not a delta. Version is a per-flow
 // counter the sender bumps on every change; the receiver applies a NEW or
 // UPD only if its Version is higher than the one it holds (or the flow is
@@ -137,7 +137,7 @@ type Hello struct {
 	Name string
 }
 
-// Bulk is the body of BULK_REQ, BULK_START and BULK_END (§4.6).
+// Bulk is the body of BULK_REQ, BULK_START and BULK_END (docs/sync-protocol.md#bulk-transfer).
 type Bulk struct {
 	// Seq numbers a bulk request; BULK_START and BULK_END echo it.
 	Seq uint64
@@ -147,7 +147,7 @@ type Bulk struct {
 	Digest [DigestLen]byte
 }
 
-// Ack acknowledges the peer's packet numbers (§4.5): all below Cum, and
+// Ack acknowledges the peer's packet numbers (docs/sync-protocol.md#reliability): all below Cum, and
 // the ranges in Ranges, which lie above Cum, ascending, with at least one
 // missing packet number before each.
 type Ack struct {

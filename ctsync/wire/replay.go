@@ -12,7 +12,7 @@ const (
 )
 
 // ReplayWindow is a sliding-window bitmap of accepted packet numbers
-// (§4.4). The zero value is empty and accepts any packet number once. It is
+// (docs/sync-protocol.md#handshake). The zero value is empty and accepts any packet number once. It is
 // not safe for concurrent use (Session guards its windows).
 type ReplayWindow struct {
 	last uint64 // highest accepted packet number

@@ -9,7 +9,7 @@ import (
 	"github.com/carpd/carpd/ctsync/flow"
 )
 
-// Link budget (§4.4, §4.9).
+// Link budget (docs/sync-protocol.md#link-budget).
 const (
 	ipUDPOverhead = 28   // IPv4 20 + UDP 8
 	datagramMax   = 1400 // bytes at the IP layer
@@ -58,7 +58,7 @@ func recordBytes(t testing.TB, recs []Record) int {
 
 // lifecycle returns the NEW, UPD and DEL records of short masqueraded TCP
 // flows with the given ids. With tcpOpts the flows carry window scaling
-// and SACK as the kernel reports them (the sink needs them, §3): the
+// and SACK as the kernel reports them (the sink needs them, docs/sync-protocol.md#what-ctnetlink-requires): the
 // originator's in NEW (SYN_SENT), both in the UPD to ESTABLISHED.
 func lifecycle(ids []uint64, tcpOpts ...bool) (news, upds, dels []Record) {
 	for i, id := range ids {

@@ -248,6 +248,10 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	tw.flush(w)
 	for _, v := range st.VHIDs {
 		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
+		if c := v.Counters; c.StaleSequence+c.TimingMismatch+c.Downgrade > 0 {
+			fmt.Fprintf(w, "    replayed adverts refused: stale sequence %d, timing rewritten %d, downgraded %d\n",
+				c.StaleSequence, c.TimingMismatch, c.Downgrade)
+		}
 	}
 	for _, i := range st.Interfaces {
 		if i.Error != "" || !i.LinkUp {
@@ -318,6 +322,9 @@ func printSync(w io.Writer, s *daemon.SyncStatus) {
 		up = "up"
 	}
 	fmt.Fprintf(w, ": peer %s", up)
+	if s.HandshakeFailing {
+		fmt.Fprint(w, ", handshake refused (sync demotion held)")
+	}
 	if s.RTT != "" {
 		fmt.Fprintf(w, ", rtt %s", s.RTT)
 	}
@@ -341,8 +348,10 @@ func printSync(w io.Writer, s *daemon.SyncStatus) {
 	c := s.Counters
 	fmt.Fprintf(w, "  sent %d B in %d frames, received %d B in %d frames, %d flows resent\n",
 		c.BytesSent, c.FramesSent, c.BytesReceived, c.FramesReceived, c.Retransmits)
-	fmt.Fprintf(w, "  dropped: auth %d, replay %d, epoch %d, malformed %d, wrong source %d, queue %d, invalid flow %d; apply errors %d\n",
-		c.DropAuth, c.DropReplay, c.DropEpoch, c.DropMalformed, c.DropSource, c.DropQueue, c.DropInvalid, c.ApplyErrors)
+	fmt.Fprintf(w, "  dropped: auth %d, replay %d, epoch %d, malformed %d, wrong source %d, queue %d, invalid flow %d, oversize %d, peer table full %d; apply errors %d\n",
+		c.DropAuth, c.DropReplay, c.DropEpoch, c.DropMalformed, c.DropSource, c.DropQueue, c.DropInvalid, c.DropOversize, c.DropPeerFull, c.ApplyErrors)
+	fmt.Fprintf(w, "  refused from the peer: local %d, protocol %d, address %d, zone %d, mark %d, state %d, clash %d; timeouts clamped %d\n",
+		c.RefusedLocal, c.RefusedProtocol, c.RefusedAddress, c.RefusedZone, c.RefusedMark, c.RefusedState, c.RefusedClash, c.Clamped)
 }
 
 func cmdDemote(args []string, stdout, stderr io.Writer) int {

@@ -345,3 +345,30 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintStatusDrops: `carpd status` shows the replay drops of a vhid and
+// the sync refusals by reason (the LuCI fixture carries some of each).
+func TestPrintStatusDrops(t *testing.T) {
+	b, err := os.ReadFile("internal/luciview/testdata/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printStatus(&out, &st)
+	for _, want := range []string{
+		"    replayed adverts refused: stale sequence 2, timing rewritten 0, downgraded 0\n",
+		"  refused from the peer: local 1, protocol 3, address 0, zone 0, mark 0, state 0, clash 0; timeouts clamped 2\n",
+		", oversize 0, peer table full 0; apply errors ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "replayed adverts refused"); n != 1 {
+		t.Errorf("%d vhids show replay drops, want 1 (only one has any)", n)
+	}
+}

@@ -191,6 +191,11 @@ func (m *mapper) global(s *Section) {
 			m.str(s, o, &g.UbusSocket)
 		case "hotplug_call":
 			m.str(s, o, &g.HotplugCall)
+			// 'none' also turns the hooks off, and unlike '' it survives
+			// `uci commit`, which drops empty options.
+			if g.HotplugCall == "none" {
+				g.HotplugCall = ""
+			}
 		case "hotplug_timeout":
 			var secs uint8
 			m.integer(s, o, 1, 255, &secs)

@@ -457,6 +457,8 @@ func TestParseConfigHotplugCall(t *testing.T) {
 		{g + "\toption hotplug_call ''\n", ""},
 		{g + "\toption hotplug_call \"\"\n", ""},
 		{g + "\toption hotplug_call '/sbin/hotplug-call'\n", "/sbin/hotplug-call"},
+		// 'none' survives a `uci commit`, which drops ''.
+		{g + "\toption hotplug_call 'none'\n", ""},
 		// A later value wins over the empty one...
 		{g + "\toption hotplug_call ''\n\toption hotplug_call '/etc/carpd/hooks/x'\n", "/etc/carpd/hooks/x"},
 		// ...and an empty one after a value is a no-op, as in libuci.

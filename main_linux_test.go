@@ -3,16 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/config"
 	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/internal/testfs"
 )
 
 // TestMaintenanceCLINotPersisted: `carpd maintenance on` with a state file
@@ -21,32 +19,7 @@ import (
 // that it will not survive a restart; status shows it too.
 func TestMaintenanceCLINotPersisted(t *testing.T) {
 	dir := t.TempDir()
-	full := filepath.Join(dir, "full")
-	if err := os.Mkdir(full, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if os.Getuid() == 0 {
-		if err := syscall.Mount("carpd-test", full, "tmpfs", 0, "size=16k"); err != nil {
-			t.Skipf("cannot mount a tmpfs: %v", err)
-		}
-		defer syscall.Unmount(full, syscall.MNT_DETACH)
-		f, err := os.Create(filepath.Join(full, "filler"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 64 && err == nil; i++ {
-			_, err = f.Write(make([]byte, 4096))
-		}
-		f.Close()
-		if !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("filling the tmpfs: %v", err)
-		}
-	} else {
-		if err := os.Chmod(full, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Chmod(full, 0o700)
-	}
+	full := testfs.FullDir(t)
 	cfg := config.Default()
 	sock := filepath.Join(dir, "carpd.sock")
 	cfg.Global.ControlSocket, cfg.Global.StateFile = sock, filepath.Join(full, "state")

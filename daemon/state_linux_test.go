@@ -2,51 +2,13 @@ package daemon
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-)
 
-// fullDir returns a directory in which no file can be written: as root
-// (who ignores file modes) a 16 KiB tmpfs filled up, else a directory of
-// mode 0500.
-func fullDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Getuid() != 0 {
-		if err := os.Chmod(dir, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(dir, 0o700) })
-		return dir
-	}
-	if err := syscall.Mount("carpd-test", dir, "tmpfs", 0, "size=16k,mode=0755"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for i := 0; i < 64; i++ {
-		if _, err = f.Write(buf); err != nil {
-			break
-		}
-	}
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the tmpfs: %v", err)
-	}
-	return dir
-}
+	"github.com/carpd/carpd/internal/testfs"
+)
 
 // TestMaintenanceNotPersisted: with a state file that cannot be written
 // (the disk is full), maintenance mode is entered all the same, and the
@@ -54,7 +16,7 @@ func fullDir(t *testing.T) string {
 // works too. Once the file can be written again, the warning goes.
 func TestMaintenanceNotPersisted(t *testing.T) {
 	cfg := testConfig(t)
-	dir := fullDir(t)
+	dir := testfs.FullDir(t)
 	cfg.Global.StateFile = filepath.Join(dir, "carpd.state")
 	runDaemon(t, cfg, Options{})
 	sock := cfg.Global.ControlSocket

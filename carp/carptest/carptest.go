@@ -117,7 +117,8 @@ func (s *Segment) Start(n *Node) {
 }
 
 // Stop stops n's vhost gracefully: a master bows out and keeps its VIPs
-// until it hears the new master or carp.BowOutLinger passes.
+// until it hears the new master or carp.BowOutLinger passes. n must have
+// been started.
 func (s *Segment) Stop(n *Node) {
 	n.cancel()
 	s.Clock.settle()
@@ -129,7 +130,8 @@ func (s *Segment) Demote(n *Node, d uint8) {
 	s.Clock.settle()
 }
 
-// Crash stops n at once: no bow-out, its VIPs gone with it.
+// Crash stops n at once: no bow-out, its VIPs gone with it. n must have
+// been started.
 func (s *Segment) Crash(n *Node) {
 	s.mu.Lock()
 	n.Up = false

@@ -31,6 +31,9 @@ import (
 // Epoch is where a Segment's clock starts.
 var Epoch = time.Unix(1_000_000, 0)
 
+// IfaceName is the name of every node's interface on the segment.
+const IfaceName = "seg0"
+
 // Segment is a multicast LAN of simulated routers sharing one vhid.
 type Segment struct {
 	Clock *Clock
@@ -101,7 +104,7 @@ func (s *Segment) Add(name string, p carp.Params) *Node {
 // Start runs a new vhost on n, with a fresh port: the node comes up from
 // INIT with nothing remembered, as after a reboot.
 func (s *Segment) Start(n *Node) {
-	cfg := carp.VHostConfig{Interface: "seg0", VHID: s.VHID, Params: n.Params,
+	cfg := carp.VHostConfig{Interface: IfaceName, VHID: s.VHID, Params: n.Params,
 		Password: s.Password, Addresses: []netip.Prefix{s.VIP}}
 	port := NewPort(s, n)
 	v := carp.NewVHost(cfg, port, port, nil, func(t carp.Transition) { s.logTransition(n, t) },
@@ -213,16 +216,21 @@ func (s *Segment) logTransition(n *Node, t carp.Transition) {
 
 // deliver hands one advert to the vhost of n's current port for its vhid.
 func (s *Segment) deliver(n *Node, src, dst netip.Addr, ttl int, payload []byte) {
-	if len(payload) < 2 {
-		return
-	}
 	s.mu.Lock()
 	p := n.port
 	if p == nil || p.dead || !n.Up {
 		s.mu.Unlock()
 		return
 	}
-	v := p.vhosts[payload[1]]
+	var v *carp.VHost
+	switch {
+	case len(payload) < 2:
+		p.stats.Short++
+	case p.vhosts[payload[1]] == nil:
+		p.stats.UnknownVHID++
+	default:
+		v = p.vhosts[payload[1]]
+	}
 	s.mu.Unlock()
 	if v != nil {
 		v.Deliver(src, dst, ttl, payload)
@@ -233,13 +241,15 @@ func (s *Segment) deliver(n *Node, src, dst netip.Addr, ttl int, payload []byte)
 // vip.Linux: it implements carp.Sender (adverts go to every other node's
 // port after the segment's latency, unless dropped) and carp.Announcer (it
 // records which VIPs it holds), and passes received adverts to the vhost
-// attached for their vhid.
+// attached for their vhid. It has Iface's methods, so code written against
+// an interface of them runs on a segment too.
 type Port struct {
 	seg    *Segment
 	node   *Node
-	dead   bool // crashed: everything is ignored
+	dead   bool // crashed or closed: everything is ignored
 	vhosts map[uint8]*carp.VHost
 	held   map[netip.Prefix]bool
+	stats  carp.IfaceStats
 }
 
 // NewPort returns n's port on s; the segment delivers to the port Start
@@ -260,6 +270,32 @@ func (p *Port) Detach(vhid uint8) {
 	p.seg.mu.Lock()
 	defer p.seg.mu.Unlock()
 	delete(p.vhosts, vhid)
+}
+
+// Name returns IfaceName.
+func (p *Port) Name() string { return IfaceName }
+
+// Len returns the number of attached vhosts.
+func (p *Port) Len() int {
+	p.seg.mu.Lock()
+	defer p.seg.mu.Unlock()
+	return len(p.vhosts)
+}
+
+// Stats returns the adverts dropped before reaching a vhost.
+func (p *Port) Stats() carp.IfaceStats {
+	p.seg.mu.Lock()
+	defer p.seg.mu.Unlock()
+	return p.stats
+}
+
+// Close takes the port off the segment: it sends and receives nothing
+// more. Like Iface.Close it removes no VIP.
+func (p *Port) Close() error {
+	p.seg.mu.Lock()
+	defer p.seg.mu.Unlock()
+	p.dead = true
+	return nil
 }
 
 // Send implements carp.Sender: the advert reaches every other node (dst a

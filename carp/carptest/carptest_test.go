@@ -1,6 +1,7 @@
 package carptest
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -258,6 +259,28 @@ func TestReorderedAdverts(t *testing.T) {
 		c := b.V.Status().Counters
 		if c.StaleSequence < 5 || c.AdvertsReceived < 10 {
 			t.Fatalf("reordered adverts: %+v", c)
+		}
+	})
+}
+
+// TestPortDispatch: like carp.Iface, a port counts what it cannot hand to
+// a vhost (too short, unknown vhid) and routes the rest by vhid.
+func TestPortDispatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(t)
+		a := s.Add("a", carp.Params{AdvBase: 1})
+		s.Start(a)
+		p := a.port
+		s.Inject(a, netip.MustParseAddr("10.0.0.9"), carp.TTL, []byte{2})
+		s.Inject(a, netip.MustParseAddr("10.0.0.9"), carp.TTL, make([]byte, carp.HeaderLen)) // vhid 0
+		if st := p.Stats(); st.Short != 1 || st.UnknownVHID != 1 || p.Len() != 1 || p.Name() != IfaceName {
+			t.Fatalf("port stats %+v, %d vhosts", st, p.Len())
+		}
+		junk := make([]byte, carp.HeaderLen)
+		junk[1] = s.VHID
+		s.Inject(a, netip.MustParseAddr("10.0.0.9"), carp.TTL, junk)
+		if c := a.V.Status().Counters; c.BadVersion+c.BadChecksum != 1 {
+			t.Fatalf("junk for the vhid not counted by the vhost: %+v", c)
 		}
 	})
 }

@@ -19,11 +19,14 @@
 //	                   HMAC (docs/carp-authentication.md)
 //	machine.go         INIT/BACKUP/MASTER state machine, timers, receive rules
 //	vhost.go           VHost: the goroutine owning one vhid (input checks,
-//	                   counter, send-error demotion, bow-out, VIP actions)
+//	                   counter, send-error demotion, bow-out, VIP actions);
+//	                   its seams Sender and Announcer, its entry Deliver
+//	clock.go           Clock, the VHost's time source (WithClock)
 //	iface_linux.go     Iface: raw IPv4/IPv6 sockets and the AF_PACKET sender
 //	                   of one interface, reader goroutines dispatching by vhid
 //	iface_others.go    Iface stub for other systems
 //	constants.go       protocol and implementation constants
 //	errors.go          decoding errors
-//	carptest/          an in-memory segment with a fake clock for tests
+//	carptest/          a fake Clock, and real VHosts on an in-memory
+//	                   segment for multi-router tests
 package carp

@@ -112,19 +112,29 @@ type (
 	// ActRemoveVIPsLater: remove the VIPs after BowOutLinger, unless the
 	// vhid becomes MASTER again in between.
 	ActRemoveVIPsLater struct{}
-	// ActTransition reports a state change, for logs, hooks and events.
-	ActTransition struct {
-		From, To State
-		Reason   string
-	}
 )
+
+// Transition reports a state change, for logs, hooks and events. It is both
+// the machine's action and what VHost publishes: the machine fills in the
+// change, VHost what only it knows (Interface, VHID, Addresses).
+type Transition struct {
+	Interface string
+	VHID      uint8
+	From, To  State
+	Reason    string
+	// Master is the address of the master after the change: ours when we
+	// became MASTER, the peer's when we yielded to it, else invalid.
+	Master    netip.Addr
+	Addresses []netip.Prefix
+	At        time.Time
+}
 
 func (ActSend) isAction()            {}
 func (ActAddVIPs) isAction()         {}
 func (ActRemoveVIPs) isAction()      {}
 func (ActAnnounce) isAction()        {}
 func (ActRemoveVIPsLater) isAction() {}
-func (ActTransition) isAction()      {}
+func (Transition) isAction()         {}
 
 // Machine is the state machine of one virtual host. It is a plain value:
 // Step takes an event and the current time and returns what to do. It never
@@ -179,15 +189,15 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	switch ev := ev.(type) {
 	case EvStart:
 		if m.State == Init {
-			return m.toBackup(now, "started")
+			return m.toBackup(now, "started", netip.Addr{})
 		}
 	case EvLinkDown:
 		if m.State != Init {
-			return m.toInit("link down", false)
+			return m.toInit(now, "link down", false)
 		}
 	case EvStop:
 		if m.State != Init {
-			return m.toInit("stopped", true)
+			return m.toInit(now, "stopped", true)
 		}
 	case EvTimer:
 		return m.timer(now)
@@ -257,7 +267,7 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 		tie := ours == theirs && ev.Demote == m.Demote
 		if (ours > theirs && ev.Demote <= m.Demote) || ev.Demote < m.Demote ||
 			(tie && (!m.Self.IsValid() || ev.Src.Less(m.Self))) {
-			return m.toBackup(now, fmt.Sprintf("more frequent master %s", ev.Src))
+			return m.toBackup(now, fmt.Sprintf("more frequent master %s", ev.Src), ev.Src)
 		}
 		// A worse master: it will yield when it hears us.
 	case Backup:
@@ -289,18 +299,19 @@ func (m *Machine) toMaster(now time.Time, reason string) []Action {
 	m.sent = 1
 	m.deadline = now.Add(m.Params.Interval())
 	return []Action{
-		ActTransition{From: from, To: Master, Reason: reason},
+		Transition{From: from, To: Master, Reason: reason, Master: m.Self, At: now},
 		ActAddVIPs{},
 		m.send(),
 		ActAnnounce{},
 	}
 }
 
-func (m *Machine) toBackup(now time.Time, reason string) []Action {
+// toBackup enters BACKUP; master is the peer we yield to, if any.
+func (m *Machine) toBackup(now time.Time, reason string, master netip.Addr) []Action {
 	from := m.State
 	m.State = Backup
 	m.deadline = now.Add(m.Params.MasterDown())
-	acts := []Action{ActTransition{From: from, To: Backup, Reason: reason}}
+	acts := []Action{Transition{From: from, To: Backup, Reason: reason, Master: master, At: now}}
 	if from == Master {
 		acts = append(acts, ActRemoveVIPs{})
 	}
@@ -310,11 +321,11 @@ func (m *Machine) toBackup(now time.Time, reason string) []Action {
 // toInit leaves BACKUP or MASTER. A master stopping gracefully sends the
 // bow-out advert and keeps its VIPs for BowOutLinger so the backup can
 // announce itself first.
-func (m *Machine) toInit(reason string, graceful bool) []Action {
+func (m *Machine) toInit(now time.Time, reason string, graceful bool) []Action {
 	from := m.State
 	m.State = Init
 	m.deadline = time.Time{}
-	acts := []Action{ActTransition{From: from, To: Init, Reason: reason}}
+	acts := []Action{Transition{From: from, To: Init, Reason: reason, At: now}}
 	switch {
 	case from == Master && graceful:
 		acts = append(acts,

@@ -28,14 +28,14 @@ var peer = netip.MustParseAddr("10.0.0.9")
 
 func TestStartBackupThenMasterAfterThreeIntervals(t *testing.T) {
 	m := NewMachine(Params{AdvBase: 1})
-	wantKinds(t, m.Step(EvStart{}, t0), "ActTransition")
+	wantKinds(t, m.Step(EvStart{}, t0), "Transition")
 	if m.State != Backup || !m.NextDeadline().Equal(t0.Add(3*time.Second)) {
 		t.Fatalf("state %v deadline %v", m.State, m.NextDeadline().Sub(t0))
 	}
 	// An early timer does nothing.
 	wantKinds(t, m.Step(EvTimer{}, t0.Add(time.Second)))
 	acts := m.Step(EvTimer{}, t0.Add(3*time.Second))
-	wantKinds(t, acts, "ActTransition", "ActAddVIPs", "ActSend", "ActAnnounce")
+	wantKinds(t, acts, "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
 	if s := acts[2].(ActSend); s != (ActSend{AdvBase: 1}) {
 		t.Errorf("takeover advert %+v", s)
 	}
@@ -117,7 +117,7 @@ func TestMasterRules(t *testing.T) {
 				t.Fatalf("backup = %v, want %v", got, tt.backup)
 			}
 			if tt.backup {
-				wantKinds(t, acts, "ActTransition", "ActRemoveVIPs")
+				wantKinds(t, acts, "Transition", "ActRemoveVIPs")
 			}
 		})
 	}
@@ -153,7 +153,7 @@ func TestStop(t *testing.T) {
 	m.Step(EvStart{}, t0)
 	m.Step(EvTimer{}, t0.Add(time.Hour))
 	acts := m.Step(EvStop{}, t0.Add(time.Hour))
-	wantKinds(t, acts, "ActTransition", "ActSend", "ActRemoveVIPsLater")
+	wantKinds(t, acts, "Transition", "ActSend", "ActRemoveVIPsLater")
 	if s := acts[1].(ActSend); s.AdvBase != 255 || s.AdvSkew != 255 {
 		t.Errorf("bow-out %+v", s)
 	}
@@ -164,11 +164,11 @@ func TestStop(t *testing.T) {
 	m = NewMachine(Params{AdvBase: 1})
 	m.Step(EvStart{}, t0)
 	m.Step(EvTimer{}, t0.Add(time.Hour))
-	wantKinds(t, m.Step(EvLinkDown{}, t0.Add(time.Hour)), "ActTransition", "ActRemoveVIPs")
+	wantKinds(t, m.Step(EvLinkDown{}, t0.Add(time.Hour)), "Transition", "ActRemoveVIPs")
 	// From backup, stop has nothing to undo.
 	m = NewMachine(Params{AdvBase: 1})
 	m.Step(EvStart{}, t0)
-	wantKinds(t, m.Step(EvStop{}, t0), "ActTransition")
+	wantKinds(t, m.Step(EvStop{}, t0), "Transition")
 }
 
 func TestParamsHitless(t *testing.T) {

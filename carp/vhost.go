@@ -12,11 +12,26 @@ import (
 )
 
 // Announcer acts on the machine's decisions: it adds, removes and announces
-// the virtual addresses. Package vip implements it with rtnetlink and
-// AF_PACKET; tests pass a recording fake.
+// the virtual addresses of one vhid on its interface. vip.Linux implements
+// it with rtnetlink and AF_PACKET; carptest has a recording fake.
+//
+// Every method applies all of its arguments even when one fails, and
+// returns the failures joined with errors.Join, so that one bad address
+// does not keep the others from moving on takeover.
 type Announcer interface {
+	// Add configures the prefixes on the interface: the address p.Addr()
+	// with the prefix length p.Bits() (192.0.2.10/24 adds 192.0.2.10 with
+	// a /24 subnet). It is idempotent, with replace semantics ("ip addr
+	// replace"); IPv6 addresses are usable at once, never tentative.
 	Add(ctx context.Context, p []netip.Prefix) error
+	// Remove deletes exactly these address/prefix-length pairs. It is
+	// idempotent: absent addresses, and a missing interface, are not
+	// errors.
 	Remove(ctx context.Context, p []netip.Prefix) error
+	// Announce sends one burst: for each IPv4 address a gratuitous ARP
+	// request and reply, for each IPv6 address one unsolicited Neighbor
+	// Advertisement with Override. The vhost decides how often (once on
+	// takeover, once more two adverts later); Announce never repeats.
 	Announce(ctx context.Context, a []netip.Addr) error
 }
 
@@ -47,19 +62,6 @@ type VHostConfig struct {
 	Addresses []netip.Prefix
 	// Peers, when set, replace multicast with unicast adverts.
 	Peers []netip.Addr
-}
-
-// Transition is reported for every state change.
-type Transition struct {
-	Interface string
-	VHID      uint8
-	From, To  State
-	Reason    string
-	// Master is the address of the master after the change: ours when we
-	// became MASTER, the peer's when we yielded to it, else invalid.
-	Master    netip.Addr
-	Addresses []netip.Prefix
-	At        time.Time
 }
 
 // Counters are the per-vhid statistics shown by `carpd status`.
@@ -179,7 +181,7 @@ type rxGuard struct {
 // to it only through channels and read its published Status under mu.
 type VHost struct {
 	log  *slog.Logger
-	now  func() time.Time
+	clk  Clock
 	tx   Sender
 	vips Announcer
 	// onTransition is called from the vhost goroutine; it must not block.
@@ -198,7 +200,7 @@ type VHost struct {
 	extDemote  uint8 // demotion from outside (manual, link, sync)
 	sendErrs   int   // consecutive send errors
 	errDemoted bool
-	linger     *time.Timer // pending VIP removal after a bow-out
+	linger     Timer // pending VIP removal after a bow-out
 	linkUp     bool
 	last4      time.Time // when an IPv4 advert was last heard
 
@@ -206,8 +208,11 @@ type VHost struct {
 	status Status
 }
 
-// NewVHost prepares a virtual host; Run starts it.
-func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTransition func(Transition)) *VHost {
+// NewVHost prepares a virtual host; Run starts it. tx sends its adverts;
+// whoever receives them for it (Iface, or carptest's fake segment) passes
+// them to Deliver. onTransition is called on the vhost goroutine for every
+// state change and must not block.
+func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTransition func(Transition), opts ...VHostOption) *VHost {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -216,7 +221,7 @@ func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTr
 	}
 	v := &VHost{
 		log:          log.With("iface", cfg.Interface, "vhid", cfg.VHID),
-		now:          time.Now,
+		clk:          realClock{},
 		tx:           tx,
 		vips:         vips,
 		onTransition: onTransition,
@@ -225,9 +230,12 @@ func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTr
 		done:         make(chan struct{}),
 		linkUp:       true,
 	}
+	for _, o := range opts {
+		o(v)
+	}
 	v.setConfig(cfg)
 	v.m = NewMachine(cfg.Params)
-	v.status.Since = v.now()
+	v.status.Since = v.clk.Now()
 	v.publish(func(s *Status) {})
 	return v
 }
@@ -249,8 +257,14 @@ func (v *VHost) setConfig(cfg VHostConfig) {
 	v.rx.mu.Unlock()
 }
 
-// deliver checks a received packet on the reader's goroutine and queues it
-// for the vhost only if it passes; it never blocks.
+// Deliver checks an advert received for this vhid from src to dst with
+// the given TTL (hop limit) on the caller's goroutine, and queues it for
+// the vhost only if it passes; it never blocks and does not keep payload.
+// Iface's readers call it; so does carptest's segment.
+func (v *VHost) Deliver(src, dst netip.Addr, ttl int, payload []byte) {
+	v.deliver(rxPacket{src: src, dst: dst, ttl: ttl, payload: payload})
+}
+
 func (v *VHost) deliver(p rxPacket) {
 	a, ok := v.admit(p)
 	if !ok {
@@ -293,7 +307,7 @@ func (v *VHost) admit(p rxPacket) (Advert, bool) {
 		v.logDropLocked(p, "bad HMAC")
 		return a, false
 	}
-	if why := v.rx.checkCounter(&a, p.src, v.now(), &v.drops); why != "" {
+	if why := v.rx.checkCounter(&a, p.src, v.clk.Now(), &v.drops); why != "" {
 		v.logDropLocked(p, why)
 		return a, false
 	}
@@ -401,7 +415,7 @@ func (v *VHost) logDrop(p rxPacket, why string) {
 // dropLogEvery with the number left out, so that a flood does not turn
 // into a flood of log lines.
 func (v *VHost) logDropLocked(p rxPacket, why string) {
-	now := time.Now()
+	now := v.clk.Now()
 	if now.Sub(v.rx.logAt) < dropLogEvery {
 		v.rx.logged++
 		return
@@ -513,11 +527,11 @@ func (v *VHost) Run(ctx context.Context) {
 	if v.linkUp {
 		v.step(EvStart{})
 	}
-	timer := time.NewTimer(time.Hour)
+	timer := v.clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		if d := v.m.NextDeadline(); !d.IsZero() {
-			timer.Reset(max(d.Sub(v.now()), 0))
+			timer.Reset(max(d.Sub(v.clk.Now()), 0))
 		} else {
 			timer.Stop()
 		}
@@ -529,7 +543,7 @@ func (v *VHost) Run(ctx context.Context) {
 			v.receive(ad)
 		case fn := <-v.cmds:
 			fn()
-		case <-timer.C:
+		case <-timer.C():
 			v.step(EvTimer{})
 		}
 	}
@@ -550,14 +564,14 @@ func (v *VHost) lingerUntilHeard() {
 	defer v.linger.Stop()
 	for {
 		select {
-		case <-v.linger.C:
+		case <-v.linger.C():
 			return
 		case ad := <-v.inbox:
 			if ad.a.AdvBase == BowOutAdvBase {
 				continue
 			}
 			v.log.Debug("new master heard; releasing the VIPs", "peer", ad.src)
-			time.Sleep(BowOutAfterHeard)
+			<-v.clk.NewTimer(BowOutAfterHeard).C()
 			return
 		}
 	}
@@ -575,7 +589,7 @@ func (v *VHost) hasV4() bool {
 // receive feeds an advert that passed admit to the machine.
 func (v *VHost) receive(ad rxAdvert) {
 	p, a := ad, ad.a
-	now := v.now()
+	now := v.clk.Now()
 	v.publish(func(s *Status) { s.Counters.AdvertsReceived++ })
 	// A vhid with IPv4 and IPv6 VIPs hears the master twice per interval;
 	// show its IPv4 address, which admins recognise, unless only IPv6 is
@@ -599,14 +613,10 @@ func (v *VHost) stepDemote() {
 
 // step feeds the machine and carries out its actions in order.
 func (v *VHost) step(ev Event) {
-	var src netip.Addr
-	if a, ok := ev.(EvAdvert); ok {
-		src = a.Src
-	}
-	for _, act := range v.m.Step(ev, v.now()) {
+	for _, act := range v.m.Step(ev, v.clk.Now()) {
 		switch act := act.(type) {
-		case ActTransition:
-			v.transition(act, src)
+		case Transition:
+			v.transition(act)
 		case ActSend:
 			v.send(act)
 		case ActAddVIPs:
@@ -618,38 +628,33 @@ func (v *VHost) step(ev Event) {
 		case ActRemoveVIPs:
 			v.removeVIPs(v.cfg.Addresses)
 		case ActRemoveVIPsLater:
-			v.linger = time.NewTimer(BowOutLinger)
+			v.linger = v.clk.NewTimer(BowOutLinger)
 		case ActAnnounce:
 			v.announce()
 		}
 	}
 }
 
-func (v *VHost) transition(t ActTransition, src netip.Addr) {
-	now := v.now()
-	master := src
-	if t.To == Master {
-		master = v.m.Self
-	}
+// transition publishes a state change the machine decided, completed with
+// what only the vhost knows.
+func (v *VHost) transition(t Transition) {
+	t.Interface, t.VHID, t.Addresses = v.cfg.Interface, v.cfg.VHID, slices.Clone(v.cfg.Addresses)
 	v.log.Info("state change", "was", t.From, "now", t.To, "reason", t.Reason)
 	v.publish(func(s *Status) {
-		s.Since = now
+		s.Since = t.At
 		s.Counters.Transitions++
 		if t.To == Master {
 			s.Master = "self"
 			s.MasterSeen = nil
 		}
 	})
-	v.onTransition(Transition{
-		Interface: v.cfg.Interface, VHID: v.cfg.VHID, From: t.From, To: t.To,
-		Reason: t.Reason, Master: master, Addresses: slices.Clone(v.cfg.Addresses), At: now,
-	})
+	v.onTransition(t)
 }
 
 func (v *VHost) send(s ActSend) {
 	a := Advert{Version: Version, Type: TypeAdvertisement, VHID: v.cfg.VHID,
 		AdvSkew: s.AdvSkew, AuthLen: AuthLen, Demote: s.Demote, AdvBase: s.AdvBase}
-	seq := v.rx.nextSeq(v.now())
+	seq := v.rx.nextSeq(v.clk.Now())
 	// The marker depends on the source address, so each family gets its
 	// own counter and HMAC; both carry the same sequence.
 	var bufs [2][HeaderLen]byte

@@ -3,8 +3,8 @@
 // carp decides; vip acts (docs/carp-protocol.md#takeover-actions;
 // docs/architecture.md#house-rules, rule 4).
 //
-// The consumer-facing seam is Announcer (Add, Remove, Announce, Close); New
-// returns its Linux implementation for one interface. LinkUp and WatchLinks
+// Linux implements the consumer's seam, carp.Announcer (Add, Remove,
+// Announce), for one interface; New returns it, Close retires it. LinkUp and WatchLinks
 // report link state, so that a link going down can demote the vhid.
 //
 // # Placement (ucarp style)

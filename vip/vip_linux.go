@@ -18,10 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var _ Announcer = (*Linux)(nil)
-
-// Linux is the Announcer for Linux: rtnetlink for addresses, AF_PACKET for
-// announcements. Its methods are safe for concurrent use.
+// Linux implements carp.Announcer (whose comment is the contract of Add,
+// Remove and Announce) for one interface: rtnetlink for addresses,
+// AF_PACKET for announcements. Its methods are safe for concurrent use.
 //
 // Sockets: a Linux keeps no socket open. Each call dials its own rtnetlink
 // socket and, for Announce, one AF_PACKET socket per address family, and
@@ -43,7 +42,7 @@ type Linux struct {
 	forwarding func() bool
 }
 
-// New returns the Announcer for the interface named ifname. The interface
+// New returns the announcer for the interface named ifname. The interface
 // need not exist yet: it is looked up at every call. A nil log discards.
 func New(ifname string, log *slog.Logger) (*Linux, error) {
 	if err := checkInterfaceName(ifname); err != nil {
@@ -66,7 +65,7 @@ func (l *Linux) Close() error {
 	return nil
 }
 
-// Add implements Announcer. It sends RTM_NEWADDR with NLM_F_CREATE|
+// Add implements carp.Announcer. It sends RTM_NEWADDR with NLM_F_CREATE|
 // NLM_F_REPLACE, as "ip addr replace" does. IPv4 addresses get IFA_LOCAL and,
 // for prefixes shorter than /31, the subnet broadcast address; IPv6 addresses
 // get IFA_F_NODAD.
@@ -74,7 +73,7 @@ func (l *Linux) Add(ctx context.Context, ps []netip.Prefix) error {
 	return l.modify(ctx, "add", ps)
 }
 
-// Remove implements Announcer. It sends RTM_DELADDR and treats the kernel's
+// Remove implements carp.Announcer. It sends RTM_DELADDR and treats the kernel's
 // "not there" answers (EADDRNOTAVAIL, ENOENT, ENODEV, ENXIO) as success, as
 // it does a missing interface. The prefix length must match: the kernel
 // deletes 192.0.2.10/24 only if it was added as /24.
@@ -236,7 +235,7 @@ func (l *Linux) Has(ctx context.Context, p netip.Prefix) (bool, error) {
 	return false, nil
 }
 
-// Announce implements Announcer. Frames leave through an AF_PACKET socket
+// Announce implements carp.Announcer. Frames leave through an AF_PACKET socket
 // with the interface's own MAC as Ethernet source (the address lives on the
 // real MAC, as with ucarp or keepalived without use_vmac):
 //

@@ -10,9 +10,7 @@ import (
 	"runtime"
 )
 
-var _ Announcer = (*Linux)(nil)
-
-// Linux is the Announcer for Linux. On other systems New fails and its
+// Linux implements carp.Announcer on Linux. On other systems New fails and its
 // methods return errUnimplemented.
 type Linux struct{}
 
@@ -21,19 +19,19 @@ func New(ifname string, log *slog.Logger) (*Linux, error) {
 	return nil, unimplemented()
 }
 
-// Add implements Announcer.
+// Add implements carp.Announcer.
 func (*Linux) Add(context.Context, []netip.Prefix) error { return unimplemented() }
 
-// Remove implements Announcer.
+// Remove implements carp.Announcer.
 func (*Linux) Remove(context.Context, []netip.Prefix) error { return unimplemented() }
 
-// Announce implements Announcer.
+// Announce implements carp.Announcer.
 func (*Linux) Announce(context.Context, []netip.Addr) error { return unimplemented() }
 
 // Has reports whether p is configured on the interface.
 func (*Linux) Has(context.Context, netip.Prefix) (bool, error) { return false, unimplemented() }
 
-// Close implements Announcer.
+// Close marks the announcer closed.
 func (*Linux) Close() error { return nil }
 
 // unimplemented returns errUnimplemented naming the operating system.

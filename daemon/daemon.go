@@ -175,7 +175,9 @@ type vhostEntry struct {
 	gen              int
 }
 
-// TransitionRecord is one state change as shown by status.
+// TransitionRecord is one state change as status lists it and as the
+// carp.state ubus event carries it: carp.Transition in the shape of the
+// daemon's JSON contract.
 type TransitionRecord struct {
 	Time      time.Time `json:"time"`
 	Interface string    `json:"interface"`
@@ -451,8 +453,7 @@ func (d *Daemon) transition(t carp.Transition) {
 			"VIPS="+strings.Join(prefixStrings(t.Addresses), " "), "MASTER="+r.Master, "REASON="+r.Reason)
 	}
 	if d.ubus != nil {
-		d.ubus.event(StateEvent{Interface: t.Interface, VHID: t.VHID, From: r.From, To: r.To,
-			Reason: r.Reason, Master: r.Master})
+		d.ubus.event(r)
 	}
 	d.recent = append(d.recent, r)
 	if len(d.recent) > recentTransitions {

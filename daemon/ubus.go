@@ -19,16 +19,6 @@ import (
 // ubusObject is the name of carpd's ubus object.
 const ubusObject = "carpd"
 
-// StateEvent is the carp.state ubus event, sent on every transition.
-type StateEvent struct {
-	Interface string `json:"interface"`
-	VHID      uint8  `json:"vhid"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Reason    string `json:"reason"`
-	Master    string `json:"master,omitempty"`
-}
-
 // ubusBridge publishes the daemon on ubus: the carpd object (status,
 // demote, maintenance, resync, reload) and the carp.state events. The
 // client reconnects and re-registers by itself when ubusd restarts;
@@ -37,7 +27,7 @@ type ubusBridge struct {
 	d   *Daemon
 	log *slog.Logger
 	cl  *ubus.Client
-	q   *asyncq.Queue[StateEvent]
+	q   *asyncq.Queue[TransitionRecord]
 	// undelivered counts events ubusd did not take (ubus events are not
 	// kept across an outage); q counts those dropped when full.
 	undelivered atomic.Uint64
@@ -141,12 +131,12 @@ func ubusStatus(err error) ubus.Status {
 
 // event queues a carp.state event without blocking (called from vhost
 // goroutines). A full queue drops the oldest.
-func (b *ubusBridge) event(ev StateEvent) { b.q.Push(ev) }
+func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ev) }
 
 // sendTimeout bounds one event send.
 const sendTimeout = 2 * time.Second
 
-func (b *ubusBridge) send(ev StateEvent) {
+func (b *ubusBridge) send(ev TransitionRecord) {
 	data, _ := json.Marshal(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()

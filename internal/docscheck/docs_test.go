@@ -271,7 +271,7 @@ func TestUbusFieldsDocumented(t *testing.T) {
 		section string
 	}{
 		{"status", daemon.Status{}, "status reply"},
-		{"carp.state", daemon.StateEvent{}, "Events"},
+		{"carp.state", daemon.TransitionRecord{}, "Events"},
 	} {
 		body := md[strings.Index(md, "\n## "+tt.section+"\n"):]
 		if end := strings.Index(body[4:], "\n## "); end >= 0 {

@@ -1,7 +1,9 @@
 // Package ctsync replicates the kernel's connection-tracking table to a
 // peer router, so established and NATed connections survive a CARP
 // failover: carpd's counterpart of OpenBSD's pfsync and of conntrackd.
-// See shared/specs/sync.md for pfsync, conntrackd and what ctnetlink allows.
+// The protocol is described in docs/sync-protocol.md, what the receiver
+// accepts in docs/sync-security.md, and how an event travels in
+// docs/architecture.md.
 //
 // Layout:
 //

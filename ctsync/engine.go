@@ -102,8 +102,8 @@ const (
 	maxDatagram = 2048
 	maxDrain    = 256 // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
-	// the window, if shorter), whatever the window for the rest (sync.md
-	// §4.1); see newPrio. Acknowledgements go with the window's flush.
+	// the window, if shorter), whatever the window for the rest
+	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio. Acknowledgements go with the window's flush.
 	urgentWindow  = 20 * time.Millisecond
 	maxSACKRanges = 16
 	// publishWalk: how often Status's counts that walk the table (synced,
@@ -133,7 +133,7 @@ const (
 	confirmFlag = uint64(1) << 63
 )
 
-// Priorities of dirty flows: lower goes first (shared/specs/sync.md §4.7).
+// Priorities of dirty flows: lower goes first (docs/sync-protocol.md#priorities-and-coalescing).
 const (
 	prioNone    = -1
 	prioUrgent  = 0 // NEW of established (ASSURED) flows: urgentWindow

@@ -123,3 +123,111 @@ func lastReason(h *host) string {
 	}
 	return st.Transitions[len(st.Transitions)-1].Reason
 }
+
+// transitionsOf returns the transitions of vhid in status, as FROM->TO.
+func transitionsOf(st Status, vhid uint8) []string {
+	var out []string
+	for _, tr := range st.Transitions {
+		if tr.VHID == vhid {
+			out = append(out, tr.From+"->"+tr.To)
+		}
+	}
+	return out
+}
+
+// TestEnvReloadDiff: a reload leaves an unchanged vhid alone (the same
+// vhost, no transition), updates a changed one in place (same vhost, no
+// transition, its VIPs moved to the new addresses, its new advskew and
+// password on the wire) and bows a removed master out: the peer hears the
+// bow-out and takes over at once, and the removed vhid's VIP is gone.
+func TestEnvReloadDiff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		seg.VHID, seg.Password, seg.VIP = 3, "three", pfx("10.0.0.3/24")
+		me := newHost(t, seg, "me", config.Default())
+		peer := seg.Add("peer", carp.Params{AdvBase: 1, AdvSkew: 200})
+		var tp tap
+		tp.install(seg, me.node)
+		v1 := vhid("dev0", 1, 0, "one", "10.0.0.1/24")
+		v2 := vhid("dev0", 2, 0, "two", "10.0.0.2/24")
+		v3 := vhid("dev0", 3, 0, "three", "10.0.0.3/24")
+		me.start(cfgWith(me.next, v1, v2, v3))
+		seg.Start(peer)
+		seg.Run(5 * time.Second)
+		for _, id := range []uint8{1, 2, 3} {
+			if s := me.vhost("dev0", id).State; s != "MASTER" {
+				t.Fatalf("vhid %d is %s, want MASTER", id, s)
+			}
+		}
+		if s := peer.V.Status().State; s != "BACKUP" {
+			t.Fatalf("peer is %s, want BACKUP", s)
+		}
+		want := []netip.Prefix{pfx("10.0.0.1/24"), pfx("10.0.0.2/24"), pfx("10.0.0.3/24")}
+		if got := me.port("dev0").Held(); !slices.Equal(got, want) {
+			t.Fatalf("holds %v, want %v", got, want)
+		}
+		before := me.status()
+		old1, old2 := me.running("dev0/1"), me.running("dev0/2")
+
+		v2.AdvSkew, v2.Password, v2.Addresses = 50, "two-new", []netip.Prefix{pfx("10.0.0.20/24")}
+		reloadAt := seg.Now()
+		me.reload(cfgWith(me.next, v1, v2))
+		seg.Run(3 * time.Second)
+
+		after := me.status()
+		if after.Reloads != 1 {
+			t.Errorf("reloads %d", after.Reloads)
+		}
+		if me.running("dev0/1") != old1 {
+			t.Error("unchanged vhid 1: a new vhost")
+		}
+		if me.running("dev0/2") != old2 {
+			t.Error("changed vhid 2: a new vhost, want it updated in place")
+		}
+		for _, id := range []uint8{1, 2} {
+			if a, b := transitionsOf(before, id), transitionsOf(after, id); !slices.Equal(a, b) {
+				t.Errorf("vhid %d transitions %v, then %v: want none from the reload", id, a, b)
+			}
+		}
+		s2 := me.vhost("dev0", 2)
+		if s2.State != "MASTER" || s2.AdvSkew != 50 || !slices.Equal(s2.Addresses, []string{"10.0.0.20/24"}) {
+			t.Errorf("vhid 2 after reload: %s advskew %d %v", s2.State, s2.AdvSkew, s2.Addresses)
+		}
+		for _, v := range after.VHIDs {
+			if v.VHID == 3 {
+				t.Errorf("removed vhid 3 still in status: %+v", v)
+			}
+		}
+		want = []netip.Prefix{pfx("10.0.0.1/24"), pfx("10.0.0.20/24")}
+		if got := me.port("dev0").Held(); !slices.Equal(got, want) {
+			t.Errorf("holds %v after reload, want %v", got, want)
+		}
+
+		// On the wire: vhid 3 bowed out; vhid 2 advertises its new skew,
+		// authenticated with its new password.
+		var bowOuts, newSkew int
+		for _, a := range tp.adverts() {
+			switch {
+			case a.VHID == 3 && a.AdvBase == carp.BowOutAdvBase && a.AdvSkew == carp.BowOutAdvSkew:
+				bowOuts++
+			case a.VHID == 2 && a.AdvSkew == 50:
+				newSkew++
+				au := carp.NewAuth("two-new", 2, []netip.Addr{netip.MustParseAddr("10.0.0.20")})
+				if !au.Verify(a.Counter, a.HMAC) {
+					t.Errorf("vhid 2 advert not authenticated with the new password")
+				}
+			}
+		}
+		if bowOuts == 0 || newSkew == 0 {
+			t.Errorf("adverts: %d bow-outs of vhid 3, %d of vhid 2 with advskew 50", bowOuts, newSkew)
+		}
+		if s := peer.V.Status(); s.State != "MASTER" {
+			t.Errorf("peer is %s after vhid 3 was removed, want MASTER", s.State)
+		}
+		l := peer.Log[len(peer.Log)-1]
+		at, _ := time.ParseDuration(strings.TrimPrefix(strings.Fields(l)[0], "t="))
+		if since := at - reloadAt.Sub(carptest.Epoch); !strings.Contains(l, "bowed out") || since > 100*time.Millisecond {
+			t.Errorf("peer took over %q, want within 100 ms of the reload (t=%v), on the bow-out", l, reloadAt.Sub(carptest.Epoch))
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"maps"
 	"net/netip"
 
 	"github.com/carpd/carpd/carp"
@@ -228,6 +229,200 @@ func TestEnvReloadDiff(t *testing.T) {
 		at, _ := time.ParseDuration(strings.TrimPrefix(strings.Fields(l)[0], "t="))
 		if since := at - reloadAt.Sub(carptest.Epoch); !strings.Contains(l, "bowed out") || since > 100*time.Millisecond {
 			t.Errorf("peer took over %q, want within 100 ms of the reload (t=%v), on the bow-out", l, reloadAt.Sub(carptest.Epoch))
+		}
+	})
+}
+
+// demotions returns each running vhid's demotion as its vhost has it.
+func demotions(h *host) map[uint8]uint8 {
+	out := map[uint8]uint8{}
+	for _, v := range h.status().VHIDs {
+		out[v.VHID] = v.Demotion
+	}
+	return out
+}
+
+// TestEnvDemotionSum: a vhid's demotion is the sum of the global manual
+// demotion, its own manual demotion, one per interface whose link is down
+// and 240 in maintenance, capped at 255; status breaks it down by source,
+// and the adverts carry it.
+func TestEnvDemotionSum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		seg.Add("listener", carp.Params{}) // never started: only hears
+		var tp tap
+		tp.install(seg, h.node)
+		h.start(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24"),
+			vhid("dev0", 2, 0, "pw", "10.0.0.2/24"), vhid("dev1", 3, 0, "pw", "10.0.0.3/24")))
+		seg.Run(5 * time.Second)
+		check := func(step string, src DemotionStatus, want map[uint8]uint8) {
+			t.Helper()
+			seg.Run(time.Second)
+			st := h.status()
+			if st.Demotion != src {
+				t.Errorf("%s: sources %+v, want %+v", step, st.Demotion, src)
+			}
+			if got := demotions(h); !maps.Equal(got, want) {
+				t.Errorf("%s: demotions %v, want %v", step, got, want)
+			}
+		}
+		check("start", DemotionStatus{}, map[uint8]uint8{1: 0, 2: 0, 3: 0})
+
+		if err := h.d.Demote(0, "", 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.d.Demote(2, "", 10); err != nil {
+			t.Fatal(err)
+		}
+		check("manual", DemotionStatus{Manual: 3}, map[uint8]uint8{1: 3, 2: 13, 3: 3})
+		// The running vhid on dev0 advertises its demotion.
+		ads := tp.adverts()
+		if last := ads[len(ads)-1]; last.Demote != map[uint8]uint8{1: 3, 2: 13, 3: 3}[last.VHID] {
+			t.Errorf("advert of vhid %d carries demotion %d", last.VHID, last.Demote)
+		}
+
+		h.links.Set("dev0", false)
+		check("dev0 down", DemotionStatus{Manual: 3, Link: 1}, map[uint8]uint8{1: 4, 2: 14, 3: 4})
+		h.links.Set("dev1", false)
+		check("both down", DemotionStatus{Manual: 3, Link: 2}, map[uint8]uint8{1: 5, 2: 15, 3: 5})
+		if s := h.vhost("dev1", 3).State; s != "INIT" {
+			t.Errorf("vhid 3 on a down link is %s, want INIT", s)
+		}
+
+		if _, err := h.d.Maintenance(true); err != nil {
+			t.Fatal(err)
+		}
+		check("maintenance", DemotionStatus{Manual: 3, Link: 2, Maintenance: true}, map[uint8]uint8{1: 245, 2: 255, 3: 245})
+		if err := h.d.Demote(2, "", 100); err != nil {
+			t.Fatal(err)
+		}
+		check("capped", DemotionStatus{Manual: 3, Link: 2, Maintenance: true}, map[uint8]uint8{1: 245, 2: 255, 3: 245})
+
+		// Every source undone: back to 0.
+		if _, err := h.d.Maintenance(false); err != nil {
+			t.Fatal(err)
+		}
+		h.links.Set("dev0", true)
+		h.links.Set("dev1", true)
+		if err := h.d.Demote(0, "", -3); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.d.Demote(2, "", -110); err != nil {
+			t.Fatal(err)
+		}
+		check("undone", DemotionStatus{}, map[uint8]uint8{1: 0, 2: 0, 3: 0})
+	})
+}
+
+// TestEnvMaintenanceAcrossRestart: maintenance mode is kept in the state
+// file; a daemon started on it is demoted from the start: with preempt on
+// and the better advskew it still never takes over from a peer, and never
+// advertises undemoted, until maintenance is turned off.
+func TestEnvMaintenanceAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		seg.VHID, seg.Password, seg.VIP = 1, "pw", pfx("10.0.0.1/24")
+		cfg := config.Default()
+		cfg.Global.ControlSocket = t.TempDir() + "/carpd.sock"
+		cfg.Global.Preempt = true
+		v := vhid("dev0", 1, 0, "pw", "10.0.0.1/24")
+		first := newHost(t, seg, "first", cfgWith(cfg, v))
+		first.start(first.next)
+		seg.Run(5 * time.Second)
+		if res, err := first.d.Maintenance(true); err != nil || !res.Maintenance {
+			t.Fatalf("maintenance: %+v %v", res, err)
+		}
+		first.stop()
+
+		// The same router comes back (a new daemon, a new port) while
+		// a peer with a worse advskew is master.
+		peer := seg.Add("peer", carp.Params{AdvBase: 1, AdvSkew: 100})
+		seg.Start(peer)
+		seg.Run(5 * time.Second)
+		if s := peer.V.Status().State; s != "MASTER" {
+			t.Fatalf("peer %s", s)
+		}
+		peerLog := len(peer.Log)
+		again := newHost(t, seg, "again", cfgWith(cfg, v))
+		var tp tap
+		tp.install(seg, again.node)
+		again.start(again.next)
+		seg.Run(10 * time.Second)
+
+		st := again.status()
+		if !st.Demotion.Maintenance || st.VHIDs[0].Demotion != MaintenanceDemotion {
+			t.Errorf("restarted: maintenance %v, demotion %d; want on, %d", st.Demotion.Maintenance, st.VHIDs[0].Demotion, MaintenanceDemotion)
+		}
+		if st.VHIDs[0].State != "BACKUP" || len(peer.Log) != peerLog {
+			t.Errorf("restarted daemon %s, peer's transitions %v; want BACKUP, the peer untouched", st.VHIDs[0].State, peer.Log[peerLog:])
+		}
+		for _, a := range tp.adverts() {
+			if a.Demote != MaintenanceDemotion {
+				t.Fatalf("the restarted daemon advertised demotion %d", a.Demote)
+			}
+		}
+
+		// Maintenance off: the better router preempts, undemoted.
+		if _, err := again.d.Maintenance(false); err != nil {
+			t.Fatal(err)
+		}
+		seg.Run(5 * time.Second)
+		if s := again.vhost("dev0", 1); s.State != "MASTER" || s.Demotion != 0 {
+			t.Errorf("after maintenance off: %s demotion %d, want MASTER 0", s.State, s.Demotion)
+		}
+		ads := tp.adverts()
+		if len(ads) == 0 || ads[len(ads)-1].Demote != 0 {
+			t.Errorf("adverts after maintenance off: %+v", ads)
+		}
+	})
+}
+
+// TestEnvNetworkMove: a vhid configured with an OpenWrt network name runs
+// on the network's device; when netifd reports the network on another
+// device, the vhid moves there: it bows out on the old one (its VIP
+// removed) and becomes master on the new one.
+func TestEnvNetworkMove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		h.netifd.SetNetwork("lan", "dev0")
+		h.start(cfgWith(h.next, vhid("lan", 1, 0, "pw", "10.0.0.1/24")))
+		seg.Run(5 * time.Second)
+		v := h.vhost("lan", 1)
+		if v.Interface != "dev0" || v.Network != "lan" || v.State != "MASTER" {
+			t.Fatalf("before: %s (network %q) %s", v.Interface, v.Network, v.State)
+		}
+		if got := h.port("dev0").Held(); len(got) != 1 {
+			t.Fatalf("dev0 holds %v", got)
+		}
+
+		h.netifd.SetNetwork("lan", "dev1")
+		h.d.netEvents <- "lan" // netifd's network.interface event
+		seg.Clock.Settle()
+		seg.Run(5 * time.Second)
+		v = h.vhost("lan", 1)
+		if v.Interface != "dev1" || v.Network != "lan" || v.State != "MASTER" {
+			t.Errorf("after: %s (network %q) %s, want dev1 (lan) MASTER", v.Interface, v.Network, v.State)
+		}
+		if got := h.port("dev1").Held(); len(got) != 1 {
+			t.Errorf("dev1 holds %v", got)
+		}
+		if got := h.port("dev0").Held(); len(got) != 0 {
+			t.Errorf("dev0 still holds %v", got)
+		}
+		st := h.status()
+		if len(st.Interfaces) != 1 || st.Interfaces[0].Name != "dev1" {
+			t.Errorf("interfaces %+v, want dev1 only (dev0 closed)", st.Interfaces)
+		}
+
+		// A network that stops resolving leaves the vhid where it runs.
+		h.netifd.SetNetwork("lan", "")
+		h.d.netEvents <- "lan"
+		seg.Clock.Settle()
+		seg.Run(5 * time.Second)
+		if v = h.vhost("lan", 1); v.Interface != "dev1" || v.State != "MASTER" {
+			t.Errorf("unresolved: %s %s, want it to stay on dev1, MASTER", v.Interface, v.State)
 		}
 	})
 }

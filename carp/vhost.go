@@ -609,6 +609,9 @@ func (v *VHost) stepDemote() {
 		d++
 	}
 	v.step(EvDemote{Demote: uint8(min(d, 255))})
+	// Status shows the demotion at once, also in a state that sends
+	// nothing (INIT, BACKUP) and so publishes nothing else.
+	v.publish(func(*Status) {})
 }
 
 // step feeds the machine and carries out its actions in order.

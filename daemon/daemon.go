@@ -66,6 +66,8 @@ type Options struct {
 	// ControlSocket overrides the config's control socket path.
 	ControlSocket string
 	Version       string
+	// Env is the way to the system; the zero Env is the real one.
+	Env Env
 }
 
 // ifaceRetry is how often an interface that could not be opened (it may not
@@ -88,6 +90,7 @@ var errStopping = errors.New("carpd is stopping")
 type Daemon struct {
 	log     *slog.Logger
 	opts    Options
+	env     Env // opts.Env with the defaults filled in
 	started time.Time
 
 	// cmds carries functions to run on the loop (do, post). Unbuffered:
@@ -152,8 +155,8 @@ type slot struct {
 
 type ifaceEntry struct {
 	name   string
-	iface  *carp.Iface // nil until opened
-	vips   *vip.Linux
+	iface  Iface // nil until opened
+	vips   Addresses
 	linkUp bool
 	err    error
 }
@@ -197,7 +200,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		opts.ControlSocket = cfg.Global.ControlSocket
 	}
 	d := &Daemon{
-		log: opts.Log, opts: opts, cfg: cfg, started: time.Now(),
+		log: opts.Log, opts: opts, env: opts.Env.withDefaults(), cfg: cfg, started: time.Now(),
 		cmds: make(chan func()), loopDone: make(chan struct{}),
 		events:    make(chan carp.Transition, eventQueueLen),
 		netEvents: make(chan string, 16),
@@ -239,7 +242,7 @@ func (d *Daemon) do(fn func()) error {
 // gracefully (bow-out, VIPs removed) and returns. reload receives a value
 // for each SIGHUP. The goroutine that calls Run is the loop.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
-	ctl, err := listenControl(d.opts.ControlSocket)
+	ctl, err := d.env.ListenControl(d.opts.ControlSocket)
 	if err != nil {
 		return err
 	}
@@ -261,7 +264,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.startSync()
 	d.apply(d.cfg)
 
-	links, err := vip.WatchLinks(ctx, d.log)
+	links, err := d.env.WatchLinks(ctx, d.log)
 	if err != nil {
 		d.log.Warn("link state watching unavailable; link-down demotion disabled", "err", err)
 	}

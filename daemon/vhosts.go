@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/carpd/carpd/carp"
 	"github.com/carpd/carpd/config"
 	"github.com/carpd/carpd/openwrt"
-	"github.com/carpd/carpd/vip"
 )
 
 // Everything in this file runs on the loop (see the package comment).
@@ -96,7 +94,7 @@ func (d *Daemon) iface(name string) *ifaceEntry {
 }
 
 func (d *Daemon) openIface(ie *ifaceEntry) {
-	i, err := carp.OpenIface(ie.name, d.log)
+	i, err := d.env.OpenIface(ie.name, d.log)
 	if err != nil {
 		if ie.err == nil || ie.err.Error() != err.Error() {
 			d.log.Error("cannot open interface; retrying", "iface", ie.name, "err", err)
@@ -104,7 +102,7 @@ func (d *Daemon) openIface(ie *ifaceEntry) {
 		ie.err = err
 		return
 	}
-	v, err := vip.New(ie.name, d.log)
+	v, err := d.env.OpenAddresses(ie.name, d.log)
 	if err != nil {
 		i.Close()
 		ie.err = err
@@ -112,7 +110,7 @@ func (d *Daemon) openIface(ie *ifaceEntry) {
 		return
 	}
 	ie.iface, ie.vips, ie.err = i, v, nil
-	if up, err := vip.LinkUp(ie.name); err == nil {
+	if up, err := d.env.LinkUp(ie.name); err == nil {
 		ie.linkUp = up
 	}
 }
@@ -160,9 +158,19 @@ func (d *Daemon) startVHost(ve *vhostEntry) {
 // halted or removed meanwhile).
 func (d *Daemon) resolve(ve *vhostEntry) {
 	name := ve.cfg.Interface
-	if _, err := net.InterfaceByName(name); err == nil || d.ubus == nil {
-		dev, netw, err := openwrt.ResolveInterface(context.Background(), nil, name)
-		d.place(ve, dev, netw, err)
+	if d.env.IsDevice(name) {
+		d.place(ve, name, false, nil)
+		return
+	}
+	ask := d.env.ResolveNetwork
+	if ask == nil && d.ubus != nil {
+		cl := d.ubus.cl
+		ask = func(ctx context.Context, name string) (string, bool, error) {
+			return openwrt.ResolveInterface(ctx, cl, name)
+		}
+	}
+	if ask == nil {
+		d.place(ve, "", false, fmt.Errorf("%q: %w", name, openwrt.ErrNoDevice))
 		return
 	}
 	if ve.resolving {
@@ -170,12 +178,12 @@ func (d *Daemon) resolve(ve *vhostEntry) {
 		return
 	}
 	ve.resolving = true
-	gen, cl := ve.gen, d.ubus.cl
+	gen := ve.gen
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()
 		ctx, cancel := context.WithTimeout(d.bgCtx, resolveTimeout)
-		dev, netw, err := openwrt.ResolveInterface(ctx, cl, name)
+		dev, netw, err := ask(ctx, name)
 		cancel()
 		d.post(func() {
 			if ve.gen != gen {
@@ -227,7 +235,11 @@ func (d *Daemon) place(ve *vhostEntry, dev string, netw bool, err error) {
 		ve.err = ie.err
 		return // openPending starts it once the interface opens
 	}
-	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition)
+	var opts []carp.VHostOption
+	if d.env.Clock != nil {
+		opts = append(opts, carp.WithClock(d.env.Clock))
+	}
+	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition, opts...)
 	ie.iface.Attach(v, ve.vc)
 	ctx, cancel := context.WithCancel(d.runCtx)
 	ve.v, ve.cancel = v, cancel

@@ -1,6 +1,7 @@
 package carptest
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -281,6 +282,75 @@ func TestPortDispatch(t *testing.T) {
 		s.Inject(a, netip.MustParseAddr("10.0.0.9"), carp.TTL, junk)
 		if c := a.V.Status().Counters; c.BadVersion+c.BadChecksum != 1 {
 			t.Fatalf("junk for the vhid not counted by the vhost: %+v", c)
+		}
+	})
+}
+
+// TestDemotionStatusInBackup: a vhost that sends nothing (BACKUP) shows a
+// new demotion in its status at once, not at its next transition.
+func TestDemotionStatusInBackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(t)
+		a := s.Add("a", carp.Params{AdvBase: 1})
+		b := s.Add("b", carp.Params{AdvBase: 1, AdvSkew: 100})
+		s.Start(a)
+		s.Start(b)
+		s.Run(5 * time.Second)
+		one(t, s, a)
+		s.Demote(b, 7)
+		if st := b.V.Status(); st.State != "BACKUP" || st.Demotion != 7 {
+			t.Errorf("b: %s demotion %d, want BACKUP 7", st.State, st.Demotion)
+		}
+	})
+}
+
+// TestPlugAndFakes: a plugged port carries a vhost made elsewhere (as the
+// daemon makes them) on the segment; Links and Netifd answer as set.
+func TestPlugAndFakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(t)
+		a := s.Add("a", carp.Params{AdvBase: 1, AdvSkew: 100})
+		b := s.Add("b", carp.Params{})
+		s.Start(a)
+		p := s.Plug(b)
+		cfg := carp.VHostConfig{Interface: "x", VHID: s.VHID, Password: s.Password,
+			Addresses: []netip.Prefix{s.VIP}, Params: carp.Params{AdvBase: 1, Preempt: true}}
+		v := carp.NewVHost(cfg, p, p, nil, nil, carp.WithClock(s.Clock))
+		p.Attach(v, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		go v.Run(ctx)
+		s.Run(5 * time.Second)
+		if st := v.Status(); st.State != "MASTER" || len(p.Held()) != 1 || p.Held()[0] != s.VIP {
+			t.Errorf("plugged vhost %s holding %v", st.State, p.Held())
+		}
+		if st := a.V.Status(); st.State != "BACKUP" {
+			t.Errorf("a %s", st.State)
+		}
+		cancel()
+		s.Run(2 * time.Second)
+		<-v.Done()
+		if len(p.Held()) != 0 {
+			t.Errorf("stopped vhost still holds %v", p.Held())
+		}
+
+		l := NewLinks()
+		if up, _ := l.Up("x"); !up {
+			t.Error("link x down before any Set")
+		}
+		l.Set("x", false)
+		if up, _ := l.Up("x"); up || (<-l.Events()).Up {
+			t.Error("link x up after Set down")
+		}
+		n := NewNetifd("eth0")
+		n.SetNetwork("lan", "eth0.1")
+		if dev, netw, err := n.Resolve(context.Background(), "lan"); dev != "eth0.1" || !netw || err != nil {
+			t.Errorf("lan: %q %v %v", dev, netw, err)
+		}
+		if !n.IsDevice("eth0") || n.IsDevice("lan") {
+			t.Error("IsDevice")
+		}
+		if _, _, err := n.Resolve(context.Background(), "wan"); err == nil {
+			t.Error("unknown network resolved")
 		}
 	})
 }

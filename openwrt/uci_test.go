@@ -412,12 +412,14 @@ func TestFormatEmpty(t *testing.T) {
 	}
 }
 
-// stripLines returns a copy of f without line numbers, for round trips.
+// stripLines returns f without what Format does not write back: line
+// numbers, and Cleared (the `option x ''` statements, which Format drops as
+// `uci commit` does).
 func stripLines(f *File) *File {
 	out := &File{Name: f.Name}
 	for _, s := range f.Sections {
 		c := *s
-		c.Line = 0
+		c.Line, c.Cleared = 0, nil
 		c.Options = nil
 		for _, o := range s.Options {
 			oc := *o

@@ -5,9 +5,11 @@ package ctsync
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"github.com/carpd/carpd/ctsync/flow"
+	"github.com/carpd/carpd/ctsync/wire"
 )
 
 // resend answers a WANT: the flows the peer lacks go again as NEW.
@@ -82,9 +84,7 @@ func (e *Engine) deleteStale(ctx context.Context, dels []flow.Key, what string) 
 	}
 	e.count(func(c *Counters) { c.PurgedStale += uint64(len(dels)) })
 	e.log.Info("deleting "+what, "flows", len(dels))
-	if err := e.k.Delete(ctx, dels); err != nil {
-		e.log.Warn("deleting stale flows", "err", err)
-	}
+	e.apply(ctx, applyJob{del: dels, delErr: func(err error) { e.log.Warn("deleting stale flows", "err", err) }})
 }
 
 // purge deletes the peer's flows it has not confirmed for two refresh
@@ -95,7 +95,26 @@ func (e *Engine) purge(ctx context.Context) {
 		return
 	}
 	e.log.Info("purging peer flows it no longer confirmed", "flows", len(dels))
-	if err := e.k.Delete(ctx, dels); err != nil {
-		e.log.Warn("purging flows", "err", err)
+	e.apply(ctx, applyJob{del: dels, delErr: func(err error) { e.log.Warn("purging flows", "err", err) }})
+}
+
+// sendWant asks the peer, at most once a wantInterval, for the flows it
+// updates or refreshes but we lack.
+func (e *Engine) sendWant(now time.Time) {
+	if len(e.wanted) == 0 || !e.canSend(now) || now.Sub(e.lastWant) < wantInterval {
+		return
 	}
+	e.lastWant = now
+	ids := make([]uint64, 0, len(e.wanted))
+	for id := range e.wanted {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	ids = ids[:min(len(ids), wire.MaxWant)]
+	for _, id := range ids {
+		delete(e.wanted, id)
+	}
+	e.sendControl(now, false, wire.Record{Type: wire.RecordWant, Want: ids})
+	e.count(func(c *Counters) { c.Wanted += uint64(len(ids)) })
+	e.log.Debug("asked the peer for flows we lack", "flows", len(ids))
 }

@@ -136,3 +136,30 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 	e.setSynced(false)
 	e.purgeOrphans(context.Background())
 }
+
+// bulkTimers asks for the peer's table while we want it, moves or ends
+// the wait for it, and (re)sends our BULK_END.
+func (e *Engine) bulkTimers(now time.Time) {
+	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
+		e.bulkAsked = now
+		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})
+	}
+	// The bulk deadline is for a dead peer. One that is there but with
+	// which the handshake fails has the table we lack: while it fails,
+	// the deadline moves on (the transfer gets a whole timeout once the
+	// session is up), and the demotion stays, whatever the time.
+	if !e.synced && e.handshakeFailing(now) {
+		if now.After(e.bulkDeadline) && !e.handshakeWait {
+			e.handshakeWait = true
+			e.log.Warn("the peer is there but the handshake fails; keeping the sync demotion until its table is in")
+		}
+		if d := now.Add(e.cfg.BulkTimeout); d.After(e.bulkDeadline) {
+			e.bulkDeadline = d
+		}
+	}
+	if !e.synced && now.After(e.bulkDeadline) {
+		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
+		e.setSynced(true)
+	}
+	e.serveBulkEnd(now)
+}

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sort"
 	"sync"
 	"time"
 
@@ -152,8 +151,14 @@ type Engine struct {
 	lim  *rate.Limiter // nil: no cap
 
 	cmds chan func()
-	recv chan []byte
-	wg   sync.WaitGroup
+	// The applier goroutine (apply.go): its queue, its questions while
+	// Kernel.Inject runs, and the flows an entry of ours kept out.
+	applyq  chan applyJob
+	queries chan injectedQuery
+	clashes chan []sentRec
+	stop    chan struct{} // closed when Run ends: the applier stops
+	recv    chan []byte
+	wg      sync.WaitGroup
 
 	// Owned by Run.
 	local    *table[lmeta]
@@ -183,13 +188,9 @@ type Engine struct {
 	// which are not its to send back. Those the peer's table brings are
 	// dropped from ours; the rest are sent as ours when the bulk transfer
 	// ends (release).
-	holding bool
-	wanted  map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
-	// displaced: during one receive, the reply tuples of the peer's
-	// flows that a NEW replaced in the peer table (by key): the kernel
-	// entries in the new flow's way that came from the peer (injected).
-	displaced map[ckey]flow.Tuple
-	peerOut   int // flows of the peer not in our kernel (out), at the last walk
+	holding   bool
+	wanted    map[uint64]struct{} // ids of peer flows we lack (anti-entropy)
+	peerOut   int                 // flows of the peer not in our kernel (out), at the last walk
 	lastWant  time.Time
 	peerSince time.Time       // when the peer's current session began
 	recvCum   uint64          // lowest peer packet number not yet received
@@ -264,10 +265,12 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
+		applyq: make(chan applyJob, applyQueueLen), queries: make(chan injectedQuery), clashes: make(chan []sentRec),
+		stop:  make(chan struct{}),
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
-		wanted: map[uint64]struct{}{}, displaced: map[ckey]flow.Tuple{},
-		srtt: 0, rttvar: 0, peerDead: peerDeadAfter,
+		wanted: map[uint64]struct{}{},
+		srtt:   0, rttvar: 0, peerDead: peerDeadAfter,
 	}
 	if cfg.Bandwidth > 0 {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
@@ -286,9 +289,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.log.Error("initial conntrack dump", "err", err)
 	}
 	e.holding = false
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.read()
+	go e.applier(ctx)
 	defer func() {
+		close(e.stop)
 		e.conn.Close()
 		e.wg.Wait()
 	}()
@@ -337,6 +342,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.receive(ctx, b, time.Now())
 		case fn := <-e.cmds:
 			fn()
+		case q := <-e.queries:
+			q.ans <- e.injected(q.x)
+		case clashed := <-e.clashes:
+			e.keptOut(clashed)
 		case t := <-refresh.C:
 			e.refresh(ctx)
 			e.purgeStale(ctx, t)
@@ -400,72 +409,21 @@ func (e *Engine) count(fn func(*Counters)) {
 // timers: HELLO until established, keepalives, retransmissions, bulk
 // requests and answers, the bulk deadline, the purge after a takeover.
 func (e *Engine) timers(ctx context.Context, now time.Time) {
-	if !e.sess.Established() {
-		if now.Sub(e.lastHello) >= helloInterval {
-			e.lastHello = now
-			e.sendControl(now, true)
-		}
-	} else if now.Sub(e.lastSend) >= keepaliveInterval {
-		e.sendControl(now, false, wire.Record{Type: wire.RecordPing})
-	}
+	e.sessionTimers(now)
 	// Frames that came while the engine was busy (a table dump after an
 	// event overrun takes a while with many flows) may hold the acks of
 	// what is in flight: take them in before timing anything out. Only a
-	// sender does, and a bounded number: a receiver's queue is data
-	// (seconds of injection in a burst), and its acks must go meanwhile.
+	// sender does, and a bounded number: a receiver's queue is data, and
+	// its acks must go meanwhile.
 	if len(e.inflight) > 0 {
 		for n := min(len(e.recv), maxDrain); n > 0; n-- {
 			e.receive(ctx, <-e.recv, now)
 		}
 	}
 	e.detectLoss(now)
-	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
-		e.bulkAsked = now
-		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})
-	}
-	// The bulk deadline is for a dead peer. One that is there but with
-	// which the handshake fails has the table we lack: while it fails,
-	// the deadline moves on (the transfer gets a whole timeout once the
-	// session is up), and the demotion stays, whatever the time.
-	if !e.synced && e.handshakeFailing(now) {
-		if now.After(e.bulkDeadline) && !e.handshakeWait {
-			e.handshakeWait = true
-			e.log.Warn("the peer is there but the handshake fails; keeping the sync demotion until its table is in")
-		}
-		if d := now.Add(e.cfg.BulkTimeout); d.After(e.bulkDeadline) {
-			e.bulkDeadline = d
-		}
-	}
-	if !e.synced && now.After(e.bulkDeadline) {
-		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
-		e.setSynced(true)
-	}
-	e.serveBulkEnd(now)
-	if len(e.wanted) > 0 && e.canSend(now) && now.Sub(e.lastWant) >= wantInterval {
-		e.lastWant = now
-		ids := make([]uint64, 0, len(e.wanted))
-		for id := range e.wanted {
-			ids = append(ids, id)
-		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-		ids = ids[:min(len(ids), wire.MaxWant)]
-		for _, id := range ids {
-			delete(e.wanted, id)
-		}
-		e.sendControl(now, false, wire.Record{Type: wire.RecordWant, Want: ids})
-		e.count(func(c *Counters) { c.Wanted += uint64(len(ids)) })
-		e.log.Debug("asked the peer for flows we lack", "flows", len(ids))
-	}
-	for len(e.peerGone) > 0 && now.Sub(e.peerGone[0].at) > peerGoneFor {
-		g := e.peerGone[0]
-		if p := e.peer.get(g.slot); p != nil && p.m.gone && p.m.id == g.id {
-			e.peer.remove(g.slot)
-		}
-		e.peerGone = e.peerGone[1:]
-	}
-	if len(e.peerGone) == 0 {
-		e.peerGone = nil // let a burst's array go
-	}
+	e.bulkTimers(now)
+	e.sendWant(now)
+	e.expireGone(now)
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
 		e.purgeAt = time.Time{}
 		e.purge(ctx)

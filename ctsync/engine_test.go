@@ -22,6 +22,8 @@ type fakeKernel struct {
 	table   map[flow.Key]flow.Flow
 	events  chan flow.Event
 	applied int // flows passed to Apply
+	// gate, if set, holds every Inject until it is closed: a slow kernel.
+	gate chan struct{}
 }
 
 func newFakeKernel() *fakeKernel {
@@ -41,7 +43,18 @@ func (k *fakeKernel) Each(_ context.Context, fn func(*flow.Flow)) error {
 	return nil
 }
 func (k *fakeKernel) Events() <-chan flow.Event { return k.events }
-func (k *fakeKernel) Inject(_ context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
+func (k *fakeKernel) Inject(ctx context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
+	if k.gate != nil {
+		select {
+		case <-k.gate:
+		case <-ctx.Done():
+			errs := make([]error, len(fs))
+			for i := range errs {
+				errs[i] = ctx.Err()
+			}
+			return errs
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, f := range fs {

@@ -116,3 +116,15 @@ func (e *Engine) newPeer(now time.Time) {
 		e.bulkAsked = time.Time{} // ask the new peer at once
 	}
 }
+
+// sessionTimers sends HELLO until the session is up, then keepalives.
+func (e *Engine) sessionTimers(now time.Time) {
+	if !e.sess.Established() {
+		if now.Sub(e.lastHello) >= helloInterval {
+			e.lastHello = now
+			e.sendControl(now, true)
+		}
+	} else if now.Sub(e.lastSend) >= keepaliveInterval {
+		e.sendControl(now, false, wire.Record{Type: wire.RecordPing})
+	}
+}

@@ -1,0 +1,62 @@
+package ctsync
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/carpd/carpd/ctsync/flow"
+)
+
+// TestAcksFlowWhileKernelSlow: a receiver whose kernel takes its time to
+// inject still acknowledges what it received, so the sender neither
+// retransmits nor stalls; the flows land once the kernel is back.
+func TestAcksFlowWhileKernelSlow(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	gate := make(chan struct{})
+	b.k.gate = gate
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gate)
+		}
+	}
+	a.run(t)
+	b.run(t)
+	t.Cleanup(release) // before the nodes stop (cleanups run last first)
+	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	const n = 200
+	for i := range n {
+		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "a's flows acknowledged while b's kernel is stuck", func() bool {
+		s := a.e.Status()
+		return s.FlowsSynced == n && s.FlowsPending == 0
+	})
+	if got := len(b.k.snapshot()); got != 0 {
+		t.Fatalf("b's kernel has %d flows while its Inject is held", got)
+	}
+	release()
+	eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
+	if r := a.e.Status().Counters.Retransmits; r != 0 {
+		t.Fatalf("%d flows resent on a clean link", r)
+	}
+}
+
+// TestRunStopsItsGoroutines: when Run returns, the socket reader and the
+// applier it started are gone too, even with a kernel write held.
+func TestRunStopsItsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	b.k.gate = make(chan struct{})
+	a.run(t)
+	b.run(t)
+	a.k.put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
+	eventually(t, 5*time.Second, "the flow acknowledged", func() bool { return a.e.Status().FlowsSynced == 1 })
+	a.stop()
+	b.stop() // with b's applier in a held Inject: it gives up with ctx
+	eventually(t, 5*time.Second, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
+}

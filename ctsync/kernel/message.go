@@ -9,7 +9,7 @@ import (
 	"github.com/mdlayher/netlink"
 )
 
-// This file builds the ctnetlink requests of the Sink. It is pure: no
+// This file builds the ctnetlink requests of the writer (Apply, Inject, Delete). It is pure: no
 // sockets, so its output is tested by decoding it with mdlayher/netlink's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
 // CTA_NAT_SRC/CTA_NAT_DST (sync.md §3.3), and ti-mo/netfilter does not
@@ -254,7 +254,7 @@ func family(t flow.Tuple) uint8 {
 }
 
 // attrs appends netlink attributes to a message body, without an
-// allocation per attribute (the Sink builds one message per flow). From
+// allocation per attribute (the writer builds one message per flow). From
 // include/uapi/linux/netlink.h:
 //
 //	struct nlattr {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carpd/carpd/ctsync/ctsynctest"
 	"github.com/carpd/carpd/ctsync/flow"
 )
 
@@ -15,7 +16,7 @@ func TestAcksFlowWhileKernelSlow(t *testing.T) {
 	l := newMemLink(0)
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	gate := make(chan struct{})
-	b.k.gate = gate
+	b.k.Gate = gate
 	released := false
 	release := func() {
 		if !released {
@@ -29,13 +30,13 @@ func TestAcksFlowWhileKernelSlow(t *testing.T) {
 	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 200
 	for i := range n {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
 	eventually(t, 5*time.Second, "a's flows acknowledged while b's kernel is stuck", func() bool {
 		s := a.e.Status()
 		return s.FlowsSynced == n && s.FlowsPending == 0
 	})
-	if got := len(b.k.snapshot()); got != 0 {
+	if got := len(b.k.Snapshot()); got != 0 {
 		t.Fatalf("b's kernel has %d flows while its Inject is held", got)
 	}
 	release()
@@ -51,12 +52,15 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	l := newMemLink(0)
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
-	b.k.gate = make(chan struct{})
+	b.k.Gate = make(chan struct{})
 	a.run(t)
 	b.run(t)
-	a.k.put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
+	a.k.Put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
 	eventually(t, 5*time.Second, "the flow acknowledged", func() bool { return a.e.Status().FlowsSynced == 1 })
 	a.stop()
 	b.stop() // with b's applier in a held Inject: it gives up with ctx
 	eventually(t, 5*time.Second, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+var _ Kernel = (*ctsynctest.Kernel)(nil)
+var _ Clock = (*ctsynctest.Clock)(nil)

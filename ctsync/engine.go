@@ -80,6 +80,9 @@ type Config struct {
 	// (drop_peer_table_full), not injected.
 	MaxPeerFlows int
 	Log          *slog.Logger
+	// Clock is the engine's time; nil is the real one. Tests pass a
+	// ctsynctest.Clock.
+	Clock Clock
 	// OnSynced is called (from the engine goroutine, so it must not block)
 	// when the initial bulk transfer from the peer completed or timed out.
 	OnSynced func()
@@ -247,6 +250,9 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	if cfg.BulkTimeout <= 0 {
 		cfg.BulkTimeout = time.Minute
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	if cfg.MaxPeerFlows <= 0 {
 		cfg.MaxPeerFlows = DefaultMaxPeerFlows
 	}
@@ -256,7 +262,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	}
 	epoch := cfg.Epoch
 	if epoch == 0 {
-		epoch = newEpoch(time.Now())
+		epoch = newEpoch(cfg.Clock.Now())
 	}
 	sess, err := wire.NewSession(wire.SessionConfig{Key: cfg.Key, Epoch: epoch, Nonce: nonce, Name: cfg.Name})
 	if err != nil {
@@ -282,7 +288,8 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 
 // Run syncs until ctx is cancelled. It closes conn when it returns.
 func (e *Engine) Run(ctx context.Context) error {
-	now := time.Now()
+	clk := e.cfg.Clock
+	now := clk.Now()
 	e.bulkWanted, e.bulkDeadline = true, now.Add(e.cfg.BulkTimeout)
 	e.holding = true
 	if err := e.resyncFromKernel(ctx); err != nil {
@@ -298,36 +305,35 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.wg.Wait()
 	}()
 
-	tick := time.NewTicker(min(max(e.cfg.Window/2, 10*time.Millisecond), 100*time.Millisecond))
-	defer tick.Stop()
-	refresh := time.NewTicker(e.cfg.Refresh)
-	defer refresh.Stop()
+	tick, stopTick := clk.Ticker(min(max(e.cfg.Window/2, 10*time.Millisecond), 100*time.Millisecond))
+	defer stopTick()
+	refresh, stopRefresh := clk.Ticker(e.cfg.Refresh)
+	defer stopRefresh()
 	// Full flushes run on a fixed grid (no drift from tick jitter); new and
 	// deleted flows and acknowledgements also go out urgentWindow after
 	// they became pending, through a timer armed only while such work
 	// waits, so an idle engine wakes no more than the tick.
 	nextFlush, lastUrgent := now.Add(e.cfg.Window), now
 	urgent := min(e.cfg.Window, urgentWindow)
-	urgentTimer := time.NewTimer(time.Hour)
-	urgentTimer.Stop()
-	defer urgentTimer.Stop()
-	urgentArmed := false
+	var urgentTimer <-chan time.Time // nil: not armed
+	stopUrgent := func() {}
+	defer func() { stopUrgent() }()
 	events := e.k.Events()
 	for {
-		if !urgentArmed && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) && e.canSend(time.Now()) {
+		if urgentTimer == nil && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) && e.canSend(clk.Now()) {
 			if e.urgentSince.IsZero() {
-				e.urgentSince = time.Now()
+				e.urgentSince = clk.Now()
 			}
 			from := e.urgentSince
 			if lastUrgent.After(from) {
 				from = lastUrgent
 			}
-			urgentTimer.Reset(max(time.Until(from.Add(urgent)), 0))
-			urgentArmed = true
+			urgentTimer, stopUrgent = clk.Timer(max(from.Add(urgent).Sub(clk.Now()), 0))
 		}
 		select {
-		case t := <-urgentTimer.C:
-			urgentArmed = false
+		case t := <-urgentTimer:
+			stopUrgent()
+			urgentTimer, stopUrgent = nil, func() {}
 			e.flush(t, prioUrgent)
 			lastUrgent, e.urgentSince = t, time.Time{}
 		case <-ctx.Done():
@@ -339,17 +345,17 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			e.event(ctx, ev)
 		case b := <-e.recv:
-			e.receive(ctx, b, time.Now())
+			e.receive(ctx, b, clk.Now())
 		case fn := <-e.cmds:
 			fn()
 		case q := <-e.queries:
 			q.ans <- e.injected(q.x)
 		case clashed := <-e.clashes:
 			e.keptOut(clashed)
-		case t := <-refresh.C:
+		case t := <-refresh:
 			e.refresh(ctx)
 			e.purgeStale(ctx, t)
-		case t := <-tick.C:
+		case t := <-tick:
 			e.timers(ctx, t)
 			if !t.Before(nextFlush) {
 				e.flush(t, numPrios-1)
@@ -387,7 +393,7 @@ func (e *Engine) Resync(ctx context.Context) {
 // purged from the kernel (their DELETE was most likely lost with the peer).
 func (e *Engine) Takeover(ctx context.Context) {
 	e.do(ctx, func() {
-		now := time.Now()
+		now := e.cfg.Clock.Now()
 		e.takeoverAt, e.purgeAt = now, now.Add(purgeGrace)
 		// The peer's flows in our kernel are ours to replicate now, and
 		// so are the ones still held.

@@ -30,7 +30,7 @@ func TestSessionSurvivesClock(t *testing.T) {
 			a.run(t)
 			b.run(t)
 			for i := range 50 {
-				b.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+				b.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 			}
 			eventually(t, 5*time.Second, "first sync", func() bool { return converged(b.k, a.k) })
 

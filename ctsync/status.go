@@ -120,7 +120,7 @@ func (e *Engine) publish(now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.Established = e.sess.Established()
-	e.st.PeerUp = ok && !e.lastRecv.IsZero() && time.Since(e.lastRecv) < e.peerDead
+	e.st.PeerUp = ok && !e.lastRecv.IsZero() && now.Sub(e.lastRecv) < e.peerDead
 	e.st.HandshakeFailing = e.handshakeFailing(now)
 	e.st.FlowsLocal = e.local.Len()
 	if walk {

@@ -47,7 +47,7 @@ func TestRecvQueueBounded(t *testing.T) {
 // TestPeerTableBounded: the peer's flows beyond MaxPeerFlows are dropped
 // and counted, not kept (and not asked for again).
 func TestPeerTableBounded(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b := startNode(t, l, 1, testKey, func(c *Config) { c.MaxPeerFlows = 100 })
 	a.run(t)
@@ -55,12 +55,12 @@ func TestPeerTableBounded(t *testing.T) {
 	for i := range 300 {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "drops counted", func() bool { return b.e.Status().Counters.DropPeerFull >= 200 })
+	l.eventually(t, 5*time.Second, "drops counted", func() bool { return b.e.Status().Counters.DropPeerFull >= 200 })
 	// Refreshes and updates of the dropped flows must not grow it either.
 	for i := range 300 {
 		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
-	time.Sleep(500 * time.Millisecond)
+	l.advance(500 * time.Millisecond)
 	st := b.e.Status()
 	if st.FlowsPeer != 100 || len(b.k.Snapshot()) != 100 {
 		t.Fatalf("peer table %d, kernel %d flows; want 100 (bound)", st.FlowsPeer, len(b.k.Snapshot()))

@@ -17,10 +17,14 @@ import (
 
 // memLink is a pair of in-memory datagram sockets with loss injection.
 type memLink struct {
-	mu   sync.Mutex
-	loss float64
-	rnd  *rand.Rand
-	ends [2]*memConn
+	// clk, if set, is the time of every engine started on the link
+	// (newClockedLink); nodes are those engines, for settle.
+	clk   *ctsynctest.Clock
+	nodes []*node
+	mu    sync.Mutex
+	loss  float64
+	rnd   *rand.Rand
+	ends  [2]*memConn
 	// bytes counts what went over the link (IP+UDP included).
 	bytes int
 }
@@ -98,10 +102,14 @@ func startNode(t *testing.T, l *memLink, i int, key [wire.KeyLen]byte, mod func(
 	cfg := Config{Key: key, Name: fmt.Sprintf("n%d", i), Window: 20 * time.Millisecond,
 		Refresh: time.Minute, BulkTimeout: 20 * time.Second,
 		Peer: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 99, 0, byte(2 - i)}), 7112)}
+	if l.clk != nil {
+		cfg.Clock = l.clk
+	}
 	if mod != nil {
 		mod(&cfg)
 	}
 	n := &node{k: ctsynctest.NewKernel(), done: make(chan struct{})}
+	l.nodes = append(l.nodes, n)
 	var err error
 	l.mu.Lock()
 	end := l.ends[i]
@@ -131,14 +139,19 @@ func (n *node) stop() {
 // both) and waits until a's flows 0..n-1 are in b's table.
 func syncedPair(t *testing.T, n int, mod func(*Config)) (*memLink, *node, *node) {
 	t.Helper()
-	l := newMemLink(0)
+	return syncedPairOn(t, newMemLink(0), n, mod)
+}
+
+// syncedPairOn is syncedPair on l.
+func syncedPairOn(t *testing.T, l *memLink, n int, mod func(*Config)) (*memLink, *node, *node) {
+	t.Helper()
 	a, b := startNode(t, l, 0, testKey, mod), startNode(t, l, 1, testKey, mod)
 	a.run(t)
 	b.run(t)
 	for i := range n {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
 	return l, a, b
 }
 
@@ -215,18 +228,18 @@ func TestSyncLifecycle(t *testing.T) {
 }
 
 func TestBornAndDeadNeverSent(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, func(c *Config) { c.Window = 300 * time.Millisecond }), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
-	time.Sleep(400 * time.Millisecond) // let the first window pass
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
+	l.advance(400 * time.Millisecond) // let the first window pass
 	for i := 0; i < 50; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
 		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
 	a.k.Put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
-	eventually(t, 5*time.Second, "the one live flow on b", func() bool { return len(b.k.Snapshot()) == 1 })
+	l.eventually(t, 5*time.Second, "the one live flow on b", func() bool { return len(b.k.Snapshot()) == 1 })
 	if n := a.e.Status().Counters.BornAndDead; n != 50 {
 		t.Fatalf("born and dead: %d, want 50", n)
 	}
@@ -270,7 +283,7 @@ func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
 }
 
 func TestWrongKeyNothingInjected(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	other := testKey
 	other[0] ^= 0xff
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, other, nil)
@@ -279,22 +292,22 @@ func TestWrongKeyNothingInjected(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "auth drops counted", func() bool { return b.e.Status().Counters.DropAuth >= 2 })
-	time.Sleep(200 * time.Millisecond)
+	l.eventually(t, 5*time.Second, "auth drops counted", func() bool { return b.e.Status().Counters.DropAuth >= 2 })
+	l.advance(200 * time.Millisecond)
 	if n := len(b.k.Snapshot()); n != 0 || b.e.Status().Established {
 		t.Fatalf("wrong key: %d flows injected, established %v", n, b.e.Status().Established)
 	}
 }
 
 func TestPeerRestartResends(t *testing.T) {
-	l, a, b := syncedPair(t, 100, nil)
+	l, a, b := syncedPairOn(t, newClockedLink(), 100, nil)
 	b.stop()
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	// b restarts with an empty kernel table (a reboot).
 	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
-	eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
+	l.eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
 	if b2.e.Status().Bulk.TimedOut {
 		t.Fatal("bulk timed out")
 	}
@@ -442,27 +455,27 @@ func startEchoNode(t *testing.T, l *memLink, i int) (*node, *echoKernel) {
 // its live entries: TCP states went back, deleted flows came back (e2e
 // TestSyncLossyLink). After a takeover they are the backup's own.
 func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b, bk := startEchoNode(t, l, 1)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 200
 	for i := 0; i < n; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
 	for i := 0; i < 100; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
 	for i := 150; i < n; i++ {
 		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
-	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
 	// b's refresh and overrun path: a dump of its table.
 	b.e.do(context.Background(), func() { _ = b.e.resyncFromKernel(context.Background()) })
-	time.Sleep(300 * time.Millisecond)
+	l.advance(300 * time.Millisecond)
 	applied := a.k.Applied()
 	if sa, sb := a.e.Status(), b.e.Status(); applied != 0 || sa.FlowsPeer != 0 || sb.FlowsLocal != 0 {
 		t.Fatalf("b sent a's flows back: a injected %d flows, holds %d of b's; b replicates %d", applied, sa.FlowsPeer, sb.FlowsLocal)
@@ -478,20 +491,20 @@ func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
 	bk.hmu.Unlock()
 	late := tcpFlow(500, flow.TCPEstablished)
 	a.k.Put(late, flow.EventNew)
-	eventually(t, 5*time.Second, "late flow on b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return ok })
-	time.Sleep(100 * time.Millisecond) // a window: a sends the DELETE in another frame
+	l.eventually(t, 5*time.Second, "late flow on b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return ok })
+	l.advance(100 * time.Millisecond) // a window: a sends the DELETE in another frame
 	a.k.Put(late, flow.EventDestroy)
-	eventually(t, 5*time.Second, "late flow gone from b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return !ok })
-	time.Sleep(300 * time.Millisecond) // late, but well within peerGoneFor
+	l.eventually(t, 5*time.Second, "late flow gone from b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return !ok })
+	l.advance(300 * time.Millisecond) // late, but well within peerGoneFor
 	bk.hmu.Lock()
 	for len(bk.held) > 1 { // the NEW now, the DESTROY after a flush
 		bk.Emit(bk.held[0])
 		bk.held = bk.held[1:]
 	}
 	bk.hmu.Unlock()
-	time.Sleep(200 * time.Millisecond)
+	l.advance(200 * time.Millisecond)
 	bk.release()
-	time.Sleep(200 * time.Millisecond)
+	l.advance(200 * time.Millisecond)
 	if _, ok := a.k.Snapshot()[late.Key()]; ok || b.e.Status().FlowsLocal != 0 {
 		t.Fatalf("the deleted flow came back to a (b replicates %d flows)", b.e.Status().FlowsLocal)
 	}
@@ -502,7 +515,7 @@ func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
 
 	// b takes over: a's flows in its kernel are its own now.
 	b.e.Takeover(context.Background())
-	eventually(t, 5*time.Second, "b replicating the flows it took over", func() bool {
+	l.eventually(t, 5*time.Second, "b replicating the flows it took over", func() bool {
 		return b.e.Status().FlowsLocal == 150 && b.e.Status().FlowsSynced == 150
 	})
 }
@@ -510,14 +523,14 @@ func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
 // TestIdleLinkQuiet: two idle engines exchange keepalives, not an endless
 // volley of acknowledgements (found by make bench-sync: 40 datagrams/s).
 func TestIdleLinkQuiet(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
-	time.Sleep(time.Second) // let the bulk handshakes settle
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second) // let the bulk handshakes settle
 	before := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
-	time.Sleep(3 * time.Second)
+	l.advance(3 * time.Second)
 	after := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
 	// At most a keepalive and its acknowledgement per side in 3 s.
 	if n := after - before; n > 4 {
@@ -530,7 +543,7 @@ func TestIdleLinkQuiet(t *testing.T) {
 // takeover from a crashed master, when the whole adopted table is dirty;
 // they go once it is back.
 func TestNothingSentToSilentPeer(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
@@ -539,27 +552,27 @@ func TestNothingSentToSilentPeer(t *testing.T) {
 	}
 	// Wait for b's bulk handshake to be over too: a late BULK_REQ would
 	// rightly mark a's whole table for resending.
-	eventually(t, 10*time.Second, "first sync", func() bool {
+	l.eventually(t, 10*time.Second, "first sync", func() bool {
 		return converged(a.k, b.k) && a.e.Status().FlowsSynced == 100 && b.e.Synced() && !a.e.Status().Bulk.Serving
 	})
 	b.stop()
-	a.e.do(context.Background(), func() { a.e.lastRecv = time.Now().Add(-peerDeadAfter - time.Second) })
+	a.e.do(context.Background(), func() { a.e.lastRecv = l.clk.Now().Add(-peerDeadAfter - time.Second) })
 	before := a.e.Status().Counters.FlowsSent
 	for i := 100; i < 150; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	time.Sleep(1500 * time.Millisecond) // more than a retransmission timeout
+	l.advance(1500 * time.Millisecond) // more than a retransmission timeout
 	st := a.e.Status()
 	// Nothing goes to the silent peer. The 50 new flows wait; flows whose
 	// last frame went unacknowledged when the peer died wait too.
 	if sent := st.Counters.FlowsSent - before; sent != 0 || st.FlowsPending < 50 {
 		t.Fatalf("to a silent peer: %d records sent, %d flows pending (want 0 sent, >= 50 pending)", sent, st.FlowsPending)
 	}
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
-	eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.Snapshot()) == 150 })
+	l.eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.Snapshot()) == 150 })
 }
 
 // TestAckCoversNewestFrames: frames are never resent under their number,
@@ -719,7 +732,7 @@ func TestWantRepairsMissingFlow(t *testing.T) {
 // staleRefreshes periods the backup deletes it, and only it.
 func TestStalePeerFlowPurged(t *testing.T) {
 	fast := func(c *Config) { c.Refresh = 100 * time.Millisecond }
-	_, a, b := syncedPair(t, 10, fast)
+	l, a, b := syncedPairOn(t, newClockedLink(), 10, fast)
 	f3 := tcpFlow(3, 0)
 	a.e.do(context.Background(), func() {
 		if slot, ok := a.e.local.lookup(keyOf(f3.Key())); ok {
@@ -727,14 +740,14 @@ func TestStalePeerFlowPurged(t *testing.T) {
 		}
 	})
 	a.k.Remove(f3.Key())
-	eventually(t, 5*time.Second, "flow 3 gone from b", func() bool {
+	l.eventually(t, 5*time.Second, "flow 3 gone from b", func() bool {
 		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 9
 	})
 	if st := b.e.Status(); st.Counters.PurgedStale != 1 {
 		t.Fatalf("b purged %d, holds %d", st.Counters.PurgedStale, st.FlowsPeer)
 	}
 	// Refreshes keep the live ones: nothing else goes.
-	time.Sleep(8 * 100 * time.Millisecond)
+	l.advance(8 * 100 * time.Millisecond)
 	if n := len(b.k.Snapshot()); n != 9 {
 		t.Fatalf("b holds %d flows, want the 9 live ones", n)
 	}
@@ -744,9 +757,9 @@ func TestStalePeerFlowPurged(t *testing.T) {
 // flows died meanwhile. The backup asks the new session for its table and
 // deletes what it no longer has.
 func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
-	l, a, b := syncedPair(t, 10, nil)
+	l, a, b := syncedPairOn(t, newClockedLink(), 10, nil)
 	a.stop()
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	l.reopen(0)
 	a2 := startNode(t, l, 0, testKey, nil)
 	for i := range 7 {
@@ -754,7 +767,7 @@ func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
 		a2.k.Set(f)
 	}
 	a2.run(t)
-	eventually(t, 10*time.Second, "b down to the 7 live flows", func() bool {
+	l.eventually(t, 10*time.Second, "b down to the 7 live flows", func() bool {
 		return converged(a2.k, b.k) && b.e.Status().FlowsPeer == 7
 	})
 	if st := b.e.Status(); st.Counters.PurgedStale != 3 {

@@ -1,14 +1,8 @@
 package ctsync
 
 // The Engine: its configuration, its state, the goroutine that owns it
-// (Run) and the calls other goroutines make into it. The rest of the
-// engine is one file per concern: session.go (handshake, epochs, peer
-// restarts), transport.go (packet numbers, acknowledgements, loss and
-// retransmission, the byte cap), receive.go (the socket reader and the
-// frames in), local.go (our flows, from the kernel's events to the
-// peer), peer.go (the peer's flows, through our filter), bulk.go (the
-// whole-table transfer), antientropy.go (WANT and the purges of stale
-// flows), status.go (Status and its counters).
+// (Run) and the calls other goroutines make into it. The package
+// comment (doc.go) lists the other files, one concern each.
 
 import (
 	"context"

@@ -10,7 +10,8 @@ import (
 	"github.com/carpd/carpd/ctsync/wire"
 )
 
-// Priorities of dirty flows: lower goes first (shared/specs/sync.md §4.7).
+// Priorities of dirty flows: lower goes first (docs/sync-protocol.md,
+// "Priorities and coalescing").
 const (
 	prioNone    = -1
 	prioUrgent  = 0 // NEW of established (ASSURED) flows: urgentWindow

@@ -10,7 +10,8 @@ import (
 )
 
 // This file builds the ctnetlink requests of the writer (Apply, Inject,
-// Delete); the constants are in ctnetlink.go. It is pure: no sockets, so its output is tested by decoding it with mdlayher/netlink's
+// Delete); the constants are in ctnetlink.go. It is pure: no sockets, so
+// its output is tested by decoding it with mdlayher/netlink's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
 // CTA_NAT_SRC/CTA_NAT_DST (sync.md §3.3), and ti-mo/netfilter does not
 // build outside Linux; an append-only encoder (attrs) also keeps a create

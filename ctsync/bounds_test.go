@@ -74,7 +74,7 @@ func TestPeerTableBounded(t *testing.T) {
 // is counted, not injected, and its DELETE does not delete the entry of
 // ours with the same tuple; its refreshes are not asked for again.
 func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b := startNode(t, l, 1, testKey, func(c *Config) {
 		c.Admit = func(f *flow.Flow) flow.Refusal {
@@ -94,7 +94,7 @@ func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
 	b.run(t)
 	a.k.Put(refused, flow.EventNew)
 	a.k.Put(ok, flow.EventNew)
-	eventually(t, 5*time.Second, "refusal counted, the other injected", func() bool {
+	l.eventually(t, 5*time.Second, "refusal counted, the other injected", func() bool {
 		_, in := b.k.Snapshot()[ok.Key()]
 		return in && b.e.Status().Counters.RefusedZone == 1
 	})
@@ -103,14 +103,14 @@ func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
 	}
 	a.k.Put(refused, flow.EventDestroy)
 	a.k.Put(ok, flow.EventDestroy)
-	eventually(t, 5*time.Second, "the other deleted", func() bool {
+	l.eventually(t, 5*time.Second, "the other deleted", func() bool {
 		_, in := b.k.Snapshot()[ok.Key()]
 		return !in
 	})
 	if got, in := b.k.Snapshot()[mine.Key()]; !in || got.Reply != mine.Reply {
 		t.Fatalf("our entry with the refused flow's tuple: %+v (present %v)", got, in)
 	}
-	eventually(t, 2*time.Second, "no flow of the peer left", func() bool { return b.e.Status().FlowsPeer == 0 })
+	l.eventually(t, 2*time.Second, "no flow of the peer left", func() bool { return b.e.Status().FlowsPeer == 0 })
 	if n := b.e.Status().Counters.Wanted; n != 0 {
 		t.Fatalf("asked the peer again for %d flows", n)
 	}

@@ -192,15 +192,15 @@ func converged(a, b *ctsynctest.Kernel) bool {
 }
 
 func TestSyncLifecycle(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	for i := 0; i < 300; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "300 flows on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "300 flows on b", func() bool { return converged(a.k, b.k) })
 	f7 := tcpFlow(7, 0)
 	f := b.k.Snapshot()[f7.Key()]
 	if a, p, ok := f.SNAT(); !ok || a != netip.AddrFrom4([4]byte{203, 0, 113, 1}) || p != 20007 {
@@ -212,15 +212,15 @@ func TestSyncLifecycle(t *testing.T) {
 	for i := 200; i < 300; i++ {
 		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
-	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
 	if n := len(b.k.Snapshot()); n != 200 {
 		t.Fatalf("b has %d flows", n)
 	}
-	eventually(t, 5*time.Second, "all acknowledged", func() bool {
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool {
 		s := a.e.Status()
 		return s.FlowsSynced == 200 && s.FlowsPending == 0 && s.FlowsLocal == 200
 	})
-	eventually(t, 5*time.Second, "b synced", func() bool { return b.e.Synced() })
+	l.eventually(t, 5*time.Second, "b synced", func() bool { return b.e.Synced() })
 	st := b.e.Status()
 	if st.FlowsPeer != 200 || st.Counters.DropAuth+st.Counters.DropMalformed != 0 {
 		t.Fatalf("b status %+v", st)
@@ -250,7 +250,8 @@ func TestBornAndDeadNeverSent(t *testing.T) {
 }
 
 func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
-	l := newMemLink(0.10)
+	l := newClockedLink()
+	l.loss = 0.10
 	const n = 3000
 	a := startNode(t, l, 0, testKey, func(c *Config) { c.Bandwidth = 32000 }) // 256 kbit/s
 	for i := 0; i < n; i++ {
@@ -260,8 +261,8 @@ func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
 	a.run(t)
 	b := startNode(t, l, 1, testKey, func(c *Config) { c.Bandwidth = 32000 })
 	b.run(t)
-	start := time.Now()
-	eventually(t, 30*time.Second, "bulk completed on b", func() bool { return b.e.Synced() })
+	start := l.clk.Now()
+	l.eventually(t, 30*time.Second, "bulk completed on b", func() bool { return b.e.Synced() })
 	if !converged(a.k, b.k) {
 		t.Fatalf("synced but tables differ: a %d b %d", len(a.k.Snapshot()), len(b.k.Snapshot()))
 	}
@@ -269,7 +270,7 @@ func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
 	if st.Bulk.TimedOut || st.FlowsPeer != n {
 		t.Fatalf("b: %+v", st.Bulk)
 	}
-	took := time.Since(start)
+	took := l.clk.Now().Sub(start)
 	l.mu.Lock()
 	bytes := l.bytes
 	l.mu.Unlock()
@@ -314,25 +315,25 @@ func TestPeerRestartResends(t *testing.T) {
 }
 
 func TestPurgeAfterTakeover(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, func(c *Config) { c.Refresh = 5 * time.Second })
 	a.run(t)
 	b.run(t)
 	a.k.Put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
 	// Wait for both bulk handshakes too: a late BULK_REQ from b would make
 	// a resend the flow after the purge.
-	eventually(t, 10*time.Second, "flow on b, bulks over", func() bool {
+	l.eventually(t, 10*time.Second, "flow on b, bulks over", func() bool {
 		return len(b.k.Snapshot()) == 1 && a.e.Synced() && b.e.Synced() && !a.e.Status().Bulk.Serving
 	})
 	// Make b's copy look unconfirmed for long, as if a's DELETE was lost.
 	b.e.do(context.Background(), func() {
 		b.e.peer.each(func(_ uint32, p *pflow) bool {
-			p.m.confirmed = time.Now().Add(-time.Hour).UnixNano()
+			p.m.confirmed = l.clk.Now().Add(-time.Hour).UnixNano()
 			return true
 		})
-		b.e.takeoverAt, b.e.purgeAt = time.Now(), time.Now()
+		b.e.takeoverAt, b.e.purgeAt = l.clk.Now(), l.clk.Now()
 	})
-	eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.Snapshot()) == 0 })
+	l.eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.Snapshot()) == 0 })
 }
 
 // BenchmarkEngineEvents: kernel events per second one engine turns into
@@ -365,16 +366,16 @@ func BenchmarkEngineEvents(b *testing.B) {
 // TestRecordsSentCounted: records_sent counts what went out, so that it
 // can be compared with the peer's records_received (it stayed 0).
 func TestRecordsSentCounted(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 300
 	for i := 0; i < n; i++ {
 		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
 	a.stop()
 	b.stop()
 	sa, sb := a.e.Status().Counters, b.e.Status().Counters
@@ -715,10 +716,10 @@ func dropPeerFlow(t *testing.T, n *node, f flow.Flow) {
 // backup asks for it (WANT), the master sends it again.
 func TestWantRepairsMissingFlow(t *testing.T) {
 	fast := func(c *Config) { c.Refresh = 300 * time.Millisecond }
-	_, a, b := syncedPair(t, 20, fast)
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == 20 })
+	l, a, b := syncedPairOn(t, newClockedLink(), 20, fast)
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == 20 })
 	dropPeerFlow(t, b, tcpFlow(5, 0))
-	eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
+	l.eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
 		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 20
 	})
 	sa, sb := a.e.Status(), b.e.Status()

@@ -33,6 +33,8 @@ type applyJob struct {
 	// delErr, if set, is told of a Delete's failure (on the applier
 	// goroutine: it may only count and log).
 	delErr func(error)
+	// done, if set, is closed once the job is written (waitApplied).
+	done chan struct{}
 }
 
 func (j *applyJob) add(f flow.Flow, ref sentRec) {
@@ -108,6 +110,29 @@ func (e *Engine) write(ctx context.Context, j *applyJob) {
 	if len(j.del) > 0 {
 		if err := e.k.Delete(ctx, j.del); err != nil && j.delErr != nil {
 			j.delErr(err)
+		}
+	}
+	if j.done != nil {
+		close(j.done)
+	}
+}
+
+// waitApplied returns once every job queued so far is in the kernel
+// (answering the applier meanwhile): a dump taken then sees every flow
+// of the peer we received.
+func (e *Engine) waitApplied(ctx context.Context) {
+	done := make(chan struct{})
+	e.apply(ctx, applyJob{done: done})
+	for {
+		select {
+		case <-done:
+			return
+		case q := <-e.queries:
+			q.ans <- e.injected(q.x)
+		case clashed := <-e.clashes:
+			e.keptOut(clashed)
+		case <-ctx.Done():
+			return
 		}
 	}
 }

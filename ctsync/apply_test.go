@@ -1,6 +1,7 @@
 package ctsync
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -64,3 +65,40 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 
 var _ Kernel = (*ctsynctest.Kernel)(nil)
 var _ Clock = (*ctsynctest.Clock)(nil)
+
+// TestTakeoverAdoptsQueuedFlows: flows of the peer still waiting for a
+// slow kernel when this node takes over are in the dump it adopts from
+// (the kernel reports no event of our own writes).
+func TestTakeoverAdoptsQueuedFlows(t *testing.T) {
+	l := newMemLink(0)
+	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
+	gate := make(chan struct{})
+	b.k.Gate = gate
+	a.run(t)
+	b.run(t)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(gate)
+		}
+	})
+	const n = 50
+	for i := range n {
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	eventually(t, 5*time.Second, "a's flows acknowledged, b's kernel write held", func() bool {
+		return a.e.Status().FlowsSynced == n && b.k.Held() > 0
+	})
+	took := make(chan struct{})
+	go func() { b.e.Takeover(context.Background()); close(took) }()
+	// Takeover waits for the kernel; one that did not would return at
+	// once, its dump without the flows.
+	select {
+	case <-took:
+	case <-time.After(100 * time.Millisecond):
+	}
+	released = true
+	close(gate)
+	<-took
+	eventually(t, 5*time.Second, "b replicates the flows it took over", func() bool { return b.e.Status().FlowsLocal == n })
+}

@@ -392,6 +392,9 @@ func (e *Engine) Takeover(ctx context.Context) {
 		// The peer's flows in our kernel are ours to replicate now, and
 		// so are the ones still held.
 		e.release()
+		// The dump must hold the peer's flows still queued for the
+		// kernel: their own events are not ours to see (SkipOwnWrites).
+		e.waitApplied(ctx)
 		e.adopting = true
 		if err := e.resyncFromKernel(ctx); err != nil {
 			e.log.Warn("conntrack dump at takeover", "err", err)

@@ -19,6 +19,7 @@ type Kernel struct {
 	table   map[flow.Key]flow.Flow
 	events  chan flow.Event
 	applied int // flows passed to Inject
+	held    int // Injects waiting at Gate
 }
 
 // NewKernel returns an empty table whose event channel holds 100 000
@@ -48,6 +49,14 @@ func (k *Kernel) Events() <-chan flow.Event { return k.events }
 func (k *Kernel) Inject(ctx context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
 	errs := make([]error, len(fs))
 	if k.Gate != nil {
+		k.mu.Lock()
+		k.held++
+		k.mu.Unlock()
+		defer func() {
+			k.mu.Lock()
+			k.held--
+			k.mu.Unlock()
+		}()
 		select {
 		case <-k.Gate:
 		case <-ctx.Done():
@@ -114,6 +123,13 @@ func (k *Kernel) Applied() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.applied
+}
+
+// Held is the number of Injects waiting at Gate now.
+func (k *Kernel) Held() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.held
 }
 
 // Snapshot returns a copy of the table.

@@ -102,3 +102,40 @@ func TestTakeoverAdoptsQueuedFlows(t *testing.T) {
 	<-took
 	eventually(t, 5*time.Second, "b replicates the flows it took over", func() bool { return b.e.Status().FlowsLocal == n })
 }
+
+// TestSyncedOnlyOnceTableInKernel: the initial sync is over (and the
+// daemon lifts the demotion) only once the peer's whole table is in our
+// kernel, not when its digest matched while the kernel lags behind.
+func TestSyncedOnlyOnceTableInKernel(t *testing.T) {
+	l := newMemLink(0)
+	a := startNode(t, l, 0, testKey, nil)
+	const n = 100
+	for i := range n {
+		a.k.Set(tcpFlow(i, flow.TCPEstablished))
+	}
+	b := startNode(t, l, 1, testKey, nil)
+	gate := make(chan struct{})
+	b.k.Gate = gate
+	a.run(t)
+	b.run(t)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(gate)
+		}
+	})
+	waiting := func() (w bool) {
+		b.e.do(context.Background(), func() { w = b.e.bulkDone != nil })
+		return w
+	}
+	eventually(t, 5*time.Second, "b has the digest of a's table, its kernel held", waiting)
+	if b.e.Synced() || len(b.k.Snapshot()) != 0 {
+		t.Fatalf("b synced %v with %d flows in its kernel while the writes are held", b.e.Synced(), len(b.k.Snapshot()))
+	}
+	released = true
+	close(gate)
+	eventually(t, 5*time.Second, "b synced", b.e.Synced)
+	if got := len(b.k.Snapshot()); got != n {
+		t.Fatalf("b synced with %d of %d flows in its kernel", got, n)
+	}
+}

@@ -109,7 +109,7 @@ func (e *Engine) serveBulkEnd(now time.Time) {
 
 // bulkEnd handles the peer's BULK_END: its announcement (compare with what
 // we hold, confirm if equal) or its confirmation of ours.
-func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
+func (e *Engine) bulkEnd(ctx context.Context, b wire.Bulk, now time.Time) {
 	if b.Seq&confirmFlag != 0 {
 		if b.Seq&^confirmFlag == e.serveSeq {
 			e.log.Info("peer confirmed our table", "flows", b.Count)
@@ -133,8 +133,24 @@ func (e *Engine) bulkEnd(b wire.Bulk, now time.Time) {
 	if !e.synced {
 		e.log.Info("peer's table received", "flows", b.Count)
 	}
+	e.bulkWanted = false
+	// The table is ours once the kernel holds it: part of it may still
+	// wait for the applier. Run calls bulkApplied when it has written
+	// everything queued so far; meanwhile acks go on.
+	if e.bulkDone == nil {
+		done := make(chan struct{})
+		e.apply(ctx, applyJob{done: done})
+		e.bulkDone = done
+	}
+}
+
+// bulkApplied: the peer's table, complete, is in the kernel. The initial
+// sync is over (the demotion goes), and the flows of the peer's previous
+// session it did not bring again are deleted.
+func (e *Engine) bulkApplied(ctx context.Context) {
+	e.bulkDone = nil
 	e.setSynced(false)
-	e.purgeOrphans(context.Background())
+	e.purgeOrphans(ctx)
 }
 
 // bulkTimers asks for the peer's table while we want it, moves or ends
@@ -157,7 +173,7 @@ func (e *Engine) bulkTimers(now time.Time) {
 			e.bulkDeadline = d
 		}
 	}
-	if !e.synced && now.After(e.bulkDeadline) {
+	if !e.synced && e.bulkDone == nil && now.After(e.bulkDeadline) {
 		e.log.Warn("no complete table from the peer in time; going on without it", "timeout", e.cfg.BulkTimeout)
 		e.setSynced(true)
 	}

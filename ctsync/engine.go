@@ -212,6 +212,9 @@ type Engine struct {
 	lastSend  time.Time
 	lastHello time.Time
 
+	// bulkDone: closed by the applier once the peer's complete table
+	// (its BULK_END matched) is in the kernel; nil when not waiting.
+	bulkDone     chan struct{}
 	bulkWanted   bool      // we want the peer's table
 	bulkAsked    time.Time // when BULK_REQ was last sent
 	bulkDeadline time.Time
@@ -346,6 +349,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			q.ans <- e.injected(q.x)
 		case clashed := <-e.clashes:
 			e.keptOut(clashed)
+		case <-e.bulkDone:
+			e.bulkApplied(ctx)
 		case t := <-refresh:
 			e.refresh(ctx)
 			e.purgeStale(ctx, t)

@@ -122,7 +122,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 		case wire.RecordBulkReq:
 			e.startServing(now)
 		case wire.RecordBulkEnd:
-			e.bulkEnd(r.Bulk, now)
+			e.bulkEnd(ctx, r.Bulk, now)
 		case wire.RecordWant:
 			e.resend(r.Want)
 		}

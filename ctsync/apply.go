@@ -35,6 +35,7 @@ type applyJob struct {
 	delErr func(error)
 	// done, if set, is closed once the job is written (waitApplied).
 	done chan struct{}
+	news int // flows of inject new to the kernel (Engine.unapplied)
 }
 
 func (j *applyJob) add(f flow.Flow, ref sentRec) {
@@ -58,6 +59,7 @@ type injectedQuery struct {
 // apply queues job for the applier. It waits while the queue is full,
 // answering the applier's questions meanwhile (it may be asking).
 func (e *Engine) apply(ctx context.Context, job applyJob) {
+	e.unapplied.Add(int64(job.news)) // before the applier may take it
 	for {
 		select {
 		case e.applyq <- job:
@@ -67,6 +69,7 @@ func (e *Engine) apply(ctx context.Context, job applyJob) {
 		case clashed := <-e.clashes:
 			e.keptOut(clashed)
 		case <-ctx.Done():
+			e.unapplied.Add(-int64(job.news))
 			return
 		}
 	}
@@ -112,6 +115,7 @@ func (e *Engine) write(ctx context.Context, j *applyJob) {
 			j.delErr(err)
 		}
 	}
+	e.unapplied.Add(-int64(j.news))
 	if j.done != nil {
 		close(j.done)
 	}

@@ -40,8 +40,12 @@ func TestAcksFlowWhileKernelSlow(t *testing.T) {
 	if got := len(b.k.Snapshot()); got != 0 {
 		t.Fatalf("b's kernel has %d flows while its Inject is held", got)
 	}
+	if got := b.e.Status().FlowsPeer; got != 0 {
+		t.Fatalf("b's status counts %d of the peer's flows in its kernel, which has none yet", got)
+	}
 	release()
 	eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
+	eventually(t, 5*time.Second, "b counts them", func() bool { return b.e.Status().FlowsPeer == n })
 	if r := a.e.Status().Counters.Retransmits; r != 0 {
 		t.Fatalf("%d flows resent on a clean link", r)
 	}

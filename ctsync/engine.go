@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/ctsync/flow"
@@ -154,8 +155,11 @@ type Engine struct {
 	queries chan injectedQuery
 	clashes chan []sentRec
 	stop    chan struct{} // closed when Run ends: the applier stops
-	recv    chan []byte
-	wg      sync.WaitGroup
+	// unapplied: NEW flows of the peer queued for the kernel, not yet
+	// written (Status.FlowsPeer counts the peer's flows in our kernel).
+	unapplied atomic.Int64
+	recv      chan []byte
+	wg        sync.WaitGroup
 
 	// Owned by Run.
 	local    *table[lmeta]

@@ -175,6 +175,7 @@ func (e *Engine) peerNew(r *wire.Record, now time.Time, job *applyJob) {
 	e.peerIDs[r.ID] = slot
 	if !out {
 		job.add(e.peer.flow(slot), sentRec{id: r.ID, slot: slot})
+		job.news++
 	}
 }
 

@@ -126,7 +126,8 @@ func (e *Engine) publish(now time.Time) {
 	if walk {
 		e.st.FlowsSynced, e.st.FlowsPending = synced, pending
 	}
-	e.st.FlowsPeer = max(len(e.peerIDs)-e.peerOut, 0) // not the refused ones
+	// Not the refused ones, nor those still on their way to the kernel.
+	e.st.FlowsPeer = max(len(e.peerIDs)-e.peerOut-int(e.unapplied.Load()), 0)
 	e.st.Bulk.Received = len(e.peerIDs)
 	e.st.Bulk.Serving = e.serveSeq != 0
 	e.st.Bulk.Queued = len(e.queues[prioBulk])

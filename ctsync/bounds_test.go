@@ -47,23 +47,23 @@ func TestRecvQueueBounded(t *testing.T) {
 // TestPeerTableBounded: the peer's flows beyond MaxPeerFlows are dropped
 // and counted, not kept (and not asked for again).
 func TestPeerTableBounded(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b := startNode(t, l, 1, testKey, func(c *Config) { c.MaxPeerFlows = 100 })
 	a.run(t)
 	b.run(t)
 	for i := range 300 {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "drops counted", func() bool { return b.e.Status().Counters.DropPeerFull >= 200 })
+	l.eventually(t, 5*time.Second, "drops counted", func() bool { return b.e.Status().Counters.DropPeerFull >= 200 })
 	// Refreshes and updates of the dropped flows must not grow it either.
 	for i := range 300 {
-		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
-	time.Sleep(500 * time.Millisecond)
+	l.advance(500 * time.Millisecond)
 	st := b.e.Status()
-	if st.FlowsPeer != 100 || len(b.k.snapshot()) != 100 {
-		t.Fatalf("peer table %d, kernel %d flows; want 100 (bound)", st.FlowsPeer, len(b.k.snapshot()))
+	if st.FlowsPeer != 100 || len(b.k.Snapshot()) != 100 {
+		t.Fatalf("peer table %d, kernel %d flows; want 100 (bound)", st.FlowsPeer, len(b.k.Snapshot()))
 	}
 	if st.Counters.Wanted != 0 {
 		t.Fatalf("asked the peer again for %d flows it has no room for", st.Counters.Wanted)
@@ -74,7 +74,7 @@ func TestPeerTableBounded(t *testing.T) {
 // is counted, not injected, and its DELETE does not delete the entry of
 // ours with the same tuple; its refreshes are not asked for again.
 func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b := startNode(t, l, 1, testKey, func(c *Config) {
 		c.Admit = func(f *flow.Flow) flow.Refusal {
@@ -89,30 +89,28 @@ func TestRefusedFlowNeverTouchesKernel(t *testing.T) {
 	refused.Zone = 7
 	mine := refused
 	mine.Reply.Dst = mine.Orig.Src // ours: not NATed
-	b.k.mu.Lock()
-	b.k.table[mine.Key()] = mine // in b's kernel, no event: b does not replicate it
-	b.k.mu.Unlock()
+	b.k.Set(mine)                  // in b's kernel, no event: b does not replicate it
 	a.run(t)
 	b.run(t)
-	a.k.put(refused, flow.EventNew)
-	a.k.put(ok, flow.EventNew)
-	eventually(t, 5*time.Second, "refusal counted, the other injected", func() bool {
-		_, in := b.k.snapshot()[ok.Key()]
+	a.k.Put(refused, flow.EventNew)
+	a.k.Put(ok, flow.EventNew)
+	l.eventually(t, 5*time.Second, "refusal counted, the other injected", func() bool {
+		_, in := b.k.Snapshot()[ok.Key()]
 		return in && b.e.Status().Counters.RefusedZone == 1
 	})
-	if got := b.k.snapshot()[ok.Key()].Timeout; got != 7440 || b.e.Status().Counters.Clamped != 1 {
+	if got := b.k.Snapshot()[ok.Key()].Timeout; got != 7440 || b.e.Status().Counters.Clamped != 1 {
 		t.Fatalf("timeout %d (clamped %d), want 7440 (1)", got, b.e.Status().Counters.Clamped)
 	}
-	a.k.put(refused, flow.EventDestroy)
-	a.k.put(ok, flow.EventDestroy)
-	eventually(t, 5*time.Second, "the other deleted", func() bool {
-		_, in := b.k.snapshot()[ok.Key()]
+	a.k.Put(refused, flow.EventDestroy)
+	a.k.Put(ok, flow.EventDestroy)
+	l.eventually(t, 5*time.Second, "the other deleted", func() bool {
+		_, in := b.k.Snapshot()[ok.Key()]
 		return !in
 	})
-	if got, in := b.k.snapshot()[mine.Key()]; !in || got.Reply != mine.Reply {
+	if got, in := b.k.Snapshot()[mine.Key()]; !in || got.Reply != mine.Reply {
 		t.Fatalf("our entry with the refused flow's tuple: %+v (present %v)", got, in)
 	}
-	eventually(t, 2*time.Second, "no flow of the peer left", func() bool { return b.e.Status().FlowsPeer == 0 })
+	l.eventually(t, 2*time.Second, "no flow of the peer left", func() bool { return b.e.Status().FlowsPeer == 0 })
 	if n := b.e.Status().Counters.Wanted; n != 0 {
 		t.Fatalf("asked the peer again for %d flows", n)
 	}

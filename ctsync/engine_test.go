@@ -10,84 +10,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carpd/carpd/ctsync/ctsynctest"
 	"github.com/carpd/carpd/ctsync/flow"
 	"github.com/carpd/carpd/ctsync/wire"
 )
 
-// fakeKernel is an in-memory conntrack table. The engine's tests use it to
-// check the protocol logic deterministically; the real table is exercised
-// by ctsync/kernel and the namespace tests in e2e/.
-type fakeKernel struct {
-	mu      sync.Mutex
-	table   map[flow.Key]flow.Flow
-	events  chan flow.Event
-	applied int // flows passed to Apply
-}
-
-func newFakeKernel() *fakeKernel {
-	return &fakeKernel{table: map[flow.Key]flow.Flow{}, events: make(chan flow.Event, 100000)}
-}
-
-func (k *fakeKernel) Each(_ context.Context, fn func(*flow.Flow)) error {
-	k.mu.Lock()
-	out := make([]flow.Flow, 0, len(k.table))
-	for _, f := range k.table {
-		out = append(out, f)
-	}
-	k.mu.Unlock()
-	for i := range out {
-		fn(&out[i])
-	}
-	return nil
-}
-func (k *fakeKernel) Events() <-chan flow.Event { return k.events }
-func (k *fakeKernel) Inject(_ context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, f := range fs {
-		k.table[f.Key()] = f
-	}
-	k.applied += len(fs)
-	return make([]error, len(fs))
-}
-func (k *fakeKernel) Delete(_ context.Context, keys []flow.Key) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, key := range keys {
-		delete(k.table, key)
-	}
-	return nil
-}
-
-// local is what the test does to the "master's" table: change it and emit
-// the event the kernel would.
-func (k *fakeKernel) put(f flow.Flow, typ flow.EventType) {
-	k.mu.Lock()
-	if typ == flow.EventDestroy {
-		delete(k.table, f.Key())
-	} else {
-		k.table[f.Key()] = f
-	}
-	k.mu.Unlock()
-	k.events <- flow.Event{Type: typ, Flow: f}
-}
-
-func (k *fakeKernel) snapshot() map[flow.Key]flow.Flow {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	out := make(map[flow.Key]flow.Flow, len(k.table))
-	for key, f := range k.table {
-		out[key] = f
-	}
-	return out
-}
-
 // memLink is a pair of in-memory datagram sockets with loss injection.
 type memLink struct {
-	mu   sync.Mutex
-	loss float64
-	rnd  *rand.Rand
-	ends [2]*memConn
+	// clk, if set, is the time of every engine started on the link
+	// (newClockedLink); nodes are those engines, for settle.
+	clk   *ctsynctest.Clock
+	nodes []*node
+	mu    sync.Mutex
+	loss  float64
+	rnd   *rand.Rand
+	ends  [2]*memConn
 	// bytes counts what went over the link (IP+UDP included).
 	bytes int
 }
@@ -155,7 +92,7 @@ var testKey = [wire.KeyLen]byte{1, 2, 3}
 
 type node struct {
 	e      *Engine
-	k      *fakeKernel
+	k      *ctsynctest.Kernel
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -165,10 +102,14 @@ func startNode(t *testing.T, l *memLink, i int, key [wire.KeyLen]byte, mod func(
 	cfg := Config{Key: key, Name: fmt.Sprintf("n%d", i), Window: 20 * time.Millisecond,
 		Refresh: time.Minute, BulkTimeout: 20 * time.Second,
 		Peer: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 99, 0, byte(2 - i)}), 7112)}
+	if l.clk != nil {
+		cfg.Clock = l.clk
+	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	n := &node{k: newFakeKernel(), done: make(chan struct{})}
+	n := &node{k: ctsynctest.NewKernel(), done: make(chan struct{})}
+	l.nodes = append(l.nodes, n)
 	var err error
 	l.mu.Lock()
 	end := l.ends[i]
@@ -198,14 +139,19 @@ func (n *node) stop() {
 // both) and waits until a's flows 0..n-1 are in b's table.
 func syncedPair(t *testing.T, n int, mod func(*Config)) (*memLink, *node, *node) {
 	t.Helper()
-	l := newMemLink(0)
+	return syncedPairOn(t, newMemLink(0), n, mod)
+}
+
+// syncedPairOn is syncedPair on l.
+func syncedPairOn(t *testing.T, l *memLink, n int, mod func(*Config)) (*memLink, *node, *node) {
+	t.Helper()
 	a, b := startNode(t, l, 0, testKey, mod), startNode(t, l, 1, testKey, mod)
 	a.run(t)
 	b.run(t)
 	for i := range n {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "first sync", func() bool { return converged(a.k, b.k) })
 	return l, a, b
 }
 
@@ -231,8 +177,8 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out after %v: %s", d, what)
 }
 
-func converged(a, b *fakeKernel) bool {
-	x, y := a.snapshot(), b.snapshot()
+func converged(a, b *ctsynctest.Kernel) bool {
+	x, y := a.Snapshot(), b.Snapshot()
 	if len(x) != len(y) {
 		return false
 	}
@@ -246,35 +192,35 @@ func converged(a, b *fakeKernel) bool {
 }
 
 func TestSyncLifecycle(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	for i := 0; i < 300; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "300 flows on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "300 flows on b", func() bool { return converged(a.k, b.k) })
 	f7 := tcpFlow(7, 0)
-	f := b.k.snapshot()[f7.Key()]
+	f := b.k.Snapshot()[f7.Key()]
 	if a, p, ok := f.SNAT(); !ok || a != netip.AddrFrom4([4]byte{203, 0, 113, 1}) || p != 20007 {
 		t.Fatalf("NAT lost in transit: %+v", f)
 	}
 	for i := 0; i < 100; i++ {
-		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
 	for i := 200; i < 300; i++ {
-		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
-	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
-	if n := len(b.k.snapshot()); n != 200 {
+	l.eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	if n := len(b.k.Snapshot()); n != 200 {
 		t.Fatalf("b has %d flows", n)
 	}
-	eventually(t, 5*time.Second, "all acknowledged", func() bool {
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool {
 		s := a.e.Status()
 		return s.FlowsSynced == 200 && s.FlowsPending == 0 && s.FlowsLocal == 200
 	})
-	eventually(t, 5*time.Second, "b synced", func() bool { return b.e.Synced() })
+	l.eventually(t, 5*time.Second, "b synced", func() bool { return b.e.Synced() })
 	st := b.e.Status()
 	if st.FlowsPeer != 200 || st.Counters.DropAuth+st.Counters.DropMalformed != 0 {
 		t.Fatalf("b status %+v", st)
@@ -282,50 +228,49 @@ func TestSyncLifecycle(t *testing.T) {
 }
 
 func TestBornAndDeadNeverSent(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, func(c *Config) { c.Window = 300 * time.Millisecond }), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
-	time.Sleep(400 * time.Millisecond) // let the first window pass
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
+	l.advance(400 * time.Millisecond) // let the first window pass
 	for i := 0; i < 50; i++ {
-		a.k.put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
-		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+		a.k.Put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
+		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
-	a.k.put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
-	eventually(t, 5*time.Second, "the one live flow on b", func() bool { return len(b.k.snapshot()) == 1 })
+	a.k.Put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
+	l.eventually(t, 5*time.Second, "the one live flow on b", func() bool { return len(b.k.Snapshot()) == 1 })
 	if n := a.e.Status().Counters.BornAndDead; n != 50 {
 		t.Fatalf("born and dead: %d, want 50", n)
 	}
-	b.k.mu.Lock()
-	applied := b.k.applied
-	b.k.mu.Unlock()
+	applied := b.k.Applied()
 	if applied != 1 {
 		t.Fatalf("b injected %d flows; only the live one should have crossed", applied)
 	}
 }
 
 func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
-	l := newMemLink(0.10)
+	l := newClockedLink()
+	l.loss = 0.10
 	const n = 3000
 	a := startNode(t, l, 0, testKey, func(c *Config) { c.Bandwidth = 32000 }) // 256 kbit/s
 	for i := 0; i < n; i++ {
 		f := tcpFlow(i, flow.TCPEstablished)
-		a.k.table[f.Key()] = f
+		a.k.Set(f)
 	}
 	a.run(t)
 	b := startNode(t, l, 1, testKey, func(c *Config) { c.Bandwidth = 32000 })
 	b.run(t)
-	start := time.Now()
-	eventually(t, 30*time.Second, "bulk completed on b", func() bool { return b.e.Synced() })
+	start := l.clk.Now()
+	l.eventually(t, 30*time.Second, "bulk completed on b", func() bool { return b.e.Synced() })
 	if !converged(a.k, b.k) {
-		t.Fatalf("synced but tables differ: a %d b %d", len(a.k.snapshot()), len(b.k.snapshot()))
+		t.Fatalf("synced but tables differ: a %d b %d", len(a.k.Snapshot()), len(b.k.Snapshot()))
 	}
 	st := b.e.Status()
 	if st.Bulk.TimedOut || st.FlowsPeer != n {
 		t.Fatalf("b: %+v", st.Bulk)
 	}
-	took := time.Since(start)
+	took := l.clk.Now().Sub(start)
 	l.mu.Lock()
 	bytes := l.bytes
 	l.mu.Unlock()
@@ -339,56 +284,56 @@ func TestBulkAtStartAndLossyCappedLink(t *testing.T) {
 }
 
 func TestWrongKeyNothingInjected(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	other := testKey
 	other[0] ^= 0xff
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, other, nil)
 	a.run(t)
 	b.run(t)
 	for i := 0; i < 10; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "auth drops counted", func() bool { return b.e.Status().Counters.DropAuth >= 2 })
-	time.Sleep(200 * time.Millisecond)
-	if n := len(b.k.snapshot()); n != 0 || b.e.Status().Established {
+	l.eventually(t, 5*time.Second, "auth drops counted", func() bool { return b.e.Status().Counters.DropAuth >= 2 })
+	l.advance(200 * time.Millisecond)
+	if n := len(b.k.Snapshot()); n != 0 || b.e.Status().Established {
 		t.Fatalf("wrong key: %d flows injected, established %v", n, b.e.Status().Established)
 	}
 }
 
 func TestPeerRestartResends(t *testing.T) {
-	l, a, b := syncedPair(t, 100, nil)
+	l, a, b := syncedPairOn(t, newClockedLink(), 100, nil)
 	b.stop()
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	// b restarts with an empty kernel table (a reboot).
 	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
-	eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
+	l.eventually(t, 10*time.Second, "resync after restart", func() bool { return b2.e.Synced() && converged(a.k, b2.k) })
 	if b2.e.Status().Bulk.TimedOut {
 		t.Fatal("bulk timed out")
 	}
 }
 
 func TestPurgeAfterTakeover(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, func(c *Config) { c.Refresh = 5 * time.Second })
 	a.run(t)
 	b.run(t)
-	a.k.put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
+	a.k.Put(tcpFlow(1, flow.TCPEstablished), flow.EventNew)
 	// Wait for both bulk handshakes too: a late BULK_REQ from b would make
 	// a resend the flow after the purge.
-	eventually(t, 10*time.Second, "flow on b, bulks over", func() bool {
-		return len(b.k.snapshot()) == 1 && a.e.Synced() && b.e.Synced() && !a.e.Status().Bulk.Serving
+	l.eventually(t, 10*time.Second, "flow on b, bulks over", func() bool {
+		return len(b.k.Snapshot()) == 1 && a.e.Synced() && b.e.Synced() && !a.e.Status().Bulk.Serving
 	})
 	// Make b's copy look unconfirmed for long, as if a's DELETE was lost.
 	b.e.do(context.Background(), func() {
 		b.e.peer.each(func(_ uint32, p *pflow) bool {
-			p.m.confirmed = time.Now().Add(-time.Hour).UnixNano()
+			p.m.confirmed = l.clk.Now().Add(-time.Hour).UnixNano()
 			return true
 		})
-		b.e.takeoverAt, b.e.purgeAt = time.Now(), time.Now()
+		b.e.takeoverAt, b.e.purgeAt = l.clk.Now(), l.clk.Now()
 	})
-	eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.snapshot()) == 0 })
+	l.eventually(t, 5*time.Second, "stale flow purged", func() bool { return len(b.k.Snapshot()) == 0 })
 }
 
 // BenchmarkEngineEvents: kernel events per second one engine turns into
@@ -410,9 +355,9 @@ func BenchmarkEngineEvents(b *testing.B) {
 		f.Orig.SrcPort, f.Reply.DstPort = uint16(i), uint16(i)
 		f.Orig.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		f.Reply.Dst = f.Orig.Src
-		x.k.events <- flow.Event{Type: flow.EventNew, Flow: f}
+		x.k.Emit(flow.Event{Type: flow.EventNew, Flow: f})
 	}
-	for len(x.k.events) > 0 {
+	for x.k.Pending() > 0 {
 		time.Sleep(time.Millisecond)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -421,16 +366,16 @@ func BenchmarkEngineEvents(b *testing.B) {
 // TestRecordsSentCounted: records_sent counts what went out, so that it
 // can be compared with the peer's records_received (it stayed 0).
 func TestRecordsSentCounted(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 300
 	for i := 0; i < n; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
 	a.stop()
 	b.stop()
 	sa, sb := a.e.Status().Counters, b.e.Status().Counters
@@ -444,11 +389,11 @@ func TestRecordsSentCounted(t *testing.T) {
 	}
 }
 
-// echoKernel is a fakeKernel that, like the real one, reports its own
+// echoKernel is a ctsynctest.Kernel that, like the real one, reports its own
 // writes as events (NEW, UPDATE, DESTROY). With hold set, the events wait
 // in held until release, as when the event reader lags behind.
 type echoKernel struct {
-	*fakeKernel
+	*ctsynctest.Kernel
 	hmu  sync.Mutex
 	hold bool
 	held []flow.Event
@@ -461,14 +406,14 @@ func (k *echoKernel) emit(ev flow.Event) {
 		k.held = append(k.held, ev)
 		return
 	}
-	k.events <- ev
+	k.Emit(ev)
 }
 
 func (k *echoKernel) release() {
 	k.hmu.Lock()
 	defer k.hmu.Unlock()
 	for _, ev := range k.held {
-		k.events <- ev
+		k.Emit(ev)
 	}
 	k.held, k.hold = nil, false
 }
@@ -476,10 +421,10 @@ func (k *echoKernel) release() {
 func (k *echoKernel) Inject(ctx context.Context, fs []flow.Flow, _ func(*flow.Flow) bool) []error {
 	for _, f := range fs {
 		typ := flow.EventUpdate
-		if _, ok := k.snapshot()[f.Key()]; !ok {
+		if _, ok := k.Snapshot()[f.Key()]; !ok {
 			typ = flow.EventNew
 		}
-		k.fakeKernel.Inject(ctx, []flow.Flow{f}, nil)
+		k.Kernel.Inject(ctx, []flow.Flow{f}, nil)
 		k.emit(flow.Event{Type: typ, Flow: f})
 	}
 	return make([]error, len(fs))
@@ -487,8 +432,8 @@ func (k *echoKernel) Inject(ctx context.Context, fs []flow.Flow, _ func(*flow.Fl
 
 func (k *echoKernel) Delete(ctx context.Context, keys []flow.Key) error {
 	for _, key := range keys {
-		f, ok := k.snapshot()[key]
-		k.fakeKernel.Delete(ctx, []flow.Key{key})
+		f, ok := k.Snapshot()[key]
+		k.Kernel.Delete(ctx, []flow.Key{key})
 		if ok {
 			k.emit(flow.Event{Type: flow.EventDestroy, Flow: f})
 		}
@@ -500,7 +445,7 @@ func (k *echoKernel) Delete(ctx context.Context, keys []flow.Key) error {
 func startEchoNode(t *testing.T, l *memLink, i int) (*node, *echoKernel) {
 	t.Helper()
 	n := startNode(t, l, i, testKey, nil)
-	ek := &echoKernel{fakeKernel: n.k}
+	ek := &echoKernel{Kernel: n.k}
 	n.e.k = ek
 	return n, ek
 }
@@ -511,34 +456,32 @@ func startEchoNode(t *testing.T, l *memLink, i int) (*node, *echoKernel) {
 // its live entries: TCP states went back, deleted flows came back (e2e
 // TestSyncLossyLink). After a takeover they are the backup's own.
 func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a := startNode(t, l, 0, testKey, nil)
 	b, bk := startEchoNode(t, l, 1)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 200
 	for i := 0; i < n; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "flows on b", func() bool { return converged(a.k, b.k) })
 	for i := 0; i < 100; i++ {
-		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
 	for i := 150; i < n; i++ {
-		a.k.put(tcpFlow(i, 0), flow.EventDestroy)
+		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
-	eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
+	l.eventually(t, 5*time.Second, "updates and deletes on b", func() bool { return converged(a.k, b.k) })
 	// b's refresh and overrun path: a dump of its table.
 	b.e.do(context.Background(), func() { _ = b.e.resyncFromKernel(context.Background()) })
-	time.Sleep(300 * time.Millisecond)
-	a.k.mu.Lock()
-	applied := a.k.applied
-	a.k.mu.Unlock()
+	l.advance(300 * time.Millisecond)
+	applied := a.k.Applied()
 	if sa, sb := a.e.Status(), b.e.Status(); applied != 0 || sa.FlowsPeer != 0 || sb.FlowsLocal != 0 {
 		t.Fatalf("b sent a's flows back: a injected %d flows, holds %d of b's; b replicates %d", applied, sa.FlowsPeer, sb.FlowsLocal)
 	}
-	if got := len(a.k.snapshot()); got != 150 || !converged(a.k, b.k) {
+	if got := len(a.k.Snapshot()); got != 150 || !converged(a.k, b.k) {
 		t.Fatalf("a holds %d flows, want 150", got)
 	}
 
@@ -548,34 +491,32 @@ func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
 	bk.hold = true
 	bk.hmu.Unlock()
 	late := tcpFlow(500, flow.TCPEstablished)
-	a.k.put(late, flow.EventNew)
-	eventually(t, 5*time.Second, "late flow on b", func() bool { _, ok := b.k.snapshot()[late.Key()]; return ok })
-	time.Sleep(100 * time.Millisecond) // a window: a sends the DELETE in another frame
-	a.k.put(late, flow.EventDestroy)
-	eventually(t, 5*time.Second, "late flow gone from b", func() bool { _, ok := b.k.snapshot()[late.Key()]; return !ok })
-	time.Sleep(300 * time.Millisecond) // late, but well within peerGoneFor
+	a.k.Put(late, flow.EventNew)
+	l.eventually(t, 5*time.Second, "late flow on b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return ok })
+	l.advance(100 * time.Millisecond) // a window: a sends the DELETE in another frame
+	a.k.Put(late, flow.EventDestroy)
+	l.eventually(t, 5*time.Second, "late flow gone from b", func() bool { _, ok := b.k.Snapshot()[late.Key()]; return !ok })
+	l.advance(300 * time.Millisecond) // late, but well within peerGoneFor
 	bk.hmu.Lock()
 	for len(bk.held) > 1 { // the NEW now, the DESTROY after a flush
-		bk.events <- bk.held[0]
+		bk.Emit(bk.held[0])
 		bk.held = bk.held[1:]
 	}
 	bk.hmu.Unlock()
-	time.Sleep(200 * time.Millisecond)
+	l.advance(200 * time.Millisecond)
 	bk.release()
-	time.Sleep(200 * time.Millisecond)
-	if _, ok := a.k.snapshot()[late.Key()]; ok || b.e.Status().FlowsLocal != 0 {
+	l.advance(200 * time.Millisecond)
+	if _, ok := a.k.Snapshot()[late.Key()]; ok || b.e.Status().FlowsLocal != 0 {
 		t.Fatalf("the deleted flow came back to a (b replicates %d flows)", b.e.Status().FlowsLocal)
 	}
-	a.k.mu.Lock()
-	applied = a.k.applied
-	a.k.mu.Unlock()
+	applied = a.k.Applied()
 	if applied != 0 {
 		t.Fatalf("a injected %d flows from b", applied)
 	}
 
 	// b takes over: a's flows in its kernel are its own now.
 	b.e.Takeover(context.Background())
-	eventually(t, 5*time.Second, "b replicating the flows it took over", func() bool {
+	l.eventually(t, 5*time.Second, "b replicating the flows it took over", func() bool {
 		return b.e.Status().FlowsLocal == 150 && b.e.Status().FlowsSynced == 150
 	})
 }
@@ -583,14 +524,14 @@ func TestBackupDoesNotEchoPeerFlows(t *testing.T) {
 // TestIdleLinkQuiet: two idle engines exchange keepalives, not an endless
 // volley of acknowledgements (found by make bench-sync: 40 datagrams/s).
 func TestIdleLinkQuiet(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
-	eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
-	time.Sleep(time.Second) // let the bulk handshakes settle
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second) // let the bulk handshakes settle
 	before := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
-	time.Sleep(3 * time.Second)
+	l.advance(3 * time.Second)
 	after := a.e.Status().Counters.FramesSent + b.e.Status().Counters.FramesSent
 	// At most a keepalive and its acknowledgement per side in 3 s.
 	if n := after - before; n > 4 {
@@ -603,36 +544,36 @@ func TestIdleLinkQuiet(t *testing.T) {
 // takeover from a crashed master, when the whole adopted table is dirty;
 // they go once it is back.
 func TestNothingSentToSilentPeer(t *testing.T) {
-	l := newMemLink(0)
+	l := newClockedLink()
 	a, b := startNode(t, l, 0, testKey, nil), startNode(t, l, 1, testKey, nil)
 	a.run(t)
 	b.run(t)
 	for i := 0; i < 100; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
 	// Wait for b's bulk handshake to be over too: a late BULK_REQ would
 	// rightly mark a's whole table for resending.
-	eventually(t, 10*time.Second, "first sync", func() bool {
+	l.eventually(t, 10*time.Second, "first sync", func() bool {
 		return converged(a.k, b.k) && a.e.Status().FlowsSynced == 100 && b.e.Synced() && !a.e.Status().Bulk.Serving
 	})
 	b.stop()
-	a.e.do(context.Background(), func() { a.e.lastRecv = time.Now().Add(-peerDeadAfter - time.Second) })
+	a.e.do(context.Background(), func() { a.e.lastRecv = l.clk.Now().Add(-peerDeadAfter - time.Second) })
 	before := a.e.Status().Counters.FlowsSent
 	for i := 100; i < 150; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
-	time.Sleep(1500 * time.Millisecond) // more than a retransmission timeout
+	l.advance(1500 * time.Millisecond) // more than a retransmission timeout
 	st := a.e.Status()
 	// Nothing goes to the silent peer. The 50 new flows wait; flows whose
 	// last frame went unacknowledged when the peer died wait too.
 	if sent := st.Counters.FlowsSent - before; sent != 0 || st.FlowsPending < 50 {
 		t.Fatalf("to a silent peer: %d records sent, %d flows pending (want 0 sent, >= 50 pending)", sent, st.FlowsPending)
 	}
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	l.reopen(1)
 	b2 := startNode(t, l, 1, testKey, nil)
 	b2.run(t)
-	eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.snapshot()) == 150 })
+	l.eventually(t, 10*time.Second, "everything on the restarted peer", func() bool { return converged(a.k, b2.k) && len(b2.k.Snapshot()) == 150 })
 }
 
 // TestAckCoversNewestFrames: frames are never resent under their number,
@@ -690,11 +631,11 @@ func TestLossyLinkManyFrames(t *testing.T) {
 	eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established && b.e.Status().Established })
 	const n = 10000
 	for i := 0; i < n; i++ {
-		a.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 	}
 	eventually(t, 20*time.Second, "table on b", func() bool { return converged(a.k, b.k) })
 	for i := 0; i < n; i++ {
-		a.k.put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
+		a.k.Put(tcpFlow(i, flow.TCPFinWait), flow.EventUpdate)
 	}
 	eventually(t, 20*time.Second, "updates on b", func() bool { return converged(a.k, b.k) })
 	eventually(t, 10*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == n })
@@ -717,11 +658,12 @@ func TestRestartedBackupDoesNotEchoPeerFlows(t *testing.T) {
 	b := startNode(t, l, 1, testKey, nil)
 	for i := range 50 {
 		f := tcpFlow(i, flow.TCPEstablished)
-		a.k.table[f.Key()], b.k.table[f.Key()] = f, f
+		a.k.Set(f)
+		b.k.Set(f)
 	}
 	for i := 100; i < 110; i++ {
 		f := tcpFlow(i, flow.TCPEstablished)
-		b.k.table[f.Key()] = f
+		b.k.Set(f)
 	}
 	a.run(t)
 	eventually(t, 5*time.Second, "a alone, synced (timed out)", func() bool { return a.e.Synced() })
@@ -743,13 +685,11 @@ func TestRestartedBackupDoesNotEchoPeerFlows(t *testing.T) {
 		sb := b.e.Status()
 		return sb.FlowsLocal == 10 && sb.FlowsSynced == 10 && sb.FlowsPending == 0
 	})
-	a.k.mu.Lock()
-	applied := a.k.applied
-	a.k.mu.Unlock()
+	applied := a.k.Applied()
 	if st := a.e.Status(); st.FlowsPeer != 10 || applied != 10 {
 		t.Errorf("a took %d flows from b (%d applied to its kernel), want b's own 10", st.FlowsPeer, applied)
 	}
-	if n := len(b.k.snapshot()); n != 60 {
+	if n := len(b.k.Snapshot()); n != 60 {
 		t.Errorf("b's kernel holds %d flows, want all 60", n)
 	}
 }
@@ -768,9 +708,7 @@ func dropPeerFlow(t *testing.T, n *node, f flow.Flow) {
 	if !found {
 		t.Fatalf("%v is not in the peer table", f.Orig)
 	}
-	n.k.mu.Lock()
-	delete(n.k.table, f.Key())
-	n.k.mu.Unlock()
+	n.k.Remove(f.Key())
 }
 
 // TestWantRepairsMissingFlow: the backup lost a flow (here: taken out of
@@ -778,10 +716,10 @@ func dropPeerFlow(t *testing.T, n *node, f flow.Flow) {
 // backup asks for it (WANT), the master sends it again.
 func TestWantRepairsMissingFlow(t *testing.T) {
 	fast := func(c *Config) { c.Refresh = 300 * time.Millisecond }
-	_, a, b := syncedPair(t, 20, fast)
-	eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == 20 })
+	l, a, b := syncedPairOn(t, newClockedLink(), 20, fast)
+	l.eventually(t, 5*time.Second, "all acknowledged", func() bool { return a.e.Status().FlowsSynced == 20 })
 	dropPeerFlow(t, b, tcpFlow(5, 0))
-	eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
+	l.eventually(t, 5*time.Second, "flow 5 back on b", func() bool {
 		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 20
 	})
 	sa, sb := a.e.Status(), b.e.Status()
@@ -795,25 +733,23 @@ func TestWantRepairsMissingFlow(t *testing.T) {
 // staleRefreshes periods the backup deletes it, and only it.
 func TestStalePeerFlowPurged(t *testing.T) {
 	fast := func(c *Config) { c.Refresh = 100 * time.Millisecond }
-	_, a, b := syncedPair(t, 10, fast)
+	l, a, b := syncedPairOn(t, newClockedLink(), 10, fast)
 	f3 := tcpFlow(3, 0)
 	a.e.do(context.Background(), func() {
 		if slot, ok := a.e.local.lookup(keyOf(f3.Key())); ok {
 			a.e.local.remove(slot)
 		}
 	})
-	a.k.mu.Lock()
-	delete(a.k.table, f3.Key())
-	a.k.mu.Unlock()
-	eventually(t, 5*time.Second, "flow 3 gone from b", func() bool {
+	a.k.Remove(f3.Key())
+	l.eventually(t, 5*time.Second, "flow 3 gone from b", func() bool {
 		return converged(a.k, b.k) && b.e.Status().FlowsPeer == 9
 	})
 	if st := b.e.Status(); st.Counters.PurgedStale != 1 {
 		t.Fatalf("b purged %d, holds %d", st.Counters.PurgedStale, st.FlowsPeer)
 	}
 	// Refreshes keep the live ones: nothing else goes.
-	time.Sleep(8 * 100 * time.Millisecond)
-	if n := len(b.k.snapshot()); n != 9 {
+	l.advance(8 * 100 * time.Millisecond)
+	if n := len(b.k.Snapshot()); n != 9 {
 		t.Fatalf("b holds %d flows, want the 9 live ones", n)
 	}
 }
@@ -822,17 +758,17 @@ func TestStalePeerFlowPurged(t *testing.T) {
 // flows died meanwhile. The backup asks the new session for its table and
 // deletes what it no longer has.
 func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
-	l, a, b := syncedPair(t, 10, nil)
+	l, a, b := syncedPairOn(t, newClockedLink(), 10, nil)
 	a.stop()
-	time.Sleep(1100 * time.Millisecond) // the epoch is in seconds
+	l.advance(1100 * time.Millisecond) // the epoch is in seconds
 	l.reopen(0)
 	a2 := startNode(t, l, 0, testKey, nil)
 	for i := range 7 {
 		f := tcpFlow(i, flow.TCPEstablished)
-		a2.k.table[f.Key()] = f
+		a2.k.Set(f)
 	}
 	a2.run(t)
-	eventually(t, 10*time.Second, "b down to the 7 live flows", func() bool {
+	l.eventually(t, 10*time.Second, "b down to the 7 live flows", func() bool {
 		return converged(a2.k, b.k) && b.e.Status().FlowsPeer == 7
 	})
 	if st := b.e.Status(); st.Counters.PurgedStale != 3 {

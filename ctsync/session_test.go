@@ -23,16 +23,16 @@ func TestSessionSurvivesClock(t *testing.T) {
 		{"clock behind", oldEpoch - 86400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newMemLink(0)
+			l := newClockedLink()
 			a := startNode(t, l, 0, testKey, func(c *Config) { c.Epoch = oldEpoch })
 			b := startNode(t, l, 1, testKey, nil)
 			b.e.peerDead = 2 * time.Second
 			a.run(t)
 			b.run(t)
 			for i := range 50 {
-				b.k.put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+				b.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
 			}
-			eventually(t, 5*time.Second, "first sync", func() bool { return converged(b.k, a.k) })
+			l.eventually(t, 5*time.Second, "first sync", func() bool { return converged(b.k, a.k) })
 
 			a.stop()
 			l.reopen(0)
@@ -42,12 +42,12 @@ func TestSessionSurvivesClock(t *testing.T) {
 			})
 			a2.e.peerDead = 2 * time.Second
 			a2.run(t)
-			time.Sleep(1200 * time.Millisecond) // past a2's bulk timeout; b still holds a's session
+			l.advance(1200 * time.Millisecond) // past a2's bulk timeout; b still holds a's session
 			if st := a2.e.Status(); st.Established || st.Bulk.Synced || !st.HandshakeFailing {
 				t.Fatalf("while b refuses the session: established %v, synced (demotion lifted) %v, handshake failing %v",
 					st.Established, st.Bulk.Synced, st.HandshakeFailing)
 			}
-			eventually(t, 10*time.Second, "session re-established, table in", func() bool {
+			l.eventually(t, 10*time.Second, "session re-established, table in", func() bool {
 				return a2.e.Status().Established && b.e.Status().Established && a2.e.Synced() && converged(b.k, a2.k)
 			})
 			if a2.e.Status().Bulk.TimedOut {

@@ -12,17 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var (
-	_ Source = (*Conntrack)(nil)
-	_ Sink   = (*Conntrack)(nil)
-)
-
 // dumpMessageBuffer holds one dump datagram: the kernel fills skbs of up to
 // 32 KiB for a reader offering that much (netlink_dump).
 const dumpMessageBuffer = 64 << 10
 
-// Conntrack is the kernel's conntrack table of one network namespace, as a
-// Source and a Sink. It holds the event socket, read by one goroutine; the
+// Conntrack is the kernel's conntrack table of one network namespace, as
+// the sync engine reads and writes it (ctsync.Kernel). It holds the event socket, read by one goroutine; the
 // writer socket of Apply and Delete, opened on first use; and, for Open's
 // default Filter, two rtnetlink sockets that keep the router's addresses,
 // with a goroutine of their own. Dump opens a socket of its own per call.
@@ -239,7 +234,7 @@ func (c *Conntrack) addOwnPID(pid uint32) {
 	}
 }
 
-// Events returns the event stream (see Source and the package doc). It is
+// Events returns the event stream (see ctsync.Kernel and the package doc). It is
 // closed after Close.
 func (c *Conntrack) Events() <-chan flow.Event { return c.events }
 

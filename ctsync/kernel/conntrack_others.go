@@ -58,8 +58,3 @@ func (c *Conntrack) MaxTimeout(f *flow.Flow) uint32 {
 
 // Delete fails.
 func (c *Conntrack) Delete(ctx context.Context, keys []flow.Key) error { return errUnimplemented }
-
-var (
-	_ Source = (*Conntrack)(nil)
-	_ Sink   = (*Conntrack)(nil)
-)

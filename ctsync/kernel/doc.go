@@ -1,12 +1,12 @@
 // Package kernel is carpd's connection-state sync glue to the Linux
 // kernel's conntrack table over ctnetlink (NETLINK_NETFILTER,
-// NFNL_SUBSYS_CTNETLINK): the Source the sync engine reads on the primary
-// (a filtered dump and a reliable event stream) and the Sink it writes on
+// NFNL_SUBSYS_CTNETLINK): what the sync engine reads on the primary
+// (a filtered dump and a reliable event stream) and what it writes on
 // the backup (batched creates, updates and deletes). What ctnetlink allows,
 // and why the code below does what it does, is in docs/sync-protocol.md,
 // sections "Kernel source", "Kernel apply" and "What ctnetlink requires".
 //
-// # Source
+// # Reading
 //
 // [Conntrack.Dump] returns the table and [Conntrack.Events] streams NEW,
 // UPDATE and DESTROY events, both passed through a [Filter] (by default:
@@ -38,7 +38,7 @@
 // burst of any size costs the consumer one dump, and nothing older than the
 // EventOverrun follows it.
 //
-// # Sink
+// # Writing
 //
 // [Conntrack.Apply] upserts flows in batches (up to 256 IPCTNL_MSG_CT_NEW
 // requests per sendmsg, each with NLM_F_ACK, its reply matched by sequence

@@ -1,37 +1,14 @@
 package kernel
 
 import (
-	"context"
 	"log/slog"
 	"time"
-
-	"github.com/carpd/carpd/ctsync/flow"
 )
 
-// Source is conntrack as the sync engine reads it on the primary.
-//
-// The engine owns the seam it consumes (docs/architecture.md#house-rules, rule 2) and
-// may declare its own copy; this one documents the contract and lets the
-// compiler check that *Conntrack keeps fitting it.
-type Source interface {
-	// Each calls fn with every entry of the table that passes the Filter,
-	// as the dump streams in (Conntrack.Dump collects them in a slice).
-	Each(ctx context.Context, fn func(*flow.Flow)) error
-	// Events returns the event stream: NEW, UPDATE and DESTROY, passed
-	// through the Filter, and EventOverrun when events were lost, upon
-	// which the consumer must Dump again. The channel is closed by Close.
-	Events() <-chan flow.Event
-}
-
-// Sink is conntrack as the sync engine writes it on the backup.
-type Sink interface {
-	// Apply creates or updates flows and returns one error per flow, nil
-	// for success. See Conntrack.Apply.
-	Apply(ctx context.Context, flows []flow.Flow) []error
-	// Delete removes the entries with the given keys; a missing entry is
-	// not an error.
-	Delete(ctx context.Context, keys []flow.Key) error
-}
+// Conntrack is conntrack as ctsync.Kernel, the engine's own interface
+// (the consumer owns the seam), describes it: the engine reads it on the
+// primary (Each, Events) and writes it on the backup (Inject, Delete);
+// daemon passes a *Conntrack to ctsync.New, which checks that it fits.
 
 // Defaults for Config.
 const (

@@ -49,8 +49,13 @@ type syncPeer struct {
 // startSyncPeer runs an engine on end i of l toward the other end, with
 // k's flows (epoch 0: from the clock).
 func startSyncPeer(t *testing.T, l *ctsynctest.Link, i int, k *ctsynctest.Kernel, epoch uint32) *syncPeer {
+	return startSyncPeerKey(t, l, i, k, epoch, syncTestKey)
+}
+
+// startSyncPeerKey is startSyncPeer with another key.
+func startSyncPeerKey(t *testing.T, l *ctsynctest.Link, i int, k *ctsynctest.Kernel, epoch uint32, keyText string) *syncPeer {
 	t.Helper()
-	key, err := wire.KeyFromConfig(syncTestKey)
+	key, err := wire.KeyFromConfig(keyText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +183,41 @@ func TestEnvSyncDeadPeer(t *testing.T) {
 		if st.Demotion.Sync != 0 || !st.Sync.Bulk.Synced || !st.Sync.Bulk.TimedOut || lastDemote(t, &tp) != 0 {
 			t.Errorf("after bulk_timeout: demotion %+v, bulk %+v, advert %d; want 0, synced and timed out",
 				st.Demotion, st.Sync.Bulk, lastDemote(t, &tp))
+		}
+	})
+}
+
+// TestEnvSyncWrongKey: a peer with another key is, to us, noise on the
+// link: its frames are dropped and counted (drop_auth), none of its flows
+// gets in, and the demotion is lifted only at bulk_timeout, as for a dead
+// peer (status: timed_out). Frames that fail authentication cannot tell
+// a misconfigured peer from anyone else on the link, so they do not hold
+// the demotion; only authenticated ones do (see the test below).
+func TestEnvSyncWrongKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
+		seg.Add("listener", carp.Params{})
+		var tp tap
+		tp.install(seg, h.node)
+		pk := ctsynctest.NewKernel()
+		peerFlows(pk, 20)
+		startSyncPeerKey(t, h.syncLink, 1, pk, 0, "0e4b7a91c3d25f6807a1b9e3c5d7f0214b6d8e0a2c4e6f8193b5d7f9a1c3e5f7")
+		h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 10*time.Second))
+		step(seg, 9*time.Second)
+		st := h.status()
+		if st.Demotion.Sync != 32 || st.Sync.Bulk.Synced || st.Sync.Established || st.Sync.Counters.DropAuth == 0 {
+			t.Fatalf("before bulk_timeout: demotion %+v, synced %v, established %v, drop_auth %d; want 32, no session, drops counted",
+				st.Demotion, st.Sync.Bulk.Synced, st.Sync.Established, st.Sync.Counters.DropAuth)
+		}
+		step(seg, 3*time.Second)
+		st = h.status()
+		if st.Demotion.Sync != 0 || !st.Sync.Bulk.TimedOut || lastDemote(t, &tp) != 0 {
+			t.Errorf("after bulk_timeout: demotion %+v, bulk %+v, advert %d; want 0, timed out", st.Demotion, st.Sync.Bulk, lastDemote(t, &tp))
+		}
+		if n := len(h.syncKern.Snapshot()); n != 0 || st.Sync.FlowsPeer != 0 {
+			t.Errorf("%d flows in our table (%d from the peer) from a peer with another key, want none", n, st.Sync.FlowsPeer)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -298,4 +299,49 @@ func TestEnvSyncTakeover(t *testing.T) {
 			t.Errorf("after the takeover we replicate %d flows, want the peer's 20 adopted", h.status().Sync.FlowsLocal)
 		}
 	})
+}
+
+// TestSameSyncEveryField: sameSync tells apart two sync configurations
+// that differ in any one field (a new field of config.Sync fails this
+// until sameSync compares it), and reloads of the same one are the same.
+func TestSameSyncEveryField(t *testing.T) {
+	base := *syncCfg(config.Default(), time.Minute)
+	base.Sync.Filter.Include = []netip.Prefix{pfx("192.168.1.0/24")}
+	if !sameSync(base.Sync, base.Sync) {
+		t.Fatal("a configuration differs from itself")
+	}
+	orig := base.Sync
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		for i := range v.NumField() {
+			f, name := v.Field(i), path+v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(netip.Addr{}) {
+				walk(f, name+".")
+				continue
+			}
+			old := reflect.New(f.Type()).Elem()
+			old.Set(f)
+			switch {
+			case f.Type() == reflect.TypeOf(netip.Addr{}):
+				f.Set(reflect.ValueOf(netip.MustParseAddr("10.9.9.9")))
+			case f.Kind() == reflect.Bool:
+				f.SetBool(!f.Bool())
+			case f.Kind() == reflect.String:
+				f.SetString(f.String() + "x")
+			case f.CanUint():
+				f.SetUint(f.Uint() + 1)
+			case f.CanInt():
+				f.SetInt(f.Int() + 1)
+			case f.Kind() == reflect.Slice:
+				f.Set(reflect.Append(f, reflect.New(f.Type().Elem()).Elem()))
+			default:
+				t.Fatalf("%s: a field of kind %s; teach this test (and sameSync) about it", name, f.Kind())
+			}
+			if sameSync(orig, base.Sync) {
+				t.Errorf("sameSync misses a change of %s", name)
+			}
+			f.Set(old)
+		}
+	}
+	walk(reflect.ValueOf(&base.Sync).Elem(), "")
 }

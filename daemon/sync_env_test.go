@@ -345,3 +345,60 @@ func TestSameSyncEveryField(t *testing.T) {
 	}
 	walk(reflect.ValueOf(&base.Sync).Elem(), "")
 }
+
+// TestEnvSyncReload: a reload with the same sync configuration keeps the
+// engine (and lifts no demotion it should not, adds none); one that
+// changes it starts a new engine on a new socket, without demoting CARP
+// again, and the new session gets the peer's table again.
+func TestEnvSyncReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
+		seg.Add("listener", carp.Params{})
+		pk := ctsynctest.NewKernel()
+		peerFlows(pk, 5)
+		startSyncPeer(t, h.syncLink, 1, pk, 0)
+		cfg := syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 30*time.Second)
+		h.start(cfg)
+		if !stepUntil(seg, 10*time.Second, func() bool { return h.status().Sync.Bulk.Synced }) {
+			t.Fatalf("the peer's table never came in: %+v", h.status().Sync.Status)
+		}
+		engine := func() *ctsync.Engine {
+			var e *ctsync.Engine
+			if err := h.d.do(func() {
+				if h.d.sync != nil {
+					e = h.d.sync.engine
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		first, conn := engine(), h.syncLink.End(0)
+
+		same := *cfg
+		same.Sync.Filter.Include = append([]netip.Prefix(nil), cfg.Sync.Filter.Include...)
+		h.reload(&same)
+		step(seg, time.Second)
+		if engine() != first || h.syncLink.End(0) != conn {
+			t.Fatal("a reload with the same sync configuration restarted the engine")
+		}
+
+		changed := *cfg
+		changed.Sync.Window = 100 * time.Millisecond
+		h.reload(&changed)
+		if !stepUntil(seg, 10*time.Second, func() bool {
+			e := engine()
+			return e != nil && e != first && e.Status().Bulk.Synced && e.Status().Bulk.Received == 5
+		}) {
+			t.Fatalf("no new engine with the peer's table after the change: %+v", h.status().Sync.Status)
+		}
+		if h.syncLink.End(0) == conn {
+			t.Error("the new engine runs on the old socket")
+		}
+		if st := h.status(); st.Demotion.Sync != 0 {
+			t.Errorf("the restarted engine demotes CARP again: %+v", st.Demotion)
+		}
+	})
+}

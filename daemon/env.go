@@ -4,8 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/carpd/carpd/carp"
+	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/ctsync"
+	"github.com/carpd/carpd/ctsync/flow"
 	"github.com/carpd/carpd/vip"
 )
 
@@ -36,6 +40,25 @@ type Env struct {
 	ListenControl func(path string) (net.Listener, error)
 	// Clock is the vhosts' clock (carp.WithClock); nil is the real one.
 	Clock carp.Clock
+	// OpenSync opens what the state-sync engine runs on for sc: the
+	// conntrack table, filtered as sc says (vips: the only addresses of
+	// ours a peer's flow may carry), and the socket of the sync link
+	// (kernel.Open and listenSync). The daemon runs the real ctsync.Engine
+	// on them.
+	OpenSync func(sc config.Sync, vips []netip.Addr, log *slog.Logger) (SyncParts, error)
+}
+
+// SyncParts is what a sync engine runs on.
+type SyncParts struct {
+	Kernel ctsync.Kernel
+	// Conn is the sync link's socket; the engine closes it when it stops.
+	Conn net.PacketConn
+	// Admit and MaxTimeout are the table's own filter and timeouts
+	// (ctsync.Config); nil: none.
+	Admit      func(*flow.Flow) flow.Refusal
+	MaxTimeout func(*flow.Flow) uint32
+	// Close releases Kernel once the engine stopped; nil: nothing to do.
+	Close func() error
 }
 
 // Iface is a device's CARP sockets: carp.Sender for the vhosts, and the
@@ -106,6 +129,9 @@ func (e Env) withDefaults() Env {
 			}
 			return l, nil
 		}
+	}
+	if e.OpenSync == nil {
+		e.OpenSync = openSyncParts
 	}
 	return e
 }

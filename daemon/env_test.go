@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/carpd/carpd/carp"
 	"github.com/carpd/carpd/carp/carptest"
 	"github.com/carpd/carpd/config"
+	"github.com/carpd/carpd/ctsync/ctsynctest"
 )
 
 // These tests run whole daemons as an ordinary user: their interfaces are
@@ -46,6 +48,11 @@ type host struct {
 	ports  map[string]*carptest.Port // the last port opened per device
 	opened int                       // interfaces opened
 
+	// syncLink, if set, is the sync link: the daemon's engines run on its
+	// end 0, on syncKern (made by newHost), a fake conntrack table.
+	syncLink *ctsynctest.Link
+	syncKern *ctsynctest.Kernel
+
 	// next is what Reload loads.
 	next   *config.Config
 	cancel context.CancelFunc
@@ -59,7 +66,7 @@ var devices = []string{"dev0", "dev1"}
 // control socket in a fresh directory). It does not start it.
 func newHost(t *testing.T, seg *carptest.Segment, name string, cfg *config.Config) *host {
 	h := &host{t: t, seg: seg, node: seg.Add(name, carp.Params{}), links: carptest.NewLinks(),
-		netifd: carptest.NewNetifd(devices...), ports: map[string]*carptest.Port{}}
+		netifd: carptest.NewNetifd(devices...), ports: map[string]*carptest.Port{}, syncKern: ctsynctest.NewKernel()}
 	if cfg.Global.ControlSocket == config.DefaultControlSocket {
 		cfg.Global.ControlSocket = t.TempDir() + "/carpd.sock"
 	}
@@ -93,6 +100,12 @@ func (h *host) env() Env {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
 		Clock: h.seg.Clock,
+		OpenSync: func(config.Sync, []netip.Addr, *slog.Logger) (SyncParts, error) {
+			if h.syncLink == nil {
+				return SyncParts{}, errors.New("no sync link in this test")
+			}
+			return SyncParts{Kernel: h.syncKern, Conn: h.syncLink.Reopen(0)}, nil
+		},
 	}
 }
 

@@ -3,9 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
-	"reflect"
+	"slices"
 	"time"
 
 	"github.com/carpd/carpd/config"
@@ -18,7 +19,7 @@ import (
 type syncRunner struct {
 	cfg     config.Sync
 	engine  *ctsync.Engine
-	kern    *kernel.Conntrack
+	closeK  func() error // releases the engine's kernel; nil: nothing
 	cancel  context.CancelFunc
 	done    chan struct{}
 	started time.Time
@@ -60,11 +61,6 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 	if sc.Group.IsValid() {
 		dst = sc.Group
 	}
-	conn, err := listenSync(sc)
-	if err != nil {
-		return nil, err
-	}
-	f := sc.Filter
 	// The VIPs: the only addresses of ours a flow of the peer may carry
 	// (as its NAT address); kernel.Filter.CheckReceived.
 	var vips []netip.Addr
@@ -73,40 +69,62 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 			vips = append(vips, p.Addr())
 		}
 	}
-	// SkipOwnWrites: the events of the peer's flows we inject are not
-	// ours to replicate (the engine would ignore them anyway); dropping
-	// them at the socket spares a backup a second pass over every flow,
-	// and the event overruns (and table re-dumps) of a bulk transfer.
-	kc, err := kernel.Open(kernel.Config{Log: d.log, SkipOwnWrites: true, Filter: kernel.Filter{
-		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
-		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
-		VIPs: vips,
-	}})
+	parts, err := d.env.OpenSync(sc, vips, d.log)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("conntrack: %w", err)
+		return nil, err
 	}
 	host, _ := os.Hostname()
-	r := &syncRunner{cfg: sc, kern: kc, done: make(chan struct{}), started: time.Now()}
+	r := &syncRunner{cfg: sc, closeK: parts.Close, done: make(chan struct{}), started: time.Now()}
 	r.engine, err = ctsync.New(ctsync.Config{
 		Key: key, Name: host, Peer: netip.AddrPortFrom(dst, sc.Port),
 		Window: sc.Window, Refresh: sc.Refresh, BulkTimeout: sc.BulkTimeout, Bandwidth: sc.Bandwidth,
-		Log: d.log,
-		// What we receive goes through the filter of what we send.
-		Admit: kc.Admit, MaxTimeout: kc.MaxTimeout,
+		Log:   d.log,
+		Admit: parts.Admit, MaxTimeout: parts.MaxTimeout,
 		OnSynced: func() {
 			select {
 			case d.syncedCh <- struct{}{}:
 			default:
 			}
 		},
-	}, kc, conn)
+	}, parts.Kernel, parts.Conn)
 	if err != nil {
-		kc.Close()
-		conn.Close()
+		r.closeKernel()
+		parts.Conn.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// openSyncParts is Env.OpenSync's real one: the kernel's conntrack table
+// and a UDP socket bound to the sync link's device.
+func openSyncParts(sc config.Sync, vips []netip.Addr, log *slog.Logger) (SyncParts, error) {
+	conn, err := listenSync(sc)
+	if err != nil {
+		return SyncParts{}, err
+	}
+	f := sc.Filter
+	// SkipOwnWrites: the events of the peer's flows we inject are not
+	// ours to replicate (the engine would ignore them anyway); dropping
+	// them at the socket spares a backup a second pass over every flow,
+	// and the event overruns (and table re-dumps) of a bulk transfer.
+	kc, err := kernel.Open(kernel.Config{Log: log, SkipOwnWrites: true, Filter: kernel.Filter{
+		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
+		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
+		VIPs: vips,
+	}})
+	if err != nil {
+		conn.Close()
+		return SyncParts{}, fmt.Errorf("conntrack: %w", err)
+	}
+	// What we receive goes through the filter of what we send.
+	return SyncParts{Kernel: kc, Conn: conn, Admit: kc.Admit, MaxTimeout: kc.MaxTimeout, Close: kc.Close}, nil
+}
+
+// closeKernel releases the engine's kernel.
+func (r *syncRunner) closeKernel() {
+	if r.closeK != nil {
+		_ = r.closeK()
+	}
 }
 
 // stopSyncNow stops the engine and waits for it (Run, at the end).
@@ -116,7 +134,7 @@ func (d *Daemon) stopSyncNow() {
 	}
 	d.sync.cancel()
 	<-d.sync.done
-	d.sync.kern.Close()
+	d.sync.closeKernel()
 	d.sync = nil
 }
 
@@ -133,7 +151,7 @@ func (d *Daemon) stopSync() {
 	go func() {
 		defer d.bg.Done()
 		<-r.done
-		r.kern.Close()
+		r.closeKernel()
 		d.post(func() {
 			d.syncStopping = false
 			d.startSync()
@@ -145,12 +163,26 @@ func (d *Daemon) stopSync() {
 // reloadSync restarts the engine when its configuration changed. The new
 // session makes the peer resend its table; CARP is not demoted again.
 func (d *Daemon) reloadSync(old config.Sync) {
-	if reflect.DeepEqual(old, d.cfg.Sync) && (d.sync != nil || d.syncStopping || !d.cfg.Sync.Enabled) {
+	if sameSync(old, d.cfg.Sync) && (d.sync != nil || d.syncStopping || !d.cfg.Sync.Enabled) {
 		return
 	}
 	d.log.Info("state sync configuration changed; restarting the sync engine")
 	d.stopSync()
 	d.startSync()
+}
+
+// sameSync reports whether two sync configurations are the same: what
+// reflect.DeepEqual would say (but for nil and empty lists, the same
+// here), without linking it (8 KB on MIPS). TestSameSyncEveryField fails
+// when config.Sync gets a field this does not compare.
+func sameSync(a, b config.Sync) bool {
+	fa, fb := a.Filter, b.Filter
+	return a.Enabled == b.Enabled && a.Interface == b.Interface && a.Peer == b.Peer && a.Group == b.Group &&
+		a.Port == b.Port && a.Key == b.Key && a.Bandwidth == b.Bandwidth && a.Window == b.Window &&
+		a.Refresh == b.Refresh && a.BulkTimeout == b.BulkTimeout && a.Demotion == b.Demotion &&
+		string(fa.Protocols) == string(fb.Protocols) && slices.Equal(fa.Include, fb.Include) &&
+		slices.Equal(fa.Exclude, fb.Exclude) && slices.Equal(fa.Zones, fb.Zones) && fa.Mark == fb.Mark &&
+		fa.MarkMask == fb.MarkMask && fa.MinTCPState == fb.MinTCPState && fa.AssuredOnly == fb.AssuredOnly
 }
 
 // syncDemotion is the demotion while the initial bulk transfer has not

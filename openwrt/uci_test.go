@@ -413,7 +413,7 @@ func TestFormatEmpty(t *testing.T) {
 }
 
 // stripLines returns f without what Format does not write back: line
-// numbers, and Cleared (the `option x ”` statements, which Format drops as
+// numbers, and Cleared (options set to the empty string, which Format drops as
 // `uci commit` does).
 func stripLines(f *File) *File {
 	out := &File{Name: f.Name}

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -89,9 +88,22 @@ func New(prefix string) (*Lab, error) {
 	}, nil
 }
 
+// TB is the part of testing.TB that Cleanup and Require use. It is declared
+// here so that the lab package, which bench and lab/demo use outside tests,
+// does not import testing; a *testing.T or *testing.B satisfies it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Cleanup registers l.Close with t.Cleanup and reports its error. If the
 // test has failed by then, it first logs the tail of every process's output.
-func Cleanup(t testing.TB, l *Lab) {
+func Cleanup(t TB, l *Lab) {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -287,7 +299,7 @@ func available() error {
 
 // Require skips t unless Available. With CARPD_REQUIRE_NETNS=1 in the
 // environment it fails t instead, so that CI cannot pass by skipping.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	err := Available()
 	if err == nil {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"go/build"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,30 @@ import (
 )
 
 // These tests need no privileges.
+
+// *testing.T and *testing.B are what callers hand to Cleanup and Require.
+var (
+	_ TB = (*testing.T)(nil)
+	_ TB = (*testing.B)(nil)
+)
+
+// TestNoTestingImport: bench and lab/demo link lab into ordinary binaries,
+// which must not pull in the testing package and its flags.
+func TestNoTestingImport(t *testing.T) {
+	for _, goos := range []string{"linux", "freebsd"} {
+		ctx := build.Default
+		ctx.GOOS = goos
+		pkg, err := ctx.ImportDir(".", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range pkg.Imports {
+			if imp == "testing" {
+				t.Errorf("GOOS=%s: lab imports testing from non-test code", goos)
+			}
+		}
+	}
+}
 
 func TestSummarize(t *testing.T) {
 	t0 := time.Unix(1000, 0)

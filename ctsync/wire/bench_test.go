@@ -64,7 +64,7 @@ func BenchmarkAppendRecords(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := AppendRecords(buf[:0], recs); err != nil {
+			if _, err := appendRecords(buf[:0], recs); err != nil {
 				b.Fatal(err)
 			}
 		}

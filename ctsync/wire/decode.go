@@ -38,8 +38,8 @@ type Decoder struct {
 	want   [MaxWant]uint64
 }
 
-// NewDecoder returns a Decoder over the record stream b.
-func NewDecoder(b []byte) *Decoder {
+// newDecoder returns a Decoder over the record stream b.
+func newDecoder(b []byte) *Decoder {
 	d := new(Decoder)
 	d.Reset(b)
 	return d
@@ -75,8 +75,8 @@ func (d *Decoder) Record() *Record { return &d.rec }
 // Err returns the error that stopped Next, or nil at a clean end.
 func (d *Decoder) Err() error { return d.err }
 
-// Offset is the number of bytes consumed.
-func (d *Decoder) Offset() int { return d.off }
+// offset is the number of bytes consumed.
+func (d *Decoder) offset() int { return d.off }
 
 // Sticky readers: after the first failure they return zero values and
 // leave rerr set; decode checks rerr before using what it read where a

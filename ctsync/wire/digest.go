@@ -35,8 +35,8 @@ func (d *Digest) Add(id uint64, k flow.Key) {
 	d.n++
 }
 
-// Remove takes a pair added before out of d.
-func (d *Digest) Remove(id uint64, k flow.Key) {
+// remove takes a pair added before out of d.
+func (d *Digest) remove(id uint64, k flow.Key) {
 	hi, lo := flowHash(id, k)
 	var b uint64
 	d.lo, b = bits.Sub64(d.lo, lo, 0)
@@ -55,8 +55,8 @@ func (d *Digest) Sum() [DigestLen]byte {
 	return s
 }
 
-// Reset empties d.
-func (d *Digest) Reset() { *d = Digest{} }
+// reset empties d.
+func (d *Digest) reset() { *d = Digest{} }
 
 func flowHash(id uint64, k flow.Key) (hi, lo uint64) {
 	var in [digestInputLen]byte

@@ -39,7 +39,7 @@ func TestDigest(t *testing.T) {
 	if a.Sum() == full {
 		t.Fatal("Add did not change the digest")
 	}
-	a.Remove(99999, pairs[0].k)
+	a.remove(99999, pairs[0].k)
 	if a.Sum() != full || a.Count() != 200 {
 		t.Fatal("Remove did not undo Add")
 	}
@@ -50,13 +50,13 @@ func TestDigest(t *testing.T) {
 		t.Fatal("a pair added twice cancelled out")
 	}
 	for _, p := range pairs {
-		a.Remove(p.id, p.k)
+		a.remove(p.id, p.k)
 	}
 	if a.Sum() != ([DigestLen]byte{}) || a.Count() != 0 {
 		t.Fatalf("removing everything left %x", a.Sum())
 	}
 	a.Add(1, pairs[0].k)
-	a.Reset()
+	a.reset()
 	if a.Sum() != ([DigestLen]byte{}) {
 		t.Fatal("Reset")
 	}

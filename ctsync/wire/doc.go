@@ -8,7 +8,7 @@
 //
 // Layout:
 //
-//	record.go   Record and its types; AppendRecords, DecodeRecords
+//	record.go   Record and its types; Encoder, DecodeRecords
 //	encode.go   Encoder: record stream of one frame
 //	decode.go   Decoder: sticky-error iterator over a record stream
 //	frame.go    Header, Session: handshake, keys, Seal, Open

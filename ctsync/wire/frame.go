@@ -303,9 +303,6 @@ func NewSession(c SessionConfig) (*Session, error) {
 	return s, nil
 }
 
-// Epoch returns our epoch.
-func (s *Session) Epoch() uint32 { return s.epoch }
-
 // Established reports whether data can flow both ways: we have the peer's
 // nonce and it has shown it has ours.
 func (s *Session) Established() bool {

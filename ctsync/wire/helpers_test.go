@@ -120,9 +120,9 @@ func sampleFlows() map[string]flow.Flow {
 
 func mustAppend(t testing.TB, recs []Record) []byte {
 	t.Helper()
-	b, err := AppendRecords(nil, recs)
+	b, err := appendRecords(nil, recs)
 	if err != nil {
-		t.Fatalf("AppendRecords: %v", err)
+		t.Fatalf("appendRecords: %v", err)
 	}
 	return b
 }

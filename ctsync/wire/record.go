@@ -201,8 +201,8 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// AppendRecords appends the record stream of recs to b.
-func AppendRecords(b []byte, recs []Record) ([]byte, error) {
+// appendRecords appends the record stream of recs to b.
+func appendRecords(b []byte, recs []Record) ([]byte, error) {
 	var e Encoder
 	e.Reset(b)
 	for i := range recs {

@@ -572,7 +572,7 @@ func TestTruncation(t *testing.T) {
 func TestDecoderReuse(t *testing.T) {
 	b1 := mustAppend(t, []Record{{Type: RecordNew, ID: 5, Flow: masqFlow(1)}})
 	b2 := mustAppend(t, []Record{{Type: RecordDelete, ID: 1}})
-	d := NewDecoder([]byte{0xff})
+	d := newDecoder([]byte{0xff})
 	if d.Next() || d.Err() == nil {
 		t.Fatal("bad stream decoded")
 	}
@@ -581,8 +581,8 @@ func TestDecoderReuse(t *testing.T) {
 		if !d.Next() {
 			t.Fatalf("Next: %v", d.Err())
 		}
-		if d.Next() || d.Err() != nil || d.Offset() != len(b) {
-			t.Fatalf("after the only record: err %v off %d", d.Err(), d.Offset())
+		if d.Next() || d.Err() != nil || d.offset() != len(b) {
+			t.Fatalf("after the only record: err %v off %d", d.Err(), d.offset())
 		}
 	}
 	// The second frame's id context starts from zero again.
@@ -620,7 +620,7 @@ func TestWantRecord(t *testing.T) {
 			t.Errorf("%v: round trip (-want +got):\n%s", ids, d)
 		}
 	}
-	if b, _ := AppendRecords(nil, []Record{{Type: RecordWant, Want: []uint64{1, 2, 3}}}); len(b) != 5 {
+	if b, _ := appendRecords(nil, []Record{{Type: RecordWant, Want: []uint64{1, 2, 3}}}); len(b) != 5 {
 		t.Errorf("WANT of three consecutive ids is %d bytes, want 5", len(b))
 	}
 	many := make([]uint64, MaxWant+1)
@@ -628,7 +628,7 @@ func TestWantRecord(t *testing.T) {
 		many[i] = uint64(i)
 	}
 	for _, ids := range [][]uint64{nil, {5, 5}, {6, 2}, many} {
-		if _, err := AppendRecords(nil, []Record{{Type: RecordWant, Want: ids}}); err == nil {
+		if _, err := appendRecords(nil, []Record{{Type: RecordWant, Want: ids}}); err == nil {
 			t.Errorf("WANT %v encoded", ids)
 		}
 	}

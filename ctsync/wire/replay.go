@@ -53,5 +53,5 @@ func (w *ReplayWindow) Accept(pn uint64) bool {
 	return true
 }
 
-// Reset empties the window.
-func (w *ReplayWindow) Reset() { *w = ReplayWindow{} }
+// reset empties the window.
+func (w *ReplayWindow) reset() { *w = ReplayWindow{} }

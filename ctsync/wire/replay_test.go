@@ -28,7 +28,7 @@ func TestReplayWindowBasics(t *testing.T) {
 			t.Fatalf("step %d: Accept(%d) = %v, want %v", i, s.pn, got, s.want)
 		}
 	}
-	w.Reset()
+	w.reset()
 	if !w.Accept(0) || !w.Accept(100) {
 		t.Fatal("Reset did not empty the window")
 	}

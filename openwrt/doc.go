@@ -12,7 +12,7 @@
 // The parser has two layers:
 //
 //   - ParseUCI turns bytes into a File of Sections and Options, following
-//     libuci's parser rule for rule, and File.Format writes a File back the
+//     libuci's parser rule for rule, and File.format writes a File back the
 //     way `uci commit` does. This layer knows nothing about carpd.
 //   - ParseConfig and LoadConfig map a File onto config.Config, report
 //     values that are wrong with file, line and option, and run
@@ -20,7 +20,7 @@
 //
 // Layout:
 //
-//	uci.go       ParseUCI, File.Format: the UCI syntax (pure)
+//	uci.go       ParseUCI, File.format: the UCI syntax (pure)
 //	config.go    ParseConfig, LoadConfig, MapConfig: sections carpd and vhid (pure)
 //	sync.go      the sync section (pure)
 //	errors.go    ParseError, ConfigError

@@ -53,7 +53,7 @@ func FuzzParseUCI(f *testing.F) {
 		checkFile(t, file, data)
 
 		// Round trip: what Format writes reads back to the same File.
-		out := file.Format()
+		out := file.format()
 		again, err := ParseUCI("fuzz", out)
 		if err != nil {
 			t.Fatalf("ParseUCI(Format()) failed: %v\ninput:  %q\nformat: %q", err, data, out)
@@ -61,7 +61,7 @@ func FuzzParseUCI(f *testing.F) {
 		if diff := cmp.Diff(stripLines(file), stripLines(again)); diff != "" {
 			t.Fatalf("round trip mismatch (-parsed +reparsed):\n%s\ninput:  %q\nformat: %q", diff, data, out)
 		}
-		if out2 := again.Format(); !bytes.Equal(out, out2) {
+		if out2 := again.format(); !bytes.Equal(out, out2) {
 			t.Fatalf("Format is not stable:\nfirst:  %q\nsecond: %q", out, out2)
 		}
 	})

@@ -12,10 +12,6 @@ import (
 	"github.com/carpd/carpd/internal/asyncq"
 )
 
-// DefaultHotplugCall is OpenWrt's hotplug dispatcher: it sources every
-// script in /etc/hotplug.d/<subsystem>/ in order (docs/ubus.md#hotplug).
-const DefaultHotplugCall = "/sbin/hotplug-call"
-
 // HotplugSubsystem is the directory name under /etc/hotplug.d for carpd's
 // events.
 const HotplugSubsystem = "carp"
@@ -66,8 +62,8 @@ func (h *Hotplug) Configure(path string, timeout time.Duration) {
 // It never blocks.
 func (h *Hotplug) Event(env ...string) { h.q.Push(env) }
 
-// Dropped returns how many events were dropped because the queue was full.
-func (h *Hotplug) Dropped() uint64 { return h.q.Dropped() }
+// dropped returns how many events were dropped because the queue was full.
+func (h *Hotplug) dropped() uint64 { return h.q.Dropped() }
 
 // Close runs the events already queued, then stops. It waits at most one
 // timeout per queued event.

@@ -38,10 +38,8 @@ func ResolveInterface(ctx context.Context, ubus Caller, name string) (dev string
 
 func l3Device(name string, raw json.RawMessage) (string, bool, error) {
 	var st struct {
-		Up        bool   `json:"up"`
-		L3Device  string `json:"l3_device"`
-		Device    string `json:"device"`
-		Available bool   `json:"available"`
+		L3Device string `json:"l3_device"`
+		Device   string `json:"device"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return "", true, fmt.Errorf("network %q: bad status from netifd: %w", name, err)

@@ -45,11 +45,11 @@ type Option struct {
 	ValueLines []int
 }
 
-// Get returns the section that ref names, or nil. ref is a section name or an
+// get returns the section that ref names, or nil. ref is a section name or an
 // extended reference as in `uci get carpd.@vhid[0]`: @type[N] is the N-th
 // section of that type, @type[-1] the last, and @[N] counts sections of any
 // type.
-func (f *File) Get(ref string) *Section {
+func (f *File) get(ref string) *Section {
 	if !strings.HasPrefix(ref, "@") {
 		for _, s := range f.Sections {
 			if s.Name == ref {
@@ -505,7 +505,7 @@ func validStr(s string, typ, pkg bool) bool {
 	return true
 }
 
-// Format writes the file as `uci commit` does (libuci uci_export_package
+// format writes the file as `uci commit` does (libuci uci_export_package
 // without the package header): every section preceded by a blank line,
 // options indented by a tab, section names and values in single quotes, and
 // a quote in a value written as close quote, escaped quote, open quote:
@@ -519,7 +519,7 @@ func validStr(s string, typ, pkg bool) bool {
 // One difference from libuci: a section type is quoted when it contains a
 // character that would not survive being read back bare (' " \ # ;); libuci
 // writes the type bare and so corrupts such types.
-func (f *File) Format() []byte {
+func (f *File) format() []byte {
 	var b bytes.Buffer
 	for _, s := range f.Sections {
 		b.WriteString("\nconfig ")

@@ -346,17 +346,17 @@ config vhid 'wan'
 	}
 	for _, tt := range tests {
 		got := ""
-		if s := f.Get(tt.ref); s != nil {
+		if s := f.get(tt.ref); s != nil {
 			got = s.Name
 		}
 		if got != tt.want {
 			t.Errorf("Get(%q) = %q, want %q", tt.ref, got, tt.want)
 		}
 	}
-	if o := f.Get("@vhid[1]").Option("vhid"); o == nil || o.Values[0] != "2" {
+	if o := f.get("@vhid[1]").Option("vhid"); o == nil || o.Values[0] != "2" {
 		t.Errorf("@vhid[1].vhid = %+v, want 2", o)
 	}
-	if o := f.Get("lan").Option("nope"); o != nil {
+	if o := f.get("lan").Option("nope"); o != nil {
 		t.Errorf("Option(nope) = %+v, want nil", o)
 	}
 }
@@ -388,7 +388,7 @@ config 'odd#type'
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := f.Format()
+	out := f.format()
 	if diff := cmp.Diff(want, string(out)); diff != "" {
 		t.Errorf("Format mismatch (-want +got):\n%s", diff)
 	}
@@ -402,12 +402,12 @@ config 'odd#type'
 }
 
 func TestFormatEmpty(t *testing.T) {
-	if got := string((&File{}).Format()); got != "\n" {
+	if got := string((&File{}).format()); got != "\n" {
 		t.Errorf("Format of an empty file = %q, want %q", got, "\n")
 	}
 	// A hand-built option without a value is left out, as uci would drop it.
 	f := &File{Sections: []*Section{{Type: "t", Name: "s", Options: []*Option{{Name: "a"}, {Name: "b", Values: []string{""}}}}}}
-	if got, want := string(f.Format()), "\nconfig t 's'\n\n"; got != want {
+	if got, want := string(f.format()), "\nconfig t 's'\n\n"; got != want {
 		t.Errorf("Format = %q, want %q", got, want)
 	}
 }
@@ -465,14 +465,14 @@ func TestParseUCILongInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := f.Get("last")
+	last := f.get("last")
 	if last == nil || last.Line != 4001 || last.Option("w").Line != 5003 {
 		t.Errorf("last section %+v, want line 4001 with w at 5003", last)
 	}
 	if n := len(last.Options); n != 50002 {
 		t.Errorf("last section has %d options, want 50002", n)
 	}
-	if got := f.Get("@vhid[-1]").Name; got != "cfg7d08c90" {
+	if got := f.get("@vhid[-1]").Name; got != "cfg7d08c90" {
 		t.Errorf("2000th anonymous vhid is %q, want cfg7d08c90", got)
 	}
 }

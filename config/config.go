@@ -92,8 +92,8 @@ type VHID struct {
 	Preempt *bool
 }
 
-// Interval returns the advertisement interval advbase + advskew/256 s.
-func (v *VHID) Interval() time.Duration {
+// interval returns the advertisement interval advbase + advskew/256 s.
+func (v *VHID) interval() time.Duration {
 	return time.Duration(v.AdvBase)*time.Second + time.Duration(v.AdvSkew)*time.Second/256
 }
 

@@ -44,8 +44,8 @@ func TestValidate(t *testing.T) {
 
 func TestInterval(t *testing.T) {
 	v := VHID{AdvBase: 1, AdvSkew: 128}
-	if v.Interval() != 1500*time.Millisecond {
-		t.Errorf("interval %v", v.Interval())
+	if v.interval() != 1500*time.Millisecond {
+		t.Errorf("interval %v", v.interval())
 	}
 	if v.Key() != "/0" {
 		t.Errorf("key %q", v.Key())

@@ -62,11 +62,9 @@ type BinaryInfo struct {
 	FPUInstructions int
 }
 
-// MIPS .MIPS.abiflags fp_abi values (binutils' Val_GNU_MIPS_ABI_FP_*).
-const (
-	MIPSFPABIDouble = 1
-	MIPSFPABISoft   = 3
-)
+// MIPSFPABISoft is the .MIPS.abiflags fp_abi value of a soft-float object
+// (binutils' Val_GNU_MIPS_ABI_FP_SOFT).
+const MIPSFPABISoft = 3
 
 // InspectBinary reads what TargetOf's checks need from an ELF file.
 func InspectBinary(bin []byte) (*BinaryInfo, error) {

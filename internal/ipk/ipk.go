@@ -314,12 +314,3 @@ func (p *Package) Build() (*Built, error) {
 	}
 	return &Built{IPK: ipk, DataTar: dataTar, ControlTar: controlTar, InstalledSize: int64(len(dataTar))}, nil
 }
-
-// Bytes returns the .ipk file of p.
-func (p *Package) Bytes() ([]byte, error) {
-	b, err := p.Build()
-	if err != nil {
-		return nil, err
-	}
-	return b.IPK, nil
-}

@@ -15,7 +15,7 @@ func TestPostinstPkg(t *testing.T) {
 		Files:       []File{{Path: "/www/luci-static/resources/view/x/status.js", Mode: 0o644, Data: []byte("'use strict';\n")}},
 		PostinstPkg: "#!/bin/sh\nrm -rf /tmp/luci-modulecache/\n",
 	}
-	b, err := p.Bytes()
+	b, err := ipkBytes(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestOpkgLifecycle(t *testing.T) {
 		p.Control.Version = version
 		p.Conffiles = []string{"/etc/config/carpd"}
 		p.Files[2].Data = []byte(config)
-		b, err := p.Bytes()
+		b, err := ipkBytes(p)
 		if err != nil {
 			t.Fatal(err)
 		}

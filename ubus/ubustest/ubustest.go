@@ -160,16 +160,6 @@ func (s *Server) Clients() int {
 	return len(s.clients)
 }
 
-// Subscribers returns how many subscribers the object at path has.
-func (s *Server) Subscribers(path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if o := s.byPath[path]; o != nil {
-		return len(s.subs[o.id])
-	}
-	return 0
-}
-
 // Disconnect drops the client with the given id, as if ubusd had kicked it.
 func (s *Server) Disconnect(id uint32) {
 	s.mu.Lock()

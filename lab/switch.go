@@ -140,16 +140,6 @@ func (h *Host) AddAddr(ifname, cidr string) error {
 	return err
 }
 
-// DelAddr removes cidr from ifname (`ip addr del`).
-func (h *Host) DelAddr(ifname, cidr string) error {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return fmt.Errorf("lab: %s: %w", h, err)
-	}
-	_, err = ipIn(context.Background(), h.NS, "addr", "del", p.String(), "dev", ifname)
-	return err
-}
-
 // SetUp raises or drops the carrier the host sees on the link, like plugging
 // or pulling the cable: it sets the bridge-side end up or down, and the
 // host's end, still administratively up, goes NO-CARRIER (no LOWER_UP,

@@ -149,11 +149,15 @@ func splitAttr(b []byte, lastMayBeShort bool) (Attr, []byte, error) {
 // payload. The returned Data fields alias b.
 func ParseAttrs(b []byte) ([]Attr, error) {
 	var out []Attr
-	d := NewAttrDecoder(b)
-	for d.Next() {
-		out = append(out, d.Attr())
+	for len(b) > 0 {
+		a, rest, err := SplitAttr(b)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+		b = rest
 	}
-	return out, d.Err()
+	return out, nil
 }
 
 // appendHeader appends a blob_attr header.
@@ -200,147 +204,8 @@ func cString(data []byte) (string, error) {
 	return string(data[:bytes.IndexByte(data, 0)]), nil
 }
 
-// AttrDecoder iterates over a sequence of plain blob attributes with a sticky
-// error, like netlink.AttributeDecoder. Typical use:
-//
-//	d := blob.NewAttrDecoder(b)
-//	for d.Next() {
-//		switch d.ID() {
-//		case 3:
-//			id = d.Uint32()
-//		}
-//	}
-//	if err := d.Err(); err != nil { … }
-//
-// Getters check the payload size; a mismatch sets the error and ends the
-// iteration. Byte slices returned alias the input.
-type AttrDecoder struct {
-	b   []byte // the attributes not yet visited
-	a   Attr   // the current attribute
-	err error  // sticky
-}
-
-// NewAttrDecoder returns a decoder for the attributes in b.
-func NewAttrDecoder(b []byte) *AttrDecoder { return &AttrDecoder{b: b} }
-
-// Next advances to the next attribute. It returns false at the end of the
-// input or after an error; check Err.
-func (d *AttrDecoder) Next() bool {
-	if d.err != nil || len(d.b) == 0 {
-		return false
-	}
-	a, rest, err := SplitAttr(d.b)
-	if err != nil {
-		d.err = err
-		return false
-	}
-	d.a, d.b = a, rest
-	return true
-}
-
-// Err returns the first error met while decoding.
-func (d *AttrDecoder) Err() error { return d.err }
-
-// Attr returns the current attribute.
-func (d *AttrDecoder) Attr() Attr { return d.a }
-
-// ID returns the current attribute's id.
-func (d *AttrDecoder) ID() uint8 { return d.a.ID }
-
-// Extended reports the current attribute's extended bit.
-func (d *AttrDecoder) Extended() bool { return d.a.Extended }
-
-// Bytes returns the current payload.
-func (d *AttrDecoder) Bytes() []byte { return d.a.Data }
-
-// fail records a getter error for the current attribute.
-func (d *AttrDecoder) fail(err error) {
-	if d.err == nil {
-		d.err = fmt.Errorf("blob: attribute %d: %w", d.a.ID, err)
-	}
-}
-
-// fixed returns the payload if it has exactly n bytes.
-func (d *AttrDecoder) fixed(n int) []byte {
-	if err := checkFixed(d.a.Data, n); err != nil {
-		d.fail(err)
-		return nil
-	}
-	return d.a.Data
-}
-
-// Uint8 decodes a BLOB_ATTR_INT8 payload.
-func (d *AttrDecoder) Uint8() uint8 {
-	if b := d.fixed(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-// Uint16 decodes a big-endian BLOB_ATTR_INT16 payload.
-func (d *AttrDecoder) Uint16() uint16 {
-	if b := d.fixed(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-// Uint32 decodes a big-endian BLOB_ATTR_INT32 payload.
-func (d *AttrDecoder) Uint32() uint32 {
-	if b := d.fixed(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-// Uint64 decodes a big-endian BLOB_ATTR_INT64 payload.
-func (d *AttrDecoder) Uint64() uint64 {
-	if b := d.fixed(8); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
-}
-
-// String decodes a NUL-terminated BLOB_ATTR_STRING payload, stopping at the
-// first NUL as C does.
-func (d *AttrDecoder) String() string {
-	s, err := cString(d.a.Data)
-	if err != nil {
-		d.fail(err)
-	}
-	return s
-}
-
-// Nested calls fn with a decoder over the current payload, treated as plain
-// attributes. An error from fn or from the nested decoder becomes d's error.
-func (d *AttrDecoder) Nested(fn func(*AttrDecoder) error) {
-	if d.err != nil {
-		return
-	}
-	nd := NewAttrDecoder(d.a.Data)
-	if err := fn(nd); err != nil {
-		d.fail(err)
-	} else if err := nd.Err(); err != nil {
-		d.fail(err)
-	}
-}
-
-// Blobmsg calls fn with a blobmsg Decoder over the current payload (the
-// content of ubus DATA and SIGNATURE attributes).
-func (d *AttrDecoder) Blobmsg(fn func(*Decoder) error) {
-	if d.err != nil {
-		return
-	}
-	nd := NewDecoder(d.a.Data)
-	if err := fn(nd); err != nil {
-		d.fail(err)
-	} else if err := nd.Err(); err != nil {
-		d.fail(err)
-	}
-}
-
-// AttrEncoder builds a sequence of plain blob attributes with a sticky error,
-// mirroring AttrDecoder. Nested containers are written in place: the header
+// AttrEncoder builds a sequence of plain blob attributes with a sticky error.
+// Nested containers are written in place: the header
 // is reserved first and its length patched when the container closes, as
 // blob_nest_start/blob_nest_end do.
 type AttrEncoder struct {
@@ -370,30 +235,6 @@ func (e *AttrEncoder) Attr(a Attr) {
 // Bytes appends an attribute with the given payload.
 func (e *AttrEncoder) Bytes(id uint8, data []byte) { e.Attr(Attr{ID: id, Data: data}) }
 
-// Uint8 appends a BLOB_ATTR_INT8 payload.
-func (e *AttrEncoder) Uint8(id, v uint8) { e.Bytes(id, []byte{v}) }
-
-// Uint16 appends a big-endian BLOB_ATTR_INT16 payload.
-func (e *AttrEncoder) Uint16(id uint8, v uint16) {
-	e.Bytes(id, binary.BigEndian.AppendUint16(nil, v))
-}
-
-// Uint32 appends a big-endian BLOB_ATTR_INT32 payload (blob_put_int32).
-func (e *AttrEncoder) Uint32(id uint8, v uint32) {
-	e.Bytes(id, binary.BigEndian.AppendUint32(nil, v))
-}
-
-// Uint64 appends a big-endian BLOB_ATTR_INT64 payload.
-func (e *AttrEncoder) Uint64(id uint8, v uint64) {
-	e.Bytes(id, binary.BigEndian.AppendUint64(nil, v))
-}
-
-// String appends a NUL-terminated string (blob_put_string). Like C's strlen,
-// it stops at an embedded NUL.
-func (e *AttrEncoder) String(id uint8, s string) {
-	e.Bytes(id, append([]byte(truncNUL(s)), 0))
-}
-
 // Nested appends a container attribute whose payload fn encodes as plain
 // attributes.
 func (e *AttrEncoder) Nested(id uint8, fn func(*AttrEncoder) error) {
@@ -402,21 +243,6 @@ func (e *AttrEncoder) Nested(id uint8, fn func(*AttrEncoder) error) {
 	}
 	pos := len(e.b)
 	ne := &AttrEncoder{b: appendHeader(e.b, id, false, 0)}
-	if err := fn(ne); err != nil && ne.err == nil {
-		ne.err = err
-	}
-	e.b, e.err = ne.b, ne.err
-	e.close(pos, id, false)
-}
-
-// Blobmsg appends a plain attribute whose payload fn encodes as blobmsg
-// attributes: ubus DATA and SIGNATURE.
-func (e *AttrEncoder) Blobmsg(id uint8, fn func(*Encoder) error) {
-	if e.err != nil {
-		return
-	}
-	pos := len(e.b)
-	ne := &Encoder{b: appendHeader(e.b, id, false, 0)}
 	if err := fn(ne); err != nil && ne.err == nil {
 		ne.err = err
 	}

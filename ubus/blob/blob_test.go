@@ -2,6 +2,7 @@ package blob
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -105,98 +106,61 @@ func TestAttrErrors(t *testing.T) {
 	}
 }
 
-// TestAttrDecoder: the plain iterator and its sticky error.
-func TestAttrDecoder(t *testing.T) {
-	b := unhex(t, `
+// attrStream is a sequence of plain attributes as a ubus message carries
+// them: a status, a string, ints of every width and a blobmsg table.
+const attrStream = `
 		01000008 00000003
 		02000009 74657374 00000000
 		0a000005 01000000
 		0b00000c 0000000a 11223344
 		06000006 abcd0000
-		07000014 85000010 00027263 00000000 00000000`)
-	d := NewAttrDecoder(b)
-	var got []string
-	for d.Next() {
-		switch d.ID() {
-		case 1:
-			if d.Uint32() != 3 {
-				t.Error("status")
-			}
-		case 2:
-			got = append(got, d.String())
-		case 10:
-			if d.Uint8() != 1 {
-				t.Error("int8")
-			}
-		case 11:
-			if d.Uint64() != 0x0000000a11223344 {
-				t.Error("int64")
-			}
-		case 6:
-			if d.Uint16() != 0xabcd {
-				t.Error("int16")
-			}
-		case 7:
-			d.Blobmsg(func(d *Decoder) error {
-				for d.Next() {
-					got = append(got, d.Name())
-				}
-				return nil
-			})
-		}
-	}
-	if err := d.Err(); err != nil {
+		07000014 85000010 00027263 00000000 00000000`
+
+// TestParseAttrs: the plain attribute sequence, and its error on a truncated
+// attribute after a good one.
+func TestParseAttrs(t *testing.T) {
+	attrs, err := ParseAttrs(unhex(t, attrStream))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"test", "rc"}; !cmp.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
+	var ids []uint8
+	for _, a := range attrs {
+		ids = append(ids, a.ID)
+	}
+	if want := []uint8{1, 2, 10, 11, 6, 7}; !cmp.Equal(ids, want) {
+		t.Fatalf("ids %v, want %v", ids, want)
+	}
+	if got := binary.BigEndian.Uint64(attrs[3].Data); got != 0x0000000a11223344 {
+		t.Errorf("int64 %#x", got)
+	}
+	d := NewDecoder(attrs[5].Data)
+	if !d.Next() || d.Name() != "rc" || d.Next() || d.Err() != nil {
+		t.Errorf("blobmsg payload: %v", d.Err())
 	}
 
-	// A size mismatch sticks and ends the iteration.
-	d = NewAttrDecoder(unhex(t, "03000005 01000000 03000008 00000001"))
-	n := 0
-	for d.Next() {
-		n++
-		_ = d.Uint32()
-	}
-	if n != 1 || !errors.Is(d.Err(), errValueLen) {
-		t.Errorf("visited %d, err %v", n, d.Err())
-	}
-	d = NewAttrDecoder(unhex(t, "02000008 61626364"))
-	for d.Next() {
-		_ = d.String()
-	}
-	if !errors.Is(d.Err(), errValueLen) {
-		t.Errorf("unterminated string: %v", d.Err())
-	}
-	d = NewAttrDecoder(unhex(t, "0600000c 03000005 01000000"))
-	for d.Next() {
-		d.Nested(func(d *AttrDecoder) error {
-			for d.Next() {
-				_ = d.Uint32()
-			}
-			return nil
-		})
-	}
-	if !errors.Is(d.Err(), errValueLen) {
-		t.Errorf("nested error not propagated: %v", d.Err())
+	attrs, err = ParseAttrs(unhex(t, "03000005 01000000 0300000c 00000001"))
+	if len(attrs) != 1 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: %d attrs, err %v", len(attrs), err)
 	}
 }
 
-// TestAttrEncoder mirrors TestAttrDecoder.
+// TestAttrEncoder encodes what TestParseAttrs decodes, plus a container.
 func TestAttrEncoder(t *testing.T) {
 	e := NewAttrEncoder()
-	e.Uint32(1, 3)
-	e.String(2, "test")
-	e.Uint8(10, 1)
-	e.Uint64(11, 0x0000000a11223344)
-	e.Uint16(6, 0xabcd)
-	e.Blobmsg(7, func(e *Encoder) error {
-		e.Int32("rc", 0)
-		return nil
-	})
+	e.Bytes(1, binary.BigEndian.AppendUint32(nil, 3))
+	e.Bytes(2, []byte("test\x00"))
+	e.Bytes(10, []byte{1})
+	e.Bytes(11, binary.BigEndian.AppendUint64(nil, 0x0000000a11223344))
+	e.Bytes(6, binary.BigEndian.AppendUint16(nil, 0xabcd))
+	table := NewEncoder()
+	table.Int32("rc", 0)
+	tb, err := table.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Bytes(7, tb)
 	e.Nested(11, func(e *AttrEncoder) error {
-		e.Uint32(0, 1)
+		e.Bytes(0, binary.BigEndian.AppendUint32(nil, 1))
 		e.Bytes(0, nil)
 		return nil
 	})
@@ -204,13 +168,7 @@ func TestAttrEncoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := unhex(t, `
-		01000008 00000003
-		02000009 74657374 00000000
-		0a000005 01000000
-		0b00000c 0000000a 11223344
-		06000006 abcd0000
-		07000014 85000010 00027263 00000000 00000000
+	want := unhex(t, attrStream+`
 		0b000010 00000008 00000001 00000004`)
 	if !bytes.Equal(got, want) {
 		t.Errorf("\n got %x\nwant %x", got, want)
@@ -219,14 +177,8 @@ func TestAttrEncoder(t *testing.T) {
 	// Errors stick, also from inside a container.
 	e = NewAttrEncoder()
 	e.Nested(6, func(*AttrEncoder) error { return errType })
-	e.Uint32(1, 0)
+	e.Bytes(1, nil)
 	if _, err := e.Encode(); !errors.Is(err, errType) {
 		t.Errorf("err %v", err)
-	}
-	// Like blob_put_string's strlen, an embedded NUL ends the string.
-	e = NewAttrEncoder()
-	e.String(2, "ab\x00cd")
-	if got, _ := e.Encode(); !bytes.Equal(got, unhex(t, "02000007 61620000")) {
-		t.Errorf("NUL: %x", got)
 	}
 }

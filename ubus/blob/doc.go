@@ -7,11 +7,11 @@
 // logging, no globals. Every decoder returns an error on malformed input and
 // never panics.
 //
-// Two layers, each with a sticky-error iterator and a mirroring encoder in the
-// style of mdlayher/netlink's AttributeDecoder/AttributeEncoder:
+// Two layers, each with an encoder with a sticky error in the style of
+// mdlayher/netlink's AttributeEncoder; blobmsg also has a mirroring iterator:
 //
 //	attr.go     plain blob attributes (id, length, extended bit, 4-byte
-//	            alignment): Attr, AttrDecoder, AttrEncoder. ubus message
+//	            alignment): Attr, SplitAttr, ParseAttrs, AttrEncoder. ubus message
 //	            attributes (OBJID, METHOD, DATA…) are plain attributes.
 //	blobmsg.go  blobmsg attributes (extended bit set, id = Type, a name
 //	            header): Type, Decoder.

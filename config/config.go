@@ -92,11 +92,6 @@ type VHID struct {
 	Preempt *bool
 }
 
-// interval returns the advertisement interval advbase + advskew/256 s.
-func (v *VHID) interval() time.Duration {
-	return time.Duration(v.AdvBase)*time.Second + time.Duration(v.AdvSkew)*time.Second/256
-}
-
 // Key returns a stable identity for the vhid: interface and vhid number.
 // Two configs with the same key describe the same virtual host (used by
 // reload to keep state).

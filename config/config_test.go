@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -42,11 +41,8 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestInterval(t *testing.T) {
+func TestKey(t *testing.T) {
 	v := VHID{AdvBase: 1, AdvSkew: 128}
-	if v.interval() != 1500*time.Millisecond {
-		t.Errorf("interval %v", v.interval())
-	}
 	if v.Key() != "/0" {
 		t.Errorf("key %q", v.Key())
 	}

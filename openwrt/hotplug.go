@@ -62,9 +62,6 @@ func (h *Hotplug) Configure(path string, timeout time.Duration) {
 // It never blocks.
 func (h *Hotplug) Event(env ...string) { h.q.Push(env) }
 
-// dropped returns how many events were dropped because the queue was full.
-func (h *Hotplug) dropped() uint64 { return h.q.Dropped() }
-
 // Close runs the events already queued, then stops. It waits at most one
 // timeout per queued event.
 func (h *Hotplug) Close() { h.q.Close() }

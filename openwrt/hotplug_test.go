@@ -73,8 +73,8 @@ func TestHotplugNeverBlocks(t *testing.T) {
 	if lines[0] != "hang" || lines[len(lines)-1] != "last" {
 		t.Fatalf("order: %v", lines)
 	}
-	if h.dropped() == 0 || len(lines) > hotplugQueueLen+1 {
-		t.Fatalf("queue not bounded: %d run, %d dropped", len(lines), h.dropped())
+	if h.q.Dropped() == 0 || len(lines) > hotplugQueueLen+1 {
+		t.Fatalf("queue not bounded: %d run, %d dropped", len(lines), h.q.Dropped())
 	}
 }
 

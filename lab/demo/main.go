@@ -122,21 +122,27 @@ func run(bin string) error {
 	}
 	// watch polls both routers and prints each state change until cond
 	// holds or d passes.
+	report := func() {
+		for _, n := range nodes {
+			s, reason := state(n)
+			if s != n.last && s != "" {
+				if reason != "" {
+					say("%s: %s (%s)", n.name, s, reason)
+				} else {
+					say("%s: %s", n.name, s)
+				}
+				n.last = s
+			}
+		}
+	}
 	watch := func(d time.Duration, what string, cond func() bool) error {
 		end := time.Now().Add(d)
 		for time.Now().Before(end) {
-			for _, n := range nodes {
-				s, reason := state(n)
-				if s != n.last && s != "" {
-					if reason != "" {
-						say("%s: %s (%s)", n.name, s, reason)
-					} else {
-						say("%s: %s", n.name, s)
-					}
-					n.last = s
-				}
-			}
+			report()
 			if cond() {
+				// A router may have changed between report and cond:
+				// print that change before what follows from it.
+				report()
 				return nil
 			}
 			time.Sleep(10 * time.Millisecond)

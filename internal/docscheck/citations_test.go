@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// designNoteCitation matches references to the developer notes that live
-// outside the repository (shared/specs/*.md, STYLE.md, DESIGN.md) and to
-// their numbered sections ("§4.2", "spec §1.5", "sync.md §3", "the spec").
+// designNoteCitation matches references to the developers' design notes,
+// which live outside the repository (the specs, style and design pages the
+// pattern names), and to their numbered sections ("§4.2", "spec §1.5", "sync.md §3", "the spec").
 // A reader who clones carpd has none of them; what they need is in docs/.
 var designNoteCitation = regexp.MustCompile(`shared/|specs/|STYLE|DESIGN\.md|\b(carp|sync|openwrt|baselines|ha-features)\.md\b|§\s*[0-9]|\bthe (spec|brief)\b|spec authors`)
 

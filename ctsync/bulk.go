@@ -17,6 +17,11 @@ func (e *Engine) setSynced(timedOut bool) {
 	}
 	e.synced = true
 	e.release()
+	// The snapshot that says synced also counts the flows that made it
+	// so: a full publish first (a walk of the tables included), else a
+	// reader could see synced with flows_from_peer of an older tick.
+	e.lastWalk = time.Time{}
+	e.publish(e.cfg.Clock.Now())
 	e.mu.Lock()
 	e.st.Bulk.Synced, e.st.Bulk.TimedOut = true, timedOut
 	e.mu.Unlock()

@@ -77,7 +77,7 @@ func newHost(t *testing.T, seg *carptest.Segment, name string, cfg *config.Confi
 
 func (h *host) env() Env {
 	return Env{
-		OpenIface: func(name string, _ *slog.Logger) (Iface, error) {
+		OpenIface: func(name string, _ carp.IfaceAddrs, _ *slog.Logger) (Iface, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			p := h.seg.Plug(h.node)
@@ -100,7 +100,7 @@ func (h *host) env() Env {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
 		Clock: h.seg.Clock,
-		OpenSync: func(config.Sync, []netip.Addr, *slog.Logger) (SyncParts, error) {
+		OpenSync: func(config.Sync, []netip.Addr, func(netip.Addr) bool, *slog.Logger) (SyncParts, error) {
 			if h.syncLink == nil {
 				return SyncParts{}, errors.New("no sync link in this test")
 			}

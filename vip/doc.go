@@ -4,7 +4,7 @@
 // docs/architecture.md#house-rules, rule 4).
 //
 // Linux implements the consumer's seam, carp.Announcer (Add, Remove,
-// Announce), for one interface; New returns it, Close retires it. LinkUp and WatchLinks
+// Announce), for one interface; New returns it, Close retires it. LinkUp and Watch
 // report link state, so that a link going down can demote the vhid.
 //
 // # Placement (ucarp style)
@@ -38,7 +38,7 @@
 // # Privileges and namespaces
 //
 // Add and Remove need CAP_NET_ADMIN, Announce needs CAP_NET_RAW; Has, LinkUp
-// and WatchLinks need none. Every call acts in the network namespace of the
+// and Watch need none. Every call acts in the network namespace of the
 // calling thread. The integration tests create their own namespaces; they
 // skip without root unless CARPD_REQUIRE_NETNS=1, which makes them fail.
 package vip

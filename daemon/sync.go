@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -101,9 +102,12 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 
 // openSyncParts is Env.OpenSync's real one: the kernel's conntrack table
 // and a UDP socket bound to the sync link's device.
-// local is the watcher's IsLocal; with nil, kernel.Open watches the
-// addresses itself.
+// local is the watcher's IsLocal: without it the never-local rule could not
+// hold, so there is no sync.
 func openSyncParts(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error) {
+	if local == nil {
+		return SyncParts{}, errors.New("no watcher of the router's addresses, which the sync filter needs")
+	}
 	conn, err := listenSync(sc)
 	if err != nil {
 		return SyncParts{}, err

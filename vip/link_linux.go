@@ -83,7 +83,7 @@ func linkUp(lm *ifInfoMsg) bool {
 // Backpressure: the Events channel holds linkEventBuffer events and the
 // watcher never blocks on it. When it is full the watcher drops the oldest
 // event, logs a warning, and remembers the link's name; at the next poll
-// (every 2 s) it sends that link's current state again. The kernel side is
+// (right after the read that dropped it) it sends that link's current state again. The kernel side is
 // handled the same way: if the netlink socket overflows (ENOBUFS), the
 // watcher polls at once. A slow reader therefore sees intermediate states
 // collapsed, but always ends with every link's current state.

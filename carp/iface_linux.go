@@ -57,23 +57,16 @@ type Iface struct {
 	pfx    map[uint8][]netip.Prefix // the VIPs of each attached vhost
 	vips   map[netip.Addr]bool      // every VIP of every attached vhost
 
-	addrMu     sync.Mutex // guards the address cache below
-	addrAt     time.Time
-	local      map[netip.Addr]bool
-	src4, src6 netip.Addr
+	addrs IfaceAddrs // the interface's addresses, kept current by its owner
 
 	unknown, short, readErrs atomic.Uint64
 }
 
-// addrCacheTTL bounds how stale the cached interface addresses may be. They
-// choose the advert's source address and recognise our own packets (which
-// the per-start counter cookie catches anyway), and they are re-read at
-// once when the VIPs change; a dump of links and addresses is the most
-// expensive thing an idle carpd does, so it stays rare.
-const addrCacheTTL = 30 * time.Second
-
 // OpenIface opens the sockets of interface name and starts its readers.
-func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {
+// addrs gives the interface's addresses (the daemon's one rtnetlink
+// watcher); nil reads them from the kernel at every use, which is current
+// but costs a netlink dump per advert.
+func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -81,7 +74,10 @@ func OpenIface(name string, log *slog.Logger) (_ *Iface, err error) {
 	if err != nil {
 		return nil, err
 	}
-	i := &Iface{name: name, log: log.With("iface", name), vhosts: map[uint8]*VHost{}, pfx: map[uint8][]netip.Prefix{}}
+	if addrs == nil {
+		addrs = kernelAddrs{}
+	}
+	i := &Iface{name: name, log: log.With("iface", name), addrs: addrs, vhosts: map[uint8]*VHost{}, pfx: map[uint8][]netip.Prefix{}}
 	defer func() {
 		if err != nil {
 			i.closeSockets()
@@ -165,7 +161,6 @@ func (i *Iface) Attach(v *VHost, cfg VHostConfig) {
 	i.pfx[cfg.VHID] = cfg.Addresses
 	i.rebuildLocked()
 	i.mu.Unlock()
-	i.invalidate()
 }
 
 // Detach stops routing adverts of vhid.
@@ -175,7 +170,6 @@ func (i *Iface) Detach(vhid uint8) {
 	delete(i.pfx, vhid)
 	i.rebuildLocked()
 	i.mu.Unlock()
-	i.invalidate()
 }
 
 func (i *Iface) rebuildLocked() {
@@ -185,14 +179,6 @@ func (i *Iface) rebuildLocked() {
 			i.vips[p.Addr()] = true
 		}
 	}
-}
-
-// invalidate forces the next Source or IsLocal to re-read the addresses.
-// Lock order: addrMu before mu (refresh reads vips), never the reverse.
-func (i *Iface) invalidate() {
-	i.addrMu.Lock()
-	i.addrAt = time.Time{}
-	i.addrMu.Unlock()
 }
 
 // Len returns the number of attached vhosts.
@@ -294,60 +280,65 @@ func (i *Iface) read6() {
 	}
 }
 
-// refresh reloads the interface addresses when the cache is stale.
-func (i *Iface) refresh() {
-	if time.Since(i.addrAt) < addrCacheTTL {
-		return
-	}
-	i.addrAt = time.Now()
-	ifi, err := net.InterfaceByName(i.name)
-	if err != nil {
-		return
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return
-	}
+// Source implements Sender: the interface's first IPv4 address, or its
+// first IPv6 link-local address, that is not a VIP of ours.
+func (i *Iface) Source(v6 bool) netip.Addr {
+	addrs := i.addrs.Addrs(i.name)
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	i.local = map[netip.Addr]bool{}
-	i.src4, i.src6 = netip.Addr{}, netip.Addr{}
 	for _, a := range addrs {
-		pfx, err := netip.ParsePrefix(a.String())
-		if err != nil {
+		a = a.Unmap()
+		if i.vips[a] {
 			continue
 		}
-		ip := pfx.Addr().Unmap()
-		i.local[ip] = true
-		if i.vips[ip] {
-			continue
-		}
-		switch {
-		case ip.Is4() && !i.src4.IsValid():
-			i.src4 = ip
-		case ip.Is6() && ip.IsLinkLocalUnicast() && !i.src6.IsValid():
-			i.src6 = ip
+		if v6 && a.Is6() && a.IsLinkLocalUnicast() || !v6 && a.Is4() {
+			return a
 		}
 	}
+	return netip.Addr{}
 }
 
-// Source implements Sender.
-func (i *Iface) Source(v6 bool) netip.Addr {
-	i.addrMu.Lock()
-	defer i.addrMu.Unlock()
-	i.refresh()
-	if v6 {
-		return i.src6
-	}
-	return i.src4
-}
-
-// IsLocal implements Sender.
+// IsLocal implements Sender: a is an address of the interface, or one of
+// our VIPs (which the kernel has once we added it; checked here too, so a
+// VIP counts as ours from the moment it is configured).
 func (i *Iface) IsLocal(a netip.Addr) bool {
-	i.addrMu.Lock()
-	defer i.addrMu.Unlock()
-	i.refresh()
-	return i.local[a.Unmap()]
+	a = a.Unmap()
+	i.mu.RLock()
+	vip := i.vips[a]
+	i.mu.RUnlock()
+	if vip {
+		return true
+	}
+	for _, x := range i.addrs.Addrs(i.name) {
+		if x.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// kernelAddrs is OpenIface's IfaceAddrs without a watcher: it asks the
+// kernel every time.
+type kernelAddrs struct{}
+
+func (kernelAddrs) Addrs(ifname string) []netip.Addr {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil
+	}
+	as, err := ifi.Addrs()
+	if err != nil {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // Sizes of the headers carpd writes itself.

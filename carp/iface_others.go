@@ -20,7 +20,7 @@ type IfaceStats struct {
 type Iface struct{}
 
 // OpenIface is only implemented on Linux.
-func OpenIface(name string, log *slog.Logger) (*Iface, error) {
+func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (*Iface, error) {
 	return nil, fmt.Errorf("carp: raw CARP sockets are not implemented on %s", runtime.GOOS)
 }
 

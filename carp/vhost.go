@@ -47,6 +47,16 @@ type Sender interface {
 	IsLocal(a netip.Addr) bool
 }
 
+// IfaceAddrs is where an Iface reads its interface's addresses, which
+// choose its adverts' source and recognise its own adverts looped back. It
+// must be current: an address counts from the moment the kernel has it.
+// *vip.Watcher is one (kept up to date by rtnetlink events).
+type IfaceAddrs interface {
+	// Addrs returns the addresses of the named interface, the primary
+	// first; the caller does not change the slice.
+	Addrs(ifname string) []netip.Addr
+}
+
 // Multicast destinations of adverts (docs/carp-protocol.md#encapsulation).
 var (
 	Group4 = netip.AddrFrom4([4]byte{224, 0, 0, 18})

@@ -88,9 +88,12 @@ var errStopping = errors.New("carpd is stopping")
 
 // Daemon is a running carpd.
 type Daemon struct {
-	log     *slog.Logger
-	opts    Options
-	env     Env // opts.Env with the defaults filled in
+	log  *slog.Logger
+	opts Options
+	env  Env // opts.Env with the defaults filled in
+	// links is the one watcher of links and addresses, nil if it could
+	// not start; set by Run before anything opens.
+	links   LinkWatcher
 	started time.Time
 
 	// cmds carries functions to run on the loop (do, post). Unbuffered:
@@ -259,20 +262,22 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	vctx, cancelVhosts := context.WithCancel(context.Background())
 	defer cancelVhosts()
 	d.runCtx = vctx
-	// Sync first: its demotion must be in place before any vhid can
-	// become master.
-	d.startSync()
-	d.apply(d.cfg)
-
+	// The watcher before anything that reads addresses: the CARP sockets
+	// and the sync filter.
 	links, err := d.env.WatchLinks(ctx, d.log)
 	if err != nil {
 		d.log.Warn("link state watching unavailable; link-down demotion disabled", "err", err)
 	}
 	var linkEvents <-chan vip.LinkEvent
 	if links != nil {
+		d.links = links
 		linkEvents = links.Events()
 		defer links.Close()
 	}
+	// Sync first: its demotion must be in place before any vhid can
+	// become master.
+	d.startSync()
+	d.apply(d.cfg)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)

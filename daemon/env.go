@@ -19,14 +19,17 @@ import (
 // run the daemon as an ordinary user on fakes (carp/carptest). A nil field
 // is the real thing.
 type Env struct {
-	// OpenIface opens CARP's sockets on a device (carp.OpenIface).
-	OpenIface func(name string, log *slog.Logger) (Iface, error)
+	// OpenIface opens CARP's sockets on a device (carp.OpenIface); addrs
+	// is the watcher's address table, nil when there is no watcher.
+	OpenIface func(name string, addrs carp.IfaceAddrs, log *slog.Logger) (Iface, error)
 	// OpenAddresses opens the address manager of a device: the VIPs and
 	// their announcements (vip.New).
 	OpenAddresses func(name string, log *slog.Logger) (Addresses, error)
 	// LinkUp reports a device's link state when it is opened (vip.LinkUp).
 	LinkUp func(name string) (bool, error)
-	// WatchLinks reports link changes from then on (vip.WatchLinks).
+	// WatchLinks starts the daemon's one watcher of links and addresses
+	// (vip.Watch): link changes from then on, and every interface's
+	// current addresses for the CARP sockets and the sync filter.
 	WatchLinks func(ctx context.Context, log *slog.Logger) (LinkWatcher, error)
 	// IsDevice reports whether an interface option names a device of the
 	// host (net.InterfaceByName); other names are OpenWrt networks.
@@ -42,10 +45,11 @@ type Env struct {
 	Clock carp.Clock
 	// OpenSync opens what the state-sync engine runs on for sc: the
 	// conntrack table, filtered as sc says (vips: the only addresses of
-	// ours a peer's flow may carry), and the socket of the sync link
-	// (kernel.Open and listenSync). The daemon runs the real ctsync.Engine
-	// on them.
-	OpenSync func(sc config.Sync, vips []netip.Addr, log *slog.Logger) (SyncParts, error)
+	// ours a peer's flow may carry; local: whether an address is the
+	// router's, from the watcher, nil when there is none), and the socket
+	// of the sync link (kernel.Open and listenSync). The daemon runs the
+	// real ctsync.Engine on them.
+	OpenSync func(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error)
 }
 
 // SyncParts is what a sync engine runs on.
@@ -79,9 +83,14 @@ type Addresses interface {
 	Close() error
 }
 
-// LinkWatcher reports link changes until closed. *vip.LinkWatcher is one.
+// LinkWatcher reports link changes until closed, and knows every
+// interface's current addresses. *vip.Watcher is one.
 type LinkWatcher interface {
 	Events() <-chan vip.LinkEvent
+	// Addrs returns a device's addresses, the primary first (carp.IfaceAddrs).
+	Addrs(ifname string) []netip.Addr
+	// IsLocal reports whether an address is the router's.
+	IsLocal(a netip.Addr) bool
 	Close() error
 }
 
@@ -89,8 +98,8 @@ type LinkWatcher interface {
 // ResolveNetwork, which needs the ubus client Run makes).
 func (e Env) withDefaults() Env {
 	if e.OpenIface == nil {
-		e.OpenIface = func(name string, log *slog.Logger) (Iface, error) {
-			i, err := carp.OpenIface(name, log)
+		e.OpenIface = func(name string, addrs carp.IfaceAddrs, log *slog.Logger) (Iface, error) {
+			i, err := carp.OpenIface(name, addrs, log)
 			if err != nil {
 				return nil, err // not a nil *carp.Iface in an interface
 			}
@@ -111,7 +120,7 @@ func (e Env) withDefaults() Env {
 	}
 	if e.WatchLinks == nil {
 		e.WatchLinks = func(ctx context.Context, log *slog.Logger) (LinkWatcher, error) {
-			w, err := vip.WatchLinks(ctx, log)
+			w, err := vip.Watch(ctx, log)
 			if err != nil {
 				return nil, err
 			}

@@ -47,6 +47,9 @@ type host struct {
 	mu     sync.Mutex
 	ports  map[string]*carptest.Port // the last port opened per device
 	opened int                       // interfaces opened
+	// unwired counts the interfaces and sync engines opened without the
+	// daemon's one watcher of links and addresses (checked at stop).
+	unwired int
 
 	// syncLink, if set, is the sync link: the daemon's engines run on its
 	// end 0, on syncKern (made by newHost), a fake conntrack table.
@@ -77,9 +80,12 @@ func newHost(t *testing.T, seg *carptest.Segment, name string, cfg *config.Confi
 
 func (h *host) env() Env {
 	return Env{
-		OpenIface: func(name string, _ *slog.Logger) (Iface, error) {
+		OpenIface: func(name string, addrs carp.IfaceAddrs, _ *slog.Logger) (Iface, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			if addrs != carp.IfaceAddrs(h.links) {
+				h.unwired++
+			}
 			p := h.seg.Plug(h.node)
 			h.ports[name] = p
 			h.opened++
@@ -100,7 +106,12 @@ func (h *host) env() Env {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
 		Clock: h.seg.Clock,
-		OpenSync: func(config.Sync, []netip.Addr, *slog.Logger) (SyncParts, error) {
+		OpenSync: func(_ config.Sync, _ []netip.Addr, local func(netip.Addr) bool, _ *slog.Logger) (SyncParts, error) {
+			if local == nil {
+				h.mu.Lock()
+				h.unwired++
+				h.mu.Unlock()
+			}
 			if h.syncLink == nil {
 				return SyncParts{}, errors.New("no sync link in this test")
 			}
@@ -132,6 +143,11 @@ func (h *host) stop() {
 	}
 	h.cancel()
 	h.cancel = nil
+	h.mu.Lock()
+	if h.unwired != 0 {
+		h.t.Errorf("%s: %d interfaces or sync engines opened without the link and address watcher", h.node.Name, h.unwired)
+	}
+	h.mu.Unlock()
 	for range 100 {
 		select {
 		case err := <-h.done:

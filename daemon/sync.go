@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -69,7 +70,11 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 			vips = append(vips, p.Addr())
 		}
 	}
-	parts, err := d.env.OpenSync(sc, vips, d.log)
+	var local func(netip.Addr) bool
+	if d.links != nil {
+		local = d.links.IsLocal
+	}
+	parts, err := d.env.OpenSync(sc, vips, local, d.log)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +102,12 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 
 // openSyncParts is Env.OpenSync's real one: the kernel's conntrack table
 // and a UDP socket bound to the sync link's device.
-func openSyncParts(sc config.Sync, vips []netip.Addr, log *slog.Logger) (SyncParts, error) {
+// local is the watcher's IsLocal: without it the never-local rule could not
+// hold, so there is no sync.
+func openSyncParts(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error) {
+	if local == nil {
+		return SyncParts{}, errors.New("no watcher of the router's addresses, which the sync filter needs")
+	}
 	conn, err := listenSync(sc)
 	if err != nil {
 		return SyncParts{}, err
@@ -110,7 +120,7 @@ func openSyncParts(sc config.Sync, vips []netip.Addr, log *slog.Logger) (SyncPar
 	kc, err := kernel.Open(kernel.Config{Log: log, SkipOwnWrites: true, Filter: kernel.Filter{
 		SyncPort: sc.Port, Protocols: f.Protocols, Include: f.Include, Exclude: f.Exclude,
 		Zones: f.Zones, Mark: f.Mark, MarkMask: f.MarkMask, MinTCPState: f.MinTCPState, Assured: f.AssuredOnly,
-		VIPs: vips,
+		VIPs: vips, Local: local,
 	}})
 	if err != nil {
 		conn.Close()

@@ -94,7 +94,11 @@ func (d *Daemon) iface(name string) *ifaceEntry {
 }
 
 func (d *Daemon) openIface(ie *ifaceEntry) {
-	i, err := d.env.OpenIface(ie.name, d.log)
+	var addrs carp.IfaceAddrs // no typed nil: a nil watcher is no watcher
+	if d.links != nil {
+		addrs = d.links
+	}
+	i, err := d.env.OpenIface(ie.name, addrs, d.log)
 	if err != nil {
 		if ie.err == nil || ie.err.Error() != err.Error() {
 			d.log.Error("cannot open interface; retrying", "iface", ie.name, "err", err)

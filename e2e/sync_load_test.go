@@ -25,6 +25,7 @@ import (
 	"github.com/carpd/carpd/ctsync/kernel"
 	"github.com/carpd/carpd/daemon"
 	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/vip"
 )
 
 var (
@@ -49,8 +50,9 @@ func lanFlow(i int, state uint8) flow.Flow {
 
 // openConntrack opens r's conntrack table from the test, in r's namespace
 // (a descriptor of /run/netns/NS: the package's goroutines then need not
-// run on a thread inside the namespace). The default filter is carpd's:
-// forwarded flows only. Closed at the end of the test, before the lab.
+// run on a thread inside the namespace). The filter is carpd's: forwarded
+// flows only, the router's addresses from a vip.Watcher in r's namespace,
+// as the daemon's. Closed at the end of the test, before the lab.
 func openConntrack(t *testing.T, h *lab.Host) *kernel.Conntrack {
 	t.Helper()
 	ns, err := os.Open(filepath.Join("/run/netns", h.NS))
@@ -58,11 +60,17 @@ func openConntrack(t *testing.T, h *lab.Host) *kernel.Conntrack {
 		t.Fatal(err)
 	}
 	defer ns.Close() // Open keeps a duplicate
-	kc, err := kernel.Open(kernel.Config{NetNS: int(ns.Fd()), Log: slog.New(slog.DiscardHandler)})
+	var w *vip.Watcher
+	if err := h.Do(func() (err error) { w, err = vip.Watch(context.Background(), nil); return err }); err != nil {
+		t.Fatalf("address watcher in %s: %v", h.Name, err)
+	}
+	kc, err := kernel.Open(kernel.Config{NetNS: int(ns.Fd()), Log: slog.New(slog.DiscardHandler),
+		Filter: kernel.Filter{Local: w.IsLocal}})
 	if err != nil {
+		w.Close()
 		t.Fatalf("conntrack in %s: %v", h.Name, err)
 	}
-	t.Cleanup(func() { kc.Close() })
+	t.Cleanup(func() { kc.Close(); w.Close() })
 	return kc
 }
 

@@ -4,8 +4,11 @@
 // docs/architecture.md#house-rules, rule 4).
 //
 // Linux implements the consumer's seam, carp.Announcer (Add, Remove,
-// Announce), for one interface; New returns it, Close retires it. LinkUp and WatchLinks
-// report link state, so that a link going down can demote the vhid.
+// Announce), for one interface; New returns it, Close retires it. LinkUp
+// reports a link's state; Watch starts the daemon's one watcher of links and
+// addresses: link changes, so that a link going down can demote the vhid,
+// and every interface's current addresses (Watcher.Addrs, Watcher.IsLocal)
+// for CARP's sockets and the sync filter.
 //
 // # Placement (ucarp style)
 //
@@ -38,7 +41,7 @@
 // # Privileges and namespaces
 //
 // Add and Remove need CAP_NET_ADMIN, Announce needs CAP_NET_RAW; Has, LinkUp
-// and WatchLinks need none. Every call acts in the network namespace of the
+// and Watch need none. Every call acts in the network namespace of the
 // calling thread. The integration tests create their own namespaces; they
 // skip without root unless CARPD_REQUIRE_NETNS=1, which makes them fail.
 package vip

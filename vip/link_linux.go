@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -67,8 +68,13 @@ func linkUp(lm *ifInfoMsg) bool {
 	}
 }
 
-// LinkWatcher reports link changes from the kernel (RTNLGRP_LINK) as
-// LinkEvents, for "link down demotes".
+// Watcher is the daemon's one view of the kernel's links and addresses: it
+// subscribes once to link and address changes (RTNLGRP_LINK,
+// RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR), reports link changes as
+// LinkEvents, for "link down demotes", and keeps every interface's
+// addresses, which Addrs and IsLocal read without blocking. An address
+// counts from the moment its RTM_NEWADDR is received; the periodic and
+// overflow dumps (below) put right whatever the subscription missed.
 //
 // Events first delivers the current state of every link, then one event per
 // change of a link's LinkUp value, appearance, rename or disappearance;
@@ -77,21 +83,24 @@ func linkUp(lm *ifInfoMsg) bool {
 // Backpressure: the Events channel holds linkEventBuffer events and the
 // watcher never blocks on it. When it is full the watcher drops the oldest
 // event, logs a warning, and remembers the link's name; at the next poll
-// (every 2 s) it sends that link's current state again. The kernel side is
+// (right after the read that dropped it) it sends that link's current state again. The kernel side is
 // handled the same way: if the netlink socket overflows (ENOBUFS), the
 // watcher polls at once. A slow reader therefore sees intermediate states
 // collapsed, but always ends with every link's current state.
-type LinkWatcher struct {
+type Watcher struct {
 	events chan LinkEvent
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the run goroutine
 	log    *slog.Logger
 
-	// sub (RTNLGRP_LINK subscription) and dump (polls) are owned by run,
-	// which closes them. Both are opened by WatchLinks, so they belong to
-	// the network namespace of WatchLinks's caller.
+	// sub (the link and address subscription) and dump (polls) are owned by run,
+	// which closes them. Both are opened by Watch, so they belong to
+	// the network namespace of Watch's caller.
 	sub  *netlink.Conn
 	dump *netlink.Conn
+
+	// addrs is written by run and read by anyone (Addrs, IsLocal).
+	addrs *addrTable
 
 	// Owned by run; no lock.
 	table    linkTable
@@ -99,17 +108,18 @@ type LinkWatcher struct {
 	dropped  int // events dropped since the last warning
 }
 
-// WatchLinks subscribes to link changes in the network namespace of the
-// calling thread. The watcher runs until ctx is done or Close is called;
+// Watch subscribes to link and address changes in the network namespace of
+// the calling thread. The watcher runs until ctx is done or Close is called;
 // then Events is closed.
-func WatchLinks(ctx context.Context, log *slog.Logger) (*LinkWatcher, error) {
-	return watchLinks(ctx, log, linkPollInterval)
+func Watch(ctx context.Context, log *slog.Logger) (*Watcher, error) {
+	return watch(ctx, log, linkPollInterval)
 }
 
-// watchLinks is WatchLinks with a poll interval, for tests.
-func watchLinks(ctx context.Context, log *slog.Logger, interval time.Duration) (*LinkWatcher, error) {
+// watch is Watch with a poll interval, for tests.
+func watch(ctx context.Context, log *slog.Logger, interval time.Duration) (*Watcher, error) {
 	// Subscribe before the first dump, so that no change falls between.
-	sub, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK})
+	sub, err := netlink.Dial(unix.NETLINK_ROUTE,
+		&netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR})
 	if err != nil {
 		return nil, fmt.Errorf("vip: watch links: subscribe: %w", err)
 	}
@@ -119,13 +129,14 @@ func watchLinks(ctx context.Context, log *slog.Logger, interval time.Duration) (
 		return nil, fmt.Errorf("vip: watch links: dial rtnetlink: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &LinkWatcher{
+	w := &Watcher{
 		events:   make(chan LinkEvent, linkEventBuffer),
 		cancel:   cancel,
 		log:      discardIfNil(log),
 		sub:      sub,
 		dump:     dump,
 		table:    newLinkTable(),
+		addrs:    newAddrTable(),
 		interval: interval,
 	}
 	if err := w.poll(); err != nil {
@@ -141,18 +152,28 @@ func watchLinks(ctx context.Context, log *slog.Logger, interval time.Duration) (
 
 // Events returns the channel of link events. It is closed when the watcher
 // stops.
-func (w *LinkWatcher) Events() <-chan LinkEvent { return w.events }
+func (w *Watcher) Events() <-chan LinkEvent { return w.events }
+
+// Addrs returns the addresses of the named interface, the primary first (in
+// the kernel's order), as last reported by the kernel. The caller must not
+// change the slice. Safe for concurrent use; it never blocks.
+func (w *Watcher) Addrs(ifname string) []netip.Addr { return w.addrs.addrs(ifname) }
+
+// IsLocal reports whether a is an address of any interface, or the IPv4
+// broadcast address of one of their subnets (traffic to it is the host's
+// too). Safe for concurrent use; it never blocks.
+func (w *Watcher) IsLocal(a netip.Addr) bool { return w.addrs.isLocal(a) }
 
 // Close stops the watcher and waits for its goroutine to exit. It is safe to
 // call more than once.
-func (w *LinkWatcher) Close() error {
+func (w *Watcher) Close() error {
 	w.cancel()
 	w.wg.Wait()
 	return nil
 }
 
 // run receives link messages until ctx is done, polling every w.interval.
-func (w *LinkWatcher) run(ctx context.Context) {
+func (w *Watcher) run(ctx context.Context) {
 	defer w.wg.Done()
 	defer close(w.events)
 	defer w.dump.Close()
@@ -180,9 +201,7 @@ func (w *LinkWatcher) run(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
-			for _, m := range msgs {
-				w.handle(m)
-			}
+			w.receive(msgs)
 			if time.Now().Before(next) && w.dropped == 0 {
 				continue
 			}
@@ -207,39 +226,74 @@ func (w *LinkWatcher) run(ctx context.Context) {
 	}
 }
 
-// handle applies one RTM_NEWLINK or RTM_DELLINK message.
-func (w *LinkWatcher) handle(m netlink.Message) {
-	var lm ifInfoMsg
-	if err := lm.UnmarshalBinary(m.Data); err != nil {
-		w.log.Warn("bad link message", "type", m.Header.Type, "err", err)
-		return
+// receive applies the messages of one read, then publishes the addresses
+// if they changed: at once, so an address counts before the next read.
+func (w *Watcher) receive(msgs []netlink.Message) {
+	changed := false
+	for _, m := range msgs {
+		changed = w.handle(m) || changed
 	}
-	switch m.Header.Type {
-	case unix.RTM_NEWLINK:
-		w.emit(w.table.update(&lm)...)
-	case unix.RTM_DELLINK:
-		w.emit(w.table.remove(int(lm.Index))...)
+	if changed {
+		w.addrs.publish(w.table.links)
 	}
 }
 
+// handle applies one link or address message. It reports whether the
+// addresses or the names of links changed, which must then be published.
+func (w *Watcher) handle(m netlink.Message) bool {
+	switch m.Header.Type {
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		var am ifAddrMsg
+		if err := am.UnmarshalBinary(m.Data); err != nil {
+			w.log.Warn("bad address message", "type", m.Header.Type, "err", err)
+			return false
+		}
+		return w.addrs.apply(uint16(m.Header.Type), &am)
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+	default:
+		return false
+	}
+	var lm ifInfoMsg
+	if err := lm.UnmarshalBinary(m.Data); err != nil {
+		w.log.Warn("bad link message", "type", m.Header.Type, "err", err)
+		return false
+	}
+	var evs []LinkEvent
+	if m.Header.Type == unix.RTM_NEWLINK {
+		evs = w.table.update(&lm)
+	} else {
+		evs = w.table.remove(int(lm.Index))
+		w.addrs.dropLink(int(lm.Index))
+	}
+	w.emit(evs...)
+	// A link appeared, went or was renamed: names and addresses changed.
+	return len(evs) > 0 || m.Header.Type == unix.RTM_DELLINK
+}
+
 // poll dumps all links and emits what changed or was dropped.
-func (w *LinkWatcher) poll() error {
+func (w *Watcher) poll() error {
 	_ = w.dump.SetReadDeadline(time.Now().Add(w.interval))
 	links, err := listLinks(w.dump)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
+	}
+	addrs, err := listAddrMsgs(w.dump)
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
 	}
 	if w.dropped > 0 {
 		w.log.Warn("link events dropped, resent current state", "dropped", w.dropped)
 		w.dropped = 0
 	}
 	w.emit(w.table.resync(links)...)
+	w.addrs.resync(addrs)
+	w.addrs.publish(w.table.links)
 	return nil
 }
 
 // emit sends events without blocking, dropping the oldest queued event when
-// the channel is full (see LinkWatcher).
-func (w *LinkWatcher) emit(evs ...LinkEvent) {
+// the channel is full (see Watcher).
+func (w *Watcher) emit(evs ...LinkEvent) {
 	for _, ev := range evs {
 		if w.offer(ev) {
 			continue
@@ -259,7 +313,7 @@ func (w *LinkWatcher) emit(evs ...LinkEvent) {
 }
 
 // offer sends ev if the channel has room.
-func (w *LinkWatcher) offer(ev LinkEvent) bool {
+func (w *Watcher) offer(ev LinkEvent) bool {
 	select {
 	case w.events <- ev:
 		return true

@@ -118,7 +118,7 @@ func TestLinkTable(t *testing.T) {
 // TestLinkWatcherBackpressure fills the channel and checks that the oldest
 // events give way and come back, as current state, at the next poll.
 func TestLinkWatcherBackpressure(t *testing.T) {
-	w := &LinkWatcher{events: make(chan LinkEvent, 2), table: newLinkTable(), log: discardIfNil(nil)}
+	w := &Watcher{events: make(chan LinkEvent, 2), table: newLinkTable(), log: discardIfNil(nil)}
 	var links []ifInfoMsg
 	for i, name := range []string{"a", "b", "c", "d"} {
 		links = append(links, linkMsg(t, uint32(i+1), name, flagsUp, rtnetlink.OperStateUp))
@@ -151,7 +151,7 @@ func TestLinkWatcherBackpressure(t *testing.T) {
 func TestWatchLinksLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := watchLinks(ctx, nil, 50*time.Millisecond)
+	w, err := watch(ctx, nil, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestWatchLinksLifecycle(t *testing.T) {
 	checkNoWatcherGoroutine(t)
 
 	// Cancelling the context stops it too.
-	w, err = watchLinks(ctx, nil, time.Hour)
+	w, err = watch(ctx, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestWatchLinksLifecycle(t *testing.T) {
 	checkNoWatcherGoroutine(t)
 }
 
-// checkNoWatcherGoroutine fails if a LinkWatcher goroutine is still running.
+// checkNoWatcherGoroutine fails if a Watcher goroutine is still running.
 // A goroutine that has called wg.Done may still be returning, so it looks a
 // few times (bounded) before failing, like wireguard-go's goroutineLeakCheck.
 func checkNoWatcherGoroutine(t *testing.T) {
@@ -203,10 +203,10 @@ func checkNoWatcherGoroutine(t *testing.T) {
 	for range 100 {
 		buf := make([]byte, 1<<20)
 		stacks = string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(stacks, "(*LinkWatcher).run") {
+		if !strings.Contains(stacks, "(*Watcher).run") {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Errorf("LinkWatcher goroutine leaked:\n%s", stacks)
+	t.Errorf("Watcher goroutine leaked:\n%s", stacks)
 }

@@ -5,21 +5,28 @@ package vip
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 )
 
 // LinkUp reports whether the named interface is up. Only Linux is supported.
 func LinkUp(ifname string) (bool, error) { return false, unimplemented() }
 
-// LinkWatcher reports link changes. Only Linux is supported.
-type LinkWatcher struct{}
+// Watcher reports link changes. Only Linux is supported.
+type Watcher struct{}
 
-// WatchLinks returns an error naming runtime.GOOS: only Linux is supported.
-func WatchLinks(ctx context.Context, log *slog.Logger) (*LinkWatcher, error) {
+// Watch returns an error naming runtime.GOOS: only Linux is supported.
+func Watch(ctx context.Context, log *slog.Logger) (*Watcher, error) {
 	return nil, unimplemented()
 }
 
 // Events returns a nil channel.
-func (*LinkWatcher) Events() <-chan LinkEvent { return nil }
+func (*Watcher) Events() <-chan LinkEvent { return nil }
 
 // Close does nothing.
-func (*LinkWatcher) Close() error { return nil }
+func (*Watcher) Close() error { return nil }
+
+// Addrs returns nil.
+func (*Watcher) Addrs(ifname string) []netip.Addr { return nil }
+
+// IsLocal returns false.
+func (*Watcher) IsLocal(netip.Addr) bool { return false }

@@ -480,11 +480,11 @@ func TestLinuxAnnounceOnTheWire(t *testing.T) {
 func TestLinkWatcherVeth(t *testing.T) {
 	tb := newTestbed(t)
 	var (
-		w   *LinkWatcher
+		w   *Watcher
 		idx int
 	)
 	tb.inR1(t, "watch", func() (err error) {
-		w, err = WatchLinks(tb.ctx, tb.log)
+		w, err = Watch(tb.ctx, tb.log)
 		return err
 	})
 	defer func() {

@@ -39,7 +39,7 @@ func (p *Port) Held() []netip.Prefix {
 }
 
 // Links is a fake link watcher: every link is up until Set says otherwise.
-// Its Up and Watch have the shapes of vip.LinkUp and vip.WatchLinks.
+// Its Up has the shape of vip.LinkUp, the rest that of *vip.Watcher.
 type Links struct {
 	mu     sync.Mutex
 	down   map[string]bool
@@ -66,6 +66,12 @@ func (l *Links) Up(name string) (bool, error) {
 	defer l.mu.Unlock()
 	return !l.down[name], nil
 }
+
+// Addrs returns nil: the fake ports know their own addresses.
+func (l *Links) Addrs(string) []netip.Addr { return nil }
+
+// IsLocal returns false: no address is the host's.
+func (l *Links) IsLocal(netip.Addr) bool { return false }
 
 // Events returns the link changes Set made.
 func (l *Links) Events() <-chan vip.LinkEvent { return l.events }

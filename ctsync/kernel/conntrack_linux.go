@@ -18,15 +18,13 @@ const dumpMessageBuffer = 64 << 10
 
 // Conntrack is the kernel's conntrack table of one network namespace, as
 // the sync engine reads and writes it (ctsync.Kernel). It holds the event socket, read by one goroutine; the
-// writer socket of Apply and Delete, opened on first use; and, for Open's
-// default Filter, two rtnetlink sockets that keep the router's addresses,
-// with a goroutine of their own. Dump opens a socket of its own per call.
+// writer socket of Apply and Delete, opened on first use. Dump opens a socket of its own per call.
 // All methods are safe for concurrent use; Apply and Delete run one at a
 // time.
 type Conntrack struct {
 	log     *slog.Logger
 	sockBuf int
-	filter  Filter // with Local set
+	filter  Filter
 	// timeouts: the namespace's conntrack timeouts, read at Open.
 	timeouts Timeouts
 	events   chan flow.Event
@@ -42,7 +40,6 @@ type Conntrack struct {
 	mu      sync.Mutex // guards the fields below
 	closed  bool
 	evConn  *netlink.Conn // the reader's socket, closed by Close to stop it
-	addrs   *addrWatcher  // nil if the caller gave Filter.Local
 	ownPIDs []uint32      // port ids of every writer socket we had
 
 	wmu sync.Mutex // serializes Apply and Delete; guards w
@@ -76,26 +73,11 @@ func Open(cfg Config) (*Conntrack, error) {
 		c.nsFD = fd
 	}
 	fail := func(err error) (*Conntrack, error) {
-		if c.addrs != nil {
-			c.addrs.close()
-		}
 		c.closeNS()
 		return nil, err
 	}
 
 	c.timeouts = ReadTimeouts(c.nsFD)
-	if c.filter.Local == nil {
-		var w *addrWatcher
-		err := c.dial(func(cfg *netlink.Config) (err error) {
-			w, err = watchAddrs(cfg, c.log)
-			return err
-		})
-		if err != nil {
-			return fail(fmt.Errorf("kernel: watch local addresses: %w", err))
-		}
-		c.addrs = w
-		c.filter.Local = w.set.Contains
-	}
 	var evConn *netlink.Conn
 	err := c.dial(func(cfg *netlink.Config) (err error) {
 		evConn, err = dialEvents(cfg, c.sockBuf, c.log)
@@ -117,10 +99,6 @@ func Open(cfg Config) (*Conntrack, error) {
 	}
 	if cfg.SkipOwnWrites {
 		c.pump.own = c.isOwnPID
-	}
-	if c.addrs != nil {
-		c.wg.Add(1)
-		go c.addrs.run(&c.wg, c.done)
 	}
 	c.wg.Add(1)
 	go c.eventLoop(evConn)
@@ -147,7 +125,7 @@ func (c *Conntrack) dial(fn func(cfg *netlink.Config) error) error {
 	return fn(&netlink.Config{NetNS: c.nsFD})
 }
 
-// Close stops the event reader and the address watcher, waits for them,
+// Close stops the event reader, waits for it,
 // closes every socket and then the Events channel. It is idempotent.
 func (c *Conntrack) Close() error {
 	c.mu.Lock()
@@ -159,9 +137,6 @@ func (c *Conntrack) Close() error {
 	close(c.done)
 	if c.evConn != nil {
 		c.evConn.Close() // unblocks the reader
-	}
-	if c.addrs != nil {
-		c.addrs.close()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/carpd/carpd/ctsync/flow"
 	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/vip"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -550,16 +551,29 @@ func TestEventOverrunSocket(t *testing.T) {
 	}
 }
 
-// TestLocalFilter: the default Filter watches the namespace's addresses
-// and leaves router-local flows out, but keeps NATed forwarded flows that
-// use the router's address.
+// watchAddrs starts the daemon's watcher of links and addresses in h's
+// namespace, for Filter.Local; it stops at the end of the test.
+func watchAddrs(t *testing.T, h *lab.Host) *vip.Watcher {
+	t.Helper()
+	var w *vip.Watcher
+	if err := h.Do(func() (err error) { w, err = vip.Watch(context.Background(), nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// TestLocalFilter: a Filter whose Local is the daemon's watcher of the
+// namespace's addresses (vip.Watcher) leaves router-local flows out, but
+// keeps NATed forwarded flows that use the router's address.
 func TestLocalFilter(t *testing.T) {
 	h, ns := testNS(t)
 	ctx := testCtx(t)
 	if _, err := h.Run(ctx, "ip", "addr", "add", "10.9.0.1/32", "dev", "lo"); err != nil {
 		t.Fatal(err)
 	}
-	c := openCT(t, ns, Config{})
+	w := watchAddrs(t, h)
+	c := openCT(t, ns, Config{Filter: Filter{Local: w.IsLocal}})
 	router := ip("10.9.0.1")
 	fromRouter := tcpFlow(router, 40000, server, 443, server, 443, router, 40000)
 	toRouter := tcpFlow(server, 40001, router, 22, router, 22, server, 40001)
@@ -600,7 +614,7 @@ func TestLocalFilter(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !c.filter.Local(vip) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%v not local after 5 s: %v", vip, c.addrs.set.Addrs())
+			t.Fatalf("%v not local after 5 s: %v", vip, w.Addrs("lo"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -624,7 +638,7 @@ func TestRealTraffic(t *testing.T) {
 	}
 
 	rNS := nsFD(t, r)
-	src := openCT(t, rNS, Config{Filter: Filter{MinTCPState: flow.TCPEstablished}})
+	src := openCT(t, rNS, Config{Filter: Filter{MinTCPState: flow.TCPEstablished, Local: watchAddrs(t, r).IsLocal}})
 
 	n.traffic(t)
 	_, err := r.Run(ctx, "ping", "-c", "1", "-W", "2", "10.1.0.2") // router-local

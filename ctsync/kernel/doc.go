@@ -10,8 +10,8 @@
 //
 // [Conntrack.Dump] returns the table and [Conntrack.Events] streams NEW,
 // UPDATE and DESTROY events, both passed through a [Filter] (by default:
-// the flows this router forwards; Open keeps the router's addresses up to
-// date from rtnetlink). Dump converts and filters entries as the kernel
+// the flows this router forwards, given [Filter].Local, the router's
+// current addresses). Dump converts and filters entries as the kernel
 // sends them, so a large table never sits in memory twice.
 //
 // The event socket is opened in the kernel's "reliable" mode,

@@ -46,10 +46,13 @@ const statusDying uint32 = 1 << 9
 // A Filter must not be changed once passed to Open; Local may change its
 // answers at any time (AddrSet).
 type Filter struct {
-	// Local reports whether addr is an address of this router. With nil,
-	// Open watches the addresses of its network namespace (all
-	// interfaces, including the CARP virtual addresses it holds) and Match
-	// treats no address as local. Use NoLocalAddrs to turn the check off.
+	// Local reports whether addr is an address of this router: all its
+	// interfaces' addresses, including the CARP virtual addresses it
+	// holds, from the moment the kernel has them. It must be current and
+	// must not block; carpd's daemon gives the IsLocal of its one watcher
+	// of links and addresses (vip.Watcher), an AddrSet also fits. With nil
+	// (or NoLocalAddrs), no address is local: the router-local check is
+	// off.
 	Local func(addr netip.Addr) bool
 	// SyncPort is the UDP port of the sync traffic; 0 means none.
 	SyncPort uint16

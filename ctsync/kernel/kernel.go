@@ -32,9 +32,9 @@ type Config struct {
 	// the caller may close its copy.
 	NetNS int
 	// Filter selects the flows that Dump and Events return. The zero
-	// Filter keeps forwarded flows of the default protocols; with a nil
-	// Filter.Local, Open watches the namespace's addresses (rtnetlink) to
-	// tell router-local flows apart.
+	// Filter keeps the flows of the default protocols; Filter.Local tells
+	// router-local flows apart (the daemon passes its one watcher of
+	// links and addresses, vip.Watcher.IsLocal).
 	Filter Filter
 	// Log receives warnings (lost events, reopened sockets) and debug
 	// messages; nil discards them.

@@ -18,9 +18,11 @@
 //	counter.go         carpd's counter: marker, timing, sequence under the
 //	                   HMAC (docs/carp-authentication.md)
 //	machine.go         INIT/BACKUP/MASTER state machine, timers, receive rules
-//	vhost.go           VHost: the goroutine owning one vhid (input checks,
-//	                   counter, send-error demotion, bow-out, VIP actions);
-//	                   its seams Sender and Announcer, its entry Deliver
+//	vhost.go           VHost: the goroutine owning one vhid (send counter,
+//	                   send-error demotion, bow-out, VIP actions); its seams
+//	                   Sender and Announcer
+//	receive.go         Deliver: the input checks on the readers' goroutines
+//	                   before queueing, the counter rules, drop counters
 //	clock.go           Clock, the VHost's time source (WithClock)
 //	iface_linux.go     Iface: raw IPv4/IPv6 sockets and the AF_PACKET sender
 //	                   of one interface, reader goroutines dispatching by vhid

@@ -74,4 +74,7 @@
 //
 // CARPD_REQUIRE_NETNS=1 makes [Require] fail the test instead of skipping it
 // when namespaces are unavailable, so that CI cannot pass by skipping.
+// CARPD_QEMU_USER=1 (set by `make qemu-test`) makes namespaces unavailable:
+// qemu-user translates netlink between byte orders only in part, so the
+// kernel glue is tested natively, in `make unit`.
 package lab

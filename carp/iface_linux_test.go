@@ -60,16 +60,6 @@ func TestIfaceAddressesFollowKernel(t *testing.T) {
 		t.Errorf("IsLocal(%v) = false", primary)
 	}
 
-	within := func(what string, cond func() bool) {
-		t.Helper()
-		start := time.Now()
-		for !cond() {
-			if time.Since(start) > 100*time.Millisecond {
-				t.Fatalf("%s: not seen within 100 ms", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	x := netip.MustParseAddr("192.0.2.77")
 	if ifc.IsLocal(x) {
 		t.Fatalf("%v local before it was added", x)
@@ -77,11 +67,11 @@ func TestIfaceAddressesFollowKernel(t *testing.T) {
 	if _, err := r1.Run(ctx, "ip", "addr", "add", "192.0.2.77/32", "dev", "eth0"); err != nil {
 		t.Fatal(err)
 	}
-	within("added", func() bool { return ifc.IsLocal(x) })
+	lab.Within(t, 100*time.Millisecond, "added", func() bool { return ifc.IsLocal(x) })
 	if _, err := r1.Run(ctx, "ip", "addr", "del", "192.0.2.77/32", "dev", "eth0"); err != nil {
 		t.Fatal(err)
 	}
-	within("removed", func() bool { return !ifc.IsLocal(x) })
+	lab.Within(t, 100*time.Millisecond, "removed", func() bool { return !ifc.IsLocal(x) })
 
 	// A VIP counts as ours from the moment it is configured, before the
 	// kernel has it; and it is never the advert's source.

@@ -304,6 +304,21 @@ func available() error {
 	return nil
 }
 
+// Within polls cond every millisecond and fails t when it does not hold
+// within d; it logs how long it took. For tests that check how soon the
+// kernel's state shows (an address, a link) through carpd's glue.
+func Within(t TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not seen within %v", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("%s: seen after %v", what, time.Since(start))
+}
+
 // Require skips t unless Available. With CARPD_REQUIRE_NETNS=1 in the
 // environment it fails t instead, so that CI cannot pass by skipping.
 func Require(t TB) {

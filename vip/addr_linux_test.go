@@ -10,6 +10,8 @@ import (
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/carpd/carpd/lab"
 )
 
 // addrNotification builds an address notification as the kernel sends it,
@@ -139,17 +141,6 @@ func TestWatcherAddressVeth(t *testing.T) {
 		t.Fatalf("eth0's address not known at start: %v", w.Addrs("eth0"))
 	}
 
-	within := func(what string, cond func() bool) {
-		t.Helper()
-		start := time.Now()
-		for !cond() {
-			if time.Since(start) > 100*time.Millisecond {
-				t.Fatalf("%s: not seen within 100 ms", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		t.Logf("%s: seen after %v", what, time.Since(start))
-	}
 	for _, p := range []string{"192.0.2.77/32", "2001:db8::77/128"} {
 		x := netip.MustParsePrefix(p).Addr()
 		if w.IsLocal(x) {
@@ -158,10 +149,10 @@ func TestWatcherAddressVeth(t *testing.T) {
 		if _, err := tb.r1.Run(tb.ctx, "ip", "addr", "add", p, "dev", "eth0", "nodad"); err != nil {
 			t.Fatal(err)
 		}
-		within("added "+p, func() bool { return w.IsLocal(x) && slices.Contains(w.Addrs("eth0"), x) })
+		lab.Within(t, 100*time.Millisecond, "added "+p, func() bool { return w.IsLocal(x) && slices.Contains(w.Addrs("eth0"), x) })
 		if _, err := tb.r1.Run(tb.ctx, "ip", "addr", "del", p, "dev", "eth0"); err != nil {
 			t.Fatal(err)
 		}
-		within("removed "+p, func() bool { return !w.IsLocal(x) && !slices.Contains(w.Addrs("eth0"), x) })
+		lab.Within(t, 100*time.Millisecond, "removed "+p, func() bool { return !w.IsLocal(x) && !slices.Contains(w.Addrs("eth0"), x) })
 	}
 }

@@ -35,7 +35,7 @@ build:
 ## demo: two routers in network namespaces, a client pinging the VIP, crash, takeover, preempt.
 demo: build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces): sudo make demo"; exit 1; }
-	$(GO) run ./lab/demo -carpd $(BIN)
+	$(GO) run ./internal/lab/demo -carpd $(BIN)
 
 ## test: everything CI runs. Namespace tests must run, not skip (CARPD_REQUIRE_NETNS=1).
 ## It first installs what the tests run that is missing (deps), and checks the size budget
@@ -80,9 +80,9 @@ cross:
 ## qemu-test: the codec, HMAC, state-machine and UCI tests on big-endian MIPS (soft float).
 ## Namespace tests skip here (qemu-user translates netlink only in part); `unit` runs them natively.
 qemu-test:
-	CARPD_QEMU_USER=1 CARPD_REQUIRE_NETNS=0 GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./carp/ ./carp/carptest ./openwrt ./config ./ubus/... ./ctsync/flow ./ctsync/wire
+	CARPD_QEMU_USER=1 CARPD_REQUIRE_NETNS=0 GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./internal/carp/ ./internal/carp/carptest ./internal/openwrt ./internal/config ./ubus/... ./internal/ctsync/flow ./internal/ctsync/wire
 
-FUZZ_TARGETS := ./carp:FuzzAdvert ./carp:FuzzCounter ./daemon:FuzzReadRequest ./daemon:FuzzUbusArgs ./openwrt:FuzzParseUCI ./openwrt:FuzzParseConfig ./vip:FuzzARPPacket ./vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./ctsync/wire:FuzzDecodeRecords ./ctsync/wire:FuzzOpenFrame ./ctsync/wire:FuzzHeader ./vip:FuzzIfInfoMsg ./vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
+FUZZ_TARGETS := ./internal/carp:FuzzAdvert ./internal/carp:FuzzCounter ./internal/daemon:FuzzReadRequest ./internal/daemon:FuzzUbusArgs ./internal/openwrt:FuzzParseUCI ./internal/openwrt:FuzzParseConfig ./internal/vip:FuzzARPPacket ./internal/vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./internal/ctsync/wire:FuzzDecodeRecords ./internal/ctsync/wire:FuzzOpenFrame ./internal/ctsync/wire:FuzzHeader ./internal/vip:FuzzIfInfoMsg ./internal/vip:FuzzIfAddrMsg ./internal/apk:FuzzRead
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 ## FUZZMINIMIZE bounds go test's minimizing of each input that finds new coverage: by default
@@ -103,7 +103,7 @@ fuzz-smoke fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./carp/ ./openwrt
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/carp/ ./internal/openwrt
 
 ## bench-failover: client-visible outage of carpd, ucarp and keepalived in one lab run (root).
 bench-failover: build

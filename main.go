@@ -36,9 +36,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/carpd/carpd/config"
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/openwrt"
+	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/openwrt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/config"
-	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/testfs"
 )
 

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"text/tabwriter"
 
-	"github.com/carpd/carpd/config"
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/openwrt"
+	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/openwrt"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // carpdBin is the daemon under test, built once by TestMain.

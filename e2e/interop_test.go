@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/carp"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/carp"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // Interop with ucarp 1.5.2 (docs/carp-protocol.md#interoperability): ucarp

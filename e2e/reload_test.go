@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/internal/daemon"
 )
 
 // TestReloadRemovesMastersConcurrently: a reload that removes seven master

@@ -13,9 +13,9 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 
-	"github.com/carpd/carpd/carp"
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/carp"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // ethPIPv4 is the EtherType of IPv4 (ETH_P_IP), spelled out because this

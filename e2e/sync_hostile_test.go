@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/ctsync"
-	"github.com/carpd/carpd/ctsync/flow"
-	"github.com/carpd/carpd/ctsync/wire"
+	"github.com/carpd/carpd/internal/ctsync"
+	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/ctsync/wire"
 )
 
 // hostileKernel is the conntrack table of a peer that holds the sync key

@@ -3,7 +3,7 @@ package e2e
 // Load tests of connection-state sync in the firewall lab of sync_test.go:
 // a large bulk transfer, a lossy and slow sync link under churn, and a
 // dead peer. The flows are injected straight into the routers' conntrack
-// tables with package ctsync/kernel (no real traffic), opened in the
+// tables with package internal/ctsync/kernel (no real traffic), opened in the
 // router's namespace through Config.NetNS.
 
 import (
@@ -21,11 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/ctsync/flow"
-	"github.com/carpd/carpd/ctsync/kernel"
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/lab"
-	"github.com/carpd/carpd/vip"
+	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/ctsync/kernel"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/vip"
 )
 
 var (

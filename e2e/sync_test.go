@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 const ruleset = lab.FirewallRuleset

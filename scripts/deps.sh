@@ -14,10 +14,10 @@ tshark                e2e: decodes carpd's adverts
 iproute2              lab: ip netns, veth, addresses; tc
 iputils-ping          lab and e2e: ping
 tcpdump               bench/failover captures
-nftables              e2e and ctsync/kernel: NAT and lossy-link rules (nft)
+nftables              e2e and internal/ctsync/kernel: NAT and lossy-link rules (nft)
 conntrack             e2e: conntrack -L/-C on the peers
-python3               ctsync/kernel: a web server in a namespace (python3 -m http.server)
-curl                  ctsync/kernel: its client
+python3               internal/ctsync/kernel: a web server in a namespace (python3 -m http.server)
+curl                  internal/ctsync/kernel: its client
 qemu-user-static      make cross, qemu-test, ipk-test: the mips/arm binaries
 shellcheck            TestShellScripts
 gcc                   go test -race (cgo)

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // vipSpec is one virtual address and the vhid / virtual router id it lives

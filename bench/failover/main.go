@@ -46,7 +46,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 func main() {

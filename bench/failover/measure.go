@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // pollUntil calls cond every step until it returns true or an error, or d

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 const (

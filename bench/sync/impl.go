@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // An impl is one sync daemon under test, started on both routers.

@@ -48,7 +48,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 type options struct {

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/carpd/carpd/ctsync/flow"
-	"github.com/carpd/carpd/ctsync/kernel"
+	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/ctsync/kernel"
 )
 
 // result is everything measured for one implementation.

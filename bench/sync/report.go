@@ -325,7 +325,7 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 		w("- **%s** (%s): %s.\n", im.name(), im.version(), im.settings(b))
 	}
 	w("- Lab (package lab): switches lan, wan, sync (bridges, STP and multicast snooping off); client 10.0.1.100, server 10.0.2.100:5000 (echo), r1 (master) 10.0.1.2/10.0.2.2/10.0.3.2 with the LAN VIP 10.0.1.1 and WAN VIP 10.0.2.1 added by hand, r2 (backup) 10.0.1.3/10.0.2.3/10.0.3.3; both routers run the nftables ruleset of e2e/sync_test.go (forward policy drop, established accepted, invalid dropped, new TCP only as a SYN from the LAN, SNAT LAN→WAN to 10.0.2.1) and `net.netfilter.nf_conntrack_tcp_timeout_time_wait=2` (so a flow's DESTROY comes 2 s after its close, not 120 s); nf_conntrack_max %s (global; read-only inside a namespace on this kernel).\n", f.conntrackMax)
-	w("- Synthetic flows (latency, events, bulk): TCP ESTABLISHED, ASSURED, SNAT to the WAN VIP with the port preserved (like masquerade), LAN source 100.64.0.0+i (latency: 100.120.0.0+i), destination 198.51.100.(1+i%%250):443, timeout 3600 s, created through ctsync/kernel (`Apply`, NAT via CTA_NAT_SRC, BE_LIBERAL).\n")
+	w("- Synthetic flows (latency, events, bulk): TCP ESTABLISHED, ASSURED, SNAT to the WAN VIP with the port preserved (like masquerade), LAN source 100.64.0.0+i (latency: 100.120.0.0+i), destination 198.51.100.(1+i%%250):443, timeout 3600 s, created through internal/ctsync/kernel (`Apply`, NAT via CTA_NAT_SRC, BE_LIBERAL).\n")
 
 	var notes []string
 	for _, r := range results {

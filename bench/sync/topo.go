@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/carpd/carpd/ctsync/kernel"
-	"github.com/carpd/carpd/lab"
+	"github.com/carpd/carpd/internal/ctsync/kernel"
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // The lab: the firewall pair of e2e/sync_test.go, measured in BENCHMARKS.md.

@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/carpd/carpd/ctsync/flow"
-	"github.com/carpd/carpd/ctsync/kernel"
+	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/ctsync/kernel"
 )
 
 // --- real TCP connections through the master ---

@@ -2,11 +2,11 @@
 // own, only tests:
 //
 //   - every option the UCI mapper accepts (the case labels of the option
-//     switches in openwrt/config.go and openwrt/sync.go) is in the table of
+//     switches in internal/openwrt/config.go and internal/openwrt/sync.go) is in the table of
 //     its section in docs/uci.md, and every option documented there is
 //     accepted by the parser;
-//   - every method the ubus object carpd registers (daemon/ubus.go) and every
-//     control-socket method (daemon/control.go) is in docs/ubus.md, and so is
+//   - every method the ubus object carpd registers (internal/daemon/ubus.go) and every
+//     control-socket method (internal/daemon/control.go) is in docs/ubus.md, and so is
 //     every JSON field of the status document and of the carp.state event;
 //   - every file a package comment lists under "Layout:" exists;
 //   - no file of the repository cites the design notes that live outside it.

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carpd/carpd/daemon"
-	"github.com/carpd/carpd/openwrt"
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/openwrt"
 )
 
 // root is the repository, seen from this package's directory.
@@ -112,9 +112,9 @@ func sorted(m map[string]bool) []string {
 
 // uciSections: section type, the mapper method and its file.
 var uciSections = []struct{ typ, fn, file string }{
-	{"carpd", "global", "openwrt/config.go"},
-	{"vhid", "vhid", "openwrt/config.go"},
-	{"sync", "sync", "openwrt/sync.go"},
+	{"carpd", "global", "internal/openwrt/config.go"},
+	{"vhid", "vhid", "internal/openwrt/config.go"},
+	{"sync", "sync", "internal/openwrt/sync.go"},
 }
 
 func TestUCIOptionsDocumented(t *testing.T) {
@@ -146,11 +146,11 @@ func TestUCIDocumentedOptionsAccepted(t *testing.T) {
 	}
 }
 
-// ubusMethods returns the Name of every ubus.Method literal in daemon/ubus.go.
+// ubusMethods returns the Name of every ubus.Method literal in internal/daemon/ubus.go.
 func ubusMethods(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	ast.Inspect(parseFile(t, "daemon/ubus.go"), func(n ast.Node) bool {
+	ast.Inspect(parseFile(t, "internal/daemon/ubus.go"), func(n ast.Node) bool {
 		cl, ok := n.(*ast.CompositeLit)
 		if !ok {
 			return true
@@ -174,17 +174,17 @@ func ubusMethods(t *testing.T) []string {
 		return true
 	})
 	if len(out) == 0 {
-		t.Fatal("daemon/ubus.go: found no []ubus.Method literal")
+		t.Fatal("internal/daemon/ubus.go: found no []ubus.Method literal")
 	}
 	return out
 }
 
 // controlMethods returns the case labels of the switch on req.Method in
-// daemon/control.go.
+// internal/daemon/control.go.
 func controlMethods(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	ast.Inspect(parseFile(t, "daemon/control.go"), func(n ast.Node) bool {
+	ast.Inspect(parseFile(t, "internal/daemon/control.go"), func(n ast.Node) bool {
 		sw, ok := n.(*ast.SwitchStmt)
 		if !ok {
 			return true
@@ -203,7 +203,7 @@ func controlMethods(t *testing.T) []string {
 		return true
 	})
 	if len(out) == 0 {
-		t.Fatal("daemon/control.go: found no switch on req.Method")
+		t.Fatal("internal/daemon/control.go: found no switch on req.Method")
 	}
 	return out
 }
@@ -214,7 +214,7 @@ func TestUbusMethodsDocumented(t *testing.T) {
 	ubus := ubusMethods(t)
 	for _, m := range ubus {
 		if !object[m] {
-			t.Errorf("ubus method %q is registered in daemon/ubus.go but not documented in docs/ubus.md", m)
+			t.Errorf("ubus method %q is registered in internal/daemon/ubus.go but not documented in docs/ubus.md", m)
 		}
 	}
 	known := map[string]bool{}
@@ -223,13 +223,13 @@ func TestUbusMethodsDocumented(t *testing.T) {
 	}
 	for _, m := range sorted(object) {
 		if !known[m] {
-			t.Errorf("docs/ubus.md documents ubus method %q, which daemon/ubus.go does not register", m)
+			t.Errorf("docs/ubus.md documents ubus method %q, which internal/daemon/ubus.go does not register", m)
 		}
 	}
 	section := md[strings.Index(md, "\n## Control socket\n"):]
 	for _, m := range controlMethods(t) {
 		if !strings.Contains(section, `{"method":"`+m+`"`) {
-			t.Errorf("control-socket method %q (daemon/control.go) has no example request in docs/ubus.md", m)
+			t.Errorf("control-socket method %q (internal/daemon/control.go) has no example request in docs/ubus.md", m)
 		}
 	}
 }

@@ -332,12 +332,12 @@ func TestParseControl(t *testing.T) {
 
 func TestSymbolPackage(t *testing.T) {
 	for name, want := range map[string]string{
-		"encoding/json.(*decodeState).object":                   "encoding/json",
-		"slices.SortFunc[go.shape.int]":                         "slices",
-		"github.com/carpd/carpd/ctsync/kernel.encodeTuple":      "github.com/carpd/carpd/ctsync/kernel",
-		"github.com/jsimonetti/rtnetlink/v2.(*Conn).Execute":    "github.com/jsimonetti/rtnetlink/v2",
-		"net/netip.Addr.String":                                 "net/netip",
-		"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).Skip": "vendor/golang.org/x/net/dns/dnsmessage",
+		"encoding/json.(*decodeState).object":                       "encoding/json",
+		"slices.SortFunc[go.shape.int]":                             "slices",
+		"github.com/carpd/carpd/internal/ctsync/kernel.encodeTuple": "github.com/carpd/carpd/internal/ctsync/kernel",
+		"github.com/jsimonetti/rtnetlink/v2.(*Conn).Execute":        "github.com/jsimonetti/rtnetlink/v2",
+		"net/netip.Addr.String":                                     "net/netip",
+		"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).Skip":     "vendor/golang.org/x/net/dns/dnsmessage",
 		"main.run":                   "main",
 		"go:itab.*os.File,io.Reader": "go:",
 		"type:.eq.[2]interface {}":   "type:",
@@ -348,12 +348,12 @@ func TestSymbolPackage(t *testing.T) {
 		}
 	}
 	for pkg, want := range map[string]string{
-		"main":                                   "carpd (main)",
-		"github.com/carpd/carpd/ctsync/kernel":   "carpd/ctsync",
-		"github.com/jsimonetti/rtnetlink/v2":     "github.com/jsimonetti/rtnetlink/v2",
-		"golang.org/x/net/ipv4":                  "golang.org/x/net",
-		"vendor/golang.org/x/net/dns/dnsmessage": "std",
-		"encoding/json":                          "std",
+		"main": "carpd (main)",
+		"github.com/carpd/carpd/internal/ctsync/kernel": "carpd/ctsync",
+		"github.com/jsimonetti/rtnetlink/v2":            "github.com/jsimonetti/rtnetlink/v2",
+		"golang.org/x/net/ipv4":                         "golang.org/x/net",
+		"vendor/golang.org/x/net/dns/dnsmessage":        "std",
+		"encoding/json":                                 "std",
 	} {
 		if got := Module(pkg, "github.com/carpd/carpd"); got != want {
 			t.Errorf("Module(%q) = %q, want %q", pkg, got, want)

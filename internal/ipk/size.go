@@ -117,6 +117,7 @@ func Module(pkg, self string) string {
 		return "(linker-made: type hash/eq funcs, itabs)"
 	case strings.HasPrefix(pkg, self+"/"):
 		rest := strings.TrimPrefix(pkg, self+"/")
+		rest = strings.TrimPrefix(rest, "internal/") // carpd/ctsync, not carpd/internal
 		if i := strings.Index(rest, "/"); i >= 0 {
 			rest = rest[:i]
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/internal/daemon"
 )
 
 // aclFile is rpcd's access-control file of the app: group -> "read" or

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carpd/carpd/daemon"
+	"github.com/carpd/carpd/internal/daemon"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", os.Getenv("CARPD_UPDATE_SCREENSHOTS") == "1",

@@ -5,11 +5,11 @@
 /*
  * /etc/config/carpd as a form: the global section, a grid of vhids and the
  * sync section. The datatypes and checks mirror what `carpd check-config`
- * refuses (openwrt/config.go, openwrt/sync.go, config/), so most mistakes
+ * refuses (internal/openwrt/config.go, internal/openwrt/sync.go, internal/config/), so most mistakes
  * are caught before Save & Apply; carpd itself stays the judge.
  */
 
-/* ctsync/wire.KeyFromConfig: what makes a key or passphrase obviously weak. */
+/* internal/ctsync/wire.KeyFromConfig: what makes a key or passphrase obviously weak. */
 function weakPattern(s) {
 	const distinct = new Set(s).size;
 
@@ -53,7 +53,7 @@ function validateKey(section_id, value) {
 	return why ? _('The passphrase %s.').format(why) : true;
 }
 
-/* A rate as tc(8) writes it (openwrt/sync.go parseBandwidth). */
+/* A rate as tc(8) writes it (internal/openwrt/sync.go parseBandwidth). */
 function validateBandwidth(section_id, value) {
 	if (!value)
 		return true;

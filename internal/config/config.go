@@ -34,6 +34,8 @@ type Config struct {
 	Global Global
 	VHIDs  []VHID
 	Sync   Sync
+	// Tracks are the trackers (`config track` sections), in file order.
+	Tracks []Track
 }
 
 // Global is the `config carpd 'global'` section.
@@ -90,6 +92,9 @@ type VHID struct {
 	Peers []netip.Addr
 	// Preempt overrides Global.Preempt for this vhid when non-nil.
 	Preempt *bool
+	// Groups are the demotion groups of `list group`, besides
+	// DefaultGroup which every vhid is in.
+	Groups []string
 }
 
 // Key returns a stable identity for the vhid: interface and vhid number.

@@ -48,30 +48,9 @@ func (e errDrop) Error() string { return string(e) }
 // the caller checks id, nonce, source and sequence.
 func parseEchoReply(b []byte, v6 bool) (echo, error) {
 	if !v6 {
-		if len(b) < 20 {
-			return echo{}, errDrop(dropShort)
-		}
-		if b[0]>>4 != 4 {
-			return echo{}, errDrop(dropIPHeader)
-		}
-		ihl := int(b[0]&0x0f) * 4
-		total := int(binary.BigEndian.Uint16(b[2:4]))
-		if ihl < 20 || ihl > len(b) || b[9] != 1 {
-			return echo{}, errDrop(dropIPHeader)
-		}
-		// The kernel delivers the whole datagram; some kernels report the
-		// total length in host order or without the header, so only a
-		// total that claims more than was read is an error.
-		if total > len(b) {
-			return echo{}, errDrop(dropShort)
-		}
-		if total >= ihl+8 {
-			b = b[ihl:total]
-		} else {
-			b = b[ihl:]
-		}
-		if len(b) < 8 {
-			return echo{}, errDrop(dropShort)
+		var err error
+		if b, err = icmp4Message(b); err != nil {
+			return echo{}, err
 		}
 		if checksum(b) != 0 {
 			return echo{}, errDrop(dropChecksum)
@@ -94,6 +73,37 @@ func parseEchoReply(b []byte, v6 bool) (echo, error) {
 	}
 	e.nonce = binary.BigEndian.Uint64(b[8:16])
 	return e, nil
+}
+
+// icmp4Message returns the ICMP message in an IPv4 datagram, checking the
+// header's framing.
+func icmp4Message(b []byte) ([]byte, error) {
+	if len(b) < 20 {
+		return nil, errDrop(dropShort)
+	}
+	if b[0]>>4 != 4 {
+		return nil, errDrop(dropIPHeader)
+	}
+	ihl := int(b[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(b[2:4]))
+	if ihl < 20 || ihl > len(b) || b[9] != 1 {
+		return nil, errDrop(dropIPHeader)
+	}
+	// The datagram's total length bounds the message (the kernel delivers
+	// exactly the datagram); a total that claims more than was read is
+	// short, one too small for the header and a message is ignored.
+	if total > len(b) {
+		return nil, errDrop(dropShort)
+	}
+	if total >= ihl+8 {
+		b = b[ihl:total]
+	} else {
+		b = b[ihl:]
+	}
+	if len(b) < 8 {
+		return nil, errDrop(dropShort)
+	}
+	return b, nil
 }
 
 // errShortPayload: an echo reply without carpd's payload.

@@ -3,6 +3,7 @@ package openwrt
 import (
 	"context"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,32 @@ func TestRunProgram(t *testing.T) {
 	start := time.Now()
 	if _, err := RunProgram(ctx, []string{"sleep", "30"}); err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("hung program: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestShippedTrackExample: the commented-out tracker of the shipped
+// /etc/config/carpd, uncommented, is a valid tracker.
+func TestShippedTrackExample(t *testing.T) {
+	data, err := os.ReadFile("../../package/carpd/files/carpd.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#config track") {
+			in = true
+		}
+		if in && strings.HasPrefix(line, "#") {
+			line = line[1:]
+		}
+		b.WriteString(line + "\n")
+	}
+	cfg, warnings, errs := ParseConfig("carpd.config", []byte(b.String()))
+	if len(errs) > 0 || len(warnings) > 0 || len(cfg.Tracks) != 1 {
+		t.Fatalf("warnings %q errors %v", warnings, errs)
+	}
+	if tr := cfg.Tracks[0]; tr.Name != "wan_ping" || tr.Type != "ping" || tr.Device != "wan" || len(tr.Targets) != 1 {
+		t.Fatalf("tracker %+v", tr)
 	}
 }

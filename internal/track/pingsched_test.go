@@ -193,3 +193,56 @@ func TestPingNoFlapOnLoss(t *testing.T) {
 		}
 	})
 }
+
+// fakeNetifd serves one network's status and wakes its watchers on
+// notify; for the scheduling test below.
+type fakeNetifd struct {
+	mu sync.Mutex
+	st NetStatus
+	ch chan struct{}
+}
+
+func (n *fakeNetifd) Status(ctx context.Context, network string) (NetStatus, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st, nil
+}
+
+func (n *fakeNetifd) Watch(ctx context.Context) <-chan struct{} { return n.ch }
+
+func (n *fakeNetifd) notify() {
+	select {
+	case n.ch <- struct{}{}:
+	default:
+	}
+}
+
+// TestInterfaceEventSpacing: netifd events a few milliseconds apart do
+// not make `down` rounds in a few milliseconds: event-woken rounds are at
+// least 50 ms apart.
+func TestInterfaceEventSpacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nd := &fakeNetifd{st: NetStatus{Up: true, Address: true, DefaultRoute: true}, ch: make(chan struct{}, 1)}
+		reports := make(chan Report, 4)
+		tr := Start(context.Background(), config.Track{Name: "i", Type: config.TrackInterface, Device: "wan",
+			Interval: 10 * time.Second}, Env{Netifd: nd}, func(r Report) { reports <- r })
+		defer tr.Stop()
+		synctest.Wait()
+		nd.mu.Lock()
+		nd.st = NetStatus{}
+		nd.mu.Unlock()
+		for i := 0; i < 4; i++ {
+			nd.notify()
+			time.Sleep(5 * time.Millisecond)
+			synctest.Wait()
+		}
+		if st := tr.Status(); st.Bad != 0 || len(reports) != 0 {
+			t.Fatalf("20 ms after the first event: %d bad rounds, %d reports", st.Bad, len(reports))
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if st := tr.Status(); st.Bad != 2 || len(reports) != 0 {
+			t.Fatalf("120 ms after the first event: %d bad rounds, %d reports; want 2 and none", st.Bad, len(reports))
+		}
+	})
+}

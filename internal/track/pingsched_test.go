@@ -23,6 +23,8 @@ type fakePath struct {
 	rtt  time.Duration
 	loss func() bool // called once per direction; nil: no loss
 	sent []time.Time
+	// extra delays the replies of some targets beyond rtt.
+	extra map[netip.Addr]time.Duration
 }
 
 func (f *fakePath) open(v6 bool, dev string) (ICMPConn, error) {
@@ -66,7 +68,7 @@ func (c *fakeConn) WriteTo(msg []byte, dst netip.Addr) error {
 	if !c.v6 {
 		reply = ipv4(reply)
 	}
-	time.AfterFunc(f.rtt, func() {
+	time.AfterFunc(f.rtt+f.extra[dst], func() {
 		select {
 		case c.in <- fakePkt{reply, dst}:
 		case <-c.closed:
@@ -243,6 +245,26 @@ func TestInterfaceEventSpacing(t *testing.T) {
 		synctest.Wait()
 		if st := tr.Status(); st.Bad != 2 || len(reports) != 0 {
 			t.Fatalf("120 ms after the first event: %d bad rounds, %d reports; want 2 and none", st.Bad, len(reports))
+		}
+	})
+}
+
+// TestPingLateReplyBetweenRounds: with two targets and reliability 1 the
+// round ends at the first answer; the second target's reply arrives after
+// the round. Once the path dies, that queued reply must not count as an
+// answer in the next round (it made detection a whole round slower).
+func TestPingLateReplyBetweenRounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+		f := &fakePath{rtt: time.Millisecond, extra: map[netip.Addr]time.Duration{b: 5 * time.Millisecond}}
+		tr, reports := fakeTracker(t, f, config.Track{Targets: []netip.Addr{a, b}})
+		defer tr.Stop()
+		time.Sleep(5*time.Second + 2*time.Millisecond) // the round at 5 s has ended, b's reply is on its way
+		f.set(true, time.Millisecond)
+		died := time.Now()
+		r := <-reports
+		if d := time.Since(died); !r.Down || d > 2300*time.Millisecond {
+			t.Fatalf("down after %v (%+v), want at most 2.3 s", d, r)
 		}
 	})
 }

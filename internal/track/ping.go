@@ -270,6 +270,14 @@ func (p *pingProber) round(ctx context.Context) result {
 	cfg := p.t.cfg
 	clk := p.t.env.Clock
 	start := clk.Now()
+	// Suspect mode confirms a failure quickly; once the tracker is down
+	// there is nothing to confirm, and probing continues at the normal
+	// pace (a long outage must not cost five rounds a second).
+	p.t.mu.Lock()
+	if p.t.m.state == StateDown {
+		p.suspect = false
+	}
+	p.t.mu.Unlock()
 	for _, tg := range p.targets {
 		tg.answered, tg.probes = false, 0
 	}
@@ -330,7 +338,10 @@ func (p *pingProber) round(ctx context.Context) result {
 	// Late replies already queued count for the statistics.
 	p.drainQueued()
 	good := answered >= cfg.Reliability
-	// Any reply ends suspect mode; a round without any starts it.
+	// Any reply ends suspect mode; a round without any starts it (unless
+	// the tracker is down already, see above; the machine has not seen
+	// this round yet, so a round that makes it go down still counts as
+	// suspect, which changes nothing as the next round starts calm).
 	p.suspect = !good && !gotReply
 	p.t.mu.Lock()
 	p.t.st.Targets = p.targetStatus()

@@ -76,6 +76,9 @@ func (t *Tracker) run(ctx context.Context, p prober) {
 		}
 		t.apply(r, clk.Now())
 		next := t.cfg.Interval
+		if r.fast && t.downState() {
+			r.fast = false // down already: nothing left to confirm
+		}
 		if r.fast {
 			next = max(t.cfg.Interval/5, 50*time.Millisecond)
 		}
@@ -103,6 +106,12 @@ func (t *Tracker) run(ctx context.Context, p prober) {
 			}
 		}
 	}
+}
+
+func (t *Tracker) downState() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m.state == StateDown
 }
 
 // apply feeds a round to the machine, updates the status and reports a

@@ -176,8 +176,11 @@ func (t *Tracker) Config() config.Track { return t.cfg }
 // before validation) leaves zero, with the UCI defaults.
 func withDefaults(c config.Track) config.Track {
 	if c.Interval <= 0 {
-		c.Interval = time.Second
+		c.Interval = config.DefaultTrackInterval
 	}
+	// config.Validate refuses shorter intervals; a hand-built config
+	// must not make a busy loop either.
+	c.Interval = max(c.Interval, config.MinTrackInterval)
 	if c.Timeout <= 0 {
 		c.Timeout = min(time.Second, c.Interval)
 	}

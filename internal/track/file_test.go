@@ -56,12 +56,18 @@ func TestFileTracker(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "demote")
 	reports := make(chan Report, 10)
 	tr := Start(context.Background(), config.Track{Name: "f", Type: config.TrackFile, Path: p,
-		Interval: 50 * time.Millisecond, Down: 2, Up: 2}, Env{}, func(r Report) { reports <- r })
+		Interval: 50 * time.Millisecond, Down: 2, Up: 3}, Env{}, func(r Report) { reports <- r })
 	defer tr.Stop()
 	waitState(t, tr, StateUp, 0)
 	os.WriteFile(p, []byte("5\n"), 0o644)
 	r := waitReport(t, reports)
 	if !r.Down || r.Value != 5 || r.Name != "f" || r.Group != "carp" || !strings.Contains(r.Reason, "holds 5 for 2 rounds") {
+		t.Fatalf("report %+v", r)
+	}
+	// A lower value needs `up` rounds.
+	os.WriteFile(p, []byte("3\n"), 0o644)
+	r = waitReport(t, reports)
+	if !r.Down || r.Value != 3 || !strings.Contains(r.Reason, "holds 3 for 3 rounds") {
 		t.Fatalf("report %+v", r)
 	}
 	os.Remove(p)

@@ -118,6 +118,7 @@ func (t *Tracker) downState() bool {
 // change.
 func (t *Tracker) apply(r result, now time.Time) {
 	t.mu.Lock()
+	old := t.m.value
 	changed := t.m.observe(r.value, now)
 	st := &t.st
 	st.Rounds++
@@ -129,7 +130,7 @@ func (t *Tracker) apply(r result, now time.Time) {
 	st.Error = r.err
 	st.State, st.Value, st.Since = t.m.state, t.m.value, t.m.since
 	switch {
-	case changed && t.m.state == StateDown:
+	case changed && t.m.value > old:
 		st.Reason = fmt.Sprintf("%s for %d rounds", r.reason, t.cfg.Down)
 		t.settled = true
 	case changed:

@@ -178,3 +178,22 @@ func TestPingLabWrongSource(t *testing.T) {
 		t.Fatalf("report %+v status %+v", r, st)
 	}
 }
+
+// TestPingLabUnroutableTarget: a target the router has no route to (the
+// send fails at once) does not keep the other targets from being probed:
+// with reliability 1 every round is good, the error is shown.
+func TestPingLabUnroutableTarget(t *testing.T) {
+	p := newPingLab(t)
+	cfg := config.Track{Name: "half", Type: config.TrackPing, Interval: 100 * time.Millisecond,
+		Targets: []netip.Addr{netip.MustParseAddr("2001:db8:ffff::1"), p.targets[0]}}
+	tr := Start(context.Background(), cfg, p.env(), func(r Report) { t.Errorf("report %+v", r) })
+	defer tr.Stop()
+	waitRounds(t, tr, 5)
+	st := tr.Status()
+	if st.Good < 5 || st.Bad != 0 || st.State != StateUp || st.Targets[1].Received < 5 || st.Targets[0].Received != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if !strings.Contains(st.Reason, "1 of 2 targets answered") {
+		t.Fatalf("reason %q", st.Reason)
+	}
+}

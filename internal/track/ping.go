@@ -168,12 +168,26 @@ func (p *pingProber) hasFamily(v6 bool) bool {
 	return false
 }
 
+// famIndex is the index of addr's family in pingProber.sock.
+func famIndex(addr netip.Addr) int {
+	if addr.Is6() {
+		return 1
+	}
+	return 0
+}
+
+// closeSocket closes one family's socket; its reader ends by itself (the
+// replies it queued stay valid).
+func (p *pingProber) closeSocket(fam int) {
+	if c := p.sock[fam]; c != nil {
+		c.Close()
+		p.sock[fam] = nil
+	}
+}
+
 func (p *pingProber) closeSockets() {
-	for i, c := range p.sock {
-		if c != nil {
-			c.Close()
-			p.sock[i] = nil
-		}
+	for i := range p.sock {
+		p.closeSocket(i)
 	}
 	p.readers.Wait()
 	// Replies read before the close are for the old sockets' probes; they
@@ -288,6 +302,8 @@ func (p *pingProber) round(ctx context.Context) result {
 	deadline := start.Add(p.roundTimeout())
 	retry := p.retryWait()
 	answered, gotReply := 0, false
+	var sendErr string
+	var failed [2]bool // by family: a send failed, reopen the socket
 	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -306,9 +322,15 @@ func (p *pingProber) round(ctx context.Context) result {
 				due := tg.lastSend.Add(retry)
 				if tg.probes == 0 || !now.Before(due) {
 					if err := p.send(tg, now); err != nil {
-						sockErr = err.Error()
-						p.closeSockets() // reopened next round
-						break
+						// This target is out for the round (no route,
+						// device gone); the others are still probed.
+						// Its family's socket is reopened next round.
+						if sendErr == "" {
+							sendErr = err.Error()
+						}
+						tg.probes = maxProbes
+						failed[famIndex(tg.addr)] = true
+						continue
 					}
 					due = now.Add(retry)
 				}
@@ -337,6 +359,14 @@ func (p *pingProber) round(ctx context.Context) result {
 	}
 	// Late replies already queued count for the statistics.
 	p.drainQueued()
+	for fam, bad := range failed {
+		if bad {
+			p.closeSocket(fam)
+		}
+	}
+	if sockErr == "" {
+		sockErr = sendErr
+	}
 	good := answered >= cfg.Reliability
 	// Any reply ends suspect mode; a round without any starts it (unless
 	// the tracker is down already, see above; the machine has not seen
@@ -370,10 +400,7 @@ func (p *pingProber) drainQueued() {
 // send sends one probe to tg.
 func (p *pingProber) send(tg *target, now time.Time) error {
 	v6 := tg.addr.Is6()
-	c := p.sock[0]
-	if v6 {
-		c = p.sock[1]
-	}
+	c := p.sock[famIndex(tg.addr)]
 	if c == nil {
 		return errors.New("no socket")
 	}

@@ -46,6 +46,7 @@ import (
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/vip"
 )
@@ -130,7 +131,8 @@ type Daemon struct {
 	ifaces   map[string]*ifaceEntry
 	vhosts   map[string]*vhostEntry // by config.VHID.Key()
 	stopping map[slot]*carp.VHost   // halted vhosts not yet stopped
-	manual   int                    // global manual demotion (carpd demote)
+	sources  demote.Table           // the demotion groups' sources (demotion.go)
+	expiry   carp.Timer             // fires at the next source expiry; nil before Run
 	maint    bool                   // maintenance mode, persisted in the state file
 	stateErr error                  // why the last state file write failed; nil when it worked
 	reloads  int                    // successful reloads
@@ -145,6 +147,7 @@ type Daemon struct {
 	syncErr      error
 	syncWaited   bool // the initial transfer completed or timed out once
 	syncStopping bool // an engine is stopping; the next starts after it
+	syncLinkUp   bool // the link of the sync interface (sync_link)
 	takeoverBusy bool // an engine takeover (conntrack dump) runs
 	takeoverMore bool // another vhid became master meanwhile
 }
@@ -169,7 +172,7 @@ type vhostEntry struct {
 	vc     carp.VHostConfig // Interface is the resolved device
 	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
-	manual int    // per-vhid manual demotion
+	own    demote.Table // the vhid's own demotion sources (group "")
 	demote int    // the demotion last given to v; -1 before
 	dev    string // the device cfg.Interface resolved to; "" while unresolved
 	netw   bool   // cfg.Interface is an OpenWrt network name
@@ -210,6 +213,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		syncedCh:  make(chan struct{}, 1),
 		bgCtx:     context.Background(),
 		ifaces:    map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{}, stopping: map[slot]*carp.VHost{},
+		syncLinkUp: true,
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -274,6 +278,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		linkEvents = links.Events()
 		defer links.Close()
 	}
+	d.expiry = d.env.Clock.NewTimer(time.Hour)
+	d.expiry.Stop()
+	defer d.expiry.Stop()
 	// Sync first: its demotion must be in place before any vhid can
 	// become master.
 	d.startSync()
@@ -317,6 +324,8 @@ loop:
 			d.updateDemotion()
 		case <-retry.C:
 			d.openPending()
+		case <-d.expiry.C():
+			d.expire()
 		}
 	}
 

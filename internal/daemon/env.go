@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
@@ -41,7 +42,8 @@ type Env struct {
 	ResolveNetwork func(ctx context.Context, name string) (dev string, network bool, err error)
 	// ListenControl listens on the control socket's path.
 	ListenControl func(path string) (net.Listener, error)
-	// Clock is the vhosts' clock (carp.WithClock); nil is the real one.
+	// Clock is the vhosts' clock (carp.WithClock) and the daemon's (the
+	// since and expiry of demotion sources); nil is the real one.
 	Clock carp.Clock
 	// OpenSync opens what the state-sync engine runs on for sc: the
 	// conntrack table, filtered as sc says (vips: the only addresses of
@@ -142,5 +144,20 @@ func (e Env) withDefaults() Env {
 	if e.OpenSync == nil {
 		e.OpenSync = openSyncParts
 	}
+	if e.Clock == nil {
+		e.Clock = realClock{}
+	}
 	return e
 }
+
+// realClock is the system clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                      { return time.Now() }
+func (realClock) NewTimer(d time.Duration) carp.Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }

@@ -194,7 +194,7 @@ func (h *host) status() Status {
 }
 
 // vhost returns the status of vhid on iface (the configured name).
-func (h *host) vhost(iface string, vhid uint8) carp.Status {
+func (h *host) vhost(iface string, vhid uint8) VHIDStatus {
 	h.t.Helper()
 	for _, v := range h.status().VHIDs {
 		if (v.Interface == iface || v.Network == iface) && v.VHID == vhid {
@@ -202,7 +202,7 @@ func (h *host) vhost(iface string, vhid uint8) carp.Status {
 		}
 	}
 	h.t.Fatalf("%s: no vhid %d on %s in status", h.node.Name, vhid, iface)
-	return carp.Status{}
+	return VHIDStatus{}
 }
 
 // running returns the vhost running for key ("dev0/1"), nil if none.

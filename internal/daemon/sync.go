@@ -41,6 +41,10 @@ func (d *Daemon) startSync() {
 	}
 	d.syncErr = nil
 	d.sync = r
+	d.syncLinkUp = true
+	if up, err := d.env.LinkUp(sc.Interface); err == nil {
+		d.syncLinkUp = up
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -193,6 +197,19 @@ func sameSync(a, b config.Sync) bool {
 		string(fa.Protocols) == string(fb.Protocols) && slices.Equal(fa.Include, fb.Include) &&
 		slices.Equal(fa.Exclude, fb.Exclude) && slices.Equal(fa.Zones, fb.Zones) && fa.Mark == fb.Mark &&
 		fa.MarkMask == fb.MarkMask && fa.MinTCPState == fb.MinTCPState && fa.AssuredOnly == fb.AssuredOnly
+}
+
+// syncLinkDown reports whether sync is on and its interface's link is
+// down (source sync_link, like pfsync's carp demotion on a down syncdev).
+func (d *Daemon) syncLinkDown() bool {
+	return d.cfg.Sync.Enabled && !d.syncLinkUp
+}
+
+// syncBulkFailed reports whether the last initial bulk transfer failed:
+// the engine gave up waiting for the peer's table, and no complete table
+// came since (source sync_bulk).
+func (d *Daemon) syncBulkFailed() bool {
+	return d.sync != nil && d.sync.engine.Status().Bulk.TimedOut
 }
 
 // syncDemotion is the demotion while the initial bulk transfer has not

@@ -47,7 +47,9 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 	_, err := c.AddObject(ctx, ubusObject, []ubus.Method{
 		{Name: "status", Handler: b.handler("status")},
 		{Name: "demote", Signature: []ubus.Arg{{Name: "vhid", Type: blob.TypeInt32},
-			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
+			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32},
+			{Name: "group", Type: blob.TypeString}, {Name: "source", Type: blob.TypeString},
+			{Name: "set", Type: blob.TypeInt32}, {Name: "ttl", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
 		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool}}, Handler: b.handler("maintenance")},
 		{Name: "resync", Handler: b.handler("resync")},
 		{Name: "reload", Handler: b.handler("reload")},
@@ -79,6 +81,10 @@ type ubusArgs struct {
 	Interface string    `json:"interface"`
 	By        *flexInt  `json:"by"`
 	Enable    *flexBool `json:"enable"`
+	Group     string    `json:"group"`
+	Source    string    `json:"source"`
+	Set       *flexInt  `json:"set"`
+	TTL       *flexInt  `json:"ttl"`
 }
 
 // handler adapts a daemon method to ubus: arguments in, the result as
@@ -94,10 +100,20 @@ func (b *ubusBridge) handler(method string) ubus.Handler {
 		req := Request{Method: method, Interface: a.Interface}
 		switch method {
 		case "demote":
-			if a.By == nil || int(a.VHID) < 0 || int(a.VHID) > 255 {
-				return nil, ubus.StatusInvalidArgument.Err()
+			if (a.By == nil) == (a.Set == nil) || int(a.VHID) < 0 || int(a.VHID) > 255 {
+				return nil, ubus.StatusInvalidArgument.Err() // by or set, not both
 			}
-			req.VHID, req.By = uint8(a.VHID), int(*a.By)
+			req.VHID, req.Group, req.Source = uint8(a.VHID), a.Group, a.Source
+			if a.By != nil {
+				req.By = int(*a.By)
+			}
+			if a.Set != nil {
+				n := int(*a.Set)
+				req.Set = &n
+			}
+			if a.TTL != nil {
+				req.TTL = int(*a.TTL)
+			}
 		case "maintenance":
 			if a.Enable == nil {
 				return nil, ubus.StatusInvalidArgument.Err()

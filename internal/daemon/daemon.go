@@ -111,6 +111,8 @@ type Daemon struct {
 	netEvents chan string
 	// syncedCh: the sync engine finished its first bulk transfer.
 	syncedCh chan struct{}
+	// trackWake: a tracker queued a report (track.go).
+	trackWake chan struct{}
 
 	// stateMu orders the writes of the state file (maintenance requests,
 	// on their own goroutines). The loop never takes it.
@@ -129,19 +131,20 @@ type Daemon struct {
 	// to the tests that build a Daemon without running it).
 	cfg      *config.Config
 	ifaces   map[string]*ifaceEntry
-	vhosts   map[string]*vhostEntry // by config.VHID.Key()
-	stopping map[slot]*carp.VHost   // halted vhosts not yet stopped
-	sources  demote.Table           // the demotion groups' sources (demotion.go)
-	expiry   carp.Timer             // fires at the next source expiry; nil before Run
-	maint    bool                   // maintenance mode, persisted in the state file
-	stateErr error                  // why the last state file write failed; nil when it worked
-	reloads  int                    // successful reloads
-	recent   []TransitionRecord     // the last recentTransitions transitions
-	hotplug  *openwrt.Hotplug       // the hook runner (Run makes it); events go to it only when hooks are on
-	hooks    string                 // the hook program; "" when hooks are off
-	ubus     *ubusBridge            // nil without ubus_socket
-	runCtx   context.Context        // parent of the vhosts' contexts
-	closing  bool                   // Run is stopping: nothing new starts
+	vhosts   map[string]*vhostEntry   // by config.VHID.Key()
+	stopping map[slot]*carp.VHost     // halted vhosts not yet stopped
+	sources  demote.Table             // the demotion groups' sources (demotion.go)
+	expiry   carp.Timer               // fires at the next source expiry; nil before Run
+	trackers map[string]*trackerEntry // by section name (track.go)
+	maint    bool                     // maintenance mode, persisted in the state file
+	stateErr error                    // why the last state file write failed; nil when it worked
+	reloads  int                      // successful reloads
+	recent   []TransitionRecord       // the last recentTransitions transitions
+	hotplug  *openwrt.Hotplug         // the hook runner (Run makes it); events go to it only when hooks are on
+	hooks    string                   // the hook program; "" when hooks are off
+	ubus     *ubusBridge              // nil without ubus_socket
+	runCtx   context.Context          // parent of the vhosts' contexts
+	closing  bool                     // Run is stopping: nothing new starts
 	// State sync.
 	sync         *syncRunner
 	syncErr      error
@@ -173,10 +176,10 @@ type vhostEntry struct {
 	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
 	own    demote.Table // the vhid's own demotion sources (group "")
-	demote int    // the demotion last given to v; -1 before
-	dev    string // the device cfg.Interface resolved to; "" while unresolved
-	netw   bool   // cfg.Interface is an OpenWrt network name
-	err    error  // why the vhost is not running
+	demote int          // the demotion last given to v; -1 before
+	dev    string       // the device cfg.Interface resolved to; "" while unresolved
+	netw   bool         // cfg.Interface is an OpenWrt network name
+	err    error        // why the vhost is not running
 	// A network name is resolved off the loop: resolving is set while
 	// a lookup runs, again when another is wanted after it, and gen
 	// tells a lookup's result from one made stale by a halt.
@@ -211,6 +214,8 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		events:    make(chan carp.Transition, eventQueueLen),
 		netEvents: make(chan string, 16),
 		syncedCh:  make(chan struct{}, 1),
+		trackWake: make(chan struct{}, 1),
+		trackers:  map[string]*trackerEntry{},
 		bgCtx:     context.Background(),
 		ifaces:    map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{}, stopping: map[slot]*carp.VHost{},
 		syncLinkUp: true,
@@ -326,6 +331,8 @@ loop:
 			d.openPending()
 		case <-d.expiry.C():
 			d.expire()
+		case <-d.trackWake:
+			d.trackReports()
 		}
 	}
 
@@ -334,6 +341,7 @@ loop:
 	// status still answers.
 	d.log.Info("stopping")
 	d.closing = true
+	d.stopTrackers()
 	cancelVhosts()
 	vhostsDone := make(chan struct{})
 	go func() {

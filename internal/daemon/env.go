@@ -11,6 +11,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/internal/vip"
 )
 
@@ -52,6 +53,9 @@ type Env struct {
 	// of the sync link (kernel.Open and listenSync). The daemon runs the
 	// real ctsync.Engine on them.
 	OpenSync func(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error)
+	// StartTracker starts a tracker (track.Start); report gets its
+	// changes and must not block.
+	StartTracker func(ctx context.Context, cfg config.Track, env track.Env, report func(track.Report)) Tracker
 }
 
 // SyncParts is what a sync engine runs on.
@@ -146,6 +150,9 @@ func (e Env) withDefaults() Env {
 	}
 	if e.Clock == nil {
 		e.Clock = realClock{}
+	}
+	if e.StartTracker == nil {
+		e.StartTracker = startTrackerReal
 	}
 	return e
 }

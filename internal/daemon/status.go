@@ -10,6 +10,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/demote"
+	"github.com/carpd/carpd/internal/track"
 )
 
 // Status is the whole daemon status: `carpd status --json`.
@@ -27,6 +28,8 @@ type Status struct {
 	Interfaces  []InterfaceStatus  `json:"interfaces"`
 	Transitions []TransitionRecord `json:"transitions"`
 	Sync        SyncStatus         `json:"sync"`
+	// Trackers are the `config track` sections' trackers, by name.
+	Trackers []track.Status `json:"trackers"`
 	// HotplugCall is the hook program run on each transition; empty when
 	// hooks are off (option hotplug_call '').
 	HotplugCall string `json:"hotplug_call"`
@@ -134,6 +137,7 @@ func (d *Daemon) status() Status {
 	if s.VHIDs == nil {
 		s.VHIDs = []VHIDStatus{}
 	}
+	s.Trackers = d.trackerStatus()
 	if s.Transitions == nil {
 		s.Transitions = []TransitionRecord{}
 	}

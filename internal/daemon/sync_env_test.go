@@ -11,11 +11,11 @@ import (
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/carp/carptest"
 	"github.com/carpd/carpd/internal/config"
-	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/demote"
 )
 
 // These tests run the daemon's real sync engine (ctsync.Engine) on a fake

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +28,21 @@ type ubusBridge struct {
 	d   *Daemon
 	log *slog.Logger
 	cl  *ubus.Client
-	q   *asyncq.Queue[TransitionRecord]
+	q   *asyncq.Queue[ubusEvent]
 	// undelivered counts events ubusd did not take (ubus events are not
 	// kept across an outage); q counts those dropped when full.
 	undelivered atomic.Uint64
+
+	// watchers get a wake-up on each network.interface event (the
+	// interface trackers, watchNetworks).
+	watchMu  sync.Mutex
+	watchers map[chan struct{}]struct{}
+}
+
+// ubusEvent is one event to send: carp.state or carp.track.
+type ubusEvent struct {
+	name string
+	data any
 }
 
 // ubusQueueLen bounds the events waiting to be sent.
@@ -68,6 +80,7 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 			case b.d.netEvents <- ev.Interface:
 			default: // the loop is busy; the next event or retry catches up
 			}
+			b.wakeWatchers()
 		}
 	})
 	return err
@@ -147,24 +160,57 @@ func ubusStatus(err error) ubus.Status {
 
 // event queues a carp.state event without blocking (called from vhost
 // goroutines). A full queue drops the oldest.
-func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ev) }
+func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ubusEvent{"carp.state", ev}) }
+
+// trackEvent queues a carp.track event without blocking.
+func (b *ubusBridge) trackEvent(ev TrackEvent) { b.q.Push(ubusEvent{"carp.track", ev}) }
+
+// watchNetworks returns a channel that receives (coalesced, never
+// blocking the listener) after each network.interface event, until ctx
+// is done.
+func (b *ubusBridge) watchNetworks(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	b.watchMu.Lock()
+	if b.watchers == nil {
+		b.watchers = map[chan struct{}]struct{}{}
+	}
+	b.watchers[ch] = struct{}{}
+	b.watchMu.Unlock()
+	context.AfterFunc(ctx, func() {
+		b.watchMu.Lock()
+		delete(b.watchers, ch)
+		b.watchMu.Unlock()
+	})
+	return ch
+}
+
+func (b *ubusBridge) wakeWatchers() {
+	b.watchMu.Lock()
+	defer b.watchMu.Unlock()
+	for ch := range b.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // sendTimeout bounds one event send.
 const sendTimeout = 2 * time.Second
 
-func (b *ubusBridge) send(ev TransitionRecord) {
-	data, _ := json.Marshal(ev)
+func (b *ubusBridge) send(ev ubusEvent) {
+	data, _ := json.Marshal(ev.data)
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
-	err := b.cl.Send(ctx, "carp.state", data)
+	err := b.cl.Send(ctx, ev.name, data)
 	if err == nil {
 		// procd (`procd_set_param watch carpd`) and other subscribers get
 		// it as a notification of the object too.
-		err = b.cl.Notify(ctx, ubusObject, "carp.state", data)
+		err = b.cl.Notify(ctx, ubusObject, ev.name, data)
 	}
 	if err != nil {
 		b.undelivered.Add(1)
-		b.log.Debug("carp.state event not delivered", "err", err)
+		b.log.Debug("ubus event not delivered", "event", ev.name, "err", err)
 	}
 }
 

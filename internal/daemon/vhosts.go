@@ -58,6 +58,7 @@ func (d *Daemon) apply(cfg *config.Config) []<-chan struct{} {
 		}
 	}
 	d.closeUnusedIfaces()
+	d.applyTrackers(cfg)
 	d.updateDemotion()
 	return stopped
 }

@@ -210,11 +210,11 @@ func (d *Daemon) Handle(req Request) (any, error) {
 	case "status":
 		return d.Status()
 	case "demote":
-		if req.Source != "" || req.Set != nil {
-			return nil, d.SetDemotion(req)
+		if err := checkDemoteRequest(req); err != nil {
+			return nil, err
 		}
-		if req.TTL != 0 {
-			return nil, fmt.Errorf("%w: ttl goes with source and set", ErrInvalidArgument)
+		if req.Source != "" || req.Set != nil {
+			return nil, d.SetDemotion(req.Group, req.Source, *req.Set, req.TTL)
 		}
 		return nil, d.Demote(req.VHID, req.Interface, req.Group, req.By)
 	case "reload":
@@ -239,9 +239,16 @@ func (d *Daemon) Demote(vhid uint8, iface, group string, delta int) error {
 	return err
 }
 
-// SetDemotion sets the named source req.Source of req.Group to *req.Set,
-// for req.TTL seconds (see setExternal).
-func (d *Daemon) SetDemotion(req Request) error {
+// checkDemoteRequest checks the shape of a demote request: relative
+// (by, with a group or a vhid/interface) or absolute (source and set,
+// with a group and a ttl).
+func checkDemoteRequest(req Request) error {
+	if req.Source == "" && req.Set == nil {
+		if req.TTL != 0 {
+			return fmt.Errorf("%w: ttl goes with source and set", ErrInvalidArgument)
+		}
+		return nil
+	}
 	switch {
 	case req.Source == "":
 		return fmt.Errorf("%w: set needs a source name", ErrInvalidArgument)
@@ -250,8 +257,14 @@ func (d *Daemon) SetDemotion(req Request) error {
 	case req.By != 0 || req.VHID != 0 || req.Interface != "":
 		return fmt.Errorf("%w: a source is set in a group, not with by, vhid or interface", ErrInvalidArgument)
 	}
+	return nil
+}
+
+// SetDemotion sets the named source of group ("" is carp) to value, for
+// ttl seconds (0: until changed); see setExternal.
+func (d *Daemon) SetDemotion(group, source string, value, ttl int) error {
 	var err error
-	if derr := d.do(func() { err = d.setExternal(req.Group, req.Source, *req.Set, req.TTL) }); derr != nil {
+	if derr := d.do(func() { err = d.setExternal(group, source, value, ttl) }); derr != nil {
 		return derr
 	}
 	return err

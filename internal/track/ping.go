@@ -316,7 +316,9 @@ func (p *pingProber) round(ctx context.Context) result {
 		case <-timer.C():
 		case r := <-p.replies:
 			timer.Stop()
-			if tg := p.match(r); tg != nil {
+			// A reply that came between rounds (the answer of a target
+			// the last round did not wait for) is no answer in this one.
+			if tg := p.match(r); tg != nil && !r.at.Before(start) {
 				gotReply = true
 				if !tg.answered {
 					tg.answered = true

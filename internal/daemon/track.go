@@ -178,6 +178,15 @@ func (ev TrackEvent) hotplugEnv() []string {
 		"VALUE=" + strconv.Itoa(ev.Value), "REASON=" + ev.Reason}
 }
 
+// trackNetifd is the Netifd of the interface trackers: netifd over ubus,
+// nil without ubus (plain Linux: device carrier only).
+func (d *Daemon) trackNetifd() track.Netifd {
+	if d.ubus == nil {
+		return nil
+	}
+	return d.ubus.netifd
+}
+
 // trackerStatus lists the trackers, by name.
 func (d *Daemon) trackerStatus() []track.Status {
 	out := make([]track.Status, 0, len(d.trackers))

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
+	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
 )
@@ -32,11 +32,9 @@ type ubusBridge struct {
 	// undelivered counts events ubusd did not take (ubus events are not
 	// kept across an outage); q counts those dropped when full.
 	undelivered atomic.Uint64
-
-	// watchers get a wake-up on each network.interface event (the
-	// interface trackers, watchNetworks).
-	watchMu  sync.Mutex
-	watchers map[chan struct{}]struct{}
+	// netifd is the interface trackers' netifd, woken on each
+	// network.interface event.
+	netifd *track.UbusNetifd
 }
 
 // ubusEvent is one event to send: carp.state or carp.track.
@@ -51,6 +49,7 @@ const ubusQueueLen = 64
 func newUbusBridge(d *Daemon, path string, log *slog.Logger) *ubusBridge {
 	b := &ubusBridge{d: d, log: log.With("op", "ubus")}
 	b.cl = ubus.NewClient(path, &ubus.Config{Logger: log}, b.setup)
+	b.netifd = &track.UbusNetifd{Caller: b.cl}
 	b.q = asyncq.New(ubusQueueLen, b.send)
 	return b
 }
@@ -80,7 +79,7 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 			case b.d.netEvents <- ev.Interface:
 			default: // the loop is busy; the next event or retry catches up
 			}
-			b.wakeWatchers()
+			b.netifd.Notify()
 		}
 	})
 	return err
@@ -164,36 +163,6 @@ func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ubusEvent{"carp.state
 
 // trackEvent queues a carp.track event without blocking.
 func (b *ubusBridge) trackEvent(ev TrackEvent) { b.q.Push(ubusEvent{"carp.track", ev}) }
-
-// watchNetworks returns a channel that receives (coalesced, never
-// blocking the listener) after each network.interface event, until ctx
-// is done.
-func (b *ubusBridge) watchNetworks(ctx context.Context) <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	b.watchMu.Lock()
-	if b.watchers == nil {
-		b.watchers = map[chan struct{}]struct{}{}
-	}
-	b.watchers[ch] = struct{}{}
-	b.watchMu.Unlock()
-	context.AfterFunc(ctx, func() {
-		b.watchMu.Lock()
-		delete(b.watchers, ch)
-		b.watchMu.Unlock()
-	})
-	return ch
-}
-
-func (b *ubusBridge) wakeWatchers() {
-	b.watchMu.Lock()
-	defer b.watchMu.Unlock()
-	for ch := range b.watchers {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
 
 // sendTimeout bounds one event send.
 const sendTimeout = 2 * time.Second

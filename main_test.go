@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
@@ -394,5 +395,41 @@ func TestPrintStatusDrops(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "replayed adverts refused"); n != 1 {
 		t.Errorf("%d vhids show replay drops, want 1 (only one has any)", n)
+	}
+}
+
+// TestPrintStatusDemotion: `carpd status` says per vhid why it is demoted
+// (each source with its group, value, reason and since; the peer's
+// demotion next to ours) and lists the trackers.
+func TestPrintStatusDemotion(t *testing.T) {
+	b, err := os.ReadFile("internal/luciview/testdata/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printStatus(&out, &st)
+	hms := func(s string) string {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Local().Format("15:04:05")
+	}
+	for _, want := range []string{
+		"  eth1 vhid 2: 203.0.113.1/24\n    demotion 3, peer advertises 0 (advskew 0); groups carp wan\n",
+		"      mwan3 (wan) +2: set with demote --set --ttl 300, since " + hms("2026-05-04T09:58:00Z") + ", expires " + hms("2026-05-04T10:03:00Z") + "\n",
+		"      wan_ping (wan) +1: 0 of 1 targets answered for 3 rounds, since " + hms("2026-05-04T09:12:31Z") + "\n",
+		"    demotion 0, peer advertises 0 (advskew 100); groups carp\n",
+		"  wan_ping (ping, group wan, weight 1): DOWN +1: 0 of 1 targets answered for 3 rounds, since " + hms("2026-05-04T09:12:31Z"),
+		"    198.51.100.1: sent 266400, received 263602, rtt 4.2 ms\n",
+		"    error: sendto: network is unreachable\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, out.String())
+		}
 	}
 }

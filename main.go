@@ -236,6 +236,11 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	if st.Demotion.Maintenance {
 		maint = ", MAINTENANCE MODE"
 	}
+	for _, g := range st.Demotion.Groups {
+		if g.Demotion > 0 && g.Name != config.DefaultGroup {
+			maint += fmt.Sprintf(", group %s %d", g.Name, g.Demotion)
+		}
+	}
 	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d sync %d%s\n\n", st.Version, st.PID,
 		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, st.Demotion.Sync, maint)
 	var tw table

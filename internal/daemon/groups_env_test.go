@@ -16,6 +16,7 @@ import (
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/carp/carptest"
 	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
 	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/track"
@@ -333,7 +334,7 @@ func TestEnvSendErrorsSource(t *testing.T) {
 }
 
 // TestEnvSyncLinkSource: while the sync link is down every vhid is
-// demoted by one (sync_link), on top of a failed bulk transfer's one.
+// demoted by one (sync_link).
 func TestEnvSyncLinkSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
@@ -342,18 +343,18 @@ func TestEnvSyncLinkSource(t *testing.T) {
 		seg.Add("listener", carp.Params{})
 		h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 3*time.Second))
 		step(seg, 5*time.Second)
-		if v := h.vhost("dev0", 1); v.Demotion != 1 || !hasSource(v.DemotionSources, "carp", "sync_bulk", 1) {
-			t.Fatalf("no peer: demotion %d, sources %+v; want 1 (sync_bulk)", v.Demotion, v.DemotionSources)
+		if v := h.vhost("dev0", 1); v.Demotion != 0 || len(v.DemotionSources) != 0 {
+			t.Fatalf("no peer, past bulk_timeout: demotion %d, sources %+v; want 0, none", v.Demotion, v.DemotionSources)
 		}
 		h.links.Set("sync0", false)
 		step(seg, time.Second)
-		if v := h.vhost("dev0", 1); v.Demotion != 2 || !hasSource(v.DemotionSources, "carp", "sync_link", 1) {
-			t.Errorf("sync link down: demotion %d, sources %+v; want 2 (sync_link too)", v.Demotion, v.DemotionSources)
+		if v := h.vhost("dev0", 1); v.Demotion != 1 || !hasSource(v.DemotionSources, "carp", "sync_link", 1) {
+			t.Errorf("sync link down: demotion %d, sources %+v; want 1 (sync_link)", v.Demotion, v.DemotionSources)
 		}
 		h.links.Set("sync0", true)
 		step(seg, time.Second)
-		if v := h.vhost("dev0", 1); v.Demotion != 1 || hasSource(v.DemotionSources, "carp", "sync_link", 1) {
-			t.Errorf("sync link up: demotion %d, sources %+v; want 1", v.Demotion, v.DemotionSources)
+		if v := h.vhost("dev0", 1); v.Demotion != 0 || len(v.DemotionSources) != 0 {
+			t.Errorf("sync link up: demotion %d, sources %+v; want 0", v.Demotion, v.DemotionSources)
 		}
 	})
 }
@@ -574,5 +575,25 @@ func changeField(f reflect.Value) {
 		f.Set(reflect.Append(f, f.Index(0)))
 	default:
 		panic("changeField: add a case for " + f.Type().String())
+	}
+}
+
+// TestBulkFailed: sync_bulk counts while the initial transfer has failed
+// and the peer is there; a dead peer demotes nothing (the e2e test
+// TestSyncPeerDeadDemotionBounded holds a lone router undemoted).
+func TestBulkFailed(t *testing.T) {
+	for _, tc := range []struct {
+		timedOut, peerUp, want bool
+	}{
+		{false, false, false},
+		{false, true, false},
+		{true, false, false},
+		{true, true, true},
+	} {
+		var st ctsync.Status
+		st.Bulk.TimedOut, st.PeerUp = tc.timedOut, tc.peerUp
+		if got := bulkFailed(st); got != tc.want {
+			t.Errorf("timed out %v, peer up %v: %v, want %v", tc.timedOut, tc.peerUp, got, tc.want)
+		}
 	}
 }

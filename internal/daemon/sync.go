@@ -205,11 +205,20 @@ func (d *Daemon) syncLinkDown() bool {
 	return d.cfg.Sync.Enabled && !d.syncLinkUp
 }
 
-// syncBulkFailed reports whether the last initial bulk transfer failed:
-// the engine gave up waiting for the peer's table, and no complete table
-// came since (source sync_bulk).
+// syncBulkFailed reports whether the bulk transfer failed (source
+// sync_bulk), see bulkFailed.
 func (d *Daemon) syncBulkFailed() bool {
-	return d.sync != nil && d.sync.engine.Status().Bulk.TimedOut
+	return d.sync != nil && bulkFailed(d.sync.engine.Status())
+}
+
+// bulkFailed: the engine gave up waiting for the peer's table, no
+// complete table came since, and the peer is there: this router lacks
+// the table of a live peer, which should rather be master. A peer that
+// is down (or that we cannot authenticate) demotes nothing: a router
+// alone is not less fit than nobody, and its sync hold is bounded by
+// bulk_timeout.
+func bulkFailed(st ctsync.Status) bool {
+	return st.Bulk.TimedOut && st.PeerUp
 }
 
 // syncDemotion is the demotion while the initial bulk transfer has not

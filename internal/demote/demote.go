@@ -123,7 +123,7 @@ func (t *Table) Groups() []string {
 	for g := range t.groups {
 		out = append(out, g)
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 
@@ -162,7 +162,7 @@ func (t *Table) Expire(now time.Time) []string {
 			}
 		}
 	}
-	sort.Strings(changed)
+	sort.Slice(changed, func(i, j int) bool { return changed[i] < changed[j] })
 	return changed
 }
 

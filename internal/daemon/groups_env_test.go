@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
 	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/track"
+	"github.com/carpd/carpd/ubus"
 )
 
 // inGroups is vhid v in the demotion groups gs (besides carp).
@@ -596,4 +598,51 @@ func TestBulkFailed(t *testing.T) {
 			t.Errorf("timed out %v, peer up %v: %v, want %v", tc.timedOut, tc.peerUp, got, tc.want)
 		}
 	}
+}
+
+// TestEnvUbusDemote: ubus demote {group, source, set, ttl} sets a source
+// (numbers as strings too), {group, by} is relative, and what the daemon
+// refuses is INVALID_ARGUMENT.
+func TestEnvUbusDemote(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		seg.Add("listener", carp.Params{})
+		h.start(cfgWith(h.next, inGroups(vhid("dev0", 1, 0, "pw", "10.0.0.1/24"), "wan")))
+		seg.Run(5 * time.Second)
+		b := &ubusBridge{d: h.d, log: slog.New(slog.DiscardHandler)}
+		call := func(args string) error {
+			_, err := b.handler("demote")(context.Background(), json.RawMessage(args))
+			return err
+		}
+		if err := call(`{"group":"wan","source":"mwan3","set":"3","ttl":60,"ubus_rpc_session":"x"}`); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(`{"group":"wan","by":2}`); err != nil {
+			t.Fatal(err)
+		}
+		seg.Run(time.Second)
+		v := h.vhost("dev0", 1)
+		if got := sourceNames(v.DemotionSources); v.Demotion != 5 || !slices.Equal(got, []string{"wan/manual", "wan/mwan3"}) {
+			t.Errorf("demotion %d, sources %q; want 5, wan/manual and wan/mwan3", v.Demotion, got)
+		}
+		for _, args := range []string{
+			`{}`,                                 // neither by nor set
+			`{"by":1,"source":"x","set":1}`,      // both
+			`{"source":"link:eth0","set":1}`,     // carpd's own
+			`{"source":"x","set":256}`,           // out of range
+			`{"source":"x","set":1,"ttl":86401}`, // ttl out of range
+			`{"group":"wan","vhid":1,"by":1}`,    // group and vhid
+			`{"source":"a b","set":1}`,           // bad name
+			`{"set":1}`,                          // no source
+		} {
+			if err := call(args); err == nil || ubus.StatusOf(err) != ubus.StatusInvalidArgument {
+				t.Errorf("%s: %v, want INVALID_ARGUMENT", args, err)
+			}
+		}
+		seg.Run(61 * time.Second)
+		if got := sourceNames(h.vhost("dev0", 1).DemotionSources); !slices.Equal(got, []string{"wan/manual"}) {
+			t.Errorf("after the ttl: sources %q, want wan/manual", got)
+		}
+	})
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 )
 
-// ICMP echo as carpd sends and receives it (RFC 792, RFC 4443 §4).
+// ICMP echo as carpd sends and receives it (RFC 792; RFC 4443, section 4).
 const (
 	icmp4EchoRequest = 8
 	icmp4EchoReply   = 0

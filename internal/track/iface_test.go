@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -154,5 +155,59 @@ func TestInterfaceTrackerCarrier(t *testing.T) {
 	}
 	if r := waitReport(t, reports); r.Down || r.Reason != "device wan0 has carrier for 3 rounds" {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+// TestPingDeviceFromNetwork: a ping tracker's device given as an OpenWrt
+// network is resolved through netifd to its device (here the loopback);
+// a network without a device makes every round bad with the reason.
+func TestPingDeviceFromNetwork(t *testing.T) {
+	needRoot(t)
+	s := ubustest.NewServer()
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	netifdConn, err := ubus.NewConn(ctx, s.Pipe(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer netifdConn.Close()
+	for name, status := range map[string]string{
+		"loop": `{"up":true,"l3_device":"lo","device":"lo","ipv4-address":[{"address":"127.0.0.1","mask":8}],"route":[]}`,
+		"gone": `{"up":false,"proto":"pppoe","data":{}}`,
+	} {
+		status := status
+		_, err = netifdConn.AddObject(ctx, "network.interface."+name, []ubus.Method{{Name: "status",
+			Handler: func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(status), nil }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := ubus.NewConn(ctx, s.Pipe(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	env := Env{Netifd: &UbusNetifd{Caller: cl}}
+
+	cfg := config.Track{Name: "lo", Type: config.TrackPing, Targets: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		Interval: 50 * time.Millisecond, Device: "loop"}
+	tr := Start(ctx, cfg, env, func(r Report) { t.Errorf("report %+v", r) })
+	waitRounds(t, tr, 3)
+	if st := tr.Status(); st.Good < 3 || st.Bad != 0 || st.Error != "" {
+		t.Fatalf("status %+v", st)
+	}
+	tr.Stop()
+
+	reports := make(chan Report, 1)
+	cfg.Device, cfg.Down = "gone", 2
+	tr = Start(ctx, cfg, env, func(r Report) { reports <- r })
+	defer tr.Stop()
+	r := waitReport(t, reports)
+	if !r.Down || r.Reason != "0 of 1 targets answered: network gone has no device (down?) for 2 rounds" {
+		t.Fatalf("report %+v", r)
+	}
+	if st := tr.Status(); st.Error != "network gone has no device (down?)" || st.Targets[0].Sent != 0 {
+		t.Fatalf("status %+v", st)
 	}
 }

@@ -51,3 +51,32 @@ func TestPingLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestPingTwoTrackers: two trackers probe the same address at once. A raw
+// ICMP socket sees every echo reply of the host, so each sees the other's
+// replies: they are dropped and counted as wrong_id, and each tracker's own
+// rounds stay good.
+func TestPingTwoTrackers(t *testing.T) {
+	needRoot(t)
+	cfg := config.Track{Type: config.TrackPing, Targets: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Interval: 50 * time.Millisecond}
+	a, b := cfg, cfg
+	a.Name, b.Name = "a", "b"
+	ta := Start(context.Background(), a, Env{}, func(r Report) { t.Errorf("report %+v", r) })
+	defer ta.Stop()
+	tb := Start(context.Background(), b, Env{}, func(r Report) { t.Errorf("report %+v", r) })
+	defer tb.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sa, sb := ta.Status(), tb.Status()
+		if sa.Dropped[dropID] > 0 && sb.Dropped[dropID] > 0 && sa.Good >= 5 && sb.Good >= 5 {
+			if sa.Bad+sb.Bad != 0 {
+				t.Fatalf("bad rounds: %+v %+v", sa, sb)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %+v\n%+v", sa, sb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

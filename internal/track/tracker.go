@@ -11,6 +11,10 @@ import (
 	"github.com/carpd/carpd/internal/vip"
 )
 
+// minWakeSpacing is the shortest time between the starts of two rounds
+// when events wake the tracker.
+const minWakeSpacing = 50 * time.Millisecond
+
 // result is one round's outcome.
 type result struct {
 	value  int    // 0 good; weight (or a file's integer) bad
@@ -85,7 +89,18 @@ func (t *Tracker) run(ctx context.Context, p prober) {
 			return
 		case <-timer.C():
 		case <-wake:
+			// An event (netifd's) starts a round at once, but at most one
+			// per minWakeSpacing: a burst of events is not a burst of
+			// rounds that would meet `down` in a few milliseconds.
 			timer.Stop()
+			if d := start.Add(minWakeSpacing).Sub(clk.Now()); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C():
+				}
+			}
 		}
 	}
 }

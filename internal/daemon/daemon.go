@@ -1,13 +1,14 @@
 // Package daemon wires carpd together: it turns a config.Config into running
 // CARP virtual hosts (package carp) on their interfaces, acts on their
-// decisions through package vip, watches link state, sums the demotion
-// sources, serves the control socket and applies reloads. It is the only
+// decisions through package vip, watches link state, keeps the demotion
+// groups (package demote) and runs the trackers (package track), serves
+// the control socket and applies reloads. It is the only
 // package that knows all the others.
 //
 // # One owner
 //
 // The daemon's state (the config, the vhosts and interfaces, the demotion
-// counters, maintenance mode, the sync engine, the recent transitions) is
+// sources, the trackers, maintenance mode, the sync engine, the recent transitions) is
 // owned by one goroutine: the loop of Run. Nothing else reads or writes it,
 // and it has no lock. Everyone else talks to the loop:
 //
@@ -18,8 +19,10 @@
 //     the requester's goroutine, before or after;
 //   - vhost goroutines report transitions on the events channel, which
 //     never blocks them;
-//   - signals, the link watcher, netifd events and the sync engine's
-//     "synced" arrive on channels of their own;
+//   - signals, the link watcher, netifd events, the sync engine's
+//     "synced", the trackers' reports (a wake-up; the reports wait in
+//     each tracker's mailbox) and the expiry of demotion sources arrive
+//     on channels of their own;
 //   - work the loop starts but must not wait for (a vhost's bow-out, a
 //     network name asked of netifd over ubus, the sync engine's conntrack
 //     dump at takeover, stopping a sync engine, flushing the hooks of an

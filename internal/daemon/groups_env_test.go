@@ -646,3 +646,59 @@ func TestEnvUbusDemote(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvSharedFailureMovesNothing: two routers whose trackers see the
+// same upstream die are demoted alike, and the master stays master (CARP
+// compares demotion first); when only the master's path is down, the
+// backup (preempt on) takes over, and takes nothing back until its own
+// path is down too.
+func TestEnvSharedFailureMovesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		base := config.Default()
+		base.Global.Preempt = true
+		a := newHost(t, seg, "a", base)
+		cb := *base
+		b := newHost(t, seg, "b", &cb)
+		var fa, fb fakeTrackers
+		a.envHook = func(e *Env) { e.StartTracker = fa.start }
+		b.envHook = func(e *Env) { e.StartTracker = fb.start }
+		wan := config.Track{Name: "wan_ping", Type: config.TrackPing, Group: "carp", Weight: 1}
+		ca := cfgWith(a.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24"))
+		ca.Tracks = []config.Track{wan}
+		cbb := cfgWith(b.next, vhid("dev0", 1, 100, "pw", "10.0.0.1/24"))
+		cbb.Tracks = []config.Track{wan}
+		a.start(ca)
+		seg.Run(5 * time.Second)
+		b.start(cbb)
+		seg.Run(5 * time.Second)
+		states := func() string { return a.vhost("dev0", 1).State + "/" + b.vhost("dev0", 1).State }
+		if s := states(); s != "MASTER/BACKUP" {
+			t.Fatalf("start: %s", s)
+		}
+		ta, _ := fa.last("wan_ping")
+		tb, _ := fb.last("wan_ping")
+
+		// Both upstreams die.
+		ta.set(true, 1, "0 of 1 targets answered for 3 rounds", seg.Now())
+		tb.set(true, 1, "0 of 1 targets answered for 3 rounds", seg.Now())
+		seg.Run(10 * time.Second)
+		if s := states(); s != "MASTER/BACKUP" || a.vhost("dev0", 1).Demotion != 1 || b.vhost("dev0", 1).Demotion != 1 {
+			t.Errorf("shared failure: %s, demotions %d and %d; want MASTER/BACKUP, 1 and 1", s,
+				a.vhost("dev0", 1).Demotion, b.vhost("dev0", 1).Demotion)
+		}
+		if got := len(transitionsOf(a.status(), 1)); got != 2 {
+			t.Errorf("a made %d transitions, want the 2 of its start", got)
+		}
+
+		// b's path comes back, a's does not: b takes over.
+		tb.set(false, 0, "1 of 1 targets answered for 3 rounds", seg.Now())
+		seg.Run(5 * time.Second)
+		if s := states(); s != "BACKUP/MASTER" {
+			t.Errorf("only a's path down: %s, want BACKUP/MASTER", s)
+		}
+		if vb := b.vhost("dev0", 1); vb.PeerDemotion == nil || *vb.PeerDemotion != 1 {
+			t.Errorf("b's peer demotion %v, want a's 1", vb.PeerDemotion)
+		}
+	})
+}

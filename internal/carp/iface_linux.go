@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -46,7 +46,7 @@ type IfaceStats struct {
 // attached virtual hosts by vhid; Close stops them and waits.
 type Iface struct {
 	name string
-	log  *slog.Logger
+	log  *logx.Logger
 	raw4 *ipv4.RawConn
 	pc6  *ipv6.PacketConn
 	eth  *packet.Conn
@@ -66,9 +66,9 @@ type Iface struct {
 // addrs gives the interface's addresses (the daemon's one rtnetlink
 // watcher); nil reads them from the kernel at every use, which is current
 // but costs a netlink dump per advert.
-func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err error) {
+func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err error) {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.New(logx.DiscardHandler)
 	}
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {

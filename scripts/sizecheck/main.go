@@ -47,6 +47,9 @@ var forbiddenPkgs = map[string]string{
 	"compress/gzip":                      "compress/gzip came with runtime/pprof (196,608 B together)",
 	"github.com/jsimonetti/rtnetlink/v2": "jsimonetti/rtnetlink costs 65,536 B (vip speaks rtnetlink on mdlayher/netlink)",
 	"net/http":                           "net/http would cost well over 1 MB",
+	"log/slog":                           "log/slog costs 65,536 B (carpd logs through internal/logx, which writes the same lines; scripts/logconv converts code written against slog)",
+	"golang.org/x/net/ipv4":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
+	"golang.org/x/net/ipv6":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 }
 
 // resolving are the net functions and types that go through Go's resolver
@@ -78,6 +81,9 @@ var forbiddenFuncs = []struct{ prefix, why string }{
 	{"compress/flate.", forbiddenPkgs["compress/flate"]},
 	{"github.com/jsimonetti/rtnetlink", forbiddenPkgs["github.com/jsimonetti/rtnetlink/v2"]},
 	{"net/http.", forbiddenPkgs["net/http"]},
+	{"log/slog.", forbiddenPkgs["log/slog"]},
+	{"golang.org/x/net/ipv4.", forbiddenPkgs["golang.org/x/net/ipv4"]},
+	{"golang.org/x/net/ipv6.", forbiddenPkgs["golang.org/x/net/ipv6"]},
 	{"net.(*Resolver).", "Go's DNS resolver is linked (262,144 B): something calls a resolving net function"},
 	{"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).", "Go's DNS client is linked (262,144 B): something calls a resolving net function"},
 }

@@ -92,6 +92,17 @@ func TestCheckFuncs(t *testing.T) {
 		!strings.Contains(got[1], "resolver") || !strings.Contains(got[2], "6 generic sort instantiations, budget 5") {
 		t.Fatalf("got %q", got)
 	}
+	// log/slog and x/net/ipv4, ipv6 are out (internal/logx, the carp
+	// sockets); x/net/bpf stays (mdlayher/socket), and so does logx.
+	base = append(base, "golang.org/x/net/bpf.Assemble", "github.com/carpd/carpd/internal/logx.(*Logger).Info")
+	if got := checkFuncs(base); len(got) != 0 {
+		t.Fatalf("today's functions: %q", got)
+	}
+	got = checkFuncs(append(base, "log/slog.(*Logger).Info", "golang.org/x/net/ipv4.(*RawConn).ReadFrom", "golang.org/x/net/ipv6.(*PacketConn).ReadFrom"))
+	if len(got) != 3 || !strings.Contains(got[0], "log/slog costs 65,536 B") ||
+		!strings.Contains(got[1], "x/net/ipv4 and ipv6 cost") || !strings.Contains(got[2], "ipv6.(*PacketConn)") {
+		t.Fatalf("got %q", got)
+	}
 }
 
 // TestCommas: sizes print as in package/SIZE.md.

@@ -47,7 +47,7 @@ var forbiddenPkgs = map[string]string{
 	"compress/gzip":                      "compress/gzip came with runtime/pprof (196,608 B together)",
 	"github.com/jsimonetti/rtnetlink/v2": "jsimonetti/rtnetlink costs 65,536 B (vip speaks rtnetlink on mdlayher/netlink)",
 	"net/http":                           "net/http would cost well over 1 MB",
-	"log/slog":                           "log/slog costs 65,536 B (carpd logs through internal/logx, which writes the same lines; scripts/logconv converts code written against slog)",
+	"log/slog":                           "log/slog costs 131,072 B (carpd logs through internal/logx, which writes the same lines; scripts/logconv converts code written against slog)",
 	"golang.org/x/net/ipv4":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 	"golang.org/x/net/ipv6":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 }

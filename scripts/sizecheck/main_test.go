@@ -99,7 +99,7 @@ func TestCheckFuncs(t *testing.T) {
 		t.Fatalf("today's functions: %q", got)
 	}
 	got = checkFuncs(append(base, "log/slog.(*Logger).Info", "golang.org/x/net/ipv4.(*RawConn).ReadFrom", "golang.org/x/net/ipv6.(*PacketConn).ReadFrom"))
-	if len(got) != 3 || !strings.Contains(got[0], "log/slog costs 65,536 B") ||
+	if len(got) != 3 || !strings.Contains(got[0], "log/slog costs 131,072 B") ||
 		!strings.Contains(got[1], "x/net/ipv4 and ipv6 cost") || !strings.Contains(got[2], "ipv6.(*PacketConn)") {
 		t.Fatalf("got %q", got)
 	}

@@ -131,13 +131,11 @@ func convert(name string, src []byte) ([]byte, bool, error) {
 	case otherLine != 0:
 		lines[otherLine-1] += spec
 		lines[slogLine-1] = ""
-	default:
+	case lastLine != 0:
 		lines[lastLine-1] += "\n" + spec // a group of its own
 		lines[slogLine-1] = ""
-	}
-	if lastLine == 0 && !single {
-		// log/slog was the only import of a block: the block keeps it.
-		lines[slogLine-1] = spec
+	default:
+		lines[slogLine-1] = spec // the only import of its block
 	}
 	out := ident.ReplaceAll([]byte(strings.Join(lines, "")), []byte("logx."))
 	out, err = format.Source(out)

@@ -73,6 +73,11 @@ var sorting = map[string]bool{
 	"Sorted": true, "SortedFunc": true, "SortedStableFunc": true,
 }
 
+// typedSorts are the sort functions that call slices.Sort for their own
+// element type since Go 1.22. sort.Ints is not among them: the standard
+// library sorts ints anyway (one of the budgeted instantiations).
+var typedSorts = map[string]bool{"Strings": true, "Float64s": true}
+
 // forbiddenFuncs: a function name in the binary starting with one of these
 // means the rule above was broken somewhere, in carpd or in a dependency.
 var forbiddenFuncs = []struct{ prefix, why string }{
@@ -197,7 +202,7 @@ func checkSource(files []string) ([]string, error) {
 		local := map[string]string{} // name in this file -> "net" or "slices"
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if path != "net" && path != "slices" {
+			if path != "net" && path != "slices" && path != "sort" {
 				continue
 			}
 			n := path
@@ -227,6 +232,10 @@ func checkSource(files []string) ([]string, error) {
 			case "slices":
 				if sorting[sel.Sel.Name] {
 					problems = append(problems, fmt.Sprintf("%s: slices.%s instantiates a sort per element type (9-30 KB each); use sort.Slice", at, sel.Sel.Name))
+				}
+			case "sort":
+				if typedSorts[sel.Sel.Name] {
+					problems = append(problems, fmt.Sprintf("%s: sort.%s is a slices.Sort (since Go 1.22), a sort instantiation of its own (11 KB for []string); use sort.Slice", at, sel.Sel.Name))
 				}
 			}
 			return true

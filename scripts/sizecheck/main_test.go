@@ -35,6 +35,8 @@ func f(v []uint16) {
 	sort.Slice(v, nil)
 	d{}.Dial()
 	_ = net.DefaultResolver
+	sort.Strings(nil)
+	sort.Ints(nil)
 }
 `
 	name := filepath.Join(t.TempDir(), "x.go")
@@ -45,7 +47,7 @@ func f(v []uint16) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"x.go:17:2: net.Dial ", "x.go:18:8: net.Dialer ", "x.go:20:2: slices.Sort ", "x.go:24:6: net.DefaultResolver "}
+	want := []string{"x.go:17:2: net.Dial ", "x.go:18:8: net.Dialer ", "x.go:20:2: slices.Sort ", "x.go:24:6: net.DefaultResolver ", "x.go:25:2: sort.Strings "}
 	if len(got) != len(want) {
 		t.Fatalf("got %d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}

@@ -14,6 +14,12 @@
 // testdata and hidden directories. Running it again changes nothing, so it
 // can be rerun after merging code that was written against log/slog.
 // `go run ./scripts/sizecheck lint` fails while the binary links log/slog.
+//
+// Merging a branch that still uses log/slog with one that has the
+// conversion: a file that conflicts only because of the conversion is
+// resolved by taking the slog side whole (git checkout --ours or --theirs,
+// whichever is the branch without the conversion) and then running this
+// command, which converts it again along with any new file.
 package main
 
 import (

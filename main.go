@@ -27,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -39,6 +38,7 @@ import (
 
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/track"
 )
@@ -149,8 +149,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	level := new(slog.LevelVar)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	level := new(logx.LevelVar)
+	log := logx.New(logx.NewTextHandler(stderr, &logx.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"debug/buildinfo"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync/kernel"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/vip"
 )
 
@@ -64,7 +64,7 @@ func openConntrack(t *testing.T, h *lab.Host) *kernel.Conntrack {
 	if err := h.Do(func() (err error) { w, err = vip.Watch(context.Background(), nil); return err }); err != nil {
 		t.Fatalf("address watcher in %s: %v", h.Name, err)
 	}
-	kc, err := kernel.Open(kernel.Config{NetNS: int(ns.Fd()), Log: slog.New(slog.DiscardHandler),
+	kc, err := kernel.Open(kernel.Config{NetNS: int(ns.Fd()), Log: logx.New(logx.DiscardHandler),
 		Filter: kernel.Filter{Local: w.IsLocal}})
 	if err != nil {
 		w.Close()

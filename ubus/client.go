@@ -3,7 +3,6 @@ package ubus
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -63,11 +62,11 @@ func (cl *Client) run() {
 			}
 			// Warn once per outage; a router without ubusd would
 			// otherwise log every few seconds forever.
-			level := slog.LevelDebug
+			logf := log.Debug
 			if failures++; failures == 1 {
-				level = slog.LevelWarn
+				logf = log.Warn
 			}
-			log.Log(cl.ctx, level, "ubus connect failed, retrying", "op", "connect", "err", err, "retry", backoff)
+			logf("ubus connect failed, retrying", "op", "connect", "err", err, "retry", backoff)
 		} else {
 			failures = 0
 			log.Info("ubus connected", "op", "connect", "client", c.ClientID())

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,24 @@ import (
 
 	"github.com/carpd/carpd/ubus/blob"
 )
+
+// Logger is what a Conn or Client logs to: the leveled methods of
+// *slog.Logger (log/slog), which satisfies it, and of carpd's own logger.
+// The arguments are slog's key, value pairs.
+type Logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// discard is the default Logger.
+type discard struct{}
+
+func (discard) Debug(string, ...any) {}
+func (discard) Info(string, ...any)  {}
+func (discard) Warn(string, ...any)  {}
+func (discard) Error(string, ...any) {}
 
 // DefaultSocket is ubusd's socket since October 2020
 // (docs/ubus-protocol.md#transport).
@@ -24,8 +41,8 @@ const DefaultSocket = "/var/run/ubus/ubus.sock"
 // defaults documented on each field.
 type Config struct {
 	// Logger receives connection events with the keys "op" and "err".
-	// Default: discard.
-	Logger *slog.Logger
+	// A *slog.Logger is one. Default: discard.
+	Logger Logger
 	// DialTimeout bounds connecting and reading HELLO when the context has
 	// no earlier deadline. Default 5 s.
 	DialTimeout time.Duration
@@ -59,7 +76,7 @@ func (cfg *Config) withDefaults() Config {
 		c = *cfg
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = discard{}
 	}
 	setDefault(&c.DialTimeout, 5*time.Second)
 	setDefault(&c.WriteTimeout, 5*time.Second)
@@ -106,7 +123,7 @@ type Stats struct {
 type Conn struct {
 	nc  net.Conn
 	cfg Config
-	log *slog.Logger
+	log Logger
 	id  uint32 // our client id, from HELLO
 
 	wmu sync.Mutex // serializes writes to nc (one message per Write)

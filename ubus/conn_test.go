@@ -630,3 +630,41 @@ func TestClientWithoutUbusd(t *testing.T) {
 		t.Errorf("log lacks op/err keys:\n%s", buf.String())
 	}
 }
+
+// TestClientWarnsOncePerOutage: of the failed connects of one outage the
+// first is a warning and the others debug lines, so that a router without
+// ubusd does not log a warning every few seconds.
+func TestClientWarnsOncePerOutage(t *testing.T) {
+	checkLeaks(t)
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	cfg := &ubus.Config{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Logger: newTestLogger(&mu, &buf)}
+	cl := ubus.NewClient(filepath.Join(t.TempDir(), "missing.sock"), cfg, nil)
+	var levels []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		levels = levels[:0]
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, `msg="ubus connect failed, retrying"`) {
+				levels = append(levels, strings.Fields(l)[1])
+			}
+		}
+		mu.Unlock()
+		if len(levels) >= 4 {
+			break
+		}
+	}
+	cl.Close()
+	if len(levels) < 4 {
+		t.Fatalf("%d failed connects logged in 5 s, want at least 4", len(levels))
+	}
+	if levels[0] != "level=WARN" {
+		t.Errorf("first failed connect logged at %s, want level=WARN", levels[0])
+	}
+	for i, l := range levels[1:] {
+		if l != "level=DEBUG" {
+			t.Errorf("failed connect %d logged at %s, want level=DEBUG", i+2, l)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/carpd/carpd/ubus"
 )
 
 // checkLeaks fails the test if goroutines of this module are still running
@@ -73,3 +75,6 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func newTestLogger(mu *sync.Mutex, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu, w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// A *slog.Logger is a Logger, as it was the type of Config.Logger before.
+var _ ubus.Logger = (*slog.Logger)(nil)

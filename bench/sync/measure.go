@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/ctsync/kernel"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // result is everything measured for one implementation.
@@ -120,7 +120,7 @@ func lifecycleFlow(f *flow.Flow) bool {
 }
 
 func watch(r *router) (*watcher, error) {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("watcher", r.name)
+	log := logx.New(logx.NewTextHandler(os.Stderr, &logx.HandlerOptions{Level: logx.LevelWarn})).With("watcher", r.name)
 	c, err := openCT(r, []uint8{flow.ProtoTCP}, log)
 	if err != nil {
 		return nil, err

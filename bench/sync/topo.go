@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/kernel"
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // The lab: the firewall pair of e2e/sync_test.go, measured in BENCHMARKS.md.
@@ -288,9 +288,9 @@ func (b *bench) shape(ctx context.Context, rate string, queue int) error {
 
 // openCT opens conntrack in r's namespace with no router-local filtering
 // (everything of protos; nil means the default protocols).
-func openCT(r *router, protos []uint8, log *slog.Logger) (*kernel.Conntrack, error) {
+func openCT(r *router, protos []uint8, log *logx.Logger) (*kernel.Conntrack, error) {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.New(logx.DiscardHandler)
 	}
 	return kernel.Open(kernel.Config{
 		NetNS:       int(r.ns.Fd()),

@@ -4,17 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/packet"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,12 +45,13 @@ type IfaceStats struct {
 // Ethernet source. Two reader goroutines dispatch received packets to the
 // attached virtual hosts by vhid; Close stops them and waits.
 type Iface struct {
-	name string
-	log  *slog.Logger
-	raw4 *ipv4.RawConn
-	pc6  *ipv6.PacketConn
-	eth  *packet.Conn
-	wg   sync.WaitGroup
+	name  string
+	index int // the interface's index, for unicast IPv6 adverts
+	log   *logx.Logger
+	raw4  *net.IPConn // IPv4, IP_HDRINCL: carpd writes the header
+	raw6  *net.IPConn // IPv6, with the hop limit and destination of each packet
+	eth   *packet.Conn
+	wg    sync.WaitGroup
 
 	mu     sync.RWMutex // guards vhosts, prefixes and vips
 	vhosts map[uint8]*VHost
@@ -66,9 +67,9 @@ type Iface struct {
 // addrs gives the interface's addresses (the daemon's one rtnetlink
 // watcher); nil reads them from the kernel at every use, which is current
 // but costs a netlink dump per advert.
-func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err error) {
+func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err error) {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.New(logx.DiscardHandler)
 	}
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
@@ -77,7 +78,7 @@ func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err e
 	if addrs == nil {
 		addrs = kernelAddrs{}
 	}
-	i := &Iface{name: name, log: log.With("iface", name), addrs: addrs, vhosts: map[uint8]*VHost{}, pfx: map[uint8][]netip.Prefix{}}
+	i := &Iface{name: name, index: ifi.Index, log: log.With("iface", name), addrs: addrs, vhosts: map[uint8]*VHost{}, pfx: map[uint8][]netip.Prefix{}}
 	defer func() {
 		if err != nil {
 			i.closeSockets()
@@ -94,15 +95,19 @@ func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err e
 		c4.Close()
 		return nil, err
 	}
-	if i.raw4, err = ipv4.NewRawConn(c4); err != nil {
-		c4.Close()
+	i.raw4 = c4
+	if err := setsockopt(c4, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }); err != nil {
 		return nil, err
 	}
-	if err := i.raw4.JoinGroup(ifi, &net.IPAddr{IP: Group4.AsSlice()}); err != nil {
+	if err := setsockopt(c4, func(fd int) error {
+		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, &unix.IPMreqn{Multiaddr: Group4.As4(), Ifindex: int32(ifi.Index)})
+	}); err != nil {
 		return nil, fmt.Errorf("joining %s: %w", Group4, err)
 	}
-	_ = i.raw4.SetMulticastLoopback(false)
-	_ = i.raw4.SetMulticastInterface(ifi)
+	_ = setsockopt(c4, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) })
+	_ = setsockopt(c4, func(fd int) error {
+		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
+	})
 
 	c6, err := net.ListenIP(fmt.Sprintf("ip6:%d", IPProto), &net.IPAddr{IP: net.IPv6unspecified})
 	if err != nil {
@@ -112,15 +117,19 @@ func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err e
 		c6.Close()
 		return nil, err
 	}
-	i.pc6 = ipv6.NewPacketConn(c6)
-	if err := i.pc6.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
-		return nil, err
+	i.raw6 = c6
+	for _, opt := range []int{unix.IPV6_RECVHOPLIMIT, unix.IPV6_RECVPKTINFO} {
+		if err := setsockopt(c6, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, opt, 1) }); err != nil {
+			return nil, err
+		}
 	}
 	// IPv6 may be disabled on the interface: then there is no IPv6 CARP.
-	if err := i.pc6.JoinGroup(ifi, &net.IPAddr{IP: Group6.AsSlice()}); err != nil {
+	if err := setsockopt(c6, func(fd int) error {
+		return unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_ADD_MEMBERSHIP, &unix.IPv6Mreq{Multiaddr: Group6.As16(), Interface: uint32(ifi.Index)})
+	}); err != nil {
 		i.log.Warn("IPv6 CARP unavailable", "err", err)
 	}
-	_ = i.pc6.SetMulticastLoopback(false)
+	_ = setsockopt(c6, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0) })
 
 	// Protocol 0: this socket only sends, so it must not receive anything.
 	if i.eth, err = packet.Listen(ifi, packet.Raw, 0, nil); err != nil {
@@ -131,6 +140,23 @@ func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (_ *Iface, err e
 	go i.read4()
 	go i.read6()
 	return i, nil
+}
+
+// setsockopt sets a socket option of c with set, and returns its error as
+// golang.org/x/net's ipv4 and ipv6 packages did ("set ip: setsockopt: ...").
+func setsockopt(c *net.IPConn, set func(fd int) error) error {
+	sc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) { serr = set(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &net.OpError{Op: "set", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Err: os.NewSyscallError("setsockopt", serr)}
+	}
+	return nil
 }
 
 func bindToDevice(c net.PacketConn, name string) error {
@@ -204,8 +230,8 @@ func (i *Iface) closeSockets() {
 	if i.raw4 != nil {
 		i.raw4.Close()
 	}
-	if i.pc6 != nil {
-		i.pc6.Close()
+	if i.raw6 != nil {
+		i.raw6.Close()
 	}
 	if i.eth != nil {
 		i.eth.Close()
@@ -244,37 +270,37 @@ func (i *Iface) read4() {
 	defer i.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		h, payload, _, err := i.raw4.ReadFrom(buf)
+		n, err := i.raw4.Read(buf)
+		if err == nil {
+			err = checkIPv4Header(buf[:n])
+		}
 		if err != nil {
 			if i.readErr(err) {
 				return
 			}
 			continue
 		}
-		src, _ := netip.AddrFromSlice(h.Src.To4())
-		dst, _ := netip.AddrFromSlice(h.Dst.To4())
-		i.dispatch(rxPacket{src: src, dst: dst, ttl: h.TTL, payload: append([]byte(nil), payload...)})
+		h := buf[:int(buf[0]&0x0f)<<2]
+		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
+			ttl: int(h[8]), payload: append([]byte(nil), buf[len(h):n]...)})
 	}
 }
 
 func (i *Iface) read6() {
 	defer i.wg.Done()
 	buf := make([]byte, 1500)
+	oob := make([]byte, oob6Len)
 	for {
-		n, cm, from, err := i.pc6.ReadFrom(buf)
+		n, oobn, _, from, err := i.raw6.ReadMsgIP(buf, oob)
+		var p rxPacket
+		if err == nil {
+			p, err = parseIPv6Packet(buf[:n], oob[:oobn], from)
+		}
 		if err != nil {
 			if i.readErr(err) {
 				return
 			}
 			continue
-		}
-		p := rxPacket{payload: append([]byte(nil), buf[:n]...), ttl: -1}
-		if ipa, ok := from.(*net.IPAddr); ok {
-			p.src, _ = netip.AddrFromSlice(ipa.IP)
-		}
-		if cm != nil {
-			p.ttl = cm.HopLimit
-			p.dst, _ = netip.AddrFromSlice(cm.Dst)
 		}
 		i.dispatch(p)
 	}
@@ -365,13 +391,18 @@ func (i *Iface) Send(payload []byte, dst netip.Addr) error {
 	}
 	if !dst.IsMulticast() {
 		if v6 {
-			_, err := i.pc6.WriteTo(payload, &ipv6.ControlMessage{HopLimit: TTL, Src: src.AsSlice()},
-				&net.IPAddr{IP: dst.AsSlice(), Zone: i.name})
+			// The interface goes in the control message, not as the
+			// address's zone: a zone is looked up by name, in the
+			// network namespace of the sending thread.
+			_, _, err := i.raw6.WriteMsgIP(payload, appendIPv6Cmsgs(nil, src, i.index), &net.IPAddr{IP: dst.AsSlice()})
 			return err
 		}
-		return i.raw4.WriteTo(&ipv4.Header{Version: 4, Len: ipv4HdrLen, TOS: tosLowDelay,
-			TotalLen: ipv4HdrLen + len(payload), Flags: ipv4.DontFragment, TTL: TTL,
-			Protocol: IPProto, Src: src.AsSlice(), Dst: dst.AsSlice()}, payload, nil)
+		// ID and checksum 0: with IP_HDRINCL the kernel fills them in.
+		hdr := []byte{0x45, tosLowDelay, 0, 0, 0, 0, 0x40, 0, TTL, IPProto, 0, 0} // DF
+		binary.BigEndian.PutUint16(hdr[2:], uint16(ipv4HdrLen+len(payload)))
+		hdr = append(append(hdr, src.AsSlice()...), dst.AsSlice()...)
+		_, err := i.raw4.WriteToIP(append(hdr, payload...), &net.IPAddr{IP: dst.AsSlice()})
+		return err
 	}
 	frame := make([]byte, 0, ethHdrLen+ipv6HdrLen+len(payload))
 	dmac := mac4
@@ -415,4 +446,73 @@ func appendIPv6Header(b []byte, src, dst netip.Addr, payloadLen int) []byte {
 	b = append(b, IPProto, TTL)
 	b = append(b, src.AsSlice()...)
 	return append(b, dst.AsSlice()...)
+}
+
+// errShortHeader: a raw IPv4 socket gave less than the IPv4 header it
+// announces (the kernel checks headers, so this is not expected).
+var errShortHeader = errors.New("carp: IPv4 header too short")
+
+// checkIPv4Header checks that b, from the raw IPv4 socket, starts with a
+// whole IPv4 header.
+func checkIPv4Header(b []byte) error {
+	if len(b) < ipv4HdrLen {
+		return errShortHeader
+	}
+	if l := int(b[0]&0x0f) << 2; l < ipv4HdrLen || len(b) < l {
+		return errShortHeader
+	}
+	return nil
+}
+
+// oob6Len holds the two control messages the IPv6 socket asks for.
+var oob6Len = unix.CmsgSpace(4) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+
+// parseIPv6Packet makes the rxPacket of payload b from the IPv6 socket, its
+// control messages oob and its source: the hop limit (IPV6_HOPLIMIT, -1
+// without control messages) and the destination (IPV6_PKTINFO).
+func parseIPv6Packet(b, oob []byte, from *net.IPAddr) (rxPacket, error) {
+	p := rxPacket{payload: append([]byte(nil), b...), ttl: -1}
+	if from != nil {
+		p.src, _ = netip.AddrFromSlice(from.IP)
+	}
+	if len(oob) == 0 {
+		return p, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return rxPacket{}, os.NewSyscallError("parse socket control message", err)
+	}
+	p.ttl = 0
+	for _, m := range msgs {
+		if m.Header.Level != unix.IPPROTO_IPV6 {
+			continue
+		}
+		switch {
+		case m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4:
+			p.ttl = int(int32(binary.NativeEndian.Uint32(m.Data)))
+		case m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+			p.dst = netip.AddrFrom16([16]byte(m.Data[:16]))
+		}
+	}
+	return p, nil
+}
+
+// appendIPv6Cmsgs appends the control messages of a unicast IPv6 advert:
+// hop limit TTL, and src as source on interface ifindex (IPV6_PKTINFO).
+func appendIPv6Cmsgs(b []byte, src netip.Addr, ifindex int) []byte {
+	b = appendCmsg(b, unix.IPV6_HOPLIMIT, binary.NativeEndian.AppendUint32(nil, TTL))
+	a := src.As16()
+	return appendCmsg(b, unix.IPV6_PKTINFO, binary.NativeEndian.AppendUint32(a[:], uint32(ifindex)))
+}
+
+// appendCmsg appends one IPPROTO_IPV6 control message.
+func appendCmsg(b []byte, typ int, data []byte) []byte {
+	start := len(b)
+	b = append(b, make([]byte, unix.CmsgSpace(len(data)))...)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[start]))
+	h.Level = unix.IPPROTO_IPV6
+	h.Type = int32(typ)
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[start+unix.CmsgLen(0):], data)
+	return b
 }

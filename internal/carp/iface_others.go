@@ -4,9 +4,10 @@ package carp
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"runtime"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // IfaceStats counts packets dropped before they reach a vhost.
@@ -20,7 +21,7 @@ type IfaceStats struct {
 type Iface struct{}
 
 // OpenIface is only implemented on Linux.
-func OpenIface(name string, addrs IfaceAddrs, log *slog.Logger) (*Iface, error) {
+func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (*Iface, error) {
 	return nil, fmt.Errorf("carp: raw CARP sockets are not implemented on %s", runtime.GOOS)
 }
 

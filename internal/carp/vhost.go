@@ -2,11 +2,12 @@ package carp
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // Announcer acts on the machine's decisions: it adds, removes and announces
@@ -130,7 +131,7 @@ type Status struct {
 // timer, all confined to the goroutine started by Run. Other goroutines talk
 // to it only through channels and read its published Status under mu.
 type VHost struct {
-	log  *slog.Logger
+	log  *logx.Logger
 	clk  Clock
 	tx   Sender
 	vips Announcer
@@ -163,9 +164,9 @@ type VHost struct {
 // whoever receives them for it (Iface, or carptest's fake segment) passes
 // them to Deliver. onTransition is called on the vhost goroutine for every
 // state change and must not block.
-func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *slog.Logger, onTransition func(Transition), opts ...VHostOption) *VHost {
+func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *logx.Logger, onTransition func(Transition), opts ...VHostOption) *VHost {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.New(logx.DiscardHandler)
 	}
 	if onTransition == nil {
 		onTransition = func(Transition) {}

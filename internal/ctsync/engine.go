@@ -7,7 +7,6 @@ package ctsync
 import (
 	"context"
 	"crypto/rand"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/logx"
 	"golang.org/x/time/rate"
 )
 
@@ -74,7 +74,7 @@ type Config struct {
 	// DefaultMaxPeerFlows): a NEW beyond it is dropped and counted
 	// (drop_peer_table_full), not injected.
 	MaxPeerFlows int
-	Log          *slog.Logger
+	Log          *logx.Logger
 	// Clock is the engine's time; nil is the real one. Tests pass a
 	// ctsynctest.Clock.
 	Clock Clock
@@ -143,7 +143,7 @@ const (
 // through channels.
 type Engine struct {
 	cfg  Config
-	log  *slog.Logger
+	log  *logx.Logger
 	k    Kernel
 	conn net.PacketConn
 	sess *wire.Session
@@ -242,7 +242,7 @@ type Engine struct {
 // New prepares an engine on conn (a UDP socket on the sync link).
 func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logx.New(logx.DiscardHandler)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = defaultMTU

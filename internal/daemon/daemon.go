@@ -38,7 +38,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -50,6 +49,7 @@ import (
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/demote"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/vip"
 )
@@ -61,9 +61,9 @@ const MaintenanceDemotion = 240
 
 // Options are what main hands to the daemon besides the config.
 type Options struct {
-	Log *slog.Logger
+	Log *logx.Logger
 	// Level is the log level variable, changed on reload.
-	Level *slog.LevelVar
+	Level *logx.LevelVar
 	// Load re-reads the configuration on reload (SIGHUP or the control
 	// socket). Nil disables reload.
 	Load func() (*config.Config, error)
@@ -92,7 +92,7 @@ var errStopping = errors.New("carpd is stopping")
 
 // Daemon is a running carpd.
 type Daemon struct {
-	log  *slog.Logger
+	log  *logx.Logger
 	opts Options
 	env  Env // opts.Env with the defaults filled in
 	// links is the one watcher of links and addresses, nil if it could
@@ -206,7 +206,7 @@ type TransitionRecord struct {
 // New prepares a daemon for cfg; Run starts it.
 func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
+		opts.Log = logx.New(logx.DiscardHandler)
 	}
 	if opts.ControlSocket == "" {
 		opts.ControlSocket = cfg.Global.ControlSocket
@@ -528,14 +528,14 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
-func parseLevel(s string) slog.Level {
+func parseLevel(s string) logx.Level {
 	switch s {
 	case "debug":
-		return slog.LevelDebug
+		return logx.LevelDebug
 	case "warn":
-		return slog.LevelWarn
+		return logx.LevelWarn
 	case "error":
-		return slog.LevelError
+		return logx.LevelError
 	}
-	return slog.LevelInfo
+	return logx.LevelInfo
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/internal/vip"
 )
@@ -23,16 +23,16 @@ import (
 type Env struct {
 	// OpenIface opens CARP's sockets on a device (carp.OpenIface); addrs
 	// is the watcher's address table, nil when there is no watcher.
-	OpenIface func(name string, addrs carp.IfaceAddrs, log *slog.Logger) (Iface, error)
+	OpenIface func(name string, addrs carp.IfaceAddrs, log *logx.Logger) (Iface, error)
 	// OpenAddresses opens the address manager of a device: the VIPs and
 	// their announcements (vip.New).
-	OpenAddresses func(name string, log *slog.Logger) (Addresses, error)
+	OpenAddresses func(name string, log *logx.Logger) (Addresses, error)
 	// LinkUp reports a device's link state when it is opened (vip.LinkUp).
 	LinkUp func(name string) (bool, error)
 	// WatchLinks starts the daemon's one watcher of links and addresses
 	// (vip.Watch): link changes from then on, and every interface's
 	// current addresses for the CARP sockets and the sync filter.
-	WatchLinks func(ctx context.Context, log *slog.Logger) (LinkWatcher, error)
+	WatchLinks func(ctx context.Context, log *logx.Logger) (LinkWatcher, error)
 	// IsDevice reports whether an interface option names a device of the
 	// host (net.InterfaceByName); other names are OpenWrt networks.
 	IsDevice func(name string) bool
@@ -52,7 +52,7 @@ type Env struct {
 	// router's, from the watcher, nil when there is none), and the socket
 	// of the sync link (kernel.Open and listenSync). The daemon runs the
 	// real ctsync.Engine on them.
-	OpenSync func(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error)
+	OpenSync func(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *logx.Logger) (SyncParts, error)
 	// StartTracker starts a tracker (track.Start); report gets its
 	// changes and must not block.
 	StartTracker func(ctx context.Context, cfg config.Track, env track.Env, report func(track.Report)) Tracker
@@ -104,7 +104,7 @@ type LinkWatcher interface {
 // ResolveNetwork, which needs the ubus client Run makes).
 func (e Env) withDefaults() Env {
 	if e.OpenIface == nil {
-		e.OpenIface = func(name string, addrs carp.IfaceAddrs, log *slog.Logger) (Iface, error) {
+		e.OpenIface = func(name string, addrs carp.IfaceAddrs, log *logx.Logger) (Iface, error) {
 			i, err := carp.OpenIface(name, addrs, log)
 			if err != nil {
 				return nil, err // not a nil *carp.Iface in an interface
@@ -113,7 +113,7 @@ func (e Env) withDefaults() Env {
 		}
 	}
 	if e.OpenAddresses == nil {
-		e.OpenAddresses = func(name string, log *slog.Logger) (Addresses, error) {
+		e.OpenAddresses = func(name string, log *logx.Logger) (Addresses, error) {
 			a, err := vip.New(name, log)
 			if err != nil {
 				return nil, err
@@ -125,7 +125,7 @@ func (e Env) withDefaults() Env {
 		e.LinkUp = vip.LinkUp
 	}
 	if e.WatchLinks == nil {
-		e.WatchLinks = func(ctx context.Context, log *slog.Logger) (LinkWatcher, error) {
+		e.WatchLinks = func(ctx context.Context, log *logx.Logger) (LinkWatcher, error) {
 			w, err := vip.Watch(ctx, log)
 			if err != nil {
 				return nil, err

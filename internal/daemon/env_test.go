@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/carpd/carpd/internal/carp/carptest"
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // These tests run whole daemons as an ordinary user: their interfaces are
@@ -83,7 +83,7 @@ func newHost(t *testing.T, seg *carptest.Segment, name string, cfg *config.Confi
 
 func (h *host) env() Env {
 	return Env{
-		OpenIface: func(name string, addrs carp.IfaceAddrs, _ *slog.Logger) (Iface, error) {
+		OpenIface: func(name string, addrs carp.IfaceAddrs, _ *logx.Logger) (Iface, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			if addrs != carp.IfaceAddrs(h.links) {
@@ -94,13 +94,13 @@ func (h *host) env() Env {
 			h.opened++
 			return p, nil
 		},
-		OpenAddresses: func(name string, _ *slog.Logger) (Addresses, error) {
+		OpenAddresses: func(name string, _ *logx.Logger) (Addresses, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			return h.ports[name], nil
 		},
 		LinkUp: h.links.Up,
-		WatchLinks: func(context.Context, *slog.Logger) (LinkWatcher, error) {
+		WatchLinks: func(context.Context, *logx.Logger) (LinkWatcher, error) {
 			return h.links, nil
 		},
 		IsDevice:       h.netifd.IsDevice,
@@ -109,7 +109,7 @@ func (h *host) env() Env {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
 		Clock: h.seg.Clock,
-		OpenSync: func(_ config.Sync, _ []netip.Addr, local func(netip.Addr) bool, _ *slog.Logger) (SyncParts, error) {
+		OpenSync: func(_ config.Sync, _ []netip.Addr, local func(netip.Addr) bool, _ *logx.Logger) (SyncParts, error) {
 			if local == nil {
 				h.mu.Lock()
 				h.unwired++

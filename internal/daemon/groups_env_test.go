@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
 	"github.com/carpd/carpd/internal/demote"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
 )
@@ -307,7 +307,7 @@ func TestEnvSendErrorsSource(t *testing.T) {
 		var fail atomic.Bool
 		h.envHook = func(e *Env) {
 			open := e.OpenIface
-			e.OpenIface = func(name string, addrs carp.IfaceAddrs, log *slog.Logger) (Iface, error) {
+			e.OpenIface = func(name string, addrs carp.IfaceAddrs, log *logx.Logger) (Iface, error) {
 				i, err := open(name, addrs, log)
 				if err != nil {
 					return nil, err
@@ -610,7 +610,7 @@ func TestEnvUbusDemote(t *testing.T) {
 		seg.Add("listener", carp.Params{})
 		h.start(cfgWith(h.next, inGroups(vhid("dev0", 1, 0, "pw", "10.0.0.1/24"), "wan")))
 		seg.Run(5 * time.Second)
-		b := &ubusBridge{d: h.d, log: slog.New(slog.DiscardHandler)}
+		b := &ubusBridge{d: h.d, log: logx.New(logx.DiscardHandler)}
 		call := func(args string) error {
 			_, err := b.handler("demote")(context.Background(), json.RawMessage(args))
 			return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/kernel"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // syncRunner is a running state-sync engine with its kernel handle.
@@ -108,7 +108,7 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 // and a UDP socket bound to the sync link's device.
 // local is the watcher's IsLocal: without it the never-local rule could not
 // hold, so there is no sync.
-func openSyncParts(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error) {
+func openSyncParts(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *logx.Logger) (SyncParts, error) {
 	if local == nil {
 		return SyncParts{}, errors.New("no watcher of the router's addresses, which the sync filter needs")
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
@@ -26,7 +26,7 @@ const ubusObject = "carpd"
 // without ubusd the daemon runs on and the client keeps retrying.
 type ubusBridge struct {
 	d   *Daemon
-	log *slog.Logger
+	log *logx.Logger
 	cl  *ubus.Client
 	q   *asyncq.Queue[ubusEvent]
 	// undelivered counts events ubusd did not take (ubus events are not
@@ -46,7 +46,7 @@ type ubusEvent struct {
 // ubusQueueLen bounds the events waiting to be sent.
 const ubusQueueLen = 64
 
-func newUbusBridge(d *Daemon, path string, log *slog.Logger) *ubusBridge {
+func newUbusBridge(d *Daemon, path string, log *logx.Logger) *ubusBridge {
 	b := &ubusBridge{d: d, log: log.With("op", "ubus")}
 	b.cl = ubus.NewClient(path, &ubus.Config{Logger: log}, b.setup)
 	b.netifd = &track.UbusNetifd{Caller: b.cl}

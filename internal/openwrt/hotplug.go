@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // HotplugSubsystem is the directory name under /etc/hotplug.d for carpd's
@@ -25,7 +25,7 @@ const HotplugSubsystem = "carp"
 // when it is full the oldest event is dropped and counted (a flapping vhid
 // must not grow memory without limit; the newest state is what matters).
 type Hotplug struct {
-	log *slog.Logger
+	log *logx.Logger
 	q   *asyncq.Queue[[]string]
 
 	mu      sync.Mutex // guards path and timeout
@@ -39,9 +39,9 @@ const hotplugQueueLen = 64
 // NewHotplug starts the runner. path is the hotplug-call program; when it
 // does not exist (plain Linux without OpenWrt's base-files) events are
 // dropped with a debug message. timeout bounds each call.
-func NewHotplug(path string, timeout time.Duration, log *slog.Logger) *Hotplug {
+func NewHotplug(path string, timeout time.Duration, log *logx.Logger) *Hotplug {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.New(logx.DiscardHandler)
 	}
 	h := &Hotplug{path: path, timeout: timeout, log: log.With("op", "hotplug")}
 	h.q = asyncq.New(hotplugQueueLen, h.call)

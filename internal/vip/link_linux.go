@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -91,7 +91,7 @@ type Watcher struct {
 	events chan LinkEvent
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the run goroutine
-	log    *slog.Logger
+	log    *logx.Logger
 
 	// sub (the link and address subscription) and dump (polls) are owned by run,
 	// which closes them. Both are opened by Watch, so they belong to
@@ -111,12 +111,12 @@ type Watcher struct {
 // Watch subscribes to link and address changes in the network namespace of
 // the calling thread. The watcher runs until ctx is done or Close is called;
 // then Events is closed.
-func Watch(ctx context.Context, log *slog.Logger) (*Watcher, error) {
+func Watch(ctx context.Context, log *logx.Logger) (*Watcher, error) {
 	return watch(ctx, log, linkPollInterval)
 }
 
 // watch is Watch with a poll interval, for tests.
-func watch(ctx context.Context, log *slog.Logger, interval time.Duration) (*Watcher, error) {
+func watch(ctx context.Context, log *logx.Logger, interval time.Duration) (*Watcher, error) {
 	// Subscribe before the first dump, so that no change falls between.
 	sub, err := netlink.Dial(unix.NETLINK_ROUTE,
 		&netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR})

@@ -4,8 +4,9 @@ package vip
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // LinkUp reports whether the named interface is up. Only Linux is supported.
@@ -15,7 +16,7 @@ func LinkUp(ifname string) (bool, error) { return false, unimplemented() }
 type Watcher struct{}
 
 // Watch returns an error naming runtime.GOOS: only Linux is supported.
-func Watch(ctx context.Context, log *slog.Logger) (*Watcher, error) {
+func Watch(ctx context.Context, log *logx.Logger) (*Watcher, error) {
 	return nil, unimplemented()
 }
 

@@ -2,9 +2,10 @@ package vip
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // LinkEvent reports that a link's usability changed (see LinkUp), that a
@@ -61,9 +62,9 @@ func checkAddr(a netip.Addr) error {
 
 // discardIfNil returns log, or a logger that discards everything when log is
 // nil, so that constructors accept a nil logger.
-func discardIfNil(log *slog.Logger) *slog.Logger {
+func discardIfNil(log *logx.Logger) *logx.Logger {
 	if log == nil {
-		return slog.New(slog.DiscardHandler)
+		return logx.New(logx.DiscardHandler)
 	}
 	return log
 }

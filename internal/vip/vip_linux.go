@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -32,7 +32,7 @@ import (
 // locked thread).
 type Linux struct {
 	ifname string
-	log    *slog.Logger
+	log    *logx.Logger
 	closed atomic.Bool
 
 	// link, listen and forwarding reach the kernel. New sets them; unit
@@ -44,7 +44,7 @@ type Linux struct {
 
 // New returns the announcer for the interface named ifname. The interface
 // need not exist yet: it is looked up at every call. A nil log discards.
-func New(ifname string, log *slog.Logger) (*Linux, error) {
+func New(ifname string, log *logx.Logger) (*Linux, error) {
 	if err := checkInterfaceName(ifname); err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -38,7 +38,7 @@ type testbed struct {
 	r1, client     *lab.Host
 	r1Link         *lab.Link
 	r1MAC          string
-	log            *slog.Logger
+	log            *logx.Logger
 	announcer      *Linux // for r1's eth0; call it inside r1.Do
 	ctx            context.Context
 	cancelTimeouts context.CancelFunc
@@ -84,8 +84,8 @@ func newTestbed(t *testing.T) *testbed {
 }
 
 // testLogger logs at debug level into the test's output.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+func testLogger(t *testing.T) *logx.Logger {
+	return logx.New(logx.NewTextHandler(t.Output(), &logx.HandlerOptions{Level: logx.LevelDebug}))
 }
 
 // inR1 runs fn in r1's namespace and fails the test on error.

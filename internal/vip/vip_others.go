@@ -5,9 +5,10 @@ package vip
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"runtime"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // Linux implements carp.Announcer on Linux. On other systems New fails and its
@@ -15,7 +16,7 @@ import (
 type Linux struct{}
 
 // New returns an error naming runtime.GOOS: only Linux is supported.
-func New(ifname string, log *slog.Logger) (*Linux, error) {
+func New(ifname string, log *logx.Logger) (*Linux, error) {
 	return nil, unimplemented()
 }
 

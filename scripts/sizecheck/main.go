@@ -47,6 +47,9 @@ var forbiddenPkgs = map[string]string{
 	"compress/gzip":                      "compress/gzip came with runtime/pprof (196,608 B together)",
 	"github.com/jsimonetti/rtnetlink/v2": "jsimonetti/rtnetlink costs 65,536 B (vip speaks rtnetlink on mdlayher/netlink)",
 	"net/http":                           "net/http would cost well over 1 MB",
+	"log/slog":                           "log/slog costs 131,072 B (carpd logs through internal/logx, which writes the same lines; scripts/logconv converts code written against slog)",
+	"golang.org/x/net/ipv4":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
+	"golang.org/x/net/ipv6":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 }
 
 // resolving are the net functions and types that go through Go's resolver
@@ -70,6 +73,11 @@ var sorting = map[string]bool{
 	"Sorted": true, "SortedFunc": true, "SortedStableFunc": true,
 }
 
+// typedSorts are the sort functions that call slices.Sort for their own
+// element type since Go 1.22. sort.Ints is not among them: the standard
+// library sorts ints anyway (one of the budgeted instantiations).
+var typedSorts = map[string]bool{"Strings": true, "Float64s": true}
+
 // forbiddenFuncs: a function name in the binary starting with one of these
 // means the rule above was broken somewhere, in carpd or in a dependency.
 var forbiddenFuncs = []struct{ prefix, why string }{
@@ -78,6 +86,9 @@ var forbiddenFuncs = []struct{ prefix, why string }{
 	{"compress/flate.", forbiddenPkgs["compress/flate"]},
 	{"github.com/jsimonetti/rtnetlink", forbiddenPkgs["github.com/jsimonetti/rtnetlink/v2"]},
 	{"net/http.", forbiddenPkgs["net/http"]},
+	{"log/slog.", forbiddenPkgs["log/slog"]},
+	{"golang.org/x/net/ipv4.", forbiddenPkgs["golang.org/x/net/ipv4"]},
+	{"golang.org/x/net/ipv6.", forbiddenPkgs["golang.org/x/net/ipv6"]},
 	{"net.(*Resolver).", "Go's DNS resolver is linked (262,144 B): something calls a resolving net function"},
 	{"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).", "Go's DNS client is linked (262,144 B): something calls a resolving net function"},
 }
@@ -191,7 +202,7 @@ func checkSource(files []string) ([]string, error) {
 		local := map[string]string{} // name in this file -> "net" or "slices"
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if path != "net" && path != "slices" {
+			if path != "net" && path != "slices" && path != "sort" {
 				continue
 			}
 			n := path
@@ -221,6 +232,10 @@ func checkSource(files []string) ([]string, error) {
 			case "slices":
 				if sorting[sel.Sel.Name] {
 					problems = append(problems, fmt.Sprintf("%s: slices.%s instantiates a sort per element type (9-30 KB each); use sort.Slice", at, sel.Sel.Name))
+				}
+			case "sort":
+				if typedSorts[sel.Sel.Name] {
+					problems = append(problems, fmt.Sprintf("%s: sort.%s is a slices.Sort (since Go 1.22), a sort instantiation of its own (11 KB for []string); use sort.Slice", at, sel.Sel.Name))
 				}
 			}
 			return true

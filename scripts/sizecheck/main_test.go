@@ -35,6 +35,8 @@ func f(v []uint16) {
 	sort.Slice(v, nil)
 	d{}.Dial()
 	_ = net.DefaultResolver
+	sort.Strings(nil)
+	sort.Ints(nil)
 }
 `
 	name := filepath.Join(t.TempDir(), "x.go")
@@ -45,7 +47,7 @@ func f(v []uint16) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"x.go:17:2: net.Dial ", "x.go:18:8: net.Dialer ", "x.go:20:2: slices.Sort ", "x.go:24:6: net.DefaultResolver "}
+	want := []string{"x.go:17:2: net.Dial ", "x.go:18:8: net.Dialer ", "x.go:20:2: slices.Sort ", "x.go:24:6: net.DefaultResolver ", "x.go:25:2: sort.Strings "}
 	if len(got) != len(want) {
 		t.Fatalf("got %d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
@@ -90,6 +92,17 @@ func TestCheckFuncs(t *testing.T) {
 	got := checkFuncs(broken)
 	if len(got) != 3 || !strings.Contains(got[0], "os/exec.(*Cmd).Start") ||
 		!strings.Contains(got[1], "resolver") || !strings.Contains(got[2], "6 generic sort instantiations, budget 5") {
+		t.Fatalf("got %q", got)
+	}
+	// log/slog and x/net/ipv4, ipv6 are out (internal/logx, the carp
+	// sockets); x/net/bpf stays (mdlayher/socket), and so does logx.
+	base = append(base, "golang.org/x/net/bpf.Assemble", "github.com/carpd/carpd/internal/logx.(*Logger).Info")
+	if got := checkFuncs(base); len(got) != 0 {
+		t.Fatalf("today's functions: %q", got)
+	}
+	got = checkFuncs(append(base, "log/slog.(*Logger).Info", "golang.org/x/net/ipv4.(*RawConn).ReadFrom", "golang.org/x/net/ipv6.(*PacketConn).ReadFrom"))
+	if len(got) != 3 || !strings.Contains(got[0], "log/slog costs 131,072 B") ||
+		!strings.Contains(got[1], "x/net/ipv4 and ipv6 cost") || !strings.Contains(got[2], "ipv6.(*PacketConn)") {
 		t.Fatalf("got %q", got)
 	}
 }

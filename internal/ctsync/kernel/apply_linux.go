@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"syscall"
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -56,7 +56,7 @@ type writer struct {
 }
 
 // dialWriter opens a writer socket.
-func dialWriter(cfg *netlink.Config, log *slog.Logger) (*writer, error) {
+func dialWriter(cfg *netlink.Config, log *logx.Logger) (*writer, error) {
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,12 @@
 package kernel
 
 import (
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 )
@@ -33,7 +33,7 @@ func BenchmarkApply(b *testing.B) {
 		table = 100_000
 	)
 	_, ns := testNS(b)
-	c := openCT(b, ns, Config{Log: slog.New(slog.DiscardHandler)})
+	c := openCT(b, ns, Config{Log: logx.New(logx.DiscardHandler)})
 	flush, err := conntrack.Dial(&netlink.Config{NetNS: ns})
 	if err != nil {
 		b.Fatal(err)

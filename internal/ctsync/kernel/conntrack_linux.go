@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +22,7 @@ const dumpMessageBuffer = 64 << 10
 // All methods are safe for concurrent use; Apply and Delete run one at a
 // time.
 type Conntrack struct {
-	log     *slog.Logger
+	log     *logx.Logger
 	sockBuf int
 	filter  Filter
 	// timeouts: the namespace's conntrack timeouts, read at Open.
@@ -56,7 +56,7 @@ func Open(cfg Config) (*Conntrack, error) {
 		done:    make(chan struct{}),
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = logx.New(logx.DiscardHandler)
 	}
 	if c.sockBuf <= 0 {
 		c.sockBuf = DefaultSocketBuffer

@@ -9,7 +9,6 @@ package kernel
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/vip"
 	"github.com/google/go-cmp/cmp"
 )
@@ -41,8 +41,8 @@ func testNS(t testing.TB) (*lab.Host, int) {
 }
 
 // testLogger logs at debug level into the test's output.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+func testLogger(t testing.TB) *logx.Logger {
+	return logx.New(logx.NewTextHandler(t.Output(), &logx.HandlerOptions{Level: logx.LevelDebug}))
 }
 
 // openCT opens conntrack in namespace ns, closed at the end of the test.
@@ -442,7 +442,7 @@ func bulkFlows(n int) []flow.Flow {
 // TestApplyBulk injects 20 000 flows in one Apply and dumps them back.
 func TestApplyBulk(t *testing.T) {
 	_, ns := testNS(t)
-	c := openCT(t, ns, Config{Log: slog.New(slog.DiscardHandler)})
+	c := openCT(t, ns, Config{Log: logx.New(logx.DiscardHandler)})
 	fs := bulkFlows(20000)
 	start := time.Now()
 	errs := c.Apply(testCtx(t), fs)
@@ -486,7 +486,7 @@ func TestApplyBulk(t *testing.T) {
 func TestEventOverrunSlowConsumer(t *testing.T) {
 	_, ns := testNS(t)
 	src := openCT(t, ns, Config{EventBuffer: 16})
-	sink := openCT(t, ns, Config{Log: slog.New(slog.DiscardHandler)})
+	sink := openCT(t, ns, Config{Log: logx.New(logx.DiscardHandler)})
 	for i, err := range sink.Apply(testCtx(t), bulkFlows(20000)) {
 		if err != nil {
 			t.Fatalf("flow %d: %v", i, err)
@@ -521,7 +521,7 @@ func TestEventOverrunSlowConsumer(t *testing.T) {
 func TestEventOverrunSocket(t *testing.T) {
 	_, ns := testNS(t)
 	src := openCT(t, ns, Config{EventBuffer: 50000, SocketBuffer: 1})
-	sink := openCT(t, ns, Config{Log: slog.New(slog.DiscardHandler)})
+	sink := openCT(t, ns, Config{Log: logx.New(logx.DiscardHandler)})
 	for i, err := range sink.Apply(testCtx(t), bulkFlows(20000)) {
 		if err != nil {
 			t.Fatalf("flow %d: %v", i, err)

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -10,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -78,7 +78,7 @@ type pump struct {
 	own  func(pid uint32) bool
 	wait time.Duration
 	done <-chan struct{}
-	log  *slog.Logger
+	log  *logx.Logger
 	n    *counters
 
 	pending bool      // an EventOverrun is owed
@@ -164,7 +164,7 @@ func (p *pump) flush() bool {
 // dialEvents opens the event socket: subscribed to the NEW, UPDATE and
 // DESTROY groups, in reliable mode (NETLINK_BROADCAST_ERROR and
 // NETLINK_NO_ENOBUFS, docs/sync-protocol.md#kernel-source) with a large receive buffer.
-func dialEvents(cfg *netlink.Config, bufSize int, log *slog.Logger) (*netlink.Conn, error) {
+func dialEvents(cfg *netlink.Config, bufSize int, log *logx.Logger) (*netlink.Conn, error) {
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func dialEvents(cfg *netlink.Config, bufSize int, log *slog.Logger) (*netlink.Co
 
 // setReadBuffer asks for a receive buffer of n bytes: SO_RCVBUFFORCE
 // (CAP_NET_ADMIN) goes past net.core.rmem_max, SO_RCVBUF does not.
-func setReadBuffer(conn *netlink.Conn, n int, log *slog.Logger) {
+func setReadBuffer(conn *netlink.Conn, n int, log *logx.Logger) {
 	rc, err := conn.SyscallConn()
 	if err == nil {
 		var serr error

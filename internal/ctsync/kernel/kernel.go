@@ -1,8 +1,9 @@
 package kernel
 
 import (
-	"log/slog"
 	"time"
+
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // Conntrack is conntrack as ctsync.Kernel, the engine's own interface
@@ -38,7 +39,7 @@ type Config struct {
 	Filter Filter
 	// Log receives warnings (lost events, reopened sockets) and debug
 	// messages; nil discards them.
-	Log *slog.Logger
+	Log *logx.Logger
 	// EventBuffer is the capacity of the Events channel; 0 means
 	// DefaultEventBuffer.
 	EventBuffer int

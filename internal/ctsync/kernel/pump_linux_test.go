@@ -1,11 +1,11 @@
 package kernel
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/logx"
 )
 
 // newTestPump returns a pump with an out channel of capacity n, a
@@ -19,7 +19,7 @@ func newTestPump(t *testing.T, n int, fl Filter) (*pump, chan flow.Event) {
 		filter: &fl,
 		wait:   time.Millisecond,
 		done:   done,
-		log:    slog.New(slog.DiscardHandler),
+		log:    logx.New(logx.DiscardHandler),
 		n:      new(counters),
 	}, out
 }

@@ -39,6 +39,9 @@ const (
 	MaxCarpIfaceLen = 15
 )
 
+// Valid reports whether a CARP record can carry s.
+func (s CarpState) Valid() bool { return carpStateOK(&s) }
+
 func carpStateOK(s *CarpState) bool {
 	if len(s.Interface) == 0 || len(s.Interface) > MaxCarpIfaceLen || s.VHID == 0 || s.State > CarpMaster {
 		return false

@@ -79,7 +79,7 @@ func TestUnknownExtensionIgnored(t *testing.T) {
 	enc.Reset(nil)
 	_ = enc.Append(&wire.Record{Type: wire.RecordPing})
 	payload := append(enc.Bytes(), 0x11, 2, 0xaa, 0xbb) // extension 17, 2 bytes
-	payload = append(payload, 0x00)                      // and a PING after it
+	payload = append(payload, 0x00)                     // and a PING after it
 	before := b.e.Status().Counters
 	a.e.do(t.Context(), func() { a.e.send(payload, a.e.cfg.Clock.Now(), false) })
 	l.settle()

@@ -143,10 +143,11 @@ type Daemon struct {
 	// State sync.
 	sync         *syncRunner
 	syncErr      error
-	syncWaited   bool // the initial transfer completed or timed out once
-	syncStopping bool // an engine is stopping; the next starts after it
-	takeoverBusy bool // an engine takeover (conntrack dump) runs
-	takeoverMore bool // another vhid became master meanwhile
+	syncWaited   bool       // the initial transfer completed or timed out once
+	syncStopping bool       // an engine is stopping; the next starts after it
+	takeoverBusy bool       // an engine takeover (conntrack dump) runs
+	takeoverMore bool       // another vhid became master meanwhile
+	split        splitBrain // splitbrain.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -278,6 +279,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	// become master.
 	d.startSync()
 	d.apply(d.cfg)
+	d.startSplitBrain(bgCtx)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)
@@ -470,6 +472,7 @@ func (d *Daemon) transition(t carp.Transition) {
 	if t.To == carp.Master {
 		d.takeover()
 	}
+	d.checkSplitBrain()
 }
 
 // takeover tells the sync engine that a vhid became master. The engine

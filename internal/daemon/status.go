@@ -34,6 +34,9 @@ type Status struct {
 	// TransitionsDropped counts transitions that reached neither status,
 	// the hooks nor ubus because the daemon did not keep up.
 	TransitionsDropped uint64 `json:"transitions_dropped,omitempty"`
+	// SplitBrain: vhids MASTER here and on the sync peer (splitbrain.go).
+	SplitBrain       []SplitBrainStatus `json:"split_brain,omitempty"`
+	SplitBrainAlarms uint64             `json:"split_brain_alarms"`
 }
 
 // DemotionStatus breaks the demotion down by source.
@@ -117,6 +120,7 @@ func (d *Daemon) status() Status {
 	if s.Transitions == nil {
 		s.Transitions = []TransitionRecord{}
 	}
+	d.splitBrainStatus(&s)
 	return s
 }
 

@@ -148,6 +148,7 @@ type Daemon struct {
 	takeoverBusy bool       // an engine takeover (conntrack dump) runs
 	takeoverMore bool       // another vhid became master meanwhile
 	split        splitBrain // splitbrain.go
+	mwait        maintWait  // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share

@@ -37,6 +37,8 @@ type Status struct {
 	// SplitBrain: vhids MASTER here and on the sync peer (splitbrain.go).
 	SplitBrain       []SplitBrainStatus `json:"split_brain,omitempty"`
 	SplitBrainAlarms uint64             `json:"split_brain_alarms"`
+	// MaintenanceWait: the last maintenance --wait (maintenance.go).
+	MaintenanceWait *MaintenanceWaitStatus `json:"maintenance_wait,omitempty"`
 }
 
 // DemotionStatus breaks the demotion down by source.
@@ -121,6 +123,7 @@ func (d *Daemon) status() Status {
 		s.Transitions = []TransitionRecord{}
 	}
 	d.splitBrainStatus(&s)
+	d.maintenanceWaitStatus(&s)
 	return s
 }
 

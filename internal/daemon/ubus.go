@@ -48,7 +48,8 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 		{Name: "status", Handler: b.handler("status")},
 		{Name: "demote", Signature: []ubus.Arg{{Name: "vhid", Type: blob.TypeInt32},
 			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
-		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool}}, Handler: b.handler("maintenance")},
+		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool},
+			{Name: "wait", Type: blob.TypeInt32}}, Handler: b.handler("maintenance")},
 		{Name: "resync", Handler: b.handler("resync")},
 		{Name: "reload", Handler: b.handler("reload")},
 	})
@@ -79,6 +80,7 @@ type ubusArgs struct {
 	Interface string    `json:"interface"`
 	By        *flexInt  `json:"by"`
 	Enable    *flexBool `json:"enable"`
+	Wait      flexInt   `json:"wait"`
 }
 
 // handler adapts a daemon method to ubus: arguments in, the result as
@@ -103,9 +105,15 @@ func (b *ubusBridge) handler(method string) ubus.Handler {
 				return nil, ubus.StatusInvalidArgument.Err()
 			}
 			on := bool(*a.Enable)
-			req.Enable = &on
+			req.Enable, req.Wait = &on, int(a.Wait)
 		}
-		res, err := b.d.Handle(req)
+		res, err := b.d.HandleContext(ctx, req)
+		// A failed maintenance wait answers with its reason (a ubus error
+		// status carries none).
+		var we *MaintenanceWaitError
+		if errors.As(err, &we) {
+			res, err = we.Result, nil
+		}
 		if err != nil {
 			b.log.Warn("ubus call failed", "method", method, "err", err)
 			return nil, ubusStatus(err).Err()

@@ -1,8 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/ubustest"
 )
 
 // partition makes r drop every CARP advert it receives (nftables, input
@@ -73,4 +83,105 @@ func TestHealedPartitionNeighbour(t *testing.T) {
 	c.waitState(r2, "lan", 1, "BACKUP", 3*time.Second)
 	c.onlyHolder(r1, "lan", vip4)
 	c.waitClientReaches("10.0.1.1", 3*time.Second)
+}
+
+// TestSplitBrainAlarmAndMaintenanceWait: two routers with state sync on a
+// link of its own and ubus on r1. The LAN drops their adverts: both are
+// MASTER and, since the sync link still carries their CARP states, r1
+// raises the split-brain alarm (status, ubus event carp.split_brain
+// detected) while both keep the VIP; the heal clears it. Then ubus
+// maintenance {enable, wait} answers once r2 has taken over and has every
+// flow, and `carpd maintenance off --wait` once r1 is master again.
+func TestSplitBrainAlarmAndMaintenanceWait(t *testing.T) {
+	c := newCluster(t, 2, segment{name: "lan", prefix: "10.0.1", n: 1}, segment{name: "sync", prefix: "10.0.3", n: 3})
+	r1, r2 := c.routers[0], c.routers[1]
+	sock := filepath.Join(t.TempDir(), "ubus.sock")
+	srv := ubustest.NewServer()
+	if err := srv.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cli, err := ubus.Dial(ctx, sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var mu sync.Mutex
+	var events []map[string]any
+	if _, err := cli.Listen(ctx, "carp.split_brain", func(_ string, data json.RawMessage) {
+		var m map[string]any
+		_ = json.Unmarshal(data, &m)
+		mu.Lock()
+		events = append(events, m)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hasEvent := func(state string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e["state"] == state && e["interface"] == "lan" && e["vhid"] == float64(1) && e["peer"] != "" {
+				return true
+			}
+		}
+		return false
+	}
+	const key = "5d0c9e71a2b84f36e1d7c05a9b3f6248d1e07c93a5b26f14e8c3d90b7a6f1e25"
+	conf := func(i int) string {
+		s := confText(false, lanVHID([]int{0, 100}[i])) +
+			fmt.Sprintf("config sync 'sync'\n\toption interface 'sync'\n\toption peer '10.0.3.%d'\n\toption key '%s'\n", 3-i, key)
+		if i == 0 {
+			s = strings.Replace(s, "option log_level", "option ubus_socket '"+sock+"'\n\toption log_level", 1)
+		}
+		return s
+	}
+	c.start(r1, conf(0))
+	c.start(r2, conf(1))
+	c.waitState(r1, "lan", 1, "MASTER", 10*time.Second)
+	c.waitHearing(r2, "lan", 1, 5*time.Second)
+	c.waitFor(10*time.Second, "sync up both ways", func() bool { return c.status(r1).Sync.PeerUp && c.status(r2).Sync.PeerUp })
+
+	c.partition(r1, true)
+	c.partition(r2, true)
+	c.waitState(r2, "lan", 1, "MASTER", 6*time.Second)
+	for _, r := range []*router{r1, r2} {
+		c.waitFor(8*time.Second, r.name+"'s split-brain alarm", func() bool { return len(c.status(r).SplitBrain) == 1 })
+	}
+	c.waitFor(3*time.Second, "carp.split_brain detected", func() bool { return hasEvent("detected") })
+	if st := c.status(r1); st.SplitBrainAlarms != 1 || st.SplitBrain[0].Interface != "lan" || st.SplitBrain[0].VHID != 1 {
+		t.Fatalf("r1: split_brain %+v, alarms %d", st.SplitBrain, st.SplitBrainAlarms)
+	}
+	// Nobody gives up the VIP because of the alarm.
+	if h := c.holders("lan", vip4); len(h) != 2 {
+		t.Fatalf("VIP holders during the split brain: %v, want both", h)
+	}
+	c.partition(r1, false)
+	c.partition(r2, false)
+	c.waitState(r2, "lan", 1, "BACKUP", 3*time.Second)
+	c.waitFor(3*time.Second, "alarm cleared on r1", func() bool { return len(c.status(r1).SplitBrain) == 0 })
+	c.waitFor(3*time.Second, "carp.split_brain cleared", func() bool { return hasEvent("cleared") })
+
+	start := time.Now()
+	raw, err := cli.Call(ctx, "carpd", "maintenance", json.RawMessage(`{"enable":true,"wait":20,"ubus_rpc_session":"x"}`))
+	if err != nil {
+		t.Fatalf("ubus maintenance with wait: %v", err)
+	}
+	var res daemon.MaintenanceWaitResult
+	if err := json.Unmarshal(raw, &res); err != nil || !res.Maintenance || res.Wait == nil || res.Wait.State != daemon.MaintDone {
+		t.Fatalf("ubus maintenance with wait: %s (%v)", raw, err)
+	}
+	t.Logf("maintenance on confirmed after %v", time.Since(start).Round(time.Millisecond))
+	if s1, s2 := c.state(r1, "lan", 1), c.state(r2, "lan", 1); s1 != "BACKUP" || s2 != "MASTER" {
+		t.Fatalf("answered with r1 %s, r2 %s", s1, s2)
+	}
+	out := c.run(r1.host, carpdBin, "maintenance", "-s", r1.sock(), "off", "--wait=20")
+	if !strings.Contains(out, "handover confirmed") {
+		t.Fatalf("carpd maintenance off --wait printed %q", out)
+	}
+	if st := c.status(r1); st.MaintenanceWait == nil || st.MaintenanceWait.State != daemon.MaintDone || st.Demotion.Maintenance {
+		t.Fatalf("status after off --wait: %+v, maintenance %v", st.MaintenanceWait, st.Demotion.Maintenance)
+	}
 }

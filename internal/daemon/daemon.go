@@ -143,12 +143,13 @@ type Daemon struct {
 	// State sync.
 	sync         *syncRunner
 	syncErr      error
-	syncWaited   bool       // the initial transfer completed or timed out once
-	syncStopping bool       // an engine is stopping; the next starts after it
-	takeoverBusy bool       // an engine takeover (conntrack dump) runs
-	takeoverMore bool       // another vhid became master meanwhile
-	split        splitBrain // splitbrain.go
-	mwait        maintWait  // maintenance.go
+	syncWaited   bool // the initial transfer completed or timed out once
+	syncStopping bool // an engine is stopping; the next starts after it
+	takeoverBusy bool // an engine takeover (conntrack dump) runs
+	takeoverMore bool // another vhid became master meanwhile
+
+	split splitBrain // splitbrain.go
+	mwait maintWait  // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share

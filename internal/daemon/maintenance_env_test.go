@@ -121,3 +121,20 @@ func TestEnvMaintenanceWaitNoPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestMaintenanceWaitBounds: a wait below 0 or above an hour is refused
+// before anything changes.
+func TestMaintenanceWaitBounds(t *testing.T) {
+	cfg := config.Default()
+	cfg.Global.ControlSocket = t.TempDir() + "/carpd.sock"
+	d := New(cfg, Options{})
+	on := true
+	for _, w := range []int{-1, MaxMaintenanceWait + 1} {
+		if _, err := d.Handle(Request{Method: "maintenance", Enable: &on, Wait: w}); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("wait %d: %v", w, err)
+		}
+	}
+	if d.maint {
+		t.Error("maintenance turned on by a refused request")
+	}
+}

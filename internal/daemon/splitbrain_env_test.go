@@ -15,12 +15,19 @@ import (
 // vhid 1 on dev0 of seg and state sync between them over one link.
 func syncPair(t *testing.T, seg *carptest.Segment) (a, b *host) {
 	t.Helper()
+	return syncPairOn(t, seg, "dev0", "dev0")
+}
+
+// syncPairOn is syncPair with vhid 1 on device ia on a and ib on b (one
+// segment all the same).
+func syncPairOn(t *testing.T, seg *carptest.Segment, ia, ib string) (a, b *host) {
+	t.Helper()
 	a = newHost(t, seg, "a", config.Default())
 	b = newHost(t, seg, "b", config.Default())
 	link := ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
 	a.syncLink, b.syncLink, b.syncEnd = link, link, 1
-	ca := syncCfg(cfgWith(a.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 30*time.Second)
-	cb := syncCfg(cfgWith(b.next, vhid("dev0", 1, 100, "pw", "10.0.0.1/24")), 30*time.Second)
+	ca := syncCfg(cfgWith(a.next, vhid(ia, 1, 0, "pw", "10.0.0.1/24")), 30*time.Second)
+	cb := syncCfg(cfgWith(b.next, vhid(ib, 1, 100, "pw", "10.0.0.1/24")), 30*time.Second)
 	cb.Sync.Peer = syncAddrMe.Addr()
 	a.start(ca)
 	b.start(cb)
@@ -31,7 +38,7 @@ func syncPair(t *testing.T, seg *carptest.Segment) (a, b *host) {
 		t.Fatalf("sync never came up: a %+v\nb %+v", a.status().Sync, b.status().Sync)
 	}
 	step(seg, 4*time.Second)
-	if sa, sb := a.vhost("dev0", 1).State, b.vhost("dev0", 1).State; sa != "MASTER" || sb != "BACKUP" {
+	if sa, sb := a.vhost(ia, 1).State, b.vhost(ib, 1).State; sa != "MASTER" || sb != "BACKUP" {
 		t.Fatalf("a is %s, b %s; want MASTER and BACKUP", sa, sb)
 	}
 	return a, b
@@ -96,6 +103,26 @@ func TestEnvSplitBrainAlarm(t *testing.T) {
 		}
 		if n := a.status().SplitBrainAlarms; n != 1 {
 			t.Errorf("a: %d alarms after the heal, want the 1 counted", n)
+		}
+	})
+}
+
+// TestEnvSplitBrainOtherNames: the two routers name the vhid's interface
+// differently (dev0 here, dev1 there); each has vhid 1 once, so it is
+// matched by vhid alone and the split brain is still seen.
+func TestEnvSplitBrainOtherNames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		a, b := syncPairOn(t, seg, "dev0", "dev1")
+		seg.Drop = func(from, to *carptest.Node, _ carp.Advert) bool { return true }
+		if !stepUntil(seg, 5*time.Second, func() bool { return b.vhost("dev1", 1).State == "MASTER" }) {
+			t.Fatal("b never took over in the partition")
+		}
+		if !stepUntil(seg, 6*time.Second, func() bool { return len(a.status().SplitBrain) == 1 && len(b.status().SplitBrain) == 1 }) {
+			t.Fatalf("no alarm: a %+v, b %+v", a.status().SplitBrain, b.status().SplitBrain)
+		}
+		if sa, sb := a.status().SplitBrain[0], b.status().SplitBrain[0]; sa.Interface != "dev0" || sb.Interface != "dev1" {
+			t.Errorf("alarms on %s and %s, want each router's own device", sa.Interface, sb.Interface)
 		}
 	})
 }

@@ -272,6 +272,7 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	if st.TransitionsDropped > 0 {
 		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
 	}
+	printSplitAndWait(w, st)
 	printSync(w, &st.Sync)
 }
 

@@ -67,3 +67,17 @@ func TestMaintenanceWaitCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintSplitAndWait: `carpd status` shows a split-brain alarm and the
+// last maintenance wait of the fixture.
+func TestPrintSplitAndWait(t *testing.T) {
+	st := daemon.Status{SplitBrain: []daemon.SplitBrainStatus{{Interface: "br-lan", VHID: 1}},
+		MaintenanceWait: &daemon.MaintenanceWaitStatus{State: daemon.MaintWaiting, Reason: "0 of 1 vhids taken over by the peer; br-lan vhid 1 is MASTER"}}
+	var out strings.Builder
+	printSplitAndWait(&out, &st)
+	for _, want := range []string{"SPLIT BRAIN: br-lan vhid 1 is MASTER here and on the sync peer", "maintenance handover waiting", "br-lan vhid 1 is MASTER\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -57,8 +57,6 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-func (d *Daemon) now() time.Time { return d.env.Clock.Now() }
-
 // refreshSources brings the sources the daemon derives from its own
 // state up to date. The table keeps a source's since while its value
 // stays.

@@ -4,6 +4,7 @@
 //	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
+//	carpd metrics [-s SOCKET]
 //	carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
@@ -38,6 +39,7 @@ import (
 
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/metrics"
 	"github.com/carpd/carpd/internal/openwrt"
 )
 
@@ -52,6 +54,7 @@ const usage = `usage:
   carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
   carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
   carpd status [--json] [-s SOCKET]    show the state of every vhid
+  carpd metrics [-s SOCKET]            the status as Prometheus metrics (docs/metrics.md)
   carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
                                        change the demotion by N (negative undoes; the
                                        counter stays in 0..255); --vhid and --interface
@@ -74,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
+	case "metrics":
+		return cmdMetrics(args, stdout, stderr)
 	case "demote":
 		return cmdDemote(args, stdout, stderr)
 	case "reload":
@@ -222,6 +227,34 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printStatus(stdout, &st)
+	return 0
+}
+
+// cmdMetrics prints the status in the Prometheus text format, for
+// node_exporter's textfile collector and the prometheus-node-exporter-lua
+// collector (docs/metrics.md). When carpd does not answer it still prints
+// carpd_up 0 (and exits 1), so that a file rewritten from its output says
+// "down" instead of keeping the last figures.
+func cmdMetrics(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("metrics", stderr)
+	sock := socketFlag(fs)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprint(stderr, "usage: carpd metrics [-s SOCKET]\n")
+		return 2
+	}
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "status"})
+	if err == nil {
+		err = metrics.Write(stdout, raw)
+	} else {
+		_ = metrics.WriteDown(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
 	return 0
 }
 

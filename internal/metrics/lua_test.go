@@ -3,9 +3,11 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -109,7 +111,8 @@ func sameSeries(t *testing.T, want, got string) {
 		}
 		var b strings.Builder
 		b.WriteString(name)
-		for _, k := range sortedKeys(toFloatKeys(s.labels)) {
+		keys := slices.Sorted(maps.Keys(s.labels))
+		for _, k := range keys {
 			fmt.Fprintf(&b, " %s=%q", k, s.labels[k])
 		}
 		fmt.Fprintf(&b, " = %v", s.value)
@@ -138,14 +141,6 @@ func sameSeries(t *testing.T, want, got string) {
 	if len(w) < 100 {
 		t.Errorf("only %d samples compared", len(w))
 	}
-}
-
-func toFloatKeys(m map[string]string) map[string]float64 {
-	out := make(map[string]float64, len(m))
-	for k := range m {
-		out[k] = 0
-	}
-	return out
 }
 
 // TestLuaCollector runs the collector in a real Lua 5.1 (OpenWrt's) under

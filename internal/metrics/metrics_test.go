@@ -208,12 +208,25 @@ func TestOlderStatus(t *testing.T) {
 	promtool(t, text)
 }
 
+// TestNotAStatus: only a JSON object is a status; within it, what is not
+// of the expected type gives no sample.
 func TestNotAStatus(t *testing.T) {
-	for _, in := range []string{"", "[]", `{"vhids": 3}`, `{"started": "yesterday"}`} {
+	for _, in := range []string{"", "[]", "3", "{", `"status"`} {
 		var b bytes.Buffer
 		if err := Write(&b, []byte(in)); err == nil || b.Len() != 0 {
 			t.Errorf("%q: err %v, wrote %q", in, err, b.String())
 		}
+	}
+	// A field of another type is left out, not trusted.
+	text := renderJSON(t, []byte(`{"vhids": 3, "started": "yesterday", "trackers": [7, {"name": 5, "state": {}}], "sync": {"enabled": "yes"}}`))
+	fams := parse(t, text)
+	for _, absent := range []string{"carpd_vhid_state", "carpd_start_time_seconds", "carpd_sync_enabled", "carpd_sync_link_state"} {
+		if _, ok := fams.fams[absent]; ok {
+			t.Errorf("%s present:\n%s", absent, text)
+		}
+	}
+	if v, ok := fams.value(`carpd_tracker_state{tracker="5",state="init"}`); !ok || v != 0 {
+		t.Errorf("tracker named 5 with a bad state:\n%s", text)
 	}
 }
 
@@ -228,6 +241,7 @@ func FuzzWrite(f *testing.F) {
 	f.Add(js)
 	f.Add([]byte(`{"vhids": [{"interface": "\"\\\n", "vhid": 1}], "trackers": [{"name": "x", "dropped": {"\n": 1}}]}`))
 	f.Add([]byte(`{"sync": {"enabled": true, "rtt": "-1h", "counters": {"drop_auth": 1e300}}}`))
+	f.Add([]byte(`{"vhids": [{"interface": "a", "vhid": 1}, {"interface": "a", "vhid": 1.0}], "trackers": [1, 2]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var b bytes.Buffer
 		if Write(&b, in) != nil {
@@ -242,7 +256,7 @@ func FuzzWrite(f *testing.F) {
 // A minimal reader of the text format, strict where carpd's output must
 // be: every sample follows its family's HELP and TYPE, a family appears
 // once, a series once.
-type sample struct {
+type parsedSample struct {
 	labels map[string]string
 	key    string // name{labels} as written
 	value  float64
@@ -250,7 +264,7 @@ type sample struct {
 
 type fam struct {
 	typ     string
-	samples []sample
+	samples []parsedSample
 }
 
 type exp struct {
@@ -325,8 +339,8 @@ func parseText(text string) (*exp, error) {
 	return e, nil
 }
 
-func parseSample(line string) (sample, string, error) {
-	s := sample{labels: map[string]string{}}
+func parseSample(line string) (parsedSample, string, error) {
+	s := parsedSample{labels: map[string]string{}}
 	i := strings.IndexAny(line, "{ ")
 	if i < 0 {
 		return s, "", errors.New("no value")

@@ -2,15 +2,8 @@ package metrics
 
 import (
 	"math"
-	"sort"
 	"strconv"
 	"strings"
-)
-
-// Metric types of the text format.
-const (
-	gauge   = "gauge"
-	counter = "counter"
 )
 
 // label is one name="value" pair of a sample.
@@ -18,63 +11,83 @@ type label struct{ name, value string }
 
 // exposition collects the families in the order they are written. A
 // family's HELP and TYPE lines are written with its first sample, so a
-// family without samples leaves no trace. Each family is made once and
-// filled in one go (render), which keeps its samples together.
+// family without samples leaves no trace. Each family is filled in one go
+// (render), which keeps its samples together.
 type exposition struct {
 	b strings.Builder
 }
 
-// family starts the samples of one metric family.
-type family struct {
-	e               *exposition
-	name, typ, help string
-	started         bool
+// familyWriter writes the samples of one family.
+type familyWriter struct {
+	e       *exposition
+	f       *family
+	started bool
+	seen    map[string]bool // the label sets written: a series appears once
 }
 
-func (e *exposition) family(name, typ, help string) *family {
-	return &family{e: e, name: name, typ: typ, help: help}
+func (e *exposition) family(f *family) *familyWriter {
+	return &familyWriter{e: e, f: f}
 }
 
 // add writes one sample of the family.
-func (f *family) add(value float64, labels ...label) {
-	e := f.e
-	if !f.started {
-		f.started = true
-		e.b.WriteString("# HELP " + f.name + " " + escapeHelp(f.help) + "\n")
-		e.b.WriteString("# TYPE " + f.name + " " + f.typ + "\n")
-	}
-	e.b.WriteString(f.name)
+func (w *familyWriter) add(value float64, labels []label) {
+	var series strings.Builder
+	series.WriteString(w.f.name)
 	if len(labels) > 0 {
-		e.b.WriteByte('{')
+		series.WriteByte('{')
 		for i, l := range labels {
 			if i > 0 {
-				e.b.WriteByte(',')
+				series.WriteByte(',')
 			}
-			e.b.WriteString(l.name + `="` + escapeLabel(l.value) + `"`)
+			series.WriteString(l.name + `="` + escapeLabel(l.value) + `"`)
 		}
-		e.b.WriteByte('}')
+		series.WriteByte('}')
 	}
-	e.b.WriteByte(' ')
-	e.b.WriteString(formatValue(value))
-	e.b.WriteByte('\n')
+	// Two elements with the same name (not something carpd sends) would
+	// make the whole scrape invalid: the first one stands.
+	if w.seen[series.String()] {
+		return
+	}
+	b := &w.e.b
+	if !w.started {
+		w.started = true
+		w.seen = map[string]bool{}
+		b.WriteString("# HELP " + w.f.name + " " + escapeHelp(w.f.help) + "\n")
+		b.WriteString("# TYPE " + w.f.name + " " + w.f.typ + "\n")
+	}
+	w.seen[series.String()] = true
+	b.WriteString(series.String())
+	b.WriteByte(' ')
+	b.WriteString(formatValue(value))
+	b.WriteByte('\n')
 }
 
-// bool is add with 1 for true, 0 for false.
-func (f *family) bool(v bool, labels ...label) {
-	n := 0.0
-	if v {
-		n = 1
+// escapeLabel escapes a label value as the format wants: \ " and newline
+// as \\ \" \n. (By hand: strings.Replacer costs the daemon binary 10 KB.)
+func escapeLabel(s string) string { return escape(s, true) }
+
+// escapeHelp escapes HELP text: \ and newline.
+func escapeHelp(s string) string { return escape(s, false) }
+
+func escape(s string, quote bool) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
 	}
-	f.add(n, labels...)
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '"' && quote:
+			b = append(b, '\\', '"')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
-
-var (
-	labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
-func escapeHelp(s string) string  { return helpEscaper.Replace(s) }
 
 // formatValue writes integers as integers (counters of bytes stay
 // readable: 48337152, not 4.8337152e+07) and anything else in Go's
@@ -96,15 +109,4 @@ func formatValue(v float64) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-// sortedKeys returns the keys of m in order (sort.Strings: the daemon
-// binary keeps to sort's non-generic functions).
-func sortedKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -155,7 +155,13 @@ func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 	result := []any{0}
 	switch c.Object + "." + c.Method {
 	case "carpd.status":
-		result = append(result, r.status)
+		// A copy: the reply is encoded after the handover below moves on.
+		b, _ := json.Marshal(r.status)
+		result = append(result, json.RawMessage(b))
+		// carpd confirms a handover under way by the next status.
+		if w, ok := r.status["maintenance_wait"].(map[string]any); ok && w["state"] == "waiting" {
+			r.status["maintenance_wait"] = map[string]any{"since": w["since"], "state": "done"}
+		}
 	case "carpd.maintenance":
 		on, ok := c.Params["enable"].(bool)
 		if !ok {
@@ -163,6 +169,16 @@ func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 			break
 		}
 		r.setMaintenance(on)
+		res := map[string]any{"maintenance": on, "persisted": true}
+		if w, _ := c.Params["wait"].(float64); w > 0 {
+			// The reply came before the handover was confirmed (the
+			// caller's ubus timeout): the wait goes on, in status.
+			wait := map[string]any{"since": "2026-05-04T09:59:50Z", "state": "waiting"}
+			r.status["maintenance_wait"], res["wait"] = wait, wait
+		} else {
+			delete(r.status, "maintenance_wait")
+		}
+		result = append(result, res)
 	case "carpd.resync", "uci.set", "uci.add", "uci.delete", "uci.apply":
 	case "uci.get":
 		switch c.Params["config"] {
@@ -309,11 +325,19 @@ type statusFacts struct {
 		State string `json:"state"`
 		Text  string `json:"text"`
 	} `json:"vhids"`
-	Global            string   `json:"global"`
-	Sync              string   `json:"sync"`
-	Transitions       []string `json:"transitions"`
-	MaintenanceButton string   `json:"maintenanceButton"`
-	ResyncDisabled    bool     `json:"resyncDisabled"`
+	Global              string   `json:"global"`
+	Sync                string   `json:"sync"`
+	Transitions         []string `json:"transitions"`
+	MaintenanceButton   string   `json:"maintenanceButton"`
+	MaintenanceDisabled bool     `json:"maintenanceDisabled"`
+	MaintenanceWait     string   `json:"maintenanceWait"`
+	ResyncDisabled      bool     `json:"resyncDisabled"`
+	Trackers            []struct {
+		Key   string `json:"key"`
+		State string `json:"state"`
+		Text  string `json:"text"`
+	} `json:"trackers"`
+	Alarm string `json:"alarm"`
 }
 
 type inputState struct {
@@ -409,6 +433,27 @@ func TestLuciStatusPage(t *testing.T) {
 		"192.168.1.1/24", "fd00:1::1/64", "2850 / 4", "advbase 1, advskew 0")
 	mustContain(t, "wan row", wan.Text, "wan (eth1)", "BACKUP", "for 47m 28s", "203.0.113.3", "seen 0s ago",
 		"203.0.113.1/24", "12 / 2871", "advskew 100")
+	// Why am I BACKUP: the demotion, the peer's next to it, and the
+	// named sources with reason and since.
+	mustContain(t, "wan demotion", wan.Text, "2 (peer 0)",
+		"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds, since 09:58:12",
+		"+1 manual (this vhid): carpd demote --vhid 2 1, since 09:30:00, until 10:30:00", "groups: carp, wan")
+	if strings.Contains(lan.Text, "peer") || strings.Contains(lan.Text, "+1") {
+		t.Errorf("lan row shows a peer demotion or sources it has not: %q", lan.Text)
+	}
+	if len(f.Trackers) != 3 {
+		t.Fatalf("tracker rows %+v, want 3", f.Trackers)
+	}
+	ping, link, script := f.Trackers[0], f.Trackers[1], f.Trackers[2]
+	if ping.Key != "wan_ping" || ping.State != "DOWN" || link.State != "UP" || script.State != "INIT" {
+		t.Errorf("trackers %+v", f.Trackers)
+	}
+	mustContain(t, "ping tracker", ping.Text, "ping, group wan", "since 09:58:12", "1 (weight 1)",
+		"0 of 1 targets answered for 3 rounds", "3600 rounds, 10 bad", "198.51.100.1: 12.5 ms, 0.3% lost")
+	mustContain(t, "interface tracker", link.Text, "interface, group carp", "lan is up, with an address and a default route", "since 2026-05-01 08:00:01")
+	mustContain(t, "script tracker", script.Text, "/usr/bin/vpn-check: permission denied", "(weight 2)")
+	mustContain(t, "split-brain alarm", f.Alarm, "Split brain", "br-lan vhid 1, since 09:59:30")
+	mustContain(t, "overview groups", f.Global, "Demotion groups carp: 0 wan: 1 +1 wan_ping (group wan)", "Split-brain alarms 1 since carpd started")
 	mustContain(t, "overview", f.Global, "version 0.1.0_git42~1a2b3c4-r1, pid 1873", "Running for 3d 1h",
 		"Maintenance mode off", "manual 0, link 0, sync 0", "br-lan: link up", "eth1: link up")
 	mustContain(t, "sync", f.Sync, "Sync interface eth2", "10.254.0.2 (router-b)", "established", "RTT 412µs",
@@ -431,16 +476,28 @@ func TestLuciStatusPage(t *testing.T) {
 		t.Errorf("the maintenance button called %v (want a confirmation first), modal %q", methods(s.Calls), s.Modal)
 	}
 	s = steps["maintenance-on"]
+	// wait: LuCI's RPC timeout (20 s here, the default) less 5 s.
 	if len(s.Calls) != 2 || s.Calls[0].Object != "carpd" || s.Calls[0].Method != "maintenance" ||
-		s.Calls[0].Params["enable"] != true || s.Calls[1].Method != "status" {
-		t.Errorf("confirming called %+v, want carpd maintenance {enable: true} then carpd status", s.Calls)
+		s.Calls[0].Params["enable"] != true || s.Calls[0].Params["wait"] != 15.0 || s.Calls[1].Method != "status" {
+		t.Errorf("confirming called %+v, want carpd maintenance {enable: true, wait: 15} then carpd status", s.Calls)
 	}
-	if s.Facts == nil || s.Facts.VHIDs[0].State != "BACKUP" || s.Facts.MaintenanceButton != "Leave maintenance mode" ||
-		!strings.Contains(s.Facts.Global, "Maintenance mode on") || !strings.Contains(s.Facts.VHIDs[0].Text, "240") {
-		t.Errorf("after maintenance on the page shows %+v", s.Facts)
+	// The handover is not confirmed yet: the button waits, the overview
+	// says what for.
+	if s.Facts == nil || s.Facts.MaintenanceButton != "Waiting for the peer…" || !s.Facts.MaintenanceDisabled ||
+		!strings.HasPrefix(s.Facts.MaintenanceWait, "waiting: Waiting for the peer to take over every vhid and to confirm the flow table (10s)") {
+		t.Errorf("while the handover runs: %+v", s.Facts)
 	}
 	if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Maintenance mode is on") {
 		t.Errorf("notifications %+v", s.Notifications)
+	}
+	s = steps["maintenance-confirmed"]
+	if got := methods(s.Calls); !slices.Equal(got, []string{"carpd.status"}) {
+		t.Errorf("the poll called %v", got)
+	}
+	if s.Facts == nil || s.Facts.VHIDs[0].State != "BACKUP" || s.Facts.MaintenanceButton != "Leave maintenance mode" ||
+		s.Facts.MaintenanceDisabled || !strings.HasPrefix(s.Facts.MaintenanceWait, "done: Handover confirmed") ||
+		!strings.Contains(s.Facts.Global, "Maintenance mode on") || !strings.Contains(s.Facts.VHIDs[0].Text, "240") {
+		t.Errorf("after the handover the page shows %+v", s.Facts)
 	}
 
 	s = steps["resynced"]
@@ -448,12 +505,15 @@ func TestLuciStatusPage(t *testing.T) {
 		t.Errorf("resync called %+v, want carpd resync {}", s.Calls)
 	}
 	s = steps["maintenance-off"]
-	if len(s.Calls) < 1 || s.Calls[0].Method != "maintenance" || s.Calls[0].Params["enable"] != false {
+	if len(s.Calls) < 1 || s.Calls[0].Method != "maintenance" || s.Calls[0].Params["enable"] != false || s.Calls[0].Params["wait"] != nil {
 		t.Errorf("leaving maintenance called %+v, want carpd maintenance {enable: false}", s.Calls)
+	}
+	if s.Facts == nil || s.Facts.MaintenanceWait != "" {
+		t.Errorf("after leaving maintenance mode the page still shows a handover: %+v", s.Facts)
 	}
 
 	// The server saw the same calls, and nothing else.
-	want := []string{"carpd.status", "carpd.status", "carpd.maintenance", "carpd.status", "carpd.resync",
+	want := []string{"carpd.status", "carpd.status", "carpd.maintenance", "carpd.status", "carpd.status", "carpd.resync",
 		"carpd.status", "carpd.maintenance", "carpd.status"}
 	if got := methods(all); !slices.Equal(got, want) {
 		t.Errorf("ubus calls %v, want %v", got, want)
@@ -464,7 +524,7 @@ func TestLuciStatusPage(t *testing.T) {
 const xssPayload = `<img src=x onerror="window.__xss=(window.__xss||0)+1"><b>bold</b>`
 
 // timeFields are the status fields that must stay times.
-var timeFields = map[string]bool{"now": true, "started": true, "since": true, "master_seen": true, "time": true, "last_ack": true}
+var timeFields = map[string]bool{"now": true, "started": true, "since": true, "master_seen": true, "time": true, "last_ack": true, "expires": true}
 
 // poison replaces every string of a status reply but the times with
 // xssPayload and the field's name, and returns how many it replaced.
@@ -518,7 +578,10 @@ func TestLuciStatusPageXSS(t *testing.T) {
 	// Text the page shows as it came: the vhid's interface and network,
 	// the master, an address, a transition's reason, the sync peer's
 	// name, an interface error.
-	for _, k := range []string{"interface", "network", "master", "item", "reason", "peer_name", "vhid_error", "sync_error", "if_error", "name", "version", "rtt"} {
+	// The trackers' names, types, groups, reasons, targets and errors, the
+	// demotion sources' and the split brain's interface too.
+	for _, k := range []string{"interface", "network", "master", "item", "reason", "peer_name", "vhid_error", "sync_error", "if_error", "name", "version", "rtt",
+		"type", "group", "address", "error"} {
 		if !strings.Contains(s.Text, xssPayload+k) {
 			t.Errorf("the page does not show %q as text", xssPayload+k)
 		}

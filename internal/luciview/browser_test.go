@@ -317,6 +317,7 @@ type step struct {
 	Fired    int      `json:"fired"`
 	Text     string   `json:"text"`
 	Tabs     []string `json:"tabs"`
+	Hidden   []string `json:"hidden"`
 }
 
 type statusFacts struct {
@@ -617,7 +618,13 @@ func TestLuciConfigPage(t *testing.T) {
 	if !slices.Equal(s.Tabs, []string{"general", "tuning", "flows"}) {
 		t.Errorf("sync tabs %q, want general, tuning, flows", s.Tabs)
 	}
-	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp"} {
+	// The trackers show the options of their type only.
+	if want := []string{"wan_ping.command", "wan_ping.path", "wan_ping.name",
+		"vpn_check.target", "vpn_check.device", "vpn_check.path", "vpn_check.name", "vpn_check.reliability"}; !sameSet(s.Hidden, want) {
+		t.Errorf("hidden tracker options %q, want %q", s.Hidden, want)
+	}
+	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp",
+		"198.51.100.1", "/usr/bin/vpn-check", "5"} {
 		if !slices.Contains(s.Vals, v) {
 			t.Errorf("the form does not show %q (values %q)", v, s.Vals)
 		}
@@ -632,6 +639,16 @@ func TestLuciConfigPage(t *testing.T) {
 		{"key-repeated", "repeats a chunk of 7 characters"},
 		{"key-sequence", "The hex key"},
 		{"advskew-255", "value between 0 and 254"},
+		{"track-interval-small", "at least 0.05 and at most 3600 seconds"},
+		{"track-interval-text", "seconds such as 1, 0.2 or 1.5"},
+		{"track-target-ip", "valid IP address"},
+		{"track-target-multicast", "unicast address"},
+		{"track-reliability", "at most the number of targets (1)"},
+		{"track-timeout", "at most interval × down (0.6 s)"},
+		{"track-down", "value between 1 and 1000"},
+		{"track-group", "group name of 1-15 letters"},
+		{"track-weight", "value between 1 and 255"},
+		{"track-file-path", "an absolute path"},
 	} {
 		s := steps[bad.step]
 		if s.Input == nil || !s.Input.Invalid || !strings.Contains(s.Input.Error, bad.msg) {
@@ -643,6 +660,19 @@ func TestLuciConfigPage(t *testing.T) {
 		if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Unable to save") {
 			t.Errorf("%s: notifications %+v, want one 'Unable to save'", bad.step, s.Notifications)
 		}
+	}
+
+	// A type change shows the new type's options and hides the old one's.
+	if want := []string{"wan_ping.command", "wan_ping.path", "wan_ping.name", "vpn_check.target", "vpn_check.device",
+		"vpn_check.command", "vpn_check.name", "vpn_check.reliability", "vpn_check.weight"}; !sameSet(steps["track-file-path"].Hidden, want) {
+		t.Errorf("hidden after the type change %q, want %q", steps["track-file-path"].Hidden, want)
+	}
+	// The group names the parser takes (internal/config ValidGroup).
+	if got, want := steps["vhid-group"].Vals, []string{"wan=true", "wan-2_X=true",
+		"sixteen-chars-xx=Expecting: a group name of 1-15 letters, digits, _ or -",
+		"wan link=Expecting: a group name of 1-15 letters, digits, _ or -",
+		"wän=Expecting: a group name of 1-15 letters, digits, _ or -"}; !slices.Equal(got, want) {
+		t.Errorf("vhid group checks %q, want %q", got, want)
 	}
 
 	s = steps["valid"]
@@ -659,9 +689,11 @@ func TestLuciConfigPage(t *testing.T) {
 		}
 	}
 	want := map[string]map[string]any{
-		"lan":  {"vhid": "42"},
-		"wan":  {"advskew": "200"},
-		"sync": {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+		"lan":       {"vhid": "42"},
+		"wan":       {"advskew": "200"},
+		"sync":      {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+		"wan_ping":  {"interval": "0.2"},
+		"vpn_check": {"type": "file", "path": "/var/run/vpn.demote"},
 	}
 	if fmt.Sprint(sets) != fmt.Sprint(want) {
 		t.Errorf("saving wrote %v, want %v (calls %+v)", sets, want, s.Calls)
@@ -669,9 +701,27 @@ func TestLuciConfigPage(t *testing.T) {
 	if got := methods(steps["apply"].Calls); !slices.Contains(got, "uci.apply") {
 		t.Errorf("Save & Apply called %v, want uci apply", got)
 	}
-	if n := strings.Count(strings.Join(methods(all), " "), "uci.set"); n != 3 {
-		t.Errorf("the server saw %d uci set calls, want 3 (%v)", n, methods(all))
+	// The script tracker's options that a file tracker does not use go.
+	var deleted []string
+	for _, c := range s.Calls {
+		if c.Object == "uci" && c.Method == "delete" {
+			deleted = append(deleted, fmt.Sprintf("%v %v", c.Params["section"], c.Params["options"]))
+		}
 	}
+	if want := []string{"vpn_check [command weight]"}; !slices.Equal(deleted, want) {
+		t.Errorf("saving deleted %q, want %q", deleted, want)
+	}
+	if n := strings.Count(strings.Join(methods(all), " "), "uci.set"); n != 5 {
+		t.Errorf("the server saw %d uci set calls, want 5 (%v)", n, methods(all))
+	}
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // TestLuciStatusFixture keeps testdata/status.json honest: it must decode

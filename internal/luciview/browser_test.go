@@ -797,7 +797,7 @@ func TestLuciScreenshots(t *testing.T) {
 		r := newFakeRouter(t)
 		base := serve(t, r)
 		tmp := filepath.Join(t.TempDir(), page+".png")
-		size := map[string]string{"status": "1200,1300", "config": "1200,1800"}[page]
+		size := map[string]string{"status": "1200,1900", "config": "1200,2300"}[page]
 		exited, out := chromium(t, bin, []string{"--screenshot=" + tmp, "--window-size=" + size, "--virtual-time-budget=10000"},
 			fmt.Sprintf("%s/?page=%s&mode=shot&now=%d", base, page, fixedNow.UnixMilli()))
 		select {

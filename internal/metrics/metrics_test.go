@@ -438,3 +438,16 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestDocumented: every family is in docs/metrics.md.
+func TestDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if !strings.Contains(string(doc), "`"+f.name+"`") {
+			t.Errorf("%s is not in docs/metrics.md", f.name)
+		}
+	}
+}

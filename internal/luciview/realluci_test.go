@@ -118,7 +118,7 @@ func TestRealLuCI(t *testing.T) {
 			t.Errorf("%d vhid rows, want 2; the page shows: %s", got.VHIDRows, got.Text)
 		}
 		mustContain(t, "status page", got.Text, "lan (br-lan)", "eth1 vhid 2", "10.254.0.2 (router-b)",
-			"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds", "Split brain", "198.51.100.1: 12.5 ms, 0.3% lost")
+			"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds", "Split brain", "198.51.100.1: 4.2 ms, 1.1% lost")
 	})
 	t.Run("config", func(t *testing.T) {
 		got := runRealLuci(t, src, "config", nil)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ type object = map[string]any
 //	'z'  the same, a missing field counting as 0 (omitted when empty)
 //	'1'  always 1 (an info metric: its labels carry the facts)
 //	't'  an RFC 3339 time, as Unix seconds (the zero time: no sample)
-//	'k'  milliseconds, as seconds
+//	'k'  milliseconds, as seconds (to the microsecond)
 //	'd'  a Go duration string, as seconds
 //	'e'  1 when the field is empty or missing (no error), 0 otherwise
 //	'E'  the opposite: 1 while there is an error
@@ -253,7 +254,9 @@ func sample(out *familyWriter, f *family, el any, labels []label) {
 	case 'n', 'k', 'z':
 		if n, ok := number(v); ok || f.kind == 'z' {
 			if f.kind == 'k' {
-				n /= 1000
+				// To the microsecond: 4.2 ms is 0.0042, not
+				// 0.004200000000000001.
+				n = math.Round(n*1000) / 1e6
 			}
 			out.add(n, labels)
 		}

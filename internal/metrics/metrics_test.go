@@ -59,11 +59,16 @@ func TestGolden(t *testing.T) {
 		`carpd_vhid_state{interface="br-lan",vhid="1",state="MASTER"}`:                        1,
 		`carpd_vhid_state{interface="br-lan",vhid="1",state="BACKUP"}`:                        0,
 		`carpd_vhid_state{interface="eth1",vhid="2",state="BACKUP"}`:                          1,
-		`carpd_vhid_demotion{interface="eth1",vhid="2"}`:                                      2,
+		`carpd_vhid_demotion{interface="eth1",vhid="2"}`:                                      3,
 		`carpd_vhid_peer_demotion{interface="eth1",vhid="2"}`:                                 0,
 		`carpd_vhid_demotion_source{interface="eth1",vhid="2",group="wan",source="wan_ping"}`: 1,
-		`carpd_vhid_demotion_source{interface="eth1",vhid="2",group="",source="manual"}`:      1,
-		`carpd_group_demotion{group="wan"}`:                                                   1,
+		`carpd_vhid_demotion_source{interface="eth1",vhid="2",group="wan",source="mwan3"}`:    2,
+		`carpd_demotion_source_expiry_timestamp_seconds{group="wan",source="mwan3"}`:          1777888980,
+		`carpd_maintenance_wait{state="waiting"}`:                                             1,
+		`carpd_tracker_dropped_total{tracker="wan_ping",reason="wrong_source"}`:               3,
+		`carpd_tracker_error{tracker="wan_ping"}`:                                             1,
+		`carpd_tracker_error{tracker="lan_up"}`:                                               0,
+		`carpd_group_demotion{group="wan"}`:                                                   3,
 		`carpd_demotion_source{group="wan",source="wan_ping"}`:                                1,
 		`carpd_vhid_adverts_sent_total{interface="br-lan",vhid="1"}`:                          2850,
 		`carpd_vhid_adverts_dropped_total{interface="eth1",vhid="2",reason="bad_hmac"}`:       2,
@@ -71,11 +76,10 @@ func TestGolden(t *testing.T) {
 		`carpd_interface_dropped_total{interface="eth1",reason="unknown_vhid"}`:               17,
 		`carpd_tracker_state{tracker="wan_ping",state="down"}`:                                1,
 		`carpd_tracker_demotion{tracker="wan_ping"}`:                                          1,
-		`carpd_tracker_rounds_total{tracker="wan_ping",result="bad"}`:                         10,
-		`carpd_tracker_target_rtt_seconds{tracker="wan_ping",target="198.51.100.1"}`:          0.0125,
-		`carpd_tracker_error{tracker="vpn_check"}`:                                            1,
+		`carpd_tracker_rounds_total{tracker="wan_ping",result="bad"}`:                         2797,
+		`carpd_tracker_target_rtt_seconds{tracker="wan_ping",target="198.51.100.1"}`:          0.0042,
 		`carpd_split_brain_alarms_total`:                                                      1,
-		`carpd_split_brain_since_timestamp_seconds{interface="br-lan",vhid="1"}`:              1777888770,
+		`carpd_split_brain_since_timestamp_seconds{interface="br-lan",vhid="1"}`:              1777888692.5,
 		`carpd_sync_link_state{state="established"}`:                                          1,
 		`carpd_sync_rtt_seconds`:                                                              0.000412,
 		`carpd_sync_flows{kind="pending"}`:                                                    37,
@@ -89,8 +93,13 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, g, ok, v)
 		}
 	}
-	if _, ok := fams.value(`carpd_vhid_peer_demotion{interface="br-lan",vhid="1"}`); ok {
-		t.Errorf("a peer demotion for vhid 1, whose status has none")
+	// Absent from the status, absent here (no split brain on eth1, no
+	// expiry for wan_ping).
+	for _, series := range []string{`carpd_split_brain_since_timestamp_seconds{interface="eth1",vhid="2"}`,
+		`carpd_demotion_source_expiry_timestamp_seconds{group="wan",source="wan_ping"}`} {
+		if _, ok := fams.value(series); ok {
+			t.Errorf("%s, which the status does not have", series)
+		}
 	}
 	promtool(t, got)
 }

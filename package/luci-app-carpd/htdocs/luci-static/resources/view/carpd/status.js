@@ -256,17 +256,25 @@ return view.extend({
 		]);
 	},
 
-	/* The progress of the last `maintenance {wait}`: waiting, done or failed. */
-	renderMaintWait(w, now) {
+	/*
+	 * The progress of the last `maintenance {wait}`: waiting, done or
+	 * failed; on is the mode it waits for (on: the peer takes over; off:
+	 * this router is back in service).
+	 */
+	renderMaintWait(w, on, now) {
 		if (w == null || typeof w != 'object')
 			return '';
 		const t = parseTime(w.since);
 		const age = t != null ? duration(now - t) : '?';
 		switch (w.state) {
 		case 'waiting':
-			return T('span', { 'data-wait': 'waiting' }, _('Waiting for the peer to take over every vhid and to confirm the flow table (%s)…').format(age));
+			return T('span', { 'data-wait': 'waiting' }, on
+				? _('Waiting for the peer to take over every vhid and to confirm the flow table (%s)…').format(age)
+				: _('Waiting for every vhid to settle and for the peer\'s flow table (%s)…').format(age));
 		case 'done':
-			return T('span', { 'data-wait': 'done' }, _('Handover confirmed: the peer is master of every vhid and has the flow table.'));
+			return T('span', { 'data-wait': 'done' }, on
+				? _('Handover confirmed: the peer is master of every vhid and has the flow table.')
+				: _('Back in service: every vhid is settled and the peer\'s flow table is here.'));
 		case 'failed':
 			return T('span', { 'class': 'carpd-error', 'data-wait': 'failed' }, _('Handover not confirmed: %s').format(w.reason || _('no reason given')));
 		}
@@ -355,7 +363,7 @@ return view.extend({
 			[ 'uptime', _('Running for'), started != null ? T('span', { 'title': timestamp(started) }, duration(now - started)) : '-' ],
 			[ 'maintenance', _('Maintenance mode'), [ d.maintenance
 				? T('strong', { 'class': 'carpd-error' }, _('on: every vhid is handed to the peer'))
-				: _('off'), st.maintenance_wait ? T('br') : '', this.renderMaintWait(st.maintenance_wait, now) ] ],
+				: _('off'), st.maintenance_wait ? T('br') : '', this.renderMaintWait(st.maintenance_wait, d.maintenance, now) ] ],
 			[ 'demotion', _('Demotion'), _('manual %d, link %d, sync %d').format(d.manual || 0, d.link || 0, d.sync || 0) ],
 			(d.groups || []).length ? [ 'groups', _('Demotion groups'), d.groups.map((g) =>
 				T('div', { 'data-group': g.name }, [ T('strong', {}, g.name), ': ', String(g.demotion || 0),

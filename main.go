@@ -4,10 +4,10 @@
 //	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
-//	carpd metrics [-s SOCKET]
 //	carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
+//	carpd metrics [-s SOCKET]
 //	carpd version
 //
 // Size rules: the stripped mips_24kc binary must stay within 5,000,000 bytes
@@ -54,7 +54,6 @@ const usage = `usage:
   carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
   carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
   carpd status [--json] [-s SOCKET]    show the state of every vhid
-  carpd metrics [-s SOCKET]            the status as Prometheus metrics (docs/metrics.md)
   carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
                                        change the demotion by N (negative undoes; the
                                        counter stays in 0..255); --vhid and --interface
@@ -62,6 +61,7 @@ const usage = `usage:
   carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
+  carpd metrics [-s SOCKET]            the status as Prometheus metrics (docs/metrics.md)
   carpd version
 `
 

@@ -632,7 +632,7 @@ func TestLuciConfigPage(t *testing.T) {
 		t.Errorf("hidden tracker options %q, want %q", s.Hidden, want)
 	}
 	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp",
-		"198.51.100.1", "/usr/bin/vpn-check", "5"} {
+		"198.51.100.1", "/usr/bin/vpn-check --quiet", "5"} {
 		if !slices.Contains(s.Vals, v) {
 			t.Errorf("the form does not show %q (values %q)", v, s.Vals)
 		}

@@ -262,9 +262,15 @@ return view.extend({
 		o.depends('type', 'interface');
 		o.datatype = 'netdevname';
 
-		o = s.option(form.Value, 'command', _('Command'), _('Run every interval; exit status 0 is good. Split on blanks, no shell.'));
+		o = s.option(form.Value, 'command', _('Command'),
+			_('Run every interval; exit status 0 is good. Split on blanks, no shell (an argument with blanks needs <code>list command</code> in the file).'));
 		o.depends('type', 'script');
 		o.rmempty = false;
+		/* `list command` (argv) shows joined; saved only when edited, then as one string. */
+		o.cfgvalue = function(section_id) {
+			const v = form.Value.prototype.cfgvalue.apply(this, [ section_id ]);
+			return Array.isArray(v) ? v.join(' ') : v;
+		};
 
 		o = s.option(form.Value, 'path', _('File'), _('Its integer is the demotion (0 for none).'));
 		o.depends('type', 'file');

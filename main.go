@@ -8,6 +8,7 @@
 //	carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
 //	carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]
 //	carpd reload [-s SOCKET]
+//	carpd metrics [-s SOCKET]
 //	carpd version
 //
 // Size rules: the stripped mips_24kc binary must stay within 5,000,000 bytes
@@ -39,6 +40,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/logx"
+	"github.com/carpd/carpd/internal/metrics"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/track"
 )
@@ -68,6 +70,7 @@ const usage = `usage:
                                        vhid and has every synced flow (default 60 s), or fails
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
+  carpd metrics [-s SOCKET]            the status as Prometheus metrics (docs/metrics.md)
   carpd version
 `
 
@@ -83,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
+	case "metrics":
+		return cmdMetrics(args, stdout, stderr)
 	case "demote":
 		return cmdDemote(args, stdout, stderr)
 	case "reload":
@@ -231,6 +236,34 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printStatus(stdout, &st)
+	return 0
+}
+
+// cmdMetrics prints the status in the Prometheus text format, for
+// node_exporter's textfile collector and the prometheus-node-exporter-lua
+// collector (docs/metrics.md). When carpd does not answer it still prints
+// carpd_up 0 (and exits 1), so that a file rewritten from its output says
+// "down" instead of keeping the last figures.
+func cmdMetrics(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("metrics", stderr)
+	sock := socketFlag(fs)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprint(stderr, "usage: carpd metrics [-s SOCKET]\n")
+		return 2
+	}
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "status"})
+	if err == nil {
+		err = metrics.Write(stdout, raw)
+	} else {
+		_ = metrics.WriteDown(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
 	return 0
 }
 

@@ -76,6 +76,9 @@ func layout(bin, filesDir string) ([]ipk.File, error) {
 		{bin, "/usr/sbin/carpd", 0o755},
 		{filepath.Join(filesDir, "carpd.init"), "/etc/init.d/carpd", 0o755},
 		{filepath.Join(filesDir, "carpd.config"), "/etc/config/carpd", 0o600},
+		// The collector prometheus-node-exporter-lua loads, when it is
+		// installed (docs/metrics.md); a module, not a program: 0644.
+		{filepath.Join(filesDir, "prometheus-collectors/carpd.lua"), "/usr/lib/lua/prometheus-collectors/carpd.lua", 0o644},
 	} {
 		if err := add(f.src, f.dst, f.mode); err != nil {
 			return nil, err

@@ -116,7 +116,9 @@ func TestDist(t *testing.T) {
 				want = append(want, ent{"./etc/hotplug.d/carp/" + filepath.Base(h), 0o644})
 			}
 			want = append(want, ent{"./etc/init.d/", 0o755}, ent{"./etc/init.d/carpd", 0o755},
-				ent{"./usr/", 0o755}, ent{"./usr/sbin/", 0o755}, ent{"./usr/sbin/carpd", 0o755})
+				ent{"./usr/", 0o755}, ent{"./usr/lib/", 0o755}, ent{"./usr/lib/lua/", 0o755},
+				ent{"./usr/lib/lua/prometheus-collectors/", 0o755}, ent{"./usr/lib/lua/prometheus-collectors/carpd.lua", 0o644},
+				ent{"./usr/sbin/", 0o755}, ent{"./usr/sbin/carpd", 0o755})
 			var got []ent
 			for _, e := range c.Data {
 				got = append(got, ent{e.Name, e.Mode})
@@ -131,6 +133,7 @@ func TestDist(t *testing.T) {
 				"/usr/sbin/carpd":   filepath.Join(dist, "carpd-"+tt.arch),
 				"/etc/init.d/carpd": filepath.Join(filesDir, "carpd.init"),
 				"/etc/config/carpd": filepath.Join(filesDir, "carpd.config"),
+				"/usr/lib/lua/prometheus-collectors/carpd.lua": filepath.Join(filesDir, "prometheus-collectors/carpd.lua"),
 			}
 			for _, h := range hooks {
 				sources["/etc/hotplug.d/carp/"+filepath.Base(h)] = h

@@ -155,7 +155,13 @@ func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 	result := []any{0}
 	switch c.Object + "." + c.Method {
 	case "carpd.status":
-		result = append(result, r.status)
+		// A copy: the reply is encoded after the handover below moves on.
+		b, _ := json.Marshal(r.status)
+		result = append(result, json.RawMessage(b))
+		// carpd confirms a handover under way by the next status.
+		if w, ok := r.status["maintenance_wait"].(map[string]any); ok && w["state"] == "waiting" {
+			r.status["maintenance_wait"] = map[string]any{"since": w["since"], "state": "done"}
+		}
 	case "carpd.maintenance":
 		on, ok := c.Params["enable"].(bool)
 		if !ok {
@@ -163,6 +169,16 @@ func (r *fakeRouter) rpcMessage(raw []byte) (map[string]any, bool) {
 			break
 		}
 		r.setMaintenance(on)
+		res := map[string]any{"maintenance": on, "persisted": true}
+		if w, _ := c.Params["wait"].(float64); w > 0 {
+			// The reply came before the handover was confirmed (the
+			// caller's ubus timeout): the wait goes on, in status.
+			wait := map[string]any{"since": "2026-05-04T09:59:50Z", "state": "waiting"}
+			r.status["maintenance_wait"], res["wait"] = wait, wait
+		} else {
+			delete(r.status, "maintenance_wait")
+		}
+		result = append(result, res)
 	case "carpd.resync", "uci.set", "uci.add", "uci.delete", "uci.apply":
 	case "uci.get":
 		switch c.Params["config"] {
@@ -301,6 +317,7 @@ type step struct {
 	Fired    int      `json:"fired"`
 	Text     string   `json:"text"`
 	Tabs     []string `json:"tabs"`
+	Hidden   []string `json:"hidden"`
 }
 
 type statusFacts struct {
@@ -309,11 +326,19 @@ type statusFacts struct {
 		State string `json:"state"`
 		Text  string `json:"text"`
 	} `json:"vhids"`
-	Global            string   `json:"global"`
-	Sync              string   `json:"sync"`
-	Transitions       []string `json:"transitions"`
-	MaintenanceButton string   `json:"maintenanceButton"`
-	ResyncDisabled    bool     `json:"resyncDisabled"`
+	Global              string   `json:"global"`
+	Sync                string   `json:"sync"`
+	Transitions         []string `json:"transitions"`
+	MaintenanceButton   string   `json:"maintenanceButton"`
+	MaintenanceDisabled bool     `json:"maintenanceDisabled"`
+	MaintenanceWait     string   `json:"maintenanceWait"`
+	ResyncDisabled      bool     `json:"resyncDisabled"`
+	Trackers            []struct {
+		Key   string `json:"key"`
+		State string `json:"state"`
+		Text  string `json:"text"`
+	} `json:"trackers"`
+	Alarm string `json:"alarm"`
 }
 
 type inputState struct {
@@ -409,6 +434,34 @@ func TestLuciStatusPage(t *testing.T) {
 		"192.168.1.1/24", "fd00:1::1/64", "2850 / 4", "advbase 1, advskew 0")
 	mustContain(t, "wan row", wan.Text, "wan (eth1)", "BACKUP", "for 47m 28s", "203.0.113.3", "seen 0s ago",
 		"203.0.113.1/24", "12 / 2871", "advskew 100")
+	// Why am I BACKUP: the demotion, the peer's next to it, and the
+	// named sources with reason and since.
+	mustContain(t, "wan demotion", wan.Text, "3 (peer 0)",
+		"+2 mwan3 (group wan): set with demote --set --ttl 300, since 09:58:00, until 10:03:00",
+		"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds, since 09:12:31", "groups: carp, wan")
+	mustContain(t, "lan demotion", lan.Text, "0 (peer 0)")
+	if strings.Contains(lan.Text, "+1") || strings.Contains(lan.Text, "groups:") {
+		t.Errorf("lan row shows sources or groups it has not: %q", lan.Text)
+	}
+	if len(f.Trackers) != 2 {
+		t.Fatalf("tracker rows %+v, want 2", f.Trackers)
+	}
+	link, ping := f.Trackers[0], f.Trackers[1]
+	if ping.Key != "wan_ping" || ping.State != "DOWN" || link.Key != "lan_up" || link.State != "UP" {
+		t.Errorf("trackers %+v", f.Trackers)
+	}
+	mustContain(t, "ping tracker", ping.Text, "ping, group wan", "since 09:12:31", "1 (weight 1)",
+		"0 of 1 targets answered for 3 rounds", "sendto: network is unreachable", "266397 rounds, 2797 bad",
+		"198.51.100.1: 4.2 ms, 1.1% lost")
+	mustContain(t, "interface tracker", link.Text, "interface, group carp", "network lan is up with an address and a default route",
+		"since 2026-05-01 08:00:03", "0 (weight 1)")
+	mustContain(t, "split-brain alarm", f.Alarm, "Split brain", "br-lan vhid 1, since 09:58:12")
+	mustContain(t, "overview groups", f.Global, "Demotion groups carp: 0 wan: 3 +2 mwan3 (group wan)", "Split-brain alarms 1 since carpd started")
+	// A maintenance wait under way when the page opens: the button waits.
+	if f.MaintenanceButton != "Waiting for the peer…" || !f.MaintenanceDisabled ||
+		f.MaintenanceWait != "waiting: Waiting for every vhid to settle and for the peer's flow table (2s)…" {
+		t.Errorf("the wait of the fixture: button %q (disabled %v), %q", f.MaintenanceButton, f.MaintenanceDisabled, f.MaintenanceWait)
+	}
 	mustContain(t, "overview", f.Global, "version 0.1.0_git42~1a2b3c4-r1, pid 1873", "Running for 3d 1h",
 		"Maintenance mode off", "manual 0, link 0, sync 0", "br-lan: link up", "eth1: link up")
 	mustContain(t, "sync", f.Sync, "Sync interface eth2", "10.254.0.2 (router-b)", "established", "RTT 412µs",
@@ -418,12 +471,13 @@ func TestLuciStatusPage(t *testing.T) {
 	if len(f.Transitions) != 5 || !strings.Contains(f.Transitions[0], "eth1 vhid 2 MASTER → BACKUP more frequent master 203.0.113.3") {
 		t.Errorf("transitions (newest first) %q", f.Transitions)
 	}
-	if f.MaintenanceButton != "Enter maintenance mode" || f.ResyncDisabled {
-		t.Errorf("buttons: maintenance %q, resync disabled %v", f.MaintenanceButton, f.ResyncDisabled)
-	}
-
 	if got := methods(steps["polled"].Calls); !slices.Equal(got, []string{"carpd.status"}) {
 		t.Errorf("a poll called %v, want carpd.status", got)
+	}
+	// carpd has finished that wait by the next poll.
+	if f := steps["polled"].Facts; f == nil || f.MaintenanceButton != "Enter maintenance mode" || f.MaintenanceDisabled || f.ResyncDisabled ||
+		f.MaintenanceWait != "done: Back in service: every vhid is settled and the peer's flow table is here." {
+		t.Errorf("after the poll: %+v", f)
 	}
 
 	// Maintenance asks first, and only the confirmation calls carpd.
@@ -431,16 +485,28 @@ func TestLuciStatusPage(t *testing.T) {
 		t.Errorf("the maintenance button called %v (want a confirmation first), modal %q", methods(s.Calls), s.Modal)
 	}
 	s = steps["maintenance-on"]
+	// wait: LuCI's RPC timeout (20 s here, the default) less 5 s.
 	if len(s.Calls) != 2 || s.Calls[0].Object != "carpd" || s.Calls[0].Method != "maintenance" ||
-		s.Calls[0].Params["enable"] != true || s.Calls[1].Method != "status" {
-		t.Errorf("confirming called %+v, want carpd maintenance {enable: true} then carpd status", s.Calls)
+		s.Calls[0].Params["enable"] != true || s.Calls[0].Params["wait"] != 15.0 || s.Calls[1].Method != "status" {
+		t.Errorf("confirming called %+v, want carpd maintenance {enable: true, wait: 15} then carpd status", s.Calls)
 	}
-	if s.Facts == nil || s.Facts.VHIDs[0].State != "BACKUP" || s.Facts.MaintenanceButton != "Leave maintenance mode" ||
-		!strings.Contains(s.Facts.Global, "Maintenance mode on") || !strings.Contains(s.Facts.VHIDs[0].Text, "240") {
-		t.Errorf("after maintenance on the page shows %+v", s.Facts)
+	// The handover is not confirmed yet: the button waits, the overview
+	// says what for.
+	if s.Facts == nil || s.Facts.MaintenanceButton != "Waiting for the peer…" || !s.Facts.MaintenanceDisabled ||
+		!strings.HasPrefix(s.Facts.MaintenanceWait, "waiting: Waiting for the peer to take over every vhid and to confirm the flow table (10s)") {
+		t.Errorf("while the handover runs: %+v", s.Facts)
 	}
 	if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Maintenance mode is on") {
 		t.Errorf("notifications %+v", s.Notifications)
+	}
+	s = steps["maintenance-confirmed"]
+	if got := methods(s.Calls); !slices.Equal(got, []string{"carpd.status"}) {
+		t.Errorf("the poll called %v", got)
+	}
+	if s.Facts == nil || s.Facts.VHIDs[0].State != "BACKUP" || s.Facts.MaintenanceButton != "Leave maintenance mode" ||
+		s.Facts.MaintenanceDisabled || !strings.HasPrefix(s.Facts.MaintenanceWait, "done: Handover confirmed") ||
+		!strings.Contains(s.Facts.Global, "Maintenance mode on") || !strings.Contains(s.Facts.VHIDs[0].Text, "240") {
+		t.Errorf("after the handover the page shows %+v", s.Facts)
 	}
 
 	s = steps["resynced"]
@@ -448,12 +514,15 @@ func TestLuciStatusPage(t *testing.T) {
 		t.Errorf("resync called %+v, want carpd resync {}", s.Calls)
 	}
 	s = steps["maintenance-off"]
-	if len(s.Calls) < 1 || s.Calls[0].Method != "maintenance" || s.Calls[0].Params["enable"] != false {
+	if len(s.Calls) < 1 || s.Calls[0].Method != "maintenance" || s.Calls[0].Params["enable"] != false || s.Calls[0].Params["wait"] != nil {
 		t.Errorf("leaving maintenance called %+v, want carpd maintenance {enable: false}", s.Calls)
+	}
+	if s.Facts == nil || s.Facts.MaintenanceWait != "" {
+		t.Errorf("after leaving maintenance mode the page still shows a handover: %+v", s.Facts)
 	}
 
 	// The server saw the same calls, and nothing else.
-	want := []string{"carpd.status", "carpd.status", "carpd.maintenance", "carpd.status", "carpd.resync",
+	want := []string{"carpd.status", "carpd.status", "carpd.maintenance", "carpd.status", "carpd.status", "carpd.resync",
 		"carpd.status", "carpd.maintenance", "carpd.status"}
 	if got := methods(all); !slices.Equal(got, want) {
 		t.Errorf("ubus calls %v, want %v", got, want)
@@ -464,7 +533,7 @@ func TestLuciStatusPage(t *testing.T) {
 const xssPayload = `<img src=x onerror="window.__xss=(window.__xss||0)+1"><b>bold</b>`
 
 // timeFields are the status fields that must stay times.
-var timeFields = map[string]bool{"now": true, "started": true, "since": true, "master_seen": true, "time": true, "last_ack": true}
+var timeFields = map[string]bool{"now": true, "started": true, "since": true, "master_seen": true, "time": true, "last_ack": true, "expires": true}
 
 // poison replaces every string of a status reply but the times with
 // xssPayload and the field's name, and returns how many it replaced.
@@ -518,7 +587,10 @@ func TestLuciStatusPageXSS(t *testing.T) {
 	// Text the page shows as it came: the vhid's interface and network,
 	// the master, an address, a transition's reason, the sync peer's
 	// name, an interface error.
-	for _, k := range []string{"interface", "network", "master", "item", "reason", "peer_name", "vhid_error", "sync_error", "if_error", "name", "version", "rtt"} {
+	// The trackers' names, types, groups, reasons, targets and errors, the
+	// demotion sources' and the split brain's interface too.
+	for _, k := range []string{"interface", "network", "master", "item", "reason", "peer_name", "vhid_error", "sync_error", "if_error", "name", "version", "rtt",
+		"type", "group", "address", "error"} {
 		if !strings.Contains(s.Text, xssPayload+k) {
 			t.Errorf("the page does not show %q as text", xssPayload+k)
 		}
@@ -554,7 +626,13 @@ func TestLuciConfigPage(t *testing.T) {
 	if !slices.Equal(s.Tabs, []string{"general", "tuning", "flows"}) {
 		t.Errorf("sync tabs %q, want general, tuning, flows", s.Tabs)
 	}
-	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp"} {
+	// The trackers show the options of their type only.
+	if want := []string{"wan_ping.command", "wan_ping.path", "wan_ping.name",
+		"vpn_check.target", "vpn_check.device", "vpn_check.path", "vpn_check.name", "vpn_check.reliability"}; !sameSet(s.Hidden, want) {
+		t.Errorf("hidden tracker options %q, want %q", s.Hidden, want)
+	}
+	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp",
+		"198.51.100.1", "/usr/bin/vpn-check --quiet", "5"} {
 		if !slices.Contains(s.Vals, v) {
 			t.Errorf("the form does not show %q (values %q)", v, s.Vals)
 		}
@@ -569,6 +647,16 @@ func TestLuciConfigPage(t *testing.T) {
 		{"key-repeated", "repeats a chunk of 7 characters"},
 		{"key-sequence", "The hex key"},
 		{"advskew-255", "value between 0 and 254"},
+		{"track-interval-small", "at least 0.05 and at most 3600 seconds"},
+		{"track-interval-text", "seconds such as 1, 0.2 or 1.5"},
+		{"track-target-ip", "valid IP address"},
+		{"track-target-multicast", "unicast address"},
+		{"track-reliability", "at most the number of targets (1)"},
+		{"track-timeout", "at most interval × down (0.6 s)"},
+		{"track-down", "value between 1 and 1000"},
+		{"track-group", "group name of 1-15 letters"},
+		{"track-weight", "value between 1 and 255"},
+		{"track-file-path", "an absolute path"},
 	} {
 		s := steps[bad.step]
 		if s.Input == nil || !s.Input.Invalid || !strings.Contains(s.Input.Error, bad.msg) {
@@ -580,6 +668,19 @@ func TestLuciConfigPage(t *testing.T) {
 		if len(s.Notifications) != 1 || !strings.Contains(s.Notifications[0].Text, "Unable to save") {
 			t.Errorf("%s: notifications %+v, want one 'Unable to save'", bad.step, s.Notifications)
 		}
+	}
+
+	// A type change shows the new type's options and hides the old one's.
+	if want := []string{"wan_ping.command", "wan_ping.path", "wan_ping.name", "vpn_check.target", "vpn_check.device",
+		"vpn_check.command", "vpn_check.name", "vpn_check.reliability", "vpn_check.weight"}; !sameSet(steps["track-file-path"].Hidden, want) {
+		t.Errorf("hidden after the type change %q, want %q", steps["track-file-path"].Hidden, want)
+	}
+	// The group names the parser takes (internal/config ValidGroup).
+	if got, want := steps["vhid-group"].Vals, []string{"wan=true", "wan-2_X=true",
+		"sixteen-chars-xx=Expecting: a group name of 1-15 letters, digits, _ or -",
+		"wan link=Expecting: a group name of 1-15 letters, digits, _ or -",
+		"wän=Expecting: a group name of 1-15 letters, digits, _ or -"}; !slices.Equal(got, want) {
+		t.Errorf("vhid group checks %q, want %q", got, want)
 	}
 
 	s = steps["valid"]
@@ -596,9 +697,11 @@ func TestLuciConfigPage(t *testing.T) {
 		}
 	}
 	want := map[string]map[string]any{
-		"lan":  {"vhid": "42"},
-		"wan":  {"advskew": "200"},
-		"sync": {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+		"lan":       {"vhid": "42"},
+		"wan":       {"advskew": "200"},
+		"sync":      {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+		"wan_ping":  {"interval": "0.2"},
+		"vpn_check": {"type": "file", "path": "/var/run/vpn.demote"},
 	}
 	if fmt.Sprint(sets) != fmt.Sprint(want) {
 		t.Errorf("saving wrote %v, want %v (calls %+v)", sets, want, s.Calls)
@@ -606,9 +709,27 @@ func TestLuciConfigPage(t *testing.T) {
 	if got := methods(steps["apply"].Calls); !slices.Contains(got, "uci.apply") {
 		t.Errorf("Save & Apply called %v, want uci apply", got)
 	}
-	if n := strings.Count(strings.Join(methods(all), " "), "uci.set"); n != 3 {
-		t.Errorf("the server saw %d uci set calls, want 3 (%v)", n, methods(all))
+	// The script tracker's options that a file tracker does not use go.
+	var deleted []string
+	for _, c := range s.Calls {
+		if c.Object == "uci" && c.Method == "delete" {
+			deleted = append(deleted, fmt.Sprintf("%v %v", c.Params["section"], c.Params["options"]))
+		}
 	}
+	if want := []string{"vpn_check [command weight]"}; !slices.Equal(deleted, want) {
+		t.Errorf("saving deleted %q, want %q", deleted, want)
+	}
+	if n := strings.Count(strings.Join(methods(all), " "), "uci.set"); n != 5 {
+		t.Errorf("the server saw %d uci set calls, want 5 (%v)", n, methods(all))
+	}
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // TestLuciStatusFixture keeps testdata/status.json honest: it must decode
@@ -684,7 +805,7 @@ func TestLuciScreenshots(t *testing.T) {
 		r := newFakeRouter(t)
 		base := serve(t, r)
 		tmp := filepath.Join(t.TempDir(), page+".png")
-		size := map[string]string{"status": "1200,1300", "config": "1200,1800"}[page]
+		size := map[string]string{"status": "1200,1900", "config": "1200,2300"}[page]
 		exited, out := chromium(t, bin, []string{"--screenshot=" + tmp, "--window-size=" + size, "--virtual-time-budget=10000"},
 			fmt.Sprintf("%s/?page=%s&mode=shot&now=%d", base, page, fixedNow.UnixMilli()))
 		select {

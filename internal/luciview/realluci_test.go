@@ -117,7 +117,8 @@ func TestRealLuCI(t *testing.T) {
 		if got.VHIDRows != 2 {
 			t.Errorf("%d vhid rows, want 2; the page shows: %s", got.VHIDRows, got.Text)
 		}
-		mustContain(t, "status page", got.Text, "lan (br-lan)", "eth1 vhid 2", "10.254.0.2 (router-b)")
+		mustContain(t, "status page", got.Text, "lan (br-lan)", "eth1 vhid 2", "10.254.0.2 (router-b)",
+			"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds", "Split brain", "198.51.100.1: 4.2 ms, 1.1% lost")
 	})
 	t.Run("config", func(t *testing.T) {
 		got := runRealLuci(t, src, "config", nil)
@@ -126,7 +127,7 @@ func TestRealLuCI(t *testing.T) {
 				t.Errorf("no tab %q (tabs %q)", tab, got.Tabs)
 			}
 		}
-		for _, o := range []string{"interface", "vhid", "advskew", "key", "protocol", "log_level"} {
+		for _, o := range []string{"interface", "vhid", "advskew", "key", "protocol", "log_level", "target", "interval", "reliability", "command"} {
 			if !slices.Contains(got.Options, o) {
 				t.Errorf("no option %q (options %q)", o, got.Options)
 			}

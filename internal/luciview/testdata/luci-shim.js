@@ -387,7 +387,27 @@
 			Object.assign(this, { map: map, section: section, option: option, title: title || option,
 				description: description || '', rmempty: true, optional: false, widgets: {} });
 		},
-		depends() {},
+		/*
+		 * As form.js: each call adds an alternative (field == value, or an
+		 * object of fields that must all match); an option with
+		 * alternatives is active when one of them holds. An inactive
+		 * option is hidden, not validated, and removed on save.
+		 */
+		depends(field, value) {
+			(this.deps = this.deps || []).push((typeof field == 'object') ? field : { [field]: value });
+		},
+		isActive(sid) {
+			if (!this.deps || !this.deps.length)
+				return true;
+			return this.deps.some((d) => Object.keys(d).every((k) => {
+				const v = this.section.formvalue(sid, k);
+				return String(v == null ? '' : v) === String(d[k]);
+			}));
+		},
+		remove(sid) {
+			if (uci.get(this.map.config, sid, this.option) != null)
+				uci.unset(this.map.config, sid, this.option);
+		},
 		validate(section_id, value) {
 			return true;
 		},
@@ -551,8 +571,16 @@
 			const o = this.children.find((c) => c.option == opt);
 			return o ? o.formvalue(sid) : null;
 		},
+		/* Shows the options whose dependencies hold in sid, hides the others. */
+		updateDepends(sid, node) {
+			for (const o of this.children) {
+				const row = node.querySelector('.cbi-value[data-name="%s"]'.format(o.option));
+				if (row)
+					row.hidden = !o.isActive(sid);
+			}
+		},
 		renderOptions(sid) {
-			const row = (o) => E('div', { 'class': 'cbi-value', 'data-name': o.option }, [
+			const row = (o) => E('div', { 'class': 'cbi-value', 'data-name': o.option, 'hidden': o.isActive(sid) ? null : '' }, [
 				E('label', { 'class': 'cbi-value-title' }, o.title),
 				o.render(sid),
 				o.description ? E('div', { 'class': 'cbi-value-description' }, o.description.replace(/<[^>]+>/g, '')) : ''
@@ -582,8 +610,14 @@
 			return E('div', { 'class': 'cbi-section', 'data-section-type': this.sectiontype }, [
 				this.title ? E('h3', this.title) : '',
 				this.description ? E('div', { 'class': 'cbi-section-descr' }, this.description) : '',
-				this.cfgsections().map((sid) => E('div', { 'class': 'cbi-section-node', 'data-section-id': sid },
-					[ this.anonymous ? '' : E('h4', [ sid ]) ].concat(this.renderOptions(sid)))),
+				this.cfgsections().map((sid) => {
+					const node = E('div', { 'class': 'cbi-section-node', 'data-section-id': sid },
+						[ this.anonymous ? '' : E('h4', [ sid ]) ].concat(this.renderOptions(sid)));
+					const update = () => this.updateDepends(sid, node);
+					node.addEventListener('input', update);
+					node.addEventListener('change', update);
+					return node;
+				}),
 				this.addremove ? this.renderAdd() : ''
 			].flat());
 		}
@@ -676,7 +710,7 @@
 			for (const s of this.sections)
 				for (const sid of s.cfgsections())
 					for (const o of s.children) {
-						const err = o.checkWidget(sid);
+						const err = o.isActive(sid) ? o.checkWidget(sid) : null;
 						if (err != null)
 							errors.push('%s: %s'.format(o.title, err));
 					}
@@ -688,7 +722,7 @@
 				for (const sid of s.cfgsections())
 					for (const o of s.children)
 						if (o.widgets[sid])
-							o.write(sid);
+							o.isActive(sid) ? o.write(sid) : o.remove(sid);
 			return uci.save().then(() => this.load()).then(() => this.rerender());
 		}
 	});

@@ -1,10 +1,11 @@
 'use strict';
 'require view';
 'require form';
+'require ui';
 
 /*
- * /etc/config/carpd as a form: the global section, a grid of vhids and the
- * sync section. The datatypes and checks mirror what `carpd check-config`
+ * /etc/config/carpd as a form: the global section, a grid of vhids, the
+ * trackers and the sync section. The datatypes and checks mirror what `carpd check-config`
  * refuses (internal/openwrt/config.go, internal/openwrt/sync.go, internal/config/), so most mistakes
  * are caught before Save & Apply; carpd itself stays the judge.
  */
@@ -79,6 +80,48 @@ function validateMark(section_id, value) {
 function isMulticast(a) {
 	return /^(22[4-9]|23[0-9])\./.test(a) || /^ff/i.test(a);
 }
+
+/* A demotion group's name (internal/config ValidGroup): OpenBSD's interface group names. */
+function validateGroup(section_id, value) {
+	if (!value || /^[A-Za-z0-9_-]{1,15}$/.test(value))
+		return true;
+	return _('Expecting: a group name of 1-15 letters, digits, _ or -');
+}
+
+/*
+ * A tracker's time (internal/openwrt parseSeconds): seconds with decimals
+ * (1, 0.2) or a duration (200ms), more than 0 and at most an hour. In
+ * seconds, or NaN.
+ */
+function seconds(value) {
+	const v = String(value == null ? '' : value).trim();
+	if (/^([0-9]+\.?[0-9]*|\.[0-9]+)$/.test(v))
+		return +v;
+	let total = 0, rest = v;
+	const unit = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, 'µs': 1e-6, ns: 1e-9 };
+	while (rest !== '') {
+		const m = /^([0-9]+\.?[0-9]*|\.[0-9]+)(h|ms|m|s|us|µs|ns)/.exec(rest);
+		if (!m)
+			return NaN;
+		total += m[1] * unit[m[2]];
+		rest = rest.substr(m[0].length);
+	}
+	return v === '' ? NaN : total;
+}
+
+function validateSeconds(min, value) {
+	if (!value)
+		return true;
+	const s = seconds(value);
+	if (isNaN(s))
+		return _('Expecting: seconds such as 1, 0.2 or 1.5 (or a duration such as 200ms)');
+	if (s < min || s > 3600)
+		return _('Expecting: at least %s and at most 3600 seconds').format(String(min));
+	return true;
+}
+
+/* Built-in demotion sources (and the global section): no tracker may take their name. */
+const reservedNames = [ 'global', 'maintenance', 'manual', 'sync', 'sync_link', 'sync_bulk', 'send_errors' ];
 
 return view.extend({
 	render() {
@@ -174,11 +217,118 @@ return view.extend({
 		o.datatype = 'ipaddr("nomask")';
 		o.modalonly = true;
 
+		o = s.option(form.DynamicList, 'group', _('Demotion groups'),
+			_('Besides group carp, which every vhid is in: the trackers of these groups demote this vhid.'));
+		o.modalonly = true;
+		o.validate = validateGroup;
+
 		o = s.option(form.ListValue, 'preempt', _('Preempt'));
 		o.value('', _('as in the global settings'));
 		o.value('1', _('yes'));
 		o.value('0', _('no'));
 		o.modalonly = true;
+
+		/* config track '<name>' (docs/trackers.md) */
+		s = m.section(form.TypedSection, 'track', _('Trackers'),
+			_('Each tracker watches something the routers depend on (an upstream gateway, a WAN network, a script\'s verdict) and, while it is down, demotes the vhids of its group, so the peer takes over. The name is the demotion source shown on the status page.'));
+		s.addremove = true;
+		s.anonymous = false;
+		s.handleAdd = function(ev, name) {
+			if (reservedNames.includes(name)) {
+				ui.addNotification(null, E('p', _('"%s" is the name of a built-in demotion source; call the tracker something else.').format(name)), 'error');
+				return;
+			}
+			return form.TypedSection.prototype.handleAdd.apply(this, [ ev, name ]);
+		};
+
+		o = s.option(form.ListValue, 'type', _('Type'));
+		o.value('ping', _('ping: ICMP echo to targets'));
+		o.value('interface', _('interface: an OpenWrt network or a device\'s link'));
+		o.value('script', _('script: a command, exit 0 is good'));
+		o.value('file', _('file: the number in a file is the demotion'));
+		o.value('process', _('process: a program is running'));
+		o.rmempty = false;
+
+		o = s.option(form.DynamicList, 'target', _('Targets'), _('IPv4 or IPv6 addresses to ping, e.g. the upstream gateway.'));
+		o.depends('type', 'ping');
+		o.datatype = 'ipaddr("nomask")';
+		o.rmempty = false;
+		o.validate = (section_id, value) =>
+			(value && (isMulticast(value) || /^(0\.0\.0\.0|::)$/.test(value))) ? _('Expecting: a unicast address') : true;
+
+		o = s.option(form.Value, 'device', _('Device or network'),
+			_('ping: the device or OpenWrt network to send out of (optional); interface: the network or device to follow (required).'));
+		o.depends('type', 'ping');
+		o.depends('type', 'interface');
+		o.datatype = 'netdevname';
+
+		o = s.option(form.Value, 'command', _('Command'),
+			_('Run every interval; exit status 0 is good. Split on blanks, no shell (an argument with blanks needs <code>list command</code> in the file).'));
+		o.depends('type', 'script');
+		o.rmempty = false;
+		/* `list command` (argv) shows joined; saved only when edited, then as one string. */
+		o.cfgvalue = function(section_id) {
+			const v = form.Value.prototype.cfgvalue.apply(this, [ section_id ]);
+			return Array.isArray(v) ? v.join(' ') : v;
+		};
+
+		o = s.option(form.Value, 'path', _('File'), _('Its integer is the demotion (0 for none).'));
+		o.depends('type', 'file');
+		o.rmempty = false;
+		o.validate = (section_id, value) => (!value || value.charAt(0) == '/') ? true : _('Expecting: an absolute path');
+
+		o = s.option(form.Value, 'name', _('Process name'));
+		o.depends('type', 'process');
+		o.rmempty = false;
+		o.datatype = 'maxlength(255)';
+
+		o = s.option(form.Value, 'interval', _('Interval'), _('Seconds between rounds; decimals allowed (0.2), at least 0.05.'));
+		o.placeholder = '1';
+		o.validate = (section_id, value) => validateSeconds(0.05, value);
+
+		o = s.option(form.Value, 'timeout', _('Timeout'), _('Seconds one round (a probe, a script run) may take; by default the interval, but at most 1.'));
+		o.placeholder = '1';
+		o.validate = function(section_id, value) {
+			const ok = validateSeconds(0.001, value);
+			if (ok !== true || !value)
+				return ok;
+			const interval = seconds(this.section.formvalue(section_id, 'interval') || '1');
+			const down = +(this.section.formvalue(section_id, 'down') || 3);
+			if (!isNaN(interval) && down >= 1 && seconds(value) > interval * down)
+				return _('Expecting: at most interval × down (%s s), or the tracker could not go down in time').format(String(+(interval * down).toFixed(3)));
+			return true;
+		};
+
+		o = s.option(form.Value, 'reliability', _('Reliability'), _('A round is good when at least this many targets answer.'));
+		o.depends('type', 'ping');
+		o.datatype = 'and(uinteger,range(1,255))';
+		o.placeholder = '1';
+		o.validate = function(section_id, value) {
+			const targets = this.section.formvalue(section_id, 'target') || [];
+			if (value && targets.length && +value > targets.length)
+				return _('Expecting: at most the number of targets (%d)').format(targets.length);
+			return true;
+		};
+
+		o = s.option(form.Value, 'down', _('Down after'), _('Consecutive bad rounds before the tracker counts as down.'));
+		o.datatype = 'and(uinteger,range(1,1000))';
+		o.placeholder = '3';
+
+		o = s.option(form.Value, 'up', _('Up after'), _('Consecutive good rounds before it counts as up again.'));
+		o.datatype = 'and(uinteger,range(1,1000))';
+		o.placeholder = '3';
+
+		o = s.option(form.Value, 'group', _('Demotion group'), _('carp (every vhid) or a group listed in vhids.'));
+		o.placeholder = 'carp';
+		o.validate = validateGroup;
+
+		o = s.option(form.Value, 'weight', _('Weight'), _('Demotion added while down.'));
+		o.depends('type', 'ping');
+		o.depends('type', 'interface');
+		o.depends('type', 'script');
+		o.depends('type', 'process');
+		o.datatype = 'and(uinteger,range(1,255))';
+		o.placeholder = '1';
 
 		/* config sync 'sync' */
 		s = m.section(form.NamedSection, 'sync', 'sync', _('Connection state sync'),

@@ -5,9 +5,11 @@
 'require ui';
 
 /*
- * carpd status: the CARP state of every vhid, the state-sync link and the
- * recent transitions, refreshed every few seconds from `ubus call carpd
- * status`; buttons for maintenance mode and a conntrack resync.
+ * carpd status: the CARP state of every vhid with the demotion sources
+ * behind it, the trackers, a split-brain alarm, the state-sync link and
+ * the recent transitions, refreshed every few seconds from `ubus call
+ * carpd status`; buttons for maintenance mode (which waits for the peer
+ * to confirm the handover, docs/ubus.md) and a conntrack resync.
  */
 
 const callStatus = rpc.declare({
@@ -18,7 +20,7 @@ const callStatus = rpc.declare({
 const callMaintenance = rpc.declare({
 	object: 'carpd',
 	method: 'maintenance',
-	params: [ 'enable' ]
+	params: [ 'enable', 'wait' ]
 });
 
 const callResync = rpc.declare({
@@ -35,6 +37,10 @@ const css = `
 .carpd-muted { color: #777; font-size: 90%; }
 .carpd-error { color: #c62828; }
 .carpd-actions .btn { margin-right: .5em; }
+.carpd-up { background: #2e7d32; }
+.carpd-down { background: #c62828; }
+.carpd-source { font-size: 90%; margin-top: .2em; }
+.carpd-alarm { font-weight: bold; }
 `;
 
 /*
@@ -84,6 +90,37 @@ function timestamp(t) {
 		pad(d.getHours()), pad(d.getMinutes()), pad(d.getSeconds()));
 }
 
+/* A time of day for "since 09:58:12" (the date too when not today). */
+function clock(t, now) {
+	const d = new Date(t), n = new Date(now);
+	if (d.toDateString() != n.toDateString())
+		return timestamp(t);
+	return '%s:%s:%s'.format(pad(d.getHours()), pad(d.getMinutes()), pad(d.getSeconds()));
+}
+
+/* "since 09:58:12", with the absolute time and the age as a tooltip. */
+function since(s, now) {
+	const t = parseTime(s);
+	if (t == null)
+		return '';
+	return T('span', { 'class': 'carpd-muted', 'title': '%s (%s)'.format(timestamp(t), _('%s ago').format(duration(now - t))) },
+		_('since %s').format(clock(t, now)));
+}
+
+/*
+ * One demotion source: "+1 wan_ping (group wan): 0 of 1 targets answered
+ * for 3 rounds, since 09:58:12". Group "" is the vhid's own source.
+ */
+function source(s, now) {
+	const until = parseTime(s.expires);
+	return T('div', { 'class': 'carpd-source', 'data-source': '%s/%s'.format(s.group || '', s.name) }, [
+		T('strong', {}, '+%d'.format(s.value || 0)), ' ', s.name || '?', ' ',
+		T('span', { 'class': 'carpd-muted' }, s.group ? _('(group %s)').format(s.group) : _('(this vhid)')),
+		s.reason ? ': ' + s.reason : '', parseTime(s.since) != null ? [ ', ', since(s.since, now) ] : '',
+		until != null ? T('span', { 'class': 'carpd-muted', 'title': timestamp(until) }, _(', until %s').format(clock(until, now))) : ''
+	]);
+}
+
 /* "5m 3s ago", with the absolute time as a tooltip. */
 function ago(s, now) {
 	const t = parseTime(s);
@@ -109,7 +146,7 @@ function sum(obj, keys) {
 
 function badge(state) {
 	const s = String(state || 'INIT').toUpperCase();
-	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup' }[s] || 'carpd-init';
+	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup', UP: 'carpd-up', DOWN: 'carpd-down' }[s] || 'carpd-init';
 	return T('span', { 'class': 'carpd-badge ' + cls, 'data-state': s }, s);
 }
 
@@ -144,7 +181,7 @@ return view.extend({
 	},
 
 	renderVHIDs(st, now) {
-		return table([ _('Interface'), _('VHID'), _('State'), _('Master'), _('Demotion'),
+		return table([ _('Interface'), _('VHID'), _('State'), _('Master'), _('Demotion (ours, the peer\'s)'),
 			_('Virtual addresses'), _('Adverts sent / received'), _('Errors') ],
 		(st.vhids || []).map((v) => {
 			const since = parseTime(v.since);
@@ -168,13 +205,80 @@ return view.extend({
 						_('for %s').format(duration(now - since))) : '',
 					v.error ? T('div', { 'class': 'carpd-error' }, v.error) : '' ]),
 				T('td', { 'class': 'td' }, master),
-				T('td', { 'class': 'td' }, String(v.demotion || 0)),
+				T('td', { 'class': 'td', 'data-demotion': String(v.demotion || 0) }, [
+					T('strong', {}, String(v.demotion || 0)), ' ',
+					T('span', { 'class': 'carpd-muted', 'title': _('The demotion in the master\'s last advertisement') },
+						v.peer_demotion != null ? _('(peer %d)').format(v.peer_demotion) : ''),
+					(v.demotion_sources || []).map((s) => source(s, now)),
+					(v.groups || []).length > 1 ? T('div', { 'class': 'carpd-muted' }, _('groups: %s').format(v.groups.join(', '))) : ''
+				]),
 				T('td', { 'class': 'td' }, (v.addresses || []).map((a) => T('div', {}, a))),
 				T('td', { 'class': 'td' }, '%d / %d'.format((v.counters || {}).adverts_sent || 0, (v.counters || {}).adverts_received || 0)),
 				T('td', { 'class': 'td', 'title': advertErrors.map((k) => '%s: %d'.format(k, (v.counters || {})[k] || 0)).join('\n') },
 					errs ? T('span', { 'class': 'carpd-error' }, String(errs)) : '0')
 			]);
 		}), _('No virtual hosts are configured.'));
+	},
+
+	renderTrackers(st, now) {
+		return table([ _('Tracker'), _('State'), _('Demotion'), _('Reason'), _('Targets') ], (st.trackers || []).map((k) => {
+			const targets = (k.targets || []).map((x) => {
+				const lost = x.sent ? 100 * (x.sent - (x.received || 0)) / x.sent : 0;
+				return T('div', { 'data-target': x.address }, [ x.address, ': ',
+					x.received ? _('%.1f ms').format(x.rtt_ms || 0) : _('no answer'), ', ',
+					T('span', { 'title': _('%d of %d echo requests answered').format(x.received || 0, x.sent || 0) },
+						_('%.1f%% lost').format(lost)) ]);
+			});
+			return T('tr', { 'class': 'tr', 'data-tracker': k.name }, [
+				T('td', { 'class': 'td' }, [ T('strong', {}, k.name || '?'), T('br'),
+					T('span', { 'class': 'carpd-muted' }, _('%s, group %s').format(k.type || '?', k.group || 'carp')) ]),
+				T('td', { 'class': 'td' }, [ badge(k.state), T('br'), since(k.since, now) ]),
+				T('td', { 'class': 'td' }, [ String(k.value || 0), ' ',
+					T('span', { 'class': 'carpd-muted' }, _('(weight %d)').format(k.weight || 0)) ]),
+				T('td', { 'class': 'td' }, [ k.reason || '',
+					k.error ? T('div', { 'class': 'carpd-error' }, k.error) : '',
+					T('div', { 'class': 'carpd-muted' }, _('%d rounds, %d bad').format(k.rounds || 0, k.bad || 0)) ]),
+				T('td', { 'class': 'td' }, targets.length ? targets : '-')
+			]);
+		}), _('No trackers are configured.'));
+	},
+
+	/* The split-brain alarm: vhids that are MASTER here and on the peer. */
+	renderSplitBrain(st, now) {
+		const sb = st.split_brain || [];
+		if (!sb.length)
+			return '';
+		return T('div', { 'class': 'alert-message error carpd-alarm', 'data-alarm': 'split-brain' }, [
+			T('p', {}, _('Split brain: both routers are MASTER of the same virtual host, and both answer for its addresses.')),
+			sb.map((s) => T('div', { 'data-split-brain': '%s/%d'.format(s.interface, s.vhid) }, [
+				_('%s vhid %d').format(s.interface, s.vhid), ', ', since(s.since, now) ])),
+			T('p', { 'class': 'carpd-muted' }, _('The two routers see each other on the sync link but not each other\'s CARP advertisements on this interface: check the link, a switch or a VLAN between them.'))
+		]);
+	},
+
+	/*
+	 * The progress of the last `maintenance {wait}`: waiting, done or
+	 * failed; on is the mode it waits for (on: the peer takes over; off:
+	 * this router is back in service).
+	 */
+	renderMaintWait(w, on, now) {
+		if (w == null || typeof w != 'object')
+			return '';
+		const t = parseTime(w.since);
+		const age = t != null ? duration(now - t) : '?';
+		switch (w.state) {
+		case 'waiting':
+			return T('span', { 'data-wait': 'waiting' }, on
+				? _('Waiting for the peer to take over every vhid and to confirm the flow table (%s)…').format(age)
+				: _('Waiting for every vhid to settle and for the peer\'s flow table (%s)…').format(age));
+		case 'done':
+			return T('span', { 'data-wait': 'done' }, on
+				? _('Handover confirmed: the peer is master of every vhid and has the flow table.')
+				: _('Back in service: every vhid is settled and the peer\'s flow table is here.'));
+		case 'failed':
+			return T('span', { 'class': 'carpd-error', 'data-wait': 'failed' }, _('Handover not confirmed: %s').format(w.reason || _('no reason given')));
+		}
+		return '';
 	},
 
 	renderSync(st, now) {
@@ -257,10 +361,15 @@ return view.extend({
 		return facts([
 			[ 'version', _('carpd'), _('version %s, pid %d').format(st.version || '?', st.pid || 0) ],
 			[ 'uptime', _('Running for'), started != null ? T('span', { 'title': timestamp(started) }, duration(now - started)) : '-' ],
-			[ 'maintenance', _('Maintenance mode'), d.maintenance
+			[ 'maintenance', _('Maintenance mode'), [ d.maintenance
 				? T('strong', { 'class': 'carpd-error' }, _('on: every vhid is handed to the peer'))
-				: _('off') ],
+				: _('off'), st.maintenance_wait ? T('br') : '', this.renderMaintWait(st.maintenance_wait, d.maintenance, now) ] ],
 			[ 'demotion', _('Demotion'), _('manual %d, link %d, sync %d').format(d.manual || 0, d.link || 0, d.sync || 0) ],
+			(d.groups || []).length ? [ 'groups', _('Demotion groups'), d.groups.map((g) =>
+				T('div', { 'data-group': g.name }, [ T('strong', {}, g.name), ': ', String(g.demotion || 0),
+					(g.sources || []).map((s) => source(s, now)) ])) ] : null,
+			st.split_brain_alarms != null ? [ 'split_brain', _('Split-brain alarms'),
+				_('%d since carpd started').format(st.split_brain_alarms) ] : null,
 			[ 'interfaces', _('Interfaces'), (st.interfaces || []).map((i) =>
 				T('div', {}, [ i.name, ': ', i.link_up ? _('link up') : T('span', { 'class': 'carpd-error' }, _('link down')),
 					i.error ? T('span', { 'class': 'carpd-error' }, ' – ' + i.error) : '' ])) ]
@@ -283,14 +392,18 @@ return view.extend({
 
 		this.status = st;
 		this.nodes.error.replaceChildren();
+		this.nodes.alarm.replaceChildren(this.renderSplitBrain(st, now));
 		this.nodes.global.replaceChildren(this.renderGlobal(st, now));
 		this.nodes.vhids.replaceChildren(this.renderVHIDs(st, now));
+		this.nodes.trackers.replaceChildren(this.renderTrackers(st, now));
 		this.nodes.sync.replaceChildren(this.renderSync(st, now));
 		this.nodes.transitions.replaceChildren(this.renderTransitions(st));
 
 		const maint = !!(st.demotion || {}).maintenance;
-		this.nodes.maintenance.textContent = maint ? _('Leave maintenance mode') : _('Enter maintenance mode');
-		this.nodes.maintenance.disabled = false;
+		const waiting = (st.maintenance_wait || {}).state == 'waiting';
+		this.nodes.maintenance.textContent = waiting ? _('Waiting for the peer…')
+			: (maint ? _('Leave maintenance mode') : _('Enter maintenance mode'));
+		this.nodes.maintenance.disabled = waiting;
 		this.nodes.resync.disabled = !((st.sync || {}).enabled && !(st.sync || {}).error);
 	},
 
@@ -324,11 +437,38 @@ return view.extend({
 					'data-action': 'confirm-maintenance',
 					'click': ui.createHandlerFn(this, () => {
 						ui.hideModal();
-						return this.control(callMaintenance, [ true ], _('Maintenance mode is on: the peer takes over.'));
+						return this.enterMaintenance();
 					})
 				}, _('Enter maintenance mode'))
 			])
 		]);
+	},
+
+	/*
+	 * Maintenance on, waiting for the handover (ubus maintenance {enable,
+	 * wait}): carpd answers when the peer is master of every vhid and has
+	 * the flow table, or with the reason when it is not so in time. The
+	 * wait stays below LuCI's RPC timeout; when it runs out first, the
+	 * status keeps showing the progress (maintenance_wait) as carpd goes
+	 * on waiting.
+	 */
+	enterMaintenance() {
+		const wait = Math.max(5, (+L.env.rpctimeout || 20) - 5);
+
+		this.nodes.maintenance.textContent = _('Waiting for the peer…');
+		return callMaintenance(true, wait).then((res) => {
+			if (typeof res == 'number' && res != 0)
+				throw new Error(rpc.getStatusText(res));
+			const w = (res != null && typeof res == 'object') ? res.wait : null;
+			if (w && w.state == 'failed')
+				ui.addNotification(null, T('p', _('Maintenance mode is on, but the handover is not confirmed: %s').format(w.reason || '?')), 'warning');
+			else if (w && w.state == 'done')
+				ui.addNotification(null, T('p', _('Maintenance mode is on: the peer took over every vhid.')), 'info');
+			else
+				ui.addNotification(null, T('p', _('Maintenance mode is on: the peer takes over.')), 'info');
+		}).catch((err) => {
+			ui.addNotification(null, T('p', _('carpd refused: %s').format(err.message || err)), 'error');
+		}).then(L.bind(this.refresh, this));
 	},
 
 	handleResync(ev) {
@@ -338,8 +478,10 @@ return view.extend({
 	render(st) {
 		this.nodes = {
 			error: T('div'),
+			alarm: T('div'),
 			global: T('div'),
 			vhids: T('div'),
+			trackers: T('div'),
 			sync: T('div'),
 			transitions: T('div'),
 			maintenance: T('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
@@ -353,12 +495,14 @@ return view.extend({
 			T('h2', {}, _('CARP status')),
 			T('div', { 'class': 'cbi-map-descr' }, _('The state of carpd\'s virtual hosts and of the connection-state sync, refreshed every five seconds.')),
 			this.nodes.error,
+			this.nodes.alarm,
 			T('div', { 'class': 'cbi-section', 'data-section': 'global' }, [
 				T('h3', {}, _('Overview')),
 				this.nodes.global,
 				T('div', { 'class': 'carpd-actions' }, [ this.nodes.maintenance, this.nodes.resync ])
 			]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'vhids' }, [ T('h3', {}, _('Virtual hosts')), this.nodes.vhids ]),
+			T('div', { 'class': 'cbi-section', 'data-section': 'trackers' }, [ T('h3', {}, _('Trackers')), this.nodes.trackers ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ T('h3', {}, _('Connection state sync')), this.nodes.sync ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ T('h3', {}, _('Recent transitions')), this.nodes.transitions ])
 		]);

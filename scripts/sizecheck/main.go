@@ -50,6 +50,9 @@ var forbiddenPkgs = map[string]string{
 	"log/slog":                           "log/slog costs 131,072 B (carpd logs through internal/logx, which writes the same lines; scripts/logconv converts code written against slog)",
 	"golang.org/x/net/ipv4":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 	"golang.org/x/net/ipv6":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
+	"github.com/ti-mo/conntrack":         "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
+	"github.com/ti-mo/netfilter":         "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
+	"github.com/pkg/errors":              "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
 }
 
 // resolving are the net functions and types that go through Go's resolver
@@ -89,6 +92,8 @@ var forbiddenFuncs = []struct{ prefix, why string }{
 	{"log/slog.", forbiddenPkgs["log/slog"]},
 	{"golang.org/x/net/ipv4.", forbiddenPkgs["golang.org/x/net/ipv4"]},
 	{"golang.org/x/net/ipv6.", forbiddenPkgs["golang.org/x/net/ipv6"]},
+	{"github.com/ti-mo/", forbiddenPkgs["github.com/ti-mo/conntrack"]},
+	{"github.com/pkg/errors.", forbiddenPkgs["github.com/pkg/errors"]},
 	{"net.(*Resolver).", "Go's DNS resolver is linked (262,144 B): something calls a resolving net function"},
 	{"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).", "Go's DNS client is linked (262,144 B): something calls a resolving net function"},
 }

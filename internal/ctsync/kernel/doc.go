@@ -57,15 +57,16 @@
 //
 // Replies are read one datagram at a time rather than with
 // mdlayher/netlink's Receive: ctnetlink answers a CT_GET with a single
-// message flagged NLM_F_MULTI and no NLMSG_DONE, on which Receive (and with
-// it ti-mo/conntrack's Conn.Get) blocks forever.
+// message flagged NLM_F_MULTI and no NLMSG_DONE, on which Receive blocks
+// forever.
 //
 // # Files
 //
-// Everything that touches sockets, ti-mo/conntrack or ti-mo/netfilter is in
-// _linux.go files; elsewhere [Open] fails with an error naming runtime.GOOS.
-// The request builders (message.go) and the [Filter] are pure and tested
-// without sockets, the parser against events captured from a real kernel
-// (testdata/events). The integration tests build a network namespace per
+// Everything that touches sockets is in _linux.go files; elsewhere [Open]
+// fails with an error naming runtime.GOOS. The request builders
+// (message.go), the message parser (convert_linux.go) and the [Filter] are
+// pure and tested without sockets, the parser against events captured from
+// a real kernel (testdata/events) and, by FuzzParseMessage, against
+// ti-mo/conntrack's decoder, which the tests still import. The integration tests build a network namespace per
 // test (package lab) and need root; lab.Require skips them otherwise.
 package kernel

@@ -13,9 +13,10 @@ import (
 // Delete); the constants are in ctnetlink.go. It is pure: no sockets, so
 // its output is tested by decoding it with mdlayher/netlink's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
-// CTA_NAT_SRC/CTA_NAT_DST (docs/sync-protocol.md#what-ctnetlink-requires), and ti-mo/netfilter does not
-// build outside Linux; an append-only encoder (attrs) also keeps a create
-// to one allocation, which matters at tens of thousands per second.
+// CTA_NAT_SRC/CTA_NAT_DST (docs/sync-protocol.md#what-ctnetlink-requires),
+// and the binary no longer links it (docs/size-budget.md); an append-only
+// encoder (attrs) also keeps a create to one allocation, which matters at
+// tens of thousands per second.
 
 // ctHeaderType is the netlink message type of a ctnetlink message.
 func ctHeaderType(msg uint8) netlink.HeaderType {

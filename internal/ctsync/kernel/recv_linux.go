@@ -12,8 +12,7 @@ import (
 // mdlayher/netlink's Receive keeps reading until NLMSG_DONE once a message
 // has NLM_F_MULTI set, and ctnetlink sets NLM_F_MULTI on the single message
 // answering a CT_GET (ctnetlink_fill_info: flags = portid ? NLM_F_MULTI :
-// 0) without ever sending NLMSG_DONE: Receive, and with it ti-mo's
-// Conn.Get, blocks forever. So replies and events are read one datagram
+// 0) without ever sending NLMSG_DONE: Receive blocks forever. So replies and events are read one datagram
 // at a time here, through the socket's RawConn (deadlines still apply).
 
 // recvDatagram reads one datagram into buf and returns it.

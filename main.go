@@ -25,7 +25,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -107,10 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("carpd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func newFlags(name string, stderr io.Writer) *flagSet {
+	return newFlagSet("carpd "+name, stderr)
 }
 
 // load reads and validates the config, printing every problem as
@@ -206,7 +203,7 @@ func setGCPercent() {
 	}
 }
 
-func socketFlag(fs *flag.FlagSet) *string {
+func socketFlag(fs *flagSet) *string {
 	return fs.String("s", config.DefaultControlSocket, "control `socket` of the daemon")
 }
 
@@ -600,7 +597,7 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("maintenance", stderr)
 	sock := socketFlag(fs)
 	var wait waitFlag
-	fs.Var(&wait, "wait", "wait up to `SECONDS` (default 60) for the handover to be confirmed")
+	fs.Var(&wait, "0", "wait", "wait up to `SECONDS` (default 60) for the handover to be confirmed")
 	// Flags may come before or after on|off.
 	if fs.Parse(args) != nil {
 		return 2

@@ -52,6 +52,7 @@ var forbiddenPkgs = map[string]string{
 	"golang.org/x/net/ipv6":              "x/net/ipv4 and ipv6 cost 65,536 B (carp's raw sockets are net.IPConn with setsockopt, internal/carp/iface_linux.go)",
 	"github.com/ti-mo/conntrack":         "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
 	"github.com/ti-mo/netfilter":         "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
+	"flag":                               "flag costs 24,280 B of segments (carpd's subcommands parse their flags with flagSet, flags.go, which takes and prints the same)",
 	"github.com/pkg/errors":              "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
 }
 
@@ -94,6 +95,7 @@ var forbiddenFuncs = []struct{ prefix, why string }{
 	{"golang.org/x/net/ipv6.", forbiddenPkgs["golang.org/x/net/ipv6"]},
 	{"github.com/ti-mo/", forbiddenPkgs["github.com/ti-mo/conntrack"]},
 	{"github.com/pkg/errors.", forbiddenPkgs["github.com/pkg/errors"]},
+	{"flag.", forbiddenPkgs["flag"]},
 	{"net.(*Resolver).", "Go's DNS resolver is linked (262,144 B): something calls a resolving net function"},
 	{"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).", "Go's DNS client is linked (262,144 B): something calls a resolving net function"},
 }

@@ -82,7 +82,7 @@ cross:
 qemu-test:
 	CARPD_QEMU_USER=1 CARPD_REQUIRE_NETNS=0 GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./internal/carp/ ./internal/carp/carptest ./internal/openwrt ./internal/config ./ubus/... ./internal/ctsync/flow ./internal/ctsync/wire
 
-FUZZ_TARGETS := ./internal/carp:FuzzAdvert ./internal/carp:FuzzCounter ./internal/daemon:FuzzReadRequest ./internal/daemon:FuzzUbusArgs ./internal/openwrt:FuzzParseUCI ./internal/openwrt:FuzzParseConfig ./internal/vip:FuzzARPPacket ./internal/vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./internal/ctsync/wire:FuzzDecodeRecords ./internal/ctsync/wire:FuzzOpenFrame ./internal/ctsync/wire:FuzzHeader ./internal/vip:FuzzIfInfoMsg ./internal/vip:FuzzIfAddrMsg ./internal/apk:FuzzRead ./internal/track:FuzzParseEchoReply ./internal/metrics:FuzzWrite
+FUZZ_TARGETS := ./internal/carp:FuzzAdvert ./internal/carp:FuzzCounter ./internal/daemon:FuzzReadRequest ./internal/daemon:FuzzUbusArgs ./internal/openwrt:FuzzParseUCI ./internal/openwrt:FuzzParseConfig ./internal/vip:FuzzARPPacket ./internal/vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./internal/ctsync/wire:FuzzDecodeRecords ./internal/ctsync/wire:FuzzOpenFrame ./internal/ctsync/wire:FuzzHeader ./internal/vip:FuzzIfInfoMsg ./internal/vip:FuzzIfAddrMsg ./internal/apk:FuzzRead ./internal/track:FuzzParseEchoReply ./internal/metrics:FuzzWrite ./internal/ctsync/kernel:FuzzParseMessage
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 ## FUZZMINIMIZE bounds go test's minimizing of each input that finds new coverage: by default

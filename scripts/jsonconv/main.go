@@ -12,8 +12,8 @@
 //   - in the directory of a package the carpd binary links (as
 //     `go list -deps` sees it for linux/mips), tests included, so that a
 //     package and its tests share one RawMessage type; or
-//   - anywhere else, a file that names json.RawMessage, the type of the
-//     public ubus API's arguments and results.
+//   - anywhere else, a file that imports a ubus package and names
+//     json.RawMessage, the type of the ubus API's arguments and results.
 //
 // In those it replaces the import by "github.com/carpd/carpd/ubus/json",
 // placed among the file's other github.com/carpd/carpd imports (or in a
@@ -89,7 +89,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		if !binDirs[abs] && !bytes.Contains(src, []byte("json.RawMessage")) {
+		if !binDirs[abs] && !(bytes.Contains(src, []byte("json.RawMessage")) && bytes.Contains(src, []byte(`"`+module+`/ubus`))) {
 			return nil
 		}
 		out, changed, err := convert(path, src)

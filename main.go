@@ -22,7 +22,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +40,7 @@ import (
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/track"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

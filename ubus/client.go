@@ -2,11 +2,12 @@ package ubus
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // Client keeps a connection to ubusd up: it dials in the background with

@@ -3,7 +3,7 @@ package json_test
 import (
 	"testing"
 
-	"github.com/carpd/carpd/ubus/json/internal/difftest"
+	"github.com/carpd/carpd/internal/jsondiff"
 )
 
 // seeds are the fuzz targets' corpus: the table inputs, and messages of
@@ -38,12 +38,12 @@ func FuzzUnmarshal(f *testing.F) {
 	ts := targets()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for name, newV := range ts {
-			if err := difftest.Unmarshal(data, newV); err != nil {
+			if err := jsondiff.Unmarshal(data, newV); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 			v := newV()
 			if stdUnmarshal(data, v) == nil {
-				if _, err := difftest.Marshal(v); err != nil {
+				if _, err := jsondiff.Marshal(v); err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
 			}

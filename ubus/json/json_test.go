@@ -17,9 +17,9 @@ import (
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/internal/jsondiff"
 	"github.com/carpd/carpd/internal/track"
 	json "github.com/carpd/carpd/ubus/json"
-	"github.com/carpd/carpd/ubus/json/internal/difftest"
 )
 
 type inner struct {
@@ -100,7 +100,7 @@ func marshalCases() []any {
 
 func TestMarshalMatchesEncodingJSON(t *testing.T) {
 	for _, v := range marshalCases() {
-		if _, err := difftest.Marshal(v); err != nil {
+		if _, err := jsondiff.Marshal(v); err != nil {
 			t.Error(err)
 		}
 	}
@@ -180,7 +180,7 @@ func targets() map[string]func() any {
 func TestUnmarshalMatchesEncodingJSON(t *testing.T) {
 	for _, in := range unmarshalInputs {
 		for name, newV := range targets() {
-			if err := difftest.Unmarshal([]byte(in), newV); err != nil {
+			if err := jsondiff.Unmarshal([]byte(in), newV); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
@@ -234,15 +234,15 @@ func TestUnmarshalInvalidTarget(t *testing.T) {
 func TestRealTypes(t *testing.T) {
 	for seed := range uint64(40) {
 		for _, err := range []error{
-			difftest.RoundTrip[daemon.Status](seed),
-			difftest.RoundTrip[daemon.Request](seed),
-			difftest.RoundTrip[daemon.Response](seed),
-			difftest.RoundTrip[daemon.MaintenanceResult](seed),
-			difftest.RoundTrip[carp.Status](seed),
-			difftest.RoundTrip[ctsync.Status](seed),
-			difftest.RoundTrip[track.Status](seed),
-			difftest.RoundTrip[tagged](seed),
-			difftest.RoundTrip[withPtrEmbed](seed),
+			jsondiff.RoundTrip[daemon.Status](seed),
+			jsondiff.RoundTrip[daemon.Request](seed),
+			jsondiff.RoundTrip[daemon.Response](seed),
+			jsondiff.RoundTrip[daemon.MaintenanceResult](seed),
+			jsondiff.RoundTrip[carp.Status](seed),
+			jsondiff.RoundTrip[ctsync.Status](seed),
+			jsondiff.RoundTrip[track.Status](seed),
+			jsondiff.RoundTrip[tagged](seed),
+			jsondiff.RoundTrip[withPtrEmbed](seed),
 		} {
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,7 @@
-// Package difftest compares carpd's package json (ubus/json) with encoding/json: the same
+// Package jsondiff compares carpd's package json (ubus/json) with encoding/json: the same
 // bytes out of Marshal, the same values and errors out of Unmarshal. The
 // tests of that package and of the packages that use it share it.
-package difftest
+package jsondiff
 
 import (
 	stdjson "encoding/json"

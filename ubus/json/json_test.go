@@ -138,6 +138,12 @@ var unmarshalInputs = []string{
 	`{"arr":[1,2,3]}`, `{"arr":[9]}`, `{"num":1.5e3}`, `{"num":"12"}`, `{"num":"x"}`, `{"raw": [ 1 , 2 ] }`,
 	`{"ptr":null,"iface":{"a":[1,"b"]}}`, `{"f32":1e39}`, `{"f32":0.1}`, `{"zero":"2026-12-08T01:02:03.45Z"}`,
 	`{"zero":"not a time"}`, `{"y":5,"X":3,"z":true}`, `{"-":1,"Skip":2,"Dash":3}`,
+	`{"up":true,"pending":false,"available":true,"autostart":true,"dynamic":false,"uptime":3600,"l3_device":"eth1",` +
+		`"proto":"dhcp","device":"eth1","metric":0,"dns_metric":0,"delegation":true,"ipv4-address":[{"address":"192.0.2.10",` +
+		`"mask":24}],"ipv6-address":[],"ipv6-prefix":[],"ipv6-prefix-assignment":[],"route":[{"target":"0.0.0.0","mask":0,` +
+		`"nexthop":"192.0.2.1","source":"192.0.2.10/32"}],"dns-server":["192.0.2.1"],"dns-search":[],"neighbors":[],` +
+		`"inactive":{"ipv4-address":[],"ipv6-address":[],"route":[],"dns-server":[],"dns-search":[],"neighbors":[]},"data":{"leasetime":86400}}`,
+	`{"up":false,"device":"br-lan","route":[{"target":"::","mask":"0"}]}`,
 	// syntax errors
 	`{`, `[`, `[1,`, `{"a"`, `{"a":`, `{"a":1`, `{"a" 1}`, `{"a":1 "b":2}`, `[1 2]`, `{a:1}`, `{,}`, `[,]`, `[1,]`,
 	`{"a":1,}`, `tru`, `trux`, `nul`, `fals`, `-`, `-x`, `01`, `1.`, `1.x`, `1e`, `1e+`, `1ex`, `.5`, `+1`, `"abc`,
@@ -170,6 +176,7 @@ func targets() map[string]func() any {
 		"request":  func() any { return new(daemon.Request) },
 		"response": func() any { return new(daemon.Response) },
 		"status":   func() any { return new(daemon.Status) },
+		"netifd":   func() any { return new(netifdStatus) },
 		"prefilled": func() any {
 			x := 5
 			return &tagged{Empty: "keep", Ptr: &x, IntMap: map[int]string{1: "old"}, Iface: &x}
@@ -185,6 +192,20 @@ func TestUnmarshalMatchesEncodingJSON(t *testing.T) {
 			}
 		}
 	}
+}
+
+// netifdStatus has the shape internal/track and internal/openwrt read
+// from netifd's interface status (their structs are local to functions).
+type netifdStatus struct {
+	Up       bool              `json:"up"`
+	L3Device string            `json:"l3_device"`
+	Device   string            `json:"device"`
+	IPv4     []json.RawMessage `json:"ipv4-address"`
+	IPv6     []json.RawMessage `json:"ipv6-address"`
+	Route    []struct {
+		Target string `json:"target"`
+		Mask   int    `json:"mask"`
+	} `json:"route"`
 }
 
 type numbers struct {

@@ -148,7 +148,7 @@ func (e *encoder) textMarshaler(v reflect.Value, t reflect.Type) error {
 	if err != nil {
 		return &MarshalerError{Type: t, Err: err, sourceFunc: "MarshalText"}
 	}
-	e.b = appendString(e.b, b)
+	e.b = appendString(e.b, string(b))
 	return nil
 }
 
@@ -321,8 +321,9 @@ const hex = "0123456789abcdef"
 
 // appendString appends s as a JSON string, HTML-safe, as encoding/json
 // does: <, > and & as \u003c, \u003e, \u0026, U+2028 and U+2029 escaped,
-// invalid UTF-8 as U+FFFD.
-func appendString[S []byte | string](dst []byte, s S) []byte {
+// invalid UTF-8 as U+FFFD. It takes a string only (a MarshalText result is
+// converted): a second instantiation for []byte would cost 3 KB of MIPS code.
+func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

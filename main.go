@@ -23,7 +23,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +41,7 @@ import (
 	"github.com/carpd/carpd/internal/metrics"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/track"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

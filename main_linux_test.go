@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/testfs"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // TestMaintenanceCLINotPersisted: `carpd maintenance on` with a state file

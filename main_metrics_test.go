@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // TestMetricsCLI: carpd metrics asks the control socket for the status

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/json"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -22,6 +21,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/openwrt"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {

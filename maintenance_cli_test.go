@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/carpd/carpd/internal/daemon"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // TestMaintenanceWaitCLI: `carpd maintenance on|off [--wait[=SECONDS]]`

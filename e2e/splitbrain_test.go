@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/carpd/carpd/ubus/ubustest"
 )
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/carpd/carpd/ubus/ubustest"
 )
 

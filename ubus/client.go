@@ -2,10 +2,11 @@ package ubus
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // Client keeps a connection to ubusd up: it dials in the background with

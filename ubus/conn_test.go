@@ -3,7 +3,6 @@ package ubus_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/carpd/carpd/ubus/ubustest"
 )
 

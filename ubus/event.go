@@ -2,11 +2,11 @@ package ubus
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // Send broadcasts an event, like `ubus send event data`

@@ -2,12 +2,12 @@ package ubus_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"os"
 
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // A daemon keeps its object registered across ubusd restarts with a Client,

@@ -3,12 +3,12 @@ package ubus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // Arg is one argument of a method signature: its name and the blobmsg type

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/google/go-cmp/cmp"
 )
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // The control socket speaks one JSON request per connection and answers

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // testConfig is a config without vhids, ubus, hooks or sync, its control

@@ -2,9 +2,10 @@ package daemon
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"testing"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // countingReader counts the bytes read through it.

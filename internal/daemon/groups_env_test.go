@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -22,6 +21,7 @@ import (
 	"github.com/carpd/carpd/internal/logx"
 	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // inGroups is vhid v in the demotion groups gs (besides carp).

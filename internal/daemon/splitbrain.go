@@ -13,13 +13,13 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // splitCheckEvery is how often the states are compared (besides at every

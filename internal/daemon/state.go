@@ -1,12 +1,13 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // persisted is what survives a restart of carpd (the state file).

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/carpd/carpd/internal/testfs"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // TestMaintenanceNotPersisted: with a state file that cannot be written

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // ubusObject is the name of carpd's ubus object.

@@ -1,13 +1,14 @@
 package metrics
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // A status document is read as JSON objects, lists and numbers, not into

@@ -2,10 +2,11 @@ package openwrt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // Caller is the part of a ubus client that network resolution needs.

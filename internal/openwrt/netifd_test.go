@@ -2,10 +2,11 @@ package openwrt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"testing"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 type fakeUbus map[string]string

@@ -2,7 +2,6 @@ package track
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/carpd/carpd/internal/lab"
 	"github.com/carpd/carpd/internal/vip"
 	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/carpd/carpd/ubus/ubustest"
 )
 

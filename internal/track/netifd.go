@@ -2,11 +2,11 @@ package track
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
 	"github.com/carpd/carpd/internal/openwrt"
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // UbusNetifd is Env.Netifd over a ubus connection: Status calls

@@ -9,7 +9,6 @@ package vip
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/carpd/carpd/internal/lab"
 	"github.com/carpd/carpd/internal/logx"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"

@@ -3,13 +3,13 @@ package blob_test
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"regexp"
 	"testing"
 
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/google/go-cmp/cmp"
 )
 

@@ -2,7 +2,6 @@ package blob
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/carpd/carpd/ubus/json"
 )
 
 // FromJSON encodes a JSON object as blobmsg table members, the payload of a

@@ -2,13 +2,13 @@ package blob
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/google/go-cmp/cmp"
 )
 

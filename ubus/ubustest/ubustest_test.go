@@ -2,7 +2,6 @@ package ubustest_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
+	"github.com/carpd/carpd/ubus/json"
 	"github.com/carpd/carpd/ubus/ubustest"
 )
 

@@ -57,16 +57,6 @@ var forbiddenPkgs = map[string]string{
 	"encoding/json":                      "encoding/json costs 196,608 B (carpd uses ubus/json, which writes the same bytes; go run ./scripts/jsonconv converts code written against encoding/json)",
 }
 
-// excused lets a forbidden package, or its functions (a prefix in
-// forbiddenFuncs), stay while it comes only with another package: log/slog
-// imports encoding/json for its JSONHandler and keeps it linked. Once
-// log/slog is forbidden too (internal/logx replaces it), this changes
-// nothing.
-var excused = map[string]string{
-	"encoding/json":  "log/slog",
-	"encoding/json.": "log/slog.",
-}
-
 // resolving are the net functions and types that go through Go's resolver
 // (a name or "host:port" string): linking any of them links the DNS client,
 // 262,144 B. DialUnix, ListenUnix, ListenIP, ListenUDP, DialUDP with
@@ -201,13 +191,10 @@ func checkDeps(pkgs []listedPkg) []string {
 		var by []string
 		for _, q := range pkgs {
 			for _, imp := range q.Imports {
-				if imp == p.ImportPath && excused[p.ImportPath] != q.ImportPath {
+				if imp == p.ImportPath {
 					by = append(by, q.ImportPath)
 				}
 			}
-		}
-		if len(by) == 0 && excused[p.ImportPath] != "" {
-			continue
 		}
 		problems = append(problems, fmt.Sprintf("%s is linked (imported by %s): %s", p.ImportPath, strings.Join(by, ", "), why))
 	}
@@ -297,16 +284,12 @@ func checkFuncs(names []string) []string {
 	var problems []string
 	for _, f := range forbiddenFuncs {
 		var hits []string
-		excuse := false
 		for _, n := range names {
 			if strings.HasPrefix(n, f.prefix) {
 				hits = append(hits, n)
 			}
-			if e := excused[f.prefix]; e != "" && strings.HasPrefix(n, e) {
-				excuse = true
-			}
 		}
-		if len(hits) > 0 && !excuse {
+		if len(hits) > 0 {
 			problems = append(problems, fmt.Sprintf("%d functions %s* (e.g. %s): %s", len(hits), f.prefix, hits[0], f.why))
 		}
 	}

@@ -382,7 +382,7 @@ func TestSplitBrainHealNeighbour(t *testing.T) {
 	// Partition: the LAN switch drops every frame between r1's and r2's
 	// ports.
 	a, b := r1.links["lan"].Port, r2.links["lan"].Port
-	rules := fmt.Sprintf("table bridge part {\n\tchain fwd {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tiifname %q oifname %q drop\n\t\tiifname %q oifname %q drop\n\t}\n}\n", a, b, b, a)
+	rules := fmt.Sprintf("table bridge part {\n\tchain cut {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tiifname %q oifname %q drop\n\t\tiifname %q oifname %q drop\n\t}\n}\n", a, b, b, a)
 	file := tl.dir + "/part.nft"
 	if err := os.WriteFile(file, []byte(rules), 0o644); err != nil {
 		t.Fatal(err)

@@ -242,17 +242,21 @@ type trialResult struct {
 	// backMoves counts the changes of the LAN VIP's holder seen (every
 	// 10 ms) from the heal until r1 had held it for settle.
 	backMoves int
+	setup     time.Duration // lab built and daemons settled
 }
 
 func runTrial(ctx context.Context, im impl, dir string, rng *rand.Rand) (res trialResult, err error) {
+	began := time.Now()
 	tb, err := newTestbed(dir)
 	if err != nil {
 		return res, setupError{err}
 	}
 	defer func() {
+		t0 := time.Now()
 		if cerr := tb.close(); cerr != nil && err == nil {
 			err = cerr
 		}
+		logf("    lab up in %v; torn down in %v", res.setup.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	}()
 	if err := im.start(tb.r1); err != nil {
 		return res, setupError{fmt.Errorf("start r1: %w", err)}
@@ -272,6 +276,7 @@ func runTrial(ctx context.Context, im impl, dir string, rng *rand.Rand) (res tri
 	if err := pollCtx(ctx, 20*time.Second, 50*time.Millisecond, func() (bool, error) { return im.ready(tb, r2Since) }); err != nil {
 		return res, setupError{fmt.Errorf("r1 master, r2 backup, check up: %w", err)}
 	}
+	res.setup = time.Since(began)
 	p, err := tb.client.StartProbe(netip.MustParseAddr(serverIP), probeInterval, 2*time.Minute)
 	if err != nil {
 		return res, setupError{err}

@@ -175,6 +175,7 @@ func (c *Config) Validate() []*FieldError {
 		}
 	}
 	c.Sync.validate(add)
+	c.validateTracks(add)
 	return errs
 }
 

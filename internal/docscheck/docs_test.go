@@ -115,6 +115,7 @@ var uciSections = []struct{ typ, fn, file string }{
 	{"carpd", "global", "internal/openwrt/config.go"},
 	{"vhid", "vhid", "internal/openwrt/config.go"},
 	{"sync", "sync", "internal/openwrt/sync.go"},
+	{"track", "track", "internal/openwrt/track.go"},
 }
 
 func TestUCIOptionsDocumented(t *testing.T) {

@@ -80,11 +80,14 @@ func MapConfig(f *File) (cfg *config.Config, warnings []string, errs []error) {
 			m.vhid(s)
 		case "sync":
 			m.sync(s)
+		case "track":
+			m.track(s)
 		default:
 			m.warnf(s.Line, "section type %q is not known to this version; ignored", s.Type)
 		}
 	}
 	m.validate()
+	m.trackWarnings()
 
 	// Sections are visited in file order, but a reopened section (a second
 	// `config vhid 'lan'`) and Validate's errors break line order; sort so
@@ -115,6 +118,7 @@ type mapper struct {
 	globalSec *Section            // the carpd section, if any
 	syncSec   *Section            // the sync section, if any
 	vhids     map[string]*Section // enabled vhid sections by name
+	tracks    map[string]*Section // track sections by name
 	// bad marks options already reported, so Validate does not report the
 	// same option again ("vhid is required" after "vhid: not a number").
 	bad map[badKey]bool
@@ -237,6 +241,8 @@ func (m *mapper) vhid(s *Section) {
 			v.Addresses = m.addresses(s, o)
 		case "peer":
 			v.Peers = m.peers(s, o)
+		case "group":
+			v.Groups = m.vhidGroups(s, o)
 		case "preempt":
 			var b bool
 			if m.boolean(s, o, &b) {
@@ -396,6 +402,10 @@ var globalOptions = map[string]bool{
 // it names, or of its section when the option is not in the file.
 func (m *mapper) validate() {
 	for _, fe := range m.cfg.Validate() {
+		if ts := m.tracks[fe.Section]; ts != nil && fe.Section != "global" && fe.Section != "sync" {
+			m.trackValidateError(ts, fe)
+			continue
+		}
 		var s *Section
 		switch {
 		case fe.Section == "global" && globalOptions[fe.Option]:

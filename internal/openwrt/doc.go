@@ -23,6 +23,8 @@
 //	uci.go       ParseUCI, File.format: the UCI syntax (pure)
 //	config.go    ParseConfig, LoadConfig, MapConfig: sections carpd and vhid (pure)
 //	sync.go      the sync section (pure)
+//	track.go     the track sections and a vhid's list group (pure)
+//	trackrun.go  RunProgram: a tracker's script through runCombined
 //	errors.go    ParseError, ConfigError
 //	hotplug.go   Hotplug: runs hotplug-call carp on its own goroutine, in order,
 //	             each run bounded by a timeout
@@ -106,18 +108,23 @@
 //		list peer '192.168.1.3'       # unicast adverts to each peer
 //		option preempt '1'            # overrides the global preempt
 //
-// Three section types: carpd (the global section, at most one, shown
-// above with its main options), vhid (one per virtual host) and sync
-// (connection-state sync, at most one):
+// Four section types: carpd (the global section, at most one, shown
+// above with its main options), vhid (one per virtual host), sync
+// (connection-state sync, at most one) and track (trackers, each named):
 //
 //	config sync 'sync'
 //		option interface 'eth2'       # the dedicated sync link; required
 //		option peer '10.254.0.2'      # or option group for multicast
 //		option key '...'              # 64 hex digits or a strong passphrase
 //
+//	config track 'wan_ping'           # the name is the demotion source
+//		option type 'ping'            # ping|interface|script|file|process
+//		list target '198.51.100.1'
+//		option device 'wan'           # probe out of this device or network
+//
 // Every option of every section, its type, default and validation, is
 // listed in docs/uci.md, which internal/docscheck keeps in step with the
-// option switches of config.go and sync.go.
+// option switches of config.go, sync.go and track.go.
 //
 // Booleans are spelled as uci spells them: 1, yes, on, true, enabled and 0,
 // no, off, false, disabled. Unknown sections and unknown options produce

@@ -4,7 +4,8 @@
 //	carpd [run] -c FILE        run in the foreground (SIGTERM stops, SIGHUP reloads)
 //	carpd check-config -c FILE validate a configuration
 //	carpd status [--json] [-s SOCKET]
-//	carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
+//	carpd demote [-s SOCKET] [-g GROUP] [--vhid N] [--interface IF] N
+//	carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
 //	carpd maintenance [-s SOCKET] on|off
 //	carpd reload [-s SOCKET]
 //	carpd version
@@ -39,6 +40,7 @@ import (
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/openwrt"
+	"github.com/carpd/carpd/internal/track"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -52,10 +54,14 @@ const usage = `usage:
   carpd [run] [-c FILE] [-s SOCKET]    run in the foreground; SIGTERM stops, SIGHUP reloads
   carpd check-config [-c FILE]         validate a configuration (errors as FILE:LINE: message)
   carpd status [--json] [-s SOCKET]    show the state of every vhid
-  carpd demote [-s SOCKET] [--vhid N] [--interface IF] N
+  carpd demote [-s SOCKET] [-g GROUP] [--vhid N] [--interface IF] N
                                        change the demotion by N (negative undoes; the
-                                       counter stays in 0..255); --vhid and --interface
-                                       narrow it to that vhid and/or the vhids there
+                                       counter stays in 0..255): of the group carp (or
+                                       GROUP); --vhid and --interface narrow it to that
+                                       vhid and/or the vhids there
+  carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
+                                       set the group's source NAME to N (0 removes it),
+                                       expiring after SECONDS when given
   carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
@@ -230,6 +236,11 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	if st.Demotion.Maintenance {
 		maint = ", MAINTENANCE MODE"
 	}
+	for _, g := range st.Demotion.Groups {
+		if g.Demotion > 0 && g.Name != config.DefaultGroup {
+			maint += fmt.Sprintf(", group %s %d", g.Name, g.Demotion)
+		}
+	}
 	fmt.Fprintf(w, "carpd %s, pid %d, up %s, demotion manual %d link %d sync %d%s\n\n", st.Version, st.PID,
 		time.Since(st.Started).Round(time.Second), st.Demotion.Manual, st.Demotion.Link, st.Demotion.Sync, maint)
 	var tw table
@@ -248,6 +259,7 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	tw.flush(w)
 	for _, v := range st.VHIDs {
 		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
+		printDemotion(w, &v)
 		if c := v.Counters; c.StaleSequence+c.TimingMismatch+c.Downgrade > 0 {
 			fmt.Fprintf(w, "    replayed adverts refused: stale sequence %d, timing rewritten %d, downgraded %d\n",
 				c.StaleSequence, c.TimingMismatch, c.Downgrade)
@@ -269,7 +281,58 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	if st.TransitionsDropped > 0 {
 		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
 	}
+	printTrackers(w, st.Trackers)
 	printSync(w, &st.Sync)
+}
+
+// printDemotion says why a vhid is demoted: its demotion and the peer's,
+// its groups, and each source with its value, reason and since.
+func printDemotion(w io.Writer, v *daemon.VHIDStatus) {
+	if v.Demotion == 0 && v.PeerDemotion == nil && len(v.Groups) <= 1 && len(v.DemotionSources) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "    demotion %d", v.Demotion)
+	if v.PeerDemotion != nil {
+		fmt.Fprintf(w, ", peer advertises %d", *v.PeerDemotion)
+		if v.PeerAdvSkew != nil {
+			fmt.Fprintf(w, " (advskew %d)", *v.PeerAdvSkew)
+		}
+	}
+	if len(v.Groups) > 0 {
+		fmt.Fprintf(w, "; groups %s", strings.Join(v.Groups, " "))
+	}
+	fmt.Fprintln(w)
+	for _, s := range v.DemotionSources {
+		g := s.Group
+		if g == "" {
+			g = "this vhid"
+		}
+		fmt.Fprintf(w, "      %s (%s) +%d: %s, since %s", s.Name, g, s.Value, s.Reason, s.Since.Local().Format("15:04:05"))
+		if !s.Expires.IsZero() {
+			fmt.Fprintf(w, ", expires %s", s.Expires.Local().Format("15:04:05"))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func printTrackers(w io.Writer, ts []track.Status) {
+	if len(ts) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ntrackers:")
+	for _, t := range ts {
+		fmt.Fprintf(w, "  %s (%s, group %s, weight %d): %s", t.Name, t.Type, t.Group, t.Weight, strings.ToUpper(t.State))
+		if t.Value > 0 {
+			fmt.Fprintf(w, " +%d", t.Value)
+		}
+		fmt.Fprintf(w, ": %s, since %s; rounds %d good %d bad %d\n", t.Reason, t.Since.Local().Format("15:04:05"), t.Rounds, t.Good, t.Bad)
+		for _, a := range t.Targets {
+			fmt.Fprintf(w, "    %s: sent %d, received %d, rtt %.1f ms\n", a.Address, a.Sent, a.Received, a.RTTms)
+		}
+		if t.Error != "" {
+			fmt.Fprintf(w, "    error: %s\n", t.Error)
+		}
+	}
 }
 
 // table collects lines of tab-separated cells and writes them as
@@ -355,31 +418,75 @@ func printSync(w io.Writer, s *daemon.SyncStatus) {
 }
 
 func cmdDemote(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demote", stderr)
-	sock := socketFlag(fs)
-	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
-	iface := fs.String("interface", "", "only the vhids on this `interface` (with --vhid: that vhid there)")
-	flags, pos := splitArgs(args)
-	if fs.Parse(flags) != nil {
-		return 2
-	}
-	if len(pos) != 1 || fs.NArg() != 0 || *vhid > 255 {
+	sock, req, err := parseDemoteArgs(args, stderr)
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "carpd demote: %v\n", err)
+		}
 		fmt.Fprint(stderr, demoteUsage)
 		return 2
 	}
-	n, err := parseDemotion(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "carpd demote: %v\n%s", err, demoteUsage)
-		return 2
-	}
-	if _, err := daemon.Call(*sock, daemon.Request{Method: "demote", VHID: uint8(*vhid), Interface: *iface, By: n}); err != nil {
+	if _, err := daemon.Call(sock, req); err != nil {
 		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-const demoteUsage = "usage: carpd demote [-s SOCKET] [--vhid N] [--interface IF] N\n"
+const demoteUsage = `usage: carpd demote [-s SOCKET] [-g GROUP] [--vhid N] [--interface IF] N
+       carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
+`
+
+var errUsage = errors.New("usage")
+
+// parseDemoteArgs parses the arguments of carpd demote: relative (a
+// number, for a group or vhids) or absolute (--source and --set, in a
+// group, with an optional ttl). The daemon checks the names and ranges
+// again; these checks only give a clearer message at once.
+func parseDemoteArgs(args []string, stderr io.Writer) (string, daemon.Request, error) {
+	fs := newFlags("demote", stderr)
+	sock := socketFlag(fs)
+	vhid := fs.Uint("vhid", 0, "only this `vhid` (default: all)")
+	iface := fs.String("interface", "", "only the vhids on this `interface` (with --vhid: that vhid there)")
+	var group string
+	fs.StringVar(&group, "g", "", "the demotion `group` (default carp)")
+	fs.StringVar(&group, "group", "", "the demotion `group` (default carp)")
+	source := fs.String("source", "", "set the named `source` of the group absolutely (with --set)")
+	set := fs.String("set", "", "the source's new `value`, 0 to 255 (0 removes it)")
+	ttl := fs.Int("ttl", 0, "the source expires after this many `seconds` (0: never, at most 86400)")
+	flags, pos := splitArgs(args)
+	if fs.Parse(flags) != nil || fs.NArg() != 0 || *vhid > 255 {
+		return "", daemon.Request{}, errUsage
+	}
+	req := daemon.Request{Method: "demote", VHID: uint8(*vhid), Interface: *iface, Group: group}
+	if *source != "" || *set != "" {
+		n, err := strconv.Atoi(*set)
+		switch {
+		case *source == "" || *set == "":
+			return "", req, errors.New("--source and --set go together")
+		case len(pos) != 0 || *vhid != 0 || *iface != "":
+			return "", req, errors.New("--source/--set set a group's source: no relative N, --vhid or --interface")
+		case err != nil || n < 0 || n > daemon.MaxDemotion:
+			return "", req, fmt.Errorf("--set %q: want 0 to %d", *set, daemon.MaxDemotion)
+		case *ttl < 0 || *ttl > 86400:
+			return "", req, fmt.Errorf("--ttl %d: want 0 to 86400 seconds", *ttl)
+		}
+		req.Source, req.Set, req.TTL = *source, &n, *ttl
+		return *sock, req, nil
+	}
+	if *ttl != 0 {
+		return "", req, errors.New("--ttl goes with --source and --set")
+	}
+	if len(pos) != 1 {
+		return "", req, errUsage
+	}
+	n, err := parseDemotion(pos[0])
+	if err != nil {
+		return "", req, err
+	}
+	req.By = n
+	return *sock, req, nil
+}
 
 // splitArgs separates the flags of carpd demote (with their values) from
 // the positional arguments, wherever they appear, so that a negative
@@ -411,7 +518,7 @@ func isValueFlag(a string) bool {
 		return false
 	}
 	switch strings.TrimPrefix(a[1:], "-") {
-	case "s", "vhid", "interface":
+	case "s", "vhid", "interface", "g", "group", "source", "set", "ttl":
 		return true
 	}
 	return false

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
@@ -218,12 +218,16 @@ func TestDefaultConfig(t *testing.T) {
 // the demotion.
 func TestDemoteArgs(t *testing.T) {
 	for _, tc := range []struct {
-		args  []string
-		vhid  uint
-		iface string
-		sock  string
-		by    int
-		err   bool
+		args   []string
+		vhid   uint
+		iface  string
+		sock   string
+		by     int
+		group  string
+		source string
+		set    int // -1: not set
+		ttl    int
+		err    bool
 	}{
 		{args: []string{"5"}, by: 5},
 		{args: []string{"-3"}, by: -3},
@@ -248,24 +252,31 @@ func TestDemoteArgs(t *testing.T) {
 		{args: []string{"1.5"}, err: true},
 		{args: []string{"--vhid", "5", "x", "1"}, err: true},
 		{args: []string{"-h"}, err: true},
+		// Groups, relative and absolute.
+		{args: []string{"-g", "wan", "2"}, group: "wan", by: 2},
+		{args: []string{"-2", "--group", "wan"}, group: "wan", by: -2},
+		{args: []string{"-g", "wan", "--source", "mwan3", "--set", "10"}, group: "wan", source: "mwan3", set: 10},
+		{args: []string{"--source", "bird", "--set", "0", "--ttl", "60"}, source: "bird", set: 0, ttl: 60},
+		{args: []string{"-g", "wan", "--source=x", "--set=255", "--ttl=86400"}, group: "wan", source: "x", set: 255, ttl: 86400},
+		{args: []string{"--source", "x"}, err: true},                    // no value
+		{args: []string{"--set", "3"}, err: true},                       // no source
+		{args: []string{"--source", "x", "--set", "-1"}, err: true},     // below 0
+		{args: []string{"--source", "x", "--set", "256"}, err: true},    // above 255
+		{args: []string{"--source", "x", "--set", "two"}, err: true},    // not a number
+		{args: []string{"--source", "x", "--set", "1", "3"}, err: true}, // and a relative N
+		{args: []string{"--source", "x", "--set", "1", "--vhid", "1"}, err: true},
+		{args: []string{"--source", "x", "--set", "1", "--ttl", "86401"}, err: true},
+		{args: []string{"--source", "x", "--set", "1", "--ttl", "-1"}, err: true},
+		{args: []string{"--ttl", "5", "1"}, err: true}, // a ttl for a relative demotion
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			fs := newFlags("demote", io.Discard)
-			sock := socketFlag(fs)
-			vhid := fs.Uint("vhid", 0, "")
-			iface := fs.String("interface", "", "")
-			flags, pos := splitArgs(tc.args)
-			err := fs.Parse(flags)
-			var by int
-			if err == nil && (len(pos) != 1 || fs.NArg() != 0 || *vhid > 255) {
-				err = errors.New("usage")
+			if tc.set == 0 && tc.source == "" {
+				tc.set = -1
 			}
-			if err == nil {
-				by, err = parseDemotion(pos[0])
-			}
+			sock, req, err := parseDemoteArgs(tc.args, io.Discard)
 			if tc.err {
 				if err == nil {
-					t.Fatalf("accepted: vhid %d iface %q by %d", *vhid, *iface, by)
+					t.Fatalf("accepted: %+v", req)
 				}
 				return
 			}
@@ -276,8 +287,13 @@ func TestDemoteArgs(t *testing.T) {
 			if want == "" {
 				want = config.DefaultControlSocket
 			}
-			if *vhid != tc.vhid || *iface != tc.iface || by != tc.by || *sock != want {
-				t.Fatalf("vhid %d iface %q by %d sock %s, want %d %q %d %s", *vhid, *iface, by, *sock, tc.vhid, tc.iface, tc.by, want)
+			set := -1
+			if req.Set != nil {
+				set = *req.Set
+			}
+			if uint(req.VHID) != tc.vhid || req.Interface != tc.iface || req.By != tc.by || sock != want || req.Group != tc.group ||
+				req.Source != tc.source || set != tc.set || req.TTL != tc.ttl || req.Method != "demote" {
+				t.Fatalf("sent %+v (set %d) to %s, want %+v", req, set, sock, tc)
 			}
 		})
 	}
@@ -320,6 +336,15 @@ func TestDemoteCLI(t *testing.T) {
 	}
 	if code, _, errs := runCLI("demote", "-s", sock, "--vhid", "5"); code != 2 || !strings.Contains(errs, "usage") {
 		t.Fatalf("demote without a number: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI("demote", "-s", sock, "-g", "wan", "--source", "mwan3", "--set", "3", "--ttl", "30"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if r := <-got; r.Group != "wan" || r.Source != "mwan3" || r.Set == nil || *r.Set != 3 || r.TTL != 30 || r.By != 0 {
+		t.Fatalf("sent %+v", r)
+	}
+	if code, _, errs := runCLI("demote", "-s", sock, "--source", "x", "--set", "300"); code != 2 || !strings.Contains(errs, "want 0 to 255") {
+		t.Fatalf("--set 300: exit %d: %s", code, errs)
 	}
 }
 
@@ -370,5 +395,41 @@ func TestPrintStatusDrops(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "replayed adverts refused"); n != 1 {
 		t.Errorf("%d vhids show replay drops, want 1 (only one has any)", n)
+	}
+}
+
+// TestPrintStatusDemotion: `carpd status` says per vhid why it is demoted
+// (each source with its group, value, reason and since; the peer's
+// demotion next to ours) and lists the trackers.
+func TestPrintStatusDemotion(t *testing.T) {
+	b, err := os.ReadFile("internal/luciview/testdata/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printStatus(&out, &st)
+	hms := func(s string) string {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Local().Format("15:04:05")
+	}
+	for _, want := range []string{
+		"  eth1 vhid 2: 203.0.113.1/24\n    demotion 3, peer advertises 0 (advskew 0); groups carp wan\n",
+		"      mwan3 (wan) +2: set with demote --set --ttl 300, since " + hms("2026-05-04T09:58:00Z") + ", expires " + hms("2026-05-04T10:03:00Z") + "\n",
+		"      wan_ping (wan) +1: 0 of 1 targets answered for 3 rounds, since " + hms("2026-05-04T09:12:31Z") + "\n",
+		"    demotion 0, peer advertises 0 (advskew 100); groups carp\n",
+		"  wan_ping (ping, group wan, weight 1): DOWN +1: 0 of 1 targets answered for 3 rounds, since " + hms("2026-05-04T09:12:31Z"),
+		"    198.51.100.1: sent 266400, received 263602, rtt 4.2 ms\n",
+		"    error: sendto: network is unreachable\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -156,7 +156,7 @@ func (c *cluster) vhid1Status(r *router) carp.Status {
 	c.t.Helper()
 	for _, v := range c.status(r).VHIDs {
 		if v.Interface == "lan" && v.VHID == 1 {
-			return v
+			return v.Status
 		}
 	}
 	c.t.Fatalf("%s: no lan vhid 1 in status", r.name)

@@ -111,7 +111,17 @@ type Status struct {
 	MasterSeen *time.Time `json:"master_seen,omitempty"`
 	Addresses  []string   `json:"addresses"`
 	Peers      []string   `json:"peers,omitempty"`
-	Counters   Counters   `json:"counters"`
+	// PeerDemotion and PeerAdvSkew are the demote byte and advskew of
+	// the last advert heard from another router (the master, while we
+	// are backup): its demotion next to ours. Nil until one is heard.
+	PeerDemotion *uint8   `json:"peer_demotion,omitempty"`
+	PeerAdvSkew  *uint8   `json:"peer_advskew,omitempty"`
+	Counters     Counters `json:"counters"`
+	// SendErrorsSince is when the vhost demoted itself by one for
+	// failing to send its adverts (SendErrorDemoteThreshold in a row);
+	// zero while it is not. The daemon lists it as the source
+	// send_errors.
+	SendErrorsSince time.Time `json:"-"`
 	// Error says why a vhid is not running (INIT), e.g. a missing device.
 	Error string `json:"error,omitempty"`
 }
@@ -140,7 +150,8 @@ type VHost struct {
 	extDemote  uint8 // demotion from outside (manual, link, sync)
 	sendErrs   int   // consecutive send errors
 	errDemoted bool
-	linger     Timer // pending VIP removal after a bow-out
+	errSince   time.Time // when errDemoted was set
+	linger     Timer     // pending VIP removal after a bow-out
 	linkUp     bool
 	last4      time.Time // when an IPv4 advert was last heard
 
@@ -372,6 +383,10 @@ func (v *VHost) receive(ad rxAdvert) {
 	if v.m.State != Master && (p.src.Is4() || now.Sub(v.last4) > v.m.Params.MasterDown()) {
 		v.publish(func(s *Status) { s.Master = p.src.String(); s.MasterSeen = &now })
 	}
+	if a.AdvBase != BowOutAdvBase {
+		dem, skew := a.Demote, a.AdvSkew
+		v.publish(func(s *Status) { s.PeerDemotion, s.PeerAdvSkew = &dem, &skew })
+	}
 	v.step(EvAdvert{AdvBase: a.AdvBase, AdvSkew: a.AdvSkew, Demote: a.Demote, Src: p.src})
 }
 
@@ -382,8 +397,9 @@ func (v *VHost) stepDemote() {
 	}
 	v.step(EvDemote{Demote: uint8(min(d, 255))})
 	// Status shows the demotion at once, also in a state that sends
-	// nothing (INIT, BACKUP) and so publishes nothing else.
-	v.publish(func(*Status) {})
+	// nothing (INIT, BACKUP) and so publishes nothing else; with it, the
+	// send-error source that explains it.
+	v.publish(func(s *Status) { s.SendErrorsSince = v.errSince })
 }
 
 // step feeds the machine and carries out its actions in order.
@@ -477,7 +493,7 @@ func (v *VHost) send(s ActSend) {
 		v.sendErrs++
 		v.log.Warn("sending advert", "err", err)
 		if v.sendErrs >= SendErrorDemoteThreshold && !v.errDemoted {
-			v.errDemoted = true
+			v.errDemoted, v.errSince = true, v.clk.Now()
 			v.stepDemote()
 		}
 		v.publish(func(st *Status) { st.Counters.SendErrors++ })
@@ -486,7 +502,7 @@ func (v *VHost) send(s ActSend) {
 	if v.sendErrs > 0 {
 		v.sendErrs = 0
 		if v.errDemoted {
-			v.errDemoted = false
+			v.errDemoted, v.errSince = false, time.Time{}
 			v.stepDemote()
 		}
 	}

@@ -13,9 +13,21 @@ import (
 func (e *Engine) setSynced(timedOut bool) {
 	e.bulkWanted = false
 	if e.synced {
+		// A complete table after the initial transfer timed out: the
+		// transfer no longer counts as failed (Bulk.TimedOut, the
+		// daemon's sync_bulk demotion), and OnSynced says so again.
+		if !timedOut && e.bulkFailed {
+			e.bulkFailed = false
+			e.mu.Lock()
+			e.st.Bulk.TimedOut = false
+			e.mu.Unlock()
+			if e.cfg.OnSynced != nil {
+				e.cfg.OnSynced()
+			}
+		}
 		return
 	}
-	e.synced = true
+	e.synced, e.bulkFailed = true, timedOut
 	e.release()
 	// The snapshot that says synced also counts the flows that made it
 	// so: a full publish first (a walk of the tables included), else a
@@ -161,6 +173,12 @@ func (e *Engine) bulkApplied(ctx context.Context) {
 // bulkTimers asks for the peer's table while we want it, moves or ends
 // the wait for it, and (re)sends our BULK_END.
 func (e *Engine) bulkTimers(now time.Time) {
+	// After a failed initial transfer, a session that comes up brings
+	// the table we lack.
+	if e.bulkFailed && !e.bulkWanted && e.bulkDone == nil && e.sess.Established() {
+		e.bulkWanted, e.bulkAsked = true, time.Time{}
+		e.log.Info("sync session up after the initial transfer failed; asking for the peer's table")
+	}
 	if e.bulkWanted && e.sess.Established() && now.Sub(e.bulkAsked) >= 5*time.Second {
 		e.bulkAsked = now
 		e.sendControl(now, false, wire.Record{Type: wire.RecordBulkReq})

@@ -79,7 +79,8 @@ type Config struct {
 	// ctsynctest.Clock.
 	Clock Clock
 	// OnSynced is called (from the engine goroutine, so it must not block)
-	// when the initial bulk transfer from the peer completed or timed out.
+	// when the initial bulk transfer from the peer completed or timed out,
+	// and again when a complete table arrives after it timed out.
 	OnSynced func()
 }
 
@@ -229,6 +230,10 @@ type Engine struct {
 	purgeAt      time.Time
 	takeoverAt   time.Time
 	lastWalk     time.Time // publish's last count of the table
+	// bulkFailed: the initial transfer timed out and no complete table
+	// came since (Status.Bulk.TimedOut); the table is asked for again
+	// once a session is up.
+	bulkFailed bool
 
 	mu sync.Mutex // guards st
 	st Status

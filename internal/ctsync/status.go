@@ -29,7 +29,7 @@ type Status struct {
 // BulkStatus is the progress of the initial transfer.
 type BulkStatus struct {
 	Synced   bool `json:"synced"`    // we have the peer's table (or gave up waiting)
-	TimedOut bool `json:"timed_out"` // gave up waiting
+	TimedOut bool `json:"timed_out"` // gave up waiting, and no complete table came since
 	Received int  `json:"received"`  // peer flows received so far
 	Serving  bool `json:"serving"`   // sending our table to the peer
 	Queued   int  `json:"queued"`    // of our table, still to send

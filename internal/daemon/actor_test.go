@@ -32,7 +32,7 @@ func TestConcurrentRequests(t *testing.T) {
 				if _, err := Call(sock, Request{Method: "demote", By: 1}); err != nil {
 					errs <- fmt.Errorf("demote: %w", err)
 				}
-				if err := d.Demote(2, "", 1); err != nil {
+				if err := d.Demote(2, "", "", 1); err != nil {
 					errs <- fmt.Errorf("demote vhid 2: %w", err)
 				}
 				if _, err := d.Status(); err != nil {

@@ -22,6 +22,9 @@ import (
 //	{"method":"demote","by":N}                    every vhid, relative
 //	{"method":"demote","vhid":1,"interface":"eth0","by":N}
 //	{"method":"demote","interface":"eth0","by":N} every vhid on eth0
+//	{"method":"demote","group":"wan","by":N}      the group wan's manual demotion
+//	{"method":"demote","group":"wan","source":"mwan3","set":N,"ttl":S}
+//	                                              one named source, absolutely
 //	{"method":"reload"}                           answers once removed vhids bowed out
 //	{"method":"maintenance","enable":true}        result: maintenance, persisted, warning
 //	{"method":"resync"}
@@ -44,6 +47,13 @@ type Request struct {
 	Interface string `json:"interface,omitempty"`
 	By        int    `json:"by,omitempty"`
 	Enable    *bool  `json:"enable,omitempty"`
+	// Demotion groups: Group is the group of a relative demotion (By) or
+	// of the source set absolutely: Source set to Set (absent is not 0)
+	// for TTL seconds (0: until changed).
+	Group  string `json:"group,omitempty"`
+	Source string `json:"source,omitempty"`
+	Set    *int   `json:"set,omitempty"`
+	TTL    int    `json:"ttl,omitempty"`
 }
 
 // Response is a control-socket response.
@@ -200,7 +210,13 @@ func (d *Daemon) Handle(req Request) (any, error) {
 	case "status":
 		return d.Status()
 	case "demote":
-		return nil, d.Demote(req.VHID, req.Interface, req.By)
+		if err := checkDemoteRequest(req); err != nil {
+			return nil, err
+		}
+		if req.Source != "" || req.Set != nil {
+			return nil, d.SetDemotion(req.Group, req.Source, *req.Set, req.TTL)
+		}
+		return nil, d.Demote(req.VHID, req.Interface, req.Group, req.By)
 	case "reload":
 		return nil, d.Reload()
 	case "maintenance":
@@ -214,10 +230,41 @@ func (d *Daemon) Handle(req Request) (any, error) {
 	return nil, fmt.Errorf("%w: unknown method %q", ErrInvalidArgument, req.Method)
 }
 
-// Demote changes the manual demotion (see demote).
-func (d *Daemon) Demote(vhid uint8, iface string, delta int) error {
+// Demote changes a manual demotion (see demote).
+func (d *Daemon) Demote(vhid uint8, iface, group string, delta int) error {
 	var err error
-	if derr := d.do(func() { err = d.demote(vhid, iface, delta) }); derr != nil {
+	if derr := d.do(func() { err = d.demote(vhid, iface, group, delta) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// checkDemoteRequest checks the shape of a demote request: relative
+// (by, with a group or a vhid/interface) or absolute (source and set,
+// with a group and a ttl).
+func checkDemoteRequest(req Request) error {
+	if req.Source == "" && req.Set == nil {
+		if req.TTL != 0 {
+			return fmt.Errorf("%w: ttl goes with source and set", ErrInvalidArgument)
+		}
+		return nil
+	}
+	switch {
+	case req.Source == "":
+		return fmt.Errorf("%w: set needs a source name", ErrInvalidArgument)
+	case req.Set == nil:
+		return fmt.Errorf("%w: source %q needs set: its new value", ErrInvalidArgument, req.Source)
+	case req.By != 0 || req.VHID != 0 || req.Interface != "":
+		return fmt.Errorf("%w: a source is set in a group, not with by, vhid or interface", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// SetDemotion sets the named source of group ("" is carp) to value, for
+// ttl seconds (0: until changed); see setExternal.
+func (d *Daemon) SetDemotion(group, source string, value, ttl int) error {
+	var err error
+	if derr := d.do(func() { err = d.setExternal(group, source, value, ttl) }); derr != nil {
 		return derr
 	}
 	return err

@@ -1,13 +1,14 @@
 // Package daemon wires carpd together: it turns a config.Config into running
 // CARP virtual hosts (package carp) on their interfaces, acts on their
-// decisions through package vip, watches link state, sums the demotion
-// sources, serves the control socket and applies reloads. It is the only
+// decisions through package vip, watches link state, keeps the demotion
+// groups (package demote) and runs the trackers (package track), serves
+// the control socket and applies reloads. It is the only
 // package that knows all the others.
 //
 // # One owner
 //
 // The daemon's state (the config, the vhosts and interfaces, the demotion
-// counters, maintenance mode, the sync engine, the recent transitions) is
+// sources, the trackers, maintenance mode, the sync engine, the recent transitions) is
 // owned by one goroutine: the loop of Run. Nothing else reads or writes it,
 // and it has no lock. Everyone else talks to the loop:
 //
@@ -18,8 +19,10 @@
 //     the requester's goroutine, before or after;
 //   - vhost goroutines report transitions on the events channel, which
 //     never blocks them;
-//   - signals, the link watcher, netifd events and the sync engine's
-//     "synced" arrive on channels of their own;
+//   - signals, the link watcher, netifd events, the sync engine's
+//     "synced", the trackers' reports (a wake-up; the reports wait in
+//     each tracker's mailbox) and the expiry of demotion sources arrive
+//     on channels of their own;
 //   - work the loop starts but must not wait for (a vhost's bow-out, a
 //     network name asked of netifd over ubus, the sync engine's conntrack
 //     dump at takeover, stopping a sync engine, flushing the hooks of an
@@ -46,6 +49,7 @@ import (
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/openwrt"
 	"github.com/carpd/carpd/internal/vip"
 )
@@ -110,6 +114,8 @@ type Daemon struct {
 	netEvents chan string
 	// syncedCh: the sync engine finished its first bulk transfer.
 	syncedCh chan struct{}
+	// trackWake: a tracker queued a report (track.go).
+	trackWake chan struct{}
 
 	// stateMu orders the writes of the state file (maintenance requests,
 	// on their own goroutines). The loop never takes it.
@@ -128,23 +134,26 @@ type Daemon struct {
 	// to the tests that build a Daemon without running it).
 	cfg      *config.Config
 	ifaces   map[string]*ifaceEntry
-	vhosts   map[string]*vhostEntry // by config.VHID.Key()
-	stopping map[slot]*carp.VHost   // halted vhosts not yet stopped
-	manual   int                    // global manual demotion (carpd demote)
-	maint    bool                   // maintenance mode, persisted in the state file
-	stateErr error                  // why the last state file write failed; nil when it worked
-	reloads  int                    // successful reloads
-	recent   []TransitionRecord     // the last recentTransitions transitions
-	hotplug  *openwrt.Hotplug       // the hook runner (Run makes it); events go to it only when hooks are on
-	hooks    string                 // the hook program; "" when hooks are off
-	ubus     *ubusBridge            // nil without ubus_socket
-	runCtx   context.Context        // parent of the vhosts' contexts
-	closing  bool                   // Run is stopping: nothing new starts
+	vhosts   map[string]*vhostEntry   // by config.VHID.Key()
+	stopping map[slot]*carp.VHost     // halted vhosts not yet stopped
+	sources  demote.Table             // the demotion groups' sources (demotion.go)
+	expiry   carp.Timer               // fires at the next source expiry; nil before Run
+	trackers map[string]*trackerEntry // by section name (track.go)
+	maint    bool                     // maintenance mode, persisted in the state file
+	stateErr error                    // why the last state file write failed; nil when it worked
+	reloads  int                      // successful reloads
+	recent   []TransitionRecord       // the last recentTransitions transitions
+	hotplug  *openwrt.Hotplug         // the hook runner (Run makes it); events go to it only when hooks are on
+	hooks    string                   // the hook program; "" when hooks are off
+	ubus     *ubusBridge              // nil without ubus_socket
+	runCtx   context.Context          // parent of the vhosts' contexts
+	closing  bool                     // Run is stopping: nothing new starts
 	// State sync.
 	sync         *syncRunner
 	syncErr      error
 	syncWaited   bool // the initial transfer completed or timed out once
 	syncStopping bool // an engine is stopping; the next starts after it
+	syncLinkUp   bool // the link of the sync interface (sync_link)
 	takeoverBusy bool // an engine takeover (conntrack dump) runs
 	takeoverMore bool // another vhid became master meanwhile
 }
@@ -169,11 +178,11 @@ type vhostEntry struct {
 	vc     carp.VHostConfig // Interface is the resolved device
 	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
-	manual int    // per-vhid manual demotion
-	demote int    // the demotion last given to v; -1 before
-	dev    string // the device cfg.Interface resolved to; "" while unresolved
-	netw   bool   // cfg.Interface is an OpenWrt network name
-	err    error  // why the vhost is not running
+	own    demote.Table // the vhid's own demotion sources (group "")
+	demote int          // the demotion last given to v; -1 before
+	dev    string       // the device cfg.Interface resolved to; "" while unresolved
+	netw   bool         // cfg.Interface is an OpenWrt network name
+	err    error        // why the vhost is not running
 	// A network name is resolved off the loop: resolving is set while
 	// a lookup runs, again when another is wanted after it, and gen
 	// tells a lookup's result from one made stale by a halt.
@@ -208,8 +217,11 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		events:    make(chan carp.Transition, eventQueueLen),
 		netEvents: make(chan string, 16),
 		syncedCh:  make(chan struct{}, 1),
+		trackWake: make(chan struct{}, 1),
+		trackers:  map[string]*trackerEntry{},
 		bgCtx:     context.Background(),
 		ifaces:    map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{}, stopping: map[slot]*carp.VHost{},
+		syncLinkUp: true,
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -274,6 +286,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		linkEvents = links.Events()
 		defer links.Close()
 	}
+	d.expiry = d.env.Clock.NewTimer(time.Hour)
+	d.expiry.Stop()
+	defer d.expiry.Stop()
 	// Sync first: its demotion must be in place before any vhid can
 	// become master.
 	d.startSync()
@@ -317,6 +332,10 @@ loop:
 			d.updateDemotion()
 		case <-retry.C:
 			d.openPending()
+		case <-d.expiry.C():
+			d.expire()
+		case <-d.trackWake:
+			d.trackReports()
 		}
 	}
 
@@ -325,6 +344,7 @@ loop:
 	// status still answers.
 	d.log.Info("stopping")
 	d.closing = true
+	d.stopTrackers()
 	cancelVhosts()
 	vhostsDone := make(chan struct{})
 	go func() {

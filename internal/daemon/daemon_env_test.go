@@ -85,7 +85,7 @@ func TestEnvElection(t *testing.T) {
 		if len(st.Interfaces) != 1 || st.Interfaces[0].Name != "dev0" || !st.Interfaces[0].LinkUp || st.Interfaces[0].Error != "" {
 			t.Errorf("status interfaces %+v", st.Interfaces)
 		}
-		if st.Demotion != (DemotionStatus{}) {
+		if !sameLegacy(st.Demotion, DemotionStatus{}) {
 			t.Errorf("status demotion %+v", st.Demotion)
 		}
 		var path []string
@@ -233,6 +233,12 @@ func TestEnvReloadDiff(t *testing.T) {
 	})
 }
 
+// sameLegacy compares the demotion fields status had before demotion
+// groups.
+func sameLegacy(a, b DemotionStatus) bool {
+	return a.Manual == b.Manual && a.Link == b.Link && a.Sync == b.Sync && a.Maintenance == b.Maintenance
+}
+
 // demotions returns each running vhid's demotion as its vhost has it.
 func demotions(h *host) map[uint8]uint8 {
 	out := map[uint8]uint8{}
@@ -260,7 +266,7 @@ func TestEnvDemotionSum(t *testing.T) {
 			t.Helper()
 			seg.Run(time.Second)
 			st := h.status()
-			if st.Demotion != src {
+			if !sameLegacy(st.Demotion, src) {
 				t.Errorf("%s: sources %+v, want %+v", step, st.Demotion, src)
 			}
 			if got := demotions(h); !maps.Equal(got, want) {
@@ -269,10 +275,10 @@ func TestEnvDemotionSum(t *testing.T) {
 		}
 		check("start", DemotionStatus{}, map[uint8]uint8{1: 0, 2: 0, 3: 0})
 
-		if err := h.d.Demote(0, "", 3); err != nil {
+		if err := h.d.Demote(0, "", "", 3); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.d.Demote(2, "", 10); err != nil {
+		if err := h.d.Demote(2, "", "", 10); err != nil {
 			t.Fatal(err)
 		}
 		check("manual", DemotionStatus{Manual: 3}, map[uint8]uint8{1: 3, 2: 13, 3: 3})
@@ -294,7 +300,7 @@ func TestEnvDemotionSum(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("maintenance", DemotionStatus{Manual: 3, Link: 2, Maintenance: true}, map[uint8]uint8{1: 245, 2: 255, 3: 245})
-		if err := h.d.Demote(2, "", 100); err != nil {
+		if err := h.d.Demote(2, "", "", 100); err != nil {
 			t.Fatal(err)
 		}
 		check("capped", DemotionStatus{Manual: 3, Link: 2, Maintenance: true}, map[uint8]uint8{1: 245, 2: 255, 3: 245})
@@ -305,10 +311,10 @@ func TestEnvDemotionSum(t *testing.T) {
 		}
 		h.links.Set("dev0", true)
 		h.links.Set("dev1", true)
-		if err := h.d.Demote(0, "", -3); err != nil {
+		if err := h.d.Demote(0, "", "", -3); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.d.Demote(2, "", -110); err != nil {
+		if err := h.d.Demote(2, "", "", -110); err != nil {
 			t.Fatal(err)
 		}
 		check("undone", DemotionStatus{}, map[uint8]uint8{1: 0, 2: 0, 3: 0})

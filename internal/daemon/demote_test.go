@@ -73,16 +73,16 @@ func TestDemoteTargets(t *testing.T) {
 			for _, v := range cfg.VHIDs {
 				d.vhosts[v.Key()] = &vhostEntry{cfg: v}
 			}
-			err := d.demote(tc.vhid, tc.iface, tc.by)
+			err := d.demote(tc.vhid, tc.iface, "", tc.by)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
-			if d.manual != tc.want.global {
-				t.Errorf("global manual demotion %d, want %d", d.manual, tc.want.global)
+			if g, _ := d.sources.Get("carp", "manual"); g.Value != tc.want.global {
+				t.Errorf("global manual demotion %d, want %d", g.Value, tc.want.global)
 			}
 			for key, ve := range d.vhosts {
-				if ve.manual != tc.want.per[key] {
-					t.Errorf("%s manual demotion %d, want %d", key, ve.manual, tc.want.per[key])
+				if own, _ := ve.own.Get("", "manual"); own.Value != tc.want.per[key] {
+					t.Errorf("%s manual demotion %d, want %d", key, own.Value, tc.want.per[key])
 				}
 			}
 		})

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/internal/vip"
 )
 
@@ -41,7 +43,8 @@ type Env struct {
 	ResolveNetwork func(ctx context.Context, name string) (dev string, network bool, err error)
 	// ListenControl listens on the control socket's path.
 	ListenControl func(path string) (net.Listener, error)
-	// Clock is the vhosts' clock (carp.WithClock); nil is the real one.
+	// Clock is the vhosts' clock (carp.WithClock) and the daemon's (the
+	// since and expiry of demotion sources); nil is the real one.
 	Clock carp.Clock
 	// OpenSync opens what the state-sync engine runs on for sc: the
 	// conntrack table, filtered as sc says (vips: the only addresses of
@@ -50,6 +53,9 @@ type Env struct {
 	// of the sync link (kernel.Open and listenSync). The daemon runs the
 	// real ctsync.Engine on them.
 	OpenSync func(sc config.Sync, vips []netip.Addr, local func(netip.Addr) bool, log *slog.Logger) (SyncParts, error)
+	// StartTracker starts a tracker (track.Start); report gets its
+	// changes and must not block.
+	StartTracker func(ctx context.Context, cfg config.Track, env track.Env, report func(track.Report)) Tracker
 }
 
 // SyncParts is what a sync engine runs on.
@@ -142,5 +148,23 @@ func (e Env) withDefaults() Env {
 	if e.OpenSync == nil {
 		e.OpenSync = openSyncParts
 	}
+	if e.Clock == nil {
+		e.Clock = realClock{}
+	}
+	if e.StartTracker == nil {
+		e.StartTracker = startTrackerReal
+	}
 	return e
 }
+
+// realClock is the system clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                      { return time.Now() }
+func (realClock) NewTimer(d time.Duration) carp.Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }

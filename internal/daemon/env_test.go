@@ -56,6 +56,9 @@ type host struct {
 	syncLink *ctsynctest.Link
 	syncKern *ctsynctest.Kernel
 
+	// envHook, if set, changes the Env before the daemon starts.
+	envHook func(*Env)
+
 	// next is what Reload loads.
 	next   *config.Config
 	cancel context.CancelFunc
@@ -123,7 +126,11 @@ func (h *host) env() Env {
 // start runs the daemon for cfg until the test ends.
 func (h *host) start(cfg *config.Config) {
 	h.next = cfg
-	h.d = New(cfg, Options{Env: h.env(), Load: func() (*config.Config, error) {
+	env := h.env()
+	if h.envHook != nil {
+		h.envHook(&env)
+	}
+	h.d = New(cfg, Options{Env: env, Load: func() (*config.Config, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.next, nil
@@ -194,7 +201,7 @@ func (h *host) status() Status {
 }
 
 // vhost returns the status of vhid on iface (the configured name).
-func (h *host) vhost(iface string, vhid uint8) carp.Status {
+func (h *host) vhost(iface string, vhid uint8) VHIDStatus {
 	h.t.Helper()
 	for _, v := range h.status().VHIDs {
 		if (v.Interface == iface || v.Network == iface) && v.VHID == vhid {
@@ -202,7 +209,7 @@ func (h *host) vhost(iface string, vhid uint8) carp.Status {
 		}
 	}
 	h.t.Fatalf("%s: no vhid %d on %s in status", h.node.Name, vhid, iface)
-	return carp.Status{}
+	return VHIDStatus{}
 }
 
 // running returns the vhost running for key ("dev0/1"), nil if none.

@@ -29,6 +29,9 @@ func FuzzReadRequest(f *testing.F) {
 		`{"method":"demote","by":9223372036854775807}`,
 		`{"method":"demote","by":99999999999999999999}`,
 		`{"method":"maintenance","enable":true}`,
+		`{"method":"demote","group":"wan","by":2}`,
+		`{"method":"demote","group":"wan","source":"mwan3","set":10,"ttl":300}`,
+		`{"method":"demote","source":"x","set":0}`,
 		`{"method":"status"}{"method":"reload"}`,
 		`{"method":"`,
 		`{"vhid":256}`,
@@ -56,7 +59,9 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatalf("%s: %v", enc, err)
 		}
 		if again.Method != req.Method || again.VHID != req.VHID || again.Interface != req.Interface || again.By != req.By ||
-			(again.Enable == nil) != (req.Enable == nil) || req.Enable != nil && *again.Enable != *req.Enable {
+			(again.Enable == nil) != (req.Enable == nil) || req.Enable != nil && *again.Enable != *req.Enable ||
+			again.Group != req.Group || again.Source != req.Source || again.TTL != req.TTL ||
+			(again.Set == nil) != (req.Set == nil) || req.Set != nil && *again.Set != *req.Set {
 			t.Fatalf("%+v became %+v", req, again)
 		}
 	})
@@ -74,6 +79,8 @@ func FuzzUbusArgs(f *testing.F) {
 		`{"enable":"on"}`,
 		`{"enable":1}`,
 		`{"interface":"br-lan","vhid":"300"}`,
+		`{"group":"wan","source":"mwan3","set":"10","ttl":300}`,
+		`{"source":"x","set":-99999999999999999999,"ttl":"99999999999999999999"}`,
 		`{}`,
 		`null`,
 	} {

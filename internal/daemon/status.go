@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/carp"
+	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/ctsync"
+	"github.com/carpd/carpd/internal/demote"
+	"github.com/carpd/carpd/internal/track"
 )
 
 // Status is the whole daemon status: `carpd status --json`.
@@ -21,10 +24,12 @@ type Status struct {
 	Started     time.Time          `json:"started"`
 	Reloads     int                `json:"reloads"`
 	Demotion    DemotionStatus     `json:"demotion"`
-	VHIDs       []carp.Status      `json:"vhids"`
+	VHIDs       []VHIDStatus       `json:"vhids"`
 	Interfaces  []InterfaceStatus  `json:"interfaces"`
 	Transitions []TransitionRecord `json:"transitions"`
 	Sync        SyncStatus         `json:"sync"`
+	// Trackers are the `config track` sections' trackers, by name.
+	Trackers []track.Status `json:"trackers"`
 	// HotplugCall is the hook program run on each transition; empty when
 	// hooks are off (option hotplug_call '').
 	HotplugCall string `json:"hotplug_call"`
@@ -36,12 +41,26 @@ type Status struct {
 	TransitionsDropped uint64 `json:"transitions_dropped,omitempty"`
 }
 
-// DemotionStatus breaks the demotion down by source.
+// DemotionStatus breaks the demotion down by source. Manual, Link, Sync
+// and Maintenance are the group carp's sources of those names, as before
+// demotion groups; Groups has every group with its named sources.
 type DemotionStatus struct {
-	Manual      int  `json:"manual"`
-	Link        int  `json:"link"`
-	Sync        int  `json:"sync"`
-	Maintenance bool `json:"maintenance"`
+	Manual      int           `json:"manual"`
+	Link        int           `json:"link"`
+	Sync        int           `json:"sync"`
+	Maintenance bool          `json:"maintenance"`
+	Groups      []GroupStatus `json:"groups"`
+}
+
+// VHIDStatus is one vhid in status: the vhost's own status, and where its
+// demotion comes from.
+type VHIDStatus struct {
+	carp.Status
+	// Groups are the vhid's demotion groups: carp, then its list group.
+	Groups []string `json:"groups"`
+	// DemotionSources is every non-zero source that counts for the
+	// vhid: its groups', then its own (group "").
+	DemotionSources []demote.Source `json:"demotion_sources"`
 }
 
 // SyncStatus is the state-sync part of the status.
@@ -64,8 +83,11 @@ type InterfaceStatus struct {
 // engine's published snapshots, which takes their locks for a copy (never
 // waits for their goroutines).
 func (d *Daemon) status() Status {
+	d.updateDemotion() // the derived sources as they are now (the sync engine's, say)
+	manual, _ := d.sources.Get(config.DefaultGroup, demote.SourceManual)
 	s := Status{Version: d.opts.Version, PID: os.Getpid(), Now: time.Now(), Started: d.started, Reloads: d.reloads,
-		Demotion:    DemotionStatus{Manual: d.manual, Link: d.linkDemotion(), Sync: d.syncDemotion(), Maintenance: d.maint},
+		Demotion: DemotionStatus{Manual: manual.Value, Link: d.linkDemotion(), Sync: d.syncDemotion(), Maintenance: d.maint,
+			Groups: d.groupStatus()},
 		HotplugCall: d.hooks, Transitions: slices.Clone(d.recent), TransitionsDropped: d.eventsDropped.Load()}
 	if d.stateErr != nil {
 		s.StateFileError = d.stateErr.Error()
@@ -83,7 +105,8 @@ func (d *Daemon) status() Status {
 			if ve.netw {
 				st.Network = ve.cfg.Interface
 			}
-			s.VHIDs = append(s.VHIDs, st)
+			s.VHIDs = append(s.VHIDs, VHIDStatus{Status: st, Groups: groupsOf(ve.cfg),
+				DemotionSources: d.vhidSources(ve, st.SendErrorsSince)})
 			continue
 		}
 		st := carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
@@ -92,7 +115,7 @@ func (d *Daemon) status() Status {
 		if ve.err != nil {
 			st.Error = ve.err.Error()
 		}
-		s.VHIDs = append(s.VHIDs, st)
+		s.VHIDs = append(s.VHIDs, VHIDStatus{Status: st, Groups: groupsOf(ve.cfg), DemotionSources: d.vhidSources(ve, time.Time{})})
 	}
 	for _, ie := range d.ifaces {
 		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}
@@ -112,8 +135,9 @@ func (d *Daemon) status() Status {
 	})
 	sort.Slice(s.Interfaces, func(i, j int) bool { return s.Interfaces[i].Name < s.Interfaces[j].Name })
 	if s.VHIDs == nil {
-		s.VHIDs = []carp.Status{}
+		s.VHIDs = []VHIDStatus{}
 	}
+	s.Trackers = d.trackerStatus()
 	if s.Transitions == nil {
 		s.Transitions = []TransitionRecord{}
 	}

@@ -41,6 +41,10 @@ func (d *Daemon) startSync() {
 	}
 	d.syncErr = nil
 	d.sync = r
+	d.syncLinkUp = true
+	if up, err := d.env.LinkUp(sc.Interface); err == nil {
+		d.syncLinkUp = up
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -193,6 +197,28 @@ func sameSync(a, b config.Sync) bool {
 		string(fa.Protocols) == string(fb.Protocols) && slices.Equal(fa.Include, fb.Include) &&
 		slices.Equal(fa.Exclude, fb.Exclude) && slices.Equal(fa.Zones, fb.Zones) && fa.Mark == fb.Mark &&
 		fa.MarkMask == fb.MarkMask && fa.MinTCPState == fb.MinTCPState && fa.AssuredOnly == fb.AssuredOnly
+}
+
+// syncLinkDown reports whether sync is on and its interface's link is
+// down (source sync_link, like pfsync's carp demotion on a down syncdev).
+func (d *Daemon) syncLinkDown() bool {
+	return d.cfg.Sync.Enabled && !d.syncLinkUp
+}
+
+// syncBulkFailed reports whether the bulk transfer failed (source
+// sync_bulk), see bulkFailed.
+func (d *Daemon) syncBulkFailed() bool {
+	return d.sync != nil && bulkFailed(d.sync.engine.Status())
+}
+
+// bulkFailed: the engine gave up waiting for the peer's table, no
+// complete table came since, and the peer is there: this router lacks
+// the table of a live peer, which should rather be master. A peer that
+// is down (or that we cannot authenticate) demotes nothing: a router
+// alone is not less fit than nobody, and its sync hold is bounded by
+// bulk_timeout.
+func bulkFailed(st ctsync.Status) bool {
+	return st.Bulk.TimedOut && st.PeerUp
 }
 
 // syncDemotion is the demotion while the initial bulk transfer has not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync/ctsynctest"
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/demote"
 )
 
 // These tests run the daemon's real sync engine (ctsync.Engine) on a fake
@@ -116,6 +118,16 @@ func peerFlows(k *ctsynctest.Kernel, n int) {
 	}
 }
 
+// hasSource reports whether srcs has the source group/name with value.
+func hasSource(srcs []demote.Source, group, name string, value int) bool {
+	for _, s := range srcs {
+		if s.Group == group && s.Name == name && s.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
 // lastDemote is the demotion in h's last advert on the segment.
 func lastDemote(t *testing.T, tp *tap) uint8 {
 	t.Helper()
@@ -184,6 +196,31 @@ func TestEnvSyncDeadPeer(t *testing.T) {
 		if st.Demotion.Sync != 0 || !st.Sync.Bulk.Synced || !st.Sync.Bulk.TimedOut || lastDemote(t, &tp) != 0 {
 			t.Errorf("after bulk_timeout: demotion %+v, bulk %+v, advert %d; want 0, synced and timed out",
 				st.Demotion, st.Sync.Bulk, lastDemote(t, &tp))
+		}
+
+		// The peer comes: we ask for its table again, and the complete
+		// table ends the failure (timed_out, and sync_bulk meanwhile).
+		pk := ctsynctest.NewKernel()
+		peerFlows(pk, 5)
+		n := len(tp.adverts())
+		startSyncPeer(t, h.syncLink, 1, pk, 0)
+		if !stepUntil(seg, 30*time.Second, func() bool { return !h.status().Sync.Bulk.TimedOut }) {
+			t.Fatalf("a complete table from the peer did not clear timed_out: %+v", h.status().Sync.Bulk)
+		}
+		step(seg, 2*time.Second)
+		st = h.status()
+		var during []uint8
+		for _, a := range tp.adverts()[n:] {
+			during = append(during, a.Demote)
+		}
+		// Between the peer's coming and its table: sync_bulk (a live
+		// peer whose table we lack should rather be master).
+		if !slices.Contains(during, 1) {
+			t.Errorf("adverts while the peer came %v: want one with sync_bulk's demotion 1", during)
+		}
+		if lastDemote(t, &tp) != 0 || hasSource(st.VHIDs[0].DemotionSources, "carp", "sync_bulk", 1) || st.Sync.FlowsPeer != 5 {
+			t.Errorf("after the peer's table: advert %d, sources %+v, %d flows from the peer; want 0, no sync_bulk, 5",
+				lastDemote(t, &tp), st.VHIDs[0].DemotionSources, st.Sync.FlowsPeer)
 		}
 	})
 }

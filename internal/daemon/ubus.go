@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/asyncq"
+	"github.com/carpd/carpd/internal/track"
 	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/blob"
 )
@@ -27,10 +28,19 @@ type ubusBridge struct {
 	d   *Daemon
 	log *slog.Logger
 	cl  *ubus.Client
-	q   *asyncq.Queue[TransitionRecord]
+	q   *asyncq.Queue[ubusEvent]
 	// undelivered counts events ubusd did not take (ubus events are not
 	// kept across an outage); q counts those dropped when full.
 	undelivered atomic.Uint64
+	// netifd is the interface trackers' netifd, woken on each
+	// network.interface event.
+	netifd *track.UbusNetifd
+}
+
+// ubusEvent is one event to send: carp.state or carp.track.
+type ubusEvent struct {
+	name string
+	data any
 }
 
 // ubusQueueLen bounds the events waiting to be sent.
@@ -39,6 +49,7 @@ const ubusQueueLen = 64
 func newUbusBridge(d *Daemon, path string, log *slog.Logger) *ubusBridge {
 	b := &ubusBridge{d: d, log: log.With("op", "ubus")}
 	b.cl = ubus.NewClient(path, &ubus.Config{Logger: log}, b.setup)
+	b.netifd = &track.UbusNetifd{Caller: b.cl}
 	b.q = asyncq.New(ubusQueueLen, b.send)
 	return b
 }
@@ -47,7 +58,9 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 	_, err := c.AddObject(ctx, ubusObject, []ubus.Method{
 		{Name: "status", Handler: b.handler("status")},
 		{Name: "demote", Signature: []ubus.Arg{{Name: "vhid", Type: blob.TypeInt32},
-			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
+			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32},
+			{Name: "group", Type: blob.TypeString}, {Name: "source", Type: blob.TypeString},
+			{Name: "set", Type: blob.TypeInt32}, {Name: "ttl", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
 		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool}}, Handler: b.handler("maintenance")},
 		{Name: "resync", Handler: b.handler("resync")},
 		{Name: "reload", Handler: b.handler("reload")},
@@ -66,6 +79,7 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 			case b.d.netEvents <- ev.Interface:
 			default: // the loop is busy; the next event or retry catches up
 			}
+			b.netifd.Notify()
 		}
 	})
 	return err
@@ -79,6 +93,10 @@ type ubusArgs struct {
 	Interface string    `json:"interface"`
 	By        *flexInt  `json:"by"`
 	Enable    *flexBool `json:"enable"`
+	Group     string    `json:"group"`
+	Source    string    `json:"source"`
+	Set       *flexInt  `json:"set"`
+	TTL       *flexInt  `json:"ttl"`
 }
 
 // handler adapts a daemon method to ubus: arguments in, the result as
@@ -94,10 +112,20 @@ func (b *ubusBridge) handler(method string) ubus.Handler {
 		req := Request{Method: method, Interface: a.Interface}
 		switch method {
 		case "demote":
-			if a.By == nil || int(a.VHID) < 0 || int(a.VHID) > 255 {
-				return nil, ubus.StatusInvalidArgument.Err()
+			if (a.By == nil) == (a.Set == nil) || int(a.VHID) < 0 || int(a.VHID) > 255 {
+				return nil, ubus.StatusInvalidArgument.Err() // by or set, not both
 			}
-			req.VHID, req.By = uint8(a.VHID), int(*a.By)
+			req.VHID, req.Group, req.Source = uint8(a.VHID), a.Group, a.Source
+			if a.By != nil {
+				req.By = int(*a.By)
+			}
+			if a.Set != nil {
+				n := int(*a.Set)
+				req.Set = &n
+			}
+			if a.TTL != nil {
+				req.TTL = int(*a.TTL)
+			}
 		case "maintenance":
 			if a.Enable == nil {
 				return nil, ubus.StatusInvalidArgument.Err()
@@ -131,24 +159,27 @@ func ubusStatus(err error) ubus.Status {
 
 // event queues a carp.state event without blocking (called from vhost
 // goroutines). A full queue drops the oldest.
-func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ev) }
+func (b *ubusBridge) event(ev TransitionRecord) { b.q.Push(ubusEvent{"carp.state", ev}) }
+
+// trackEvent queues a carp.track event without blocking.
+func (b *ubusBridge) trackEvent(ev TrackEvent) { b.q.Push(ubusEvent{"carp.track", ev}) }
 
 // sendTimeout bounds one event send.
 const sendTimeout = 2 * time.Second
 
-func (b *ubusBridge) send(ev TransitionRecord) {
-	data, _ := json.Marshal(ev)
+func (b *ubusBridge) send(ev ubusEvent) {
+	data, _ := json.Marshal(ev.data)
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
-	err := b.cl.Send(ctx, "carp.state", data)
+	err := b.cl.Send(ctx, ev.name, data)
 	if err == nil {
 		// procd (`procd_set_param watch carpd`) and other subscribers get
 		// it as a notification of the object too.
-		err = b.cl.Notify(ctx, ubusObject, "carp.state", data)
+		err = b.cl.Notify(ctx, ubusObject, ev.name, data)
 	}
 	if err != nil {
 		b.undelivered.Add(1)
-		b.log.Debug("carp.state event not delivered", "err", err)
+		b.log.Debug("ubus event not delivered", "event", ev.name, "err", err)
 	}
 }
 

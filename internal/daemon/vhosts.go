@@ -58,6 +58,7 @@ func (d *Daemon) apply(cfg *config.Config) []<-chan struct{} {
 		}
 	}
 	d.closeUnusedIfaces()
+	d.applyTrackers(cfg)
 	d.updateDemotion()
 	return stopped
 }
@@ -318,6 +319,11 @@ func (d *Daemon) openPending() {
 // down interface, so LAN and WAN fail over together (OpenBSD's carpdev
 // demotion of the group "carp", docs/carp-protocol.md#demotion).
 func (d *Daemon) link(name string, up bool) {
+	if d.cfg.Sync.Enabled && name == d.cfg.Sync.Interface && up != d.syncLinkUp && !d.closing {
+		d.syncLinkUp = up
+		d.log.Warn("sync link state changed", "iface", name, "up", up)
+		d.updateDemotion()
+	}
 	ie, ok := d.ifaces[name]
 	if !ok || ie.linkUp == up || d.closing {
 		return
@@ -330,88 +336,6 @@ func (d *Daemon) link(name string, up bool) {
 		}
 	}
 	d.updateDemotion()
-}
-
-func (d *Daemon) linkDemotion() int {
-	n := 0
-	for _, ie := range d.ifaces {
-		if !ie.linkUp {
-			n++
-		}
-	}
-	return n
-}
-
-// demotion is the sum of every demotion source for ve, in [0, 255].
-func (d *Daemon) demotion(ve *vhostEntry) uint8 {
-	n := addDemotion(d.manual, ve.manual)
-	n = addDemotion(n, d.linkDemotion())
-	n = addDemotion(n, d.syncDemotion())
-	if d.maint {
-		n = addDemotion(n, MaintenanceDemotion)
-	}
-	return uint8(n)
-}
-
-// updateDemotion gives every running vhost its demotion, when it changed.
-// Not while the daemon stops: a vhost that bows out takes no commands, and
-// the loop would wait for it.
-func (d *Daemon) updateDemotion() {
-	if d.closing {
-		return
-	}
-	for _, ve := range d.vhosts {
-		if ve.v == nil {
-			continue
-		}
-		if n := int(d.demotion(ve)); n != ve.demote {
-			ve.demote = n
-			ve.v.SetDemote(uint8(n))
-		}
-	}
-}
-
-// demote changes the manual demotion by delta (negative undoes): for every
-// vhost when vhid is 0 and iface empty, else for the vhosts that match both
-// (vhid 0 matches every vhid, an empty iface every interface; the
-// interface is the configured name or the device it resolved to). Like
-// OpenBSD's carpdemote the counter never goes below zero, and it never
-// goes above MaxDemotion: the sum saturates, it never wraps.
-func (d *Daemon) demote(vhid uint8, iface string, delta int) error {
-	if vhid == 0 && iface == "" {
-		d.manual = addDemotion(d.manual, delta)
-		d.log.Info("manual demotion", "demotion", d.manual)
-	} else {
-		found := false
-		for _, ve := range d.vhosts {
-			if (vhid == 0 || ve.cfg.VHID == vhid) && (iface == "" || iface == ve.cfg.Interface || iface == ve.dev) {
-				ve.manual = addDemotion(ve.manual, delta)
-				found = true
-				d.log.Info("manual demotion", "vhid", ve.cfg.VHID, "iface", ve.cfg.Interface, "demotion", ve.manual)
-			}
-		}
-		if !found {
-			return fmt.Errorf("%w: %s", ErrNotFound, describeTarget(vhid, iface))
-		}
-	}
-	d.updateDemotion()
-	return nil
-}
-
-// MaxDemotion is the largest value of a demotion counter: the demote byte
-// of the advertisement.
-const MaxDemotion = 255
-
-// addDemotion returns cur+delta clamped to [0, MaxDemotion], for cur in
-// that range and any delta, without overflow.
-func addDemotion(cur, delta int) int {
-	switch {
-	case delta >= MaxDemotion-cur:
-		return MaxDemotion
-	case delta <= -cur:
-		return 0
-	}
-	return cur + delta
 }
 
 func describeTarget(vhid uint8, iface string) string {

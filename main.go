@@ -6,7 +6,7 @@
 //	carpd status [--json] [-s SOCKET]
 //	carpd demote [-s SOCKET] [-g GROUP] [--vhid N] [--interface IF] N
 //	carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
-//	carpd maintenance [-s SOCKET] on|off
+//	carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]
 //	carpd reload [-s SOCKET]
 //	carpd version
 //
@@ -62,7 +62,10 @@ const usage = `usage:
   carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
                                        set the group's source NAME to N (0 removes it),
                                        expiring after SECONDS when given
-  carpd maintenance [-s SOCKET] on|off  demote every vhid so the peers take over; kept across restarts
+  carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]
+                                       demote every vhid so the peers take over; kept across
+                                       restarts; --wait returns once the peer is master of every
+                                       vhid and has every synced flow (default 60 s), or fails
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
   carpd version
@@ -282,6 +285,7 @@ func printStatus(w io.Writer, st *daemon.Status) {
 		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
 	}
 	printTrackers(w, st.Trackers)
+	printSplitAndWait(w, st)
 	printSync(w, &st.Sync)
 }
 
@@ -562,27 +566,68 @@ func cmdSimple(method string, args []string, stderr io.Writer) int {
 func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("maintenance", stderr)
 	sock := socketFlag(fs)
+	var wait waitFlag
+	fs.Var(&wait, "wait", "wait up to `SECONDS` (default 60) for the handover to be confirmed")
+	// Flags may come before or after on|off.
 	if fs.Parse(args) != nil {
 		return 2
 	}
+	mode, extra := fs.Arg(0), false
+	if rest := fs.Args(); len(rest) > 1 {
+		if fs.Parse(rest[1:]) != nil {
+			return 2
+		}
+		extra = fs.NArg() > 0
+	}
 	var on bool
-	switch fs.Arg(0) {
+	switch mode {
 	case "on", "1", "enable":
 		on = true
 	case "off", "0", "disable":
 	default:
-		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off\n")
+		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]\n")
 		return 2
 	}
-	raw, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on})
+	if extra {
+		fmt.Fprint(stderr, "usage: carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]\n")
+		return 2
+	}
+	raw, err := daemon.Call(*sock, daemon.Request{Method: "maintenance", Enable: &on, Wait: int(wait)})
 	if err != nil {
 		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
 	}
 	// The mode is in force even when it could not be saved: say so.
-	var res daemon.MaintenanceResult
-	if json.Unmarshal(raw, &res) == nil && res.Warning != "" {
-		fmt.Fprintf(stderr, "carpd: warning: %s\n", res.Warning)
+	var res daemon.MaintenanceWaitResult
+	if json.Unmarshal(raw, &res) == nil {
+		if res.Warning != "" {
+			fmt.Fprintf(stderr, "carpd: warning: %s\n", res.Warning)
+		}
+		if res.Wait != nil && res.Wait.State == daemon.MaintDone {
+			fmt.Fprintln(stdout, "handover confirmed")
+		}
 	}
 	return 0
+}
+
+// waitFlag is --wait[=SECONDS]: alone it means the default wait.
+type waitFlag int
+
+func (w *waitFlag) String() string   { return strconv.Itoa(int(*w)) }
+func (w *waitFlag) IsBoolFlag() bool { return true }
+func (w *waitFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*w = daemon.DefaultMaintenanceWait
+		return nil
+	case "false":
+		*w = 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > daemon.MaxMaintenanceWait {
+		return fmt.Errorf("%q: want seconds, 0 to %d", s, daemon.MaxMaintenanceWait)
+	}
+	*w = waitFlag(n)
+	return nil
 }

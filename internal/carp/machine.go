@@ -101,8 +101,12 @@ func (EvParams) isEvent()   {}
 type Action interface{ isAction() }
 
 type (
-	// ActSend: send one advert now with these values.
-	ActSend struct{ AdvBase, AdvSkew, Demote uint8 }
+	// ActSend: send one advert now with these values; to To only when it
+	// is set (the yield notice, see Machine.advert), else as configured.
+	ActSend struct {
+		AdvBase, AdvSkew, Demote uint8
+		To                       netip.Addr
+	}
 	// ActAddVIPs: configure the virtual addresses.
 	ActAddVIPs struct{}
 	// ActRemoveVIPs: remove the virtual addresses.
@@ -161,6 +165,10 @@ type Machine struct {
 	// sent counts adverts sent since the last takeover, to repeat the
 	// gratuitous ARP burst after AnnounceRepeatAdverts.
 	sent int
+	// answered is when this master last announced itself: at the
+	// takeover, or answering another master it outranks (a healed split
+	// brain). It bounds those answers to one per interval.
+	answered time.Time
 }
 
 // NewMachine returns a machine in INIT.
@@ -267,9 +275,29 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 		tie := ours == theirs && ev.Demote == m.Demote
 		if (ours > theirs && ev.Demote <= m.Demote) || ev.Demote < m.Demote ||
 			(tie && (!m.Self.IsValid() || ev.Src.Less(m.Self))) {
-			return m.toBackup(now, fmt.Sprintf("more frequent master %s", ev.Src), ev.Src)
+			acts := m.toBackup(now, fmt.Sprintf("more frequent master %s", ev.Src), ev.Src)
+			// Two masters: a split brain heals (or a preempting node
+			// took over). Tell the winner with one advert of ours, to it
+			// alone: if its adverts reached us before ours reached it, it
+			// would not know the LAN's neighbour caches still point at
+			// us (docs/carp-protocol.md#split-brain). It answers as below.
+			if ev.Src.IsValid() {
+				n := m.send()
+				n.To = ev.Src
+				acts = append(acts, n)
+			}
+			return acts
 		}
-		// A worse master: it will yield when it hears us.
+		// A master we outrank (or one bowing out): it yields when it hears
+		// us, but the neighbours on its side of a healed partition still
+		// send to it. Advertise and announce at once, not at the next
+		// advert: once per interval at most, whatever the other sends.
+		if m.answered.IsZero() || now.Sub(m.answered) >= m.Params.Interval() {
+			m.answered = now
+			m.deadline = now.Add(m.Params.Interval())
+			m.sent = 1 // the burst repeats as after a takeover
+			return []Action{m.send(), ActAnnounce{}}
+		}
 	case Backup:
 		switch {
 		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew:
@@ -297,6 +325,7 @@ func (m *Machine) toMaster(now time.Time, reason string) []Action {
 	from := m.State
 	m.State = Master
 	m.sent = 1
+	m.answered = now
 	m.deadline = now.Add(m.Params.Interval())
 	return []Action{
 		Transition{From: from, To: Master, Reason: reason, Master: m.Self, At: now},

@@ -112,15 +112,60 @@ func TestMasterRules(t *testing.T) {
 				t.Fatal("not master")
 			}
 			tt.adv.Src = peer
-			acts := m.Step(tt.adv, t0.Add(time.Hour+time.Second))
+			acts := m.Step(tt.adv, t0.Add(time.Hour+2*time.Second))
 			if got := m.State == Backup; got != tt.backup {
 				t.Fatalf("backup = %v, want %v", got, tt.backup)
 			}
 			if tt.backup {
-				wantKinds(t, acts, "Transition", "ActRemoveVIPs")
+				// The yield notice: one advert to the winner alone.
+				wantKinds(t, acts, "Transition", "ActRemoveVIPs", "ActSend")
+				if n := acts[2].(ActSend); n.To != peer {
+					t.Fatalf("yield notice to %v, want %v", n.To, peer)
+				}
+			} else {
+				// The master it outranks: advertise and announce at once.
+				wantKinds(t, acts, "ActSend", "ActAnnounce")
+				if n := acts[0].(ActSend); n.To.IsValid() {
+					t.Fatalf("answer sent to %v only", n.To)
+				}
 			}
 		})
 	}
+}
+
+// TestMasterAnswersOutrankedMaster: a healed partition leaves two masters;
+// the one that stays master advertises and announces as soon as it hears
+// the other, at most once per interval however often the other
+// advertises, and repeats the announcement two adverts later as after a
+// takeover. Within an interval of its own takeover (it announced then) it
+// does not announce again.
+func TestMasterAnswersOutrankedMaster(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1})
+	m.Step(EvStart{}, t0)
+	now := t0.Add(3 * time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
+	worse := EvAdvert{AdvBase: 1, AdvSkew: 50, Src: peer}
+	wantKinds(t, m.Step(worse, now.Add(500*time.Millisecond))) // just announced
+	// Long after the takeover (the partition lasted a minute).
+	for range 60 {
+		now = now.Add(time.Second)
+		m.Step(EvTimer{}, now)
+	}
+	heal := now.Add(300 * time.Millisecond)
+	wantKinds(t, m.Step(worse, heal), "ActSend", "ActAnnounce")
+	if m.State != Master || !m.NextDeadline().Equal(heal.Add(time.Second)) {
+		t.Fatalf("state %v, next advert in %v", m.State, m.NextDeadline().Sub(heal))
+	}
+	// The other keeps advertising (several times an interval): no storm.
+	wantKinds(t, m.Step(worse, heal.Add(100*time.Millisecond)))
+	wantKinds(t, m.Step(worse, heal.Add(900*time.Millisecond)))
+	// The burst repeats after AnnounceRepeatAdverts adverts.
+	now = heal.Add(time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "ActSend")
+	now = now.Add(time.Second)
+	wantKinds(t, m.Step(EvTimer{}, now), "ActSend", "ActAnnounce")
+	// An interval after the answer, a master heard again is answered again.
+	wantKinds(t, m.Step(worse, now.Add(10*time.Millisecond)), "ActSend", "ActAnnounce")
 }
 
 func TestDemoteToSkew(t *testing.T) {

@@ -465,7 +465,9 @@ func (v *VHost) send(s ActSend) {
 	}
 
 	var dsts []netip.Addr
-	if len(v.cfg.Peers) > 0 {
+	if s.To.IsValid() {
+		dsts = []netip.Addr{s.To}
+	} else if len(v.cfg.Peers) > 0 {
 		dsts = v.cfg.Peers
 	} else {
 		v4, v6 := false, false

@@ -16,6 +16,7 @@
 //	apply.go        kernel writes on their own goroutine, with a bounded queue
 //	bulk.go         the whole-table transfer and its digest
 //	antientropy.go  WANT, and the purges of the peer's flows gone there
+//	carp.go         the CARP states each router tells the other (split brain)
 //	status.go       Status and its counters
 //	clock.go        the Clock the engine reads time from
 //	table.go        the compact flow tables

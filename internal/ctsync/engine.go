@@ -235,8 +235,16 @@ type Engine struct {
 	// once a session is up.
 	bulkFailed bool
 
-	mu sync.Mutex // guards st
+	// CARP states (carp.go): carpKick wakes Run to send ours; lastCarp
+	// (Run's) is when they last went.
+	carpKick chan struct{}
+	lastCarp time.Time
+
+	mu sync.Mutex // guards st, carpOut and carpIn
 	st Status
+	// carpOut: our CARP states to tell the peer; carpIn: the peer's.
+	carpOut []wire.CarpState
+	carpIn  map[carpKey]PeerCarpState
 }
 
 // New prepares an engine on conn (a UDP socket on the sync link).
@@ -278,7 +286,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		applyq: make(chan applyJob, applyQueueLen), queries: make(chan injectedQuery), clashes: make(chan []sentRec),
-		stop:  make(chan struct{}),
+		stop: make(chan struct{}), carpKick: make(chan struct{}, 1),
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
 		wanted: map[uint64]struct{}{},
@@ -360,6 +368,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.keptOut(clashed)
 		case <-e.bulkDone:
 			e.bulkApplied(ctx)
+		case <-e.carpKick:
+			e.sendCarp(clk.Now())
 		case t := <-refresh:
 			e.refresh(ctx)
 			e.purgeStale(ctx, t)
@@ -440,6 +450,7 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	e.detectLoss(now)
 	e.bulkTimers(now)
 	e.sendWant(now)
+	e.carpTimer(now)
 	e.expireGone(now)
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
 		e.purgeAt = time.Time{}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,12 @@ type memConn struct {
 	in     chan []byte
 	closed chan struct{}
 	once   sync.Once
+	// queued counts the datagrams sent to this end that its reader has
+	// not passed on yet: in in, or taken by ReadFrom until the reader
+	// comes back for the next one (it has queued that one for its engine
+	// by then). settle waits for it to reach 0.
+	queued atomic.Int64
+	taken  bool // ReadFrom returned a datagram (the reader's own)
 }
 
 func newMemLink(loss float64) *memLink {
@@ -56,8 +63,13 @@ func (l *memLink) reopen(i int) {
 }
 
 func (c *memConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.taken {
+		c.taken = false
+		c.queued.Add(-1)
+	}
 	select {
 	case p := <-c.in:
+		c.taken = true
 		c.l.mu.Lock()
 		from := c.l.ends[c.other].self
 		c.l.mu.Unlock()
@@ -74,9 +86,11 @@ func (c *memConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	peer := c.l.ends[c.other]
 	c.l.mu.Unlock()
 	if !drop {
+		peer.queued.Add(1)
 		select {
 		case peer.in <- append([]byte(nil), b...):
 		default:
+			peer.queued.Add(-1)
 		}
 	}
 	return len(b), nil
@@ -92,6 +106,7 @@ var testKey = [wire.KeyLen]byte{1, 2, 3}
 
 type node struct {
 	e      *Engine
+	conn   *memConn // the engine's end of the link
 	k      *ctsynctest.Kernel
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -114,6 +129,7 @@ func startNode(t *testing.T, l *memLink, i int, key [wire.KeyLen]byte, mod func(
 	l.mu.Lock()
 	end := l.ends[i]
 	l.mu.Unlock()
+	n.conn = end
 	if n.e, err = New(cfg, n.k, end); err != nil {
 		t.Fatal(err)
 	}

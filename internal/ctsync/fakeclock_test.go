@@ -2,6 +2,7 @@ package ctsync
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -24,18 +25,27 @@ const clockStep = 5 * time.Millisecond
 
 // settle lets the running engines of l take in what is pending: a call
 // through an engine's command channel returns once its goroutine is back
-// in its loop; rounds go on (bounded) until no frame, kernel event or
-// kernel write waits, and a few more let frames cross and be answered.
+// in its loop and its applier has written every job queued so far;
+// rounds go on (bounded) until no frame (on the link, in a reader's
+// hands or in an engine's queue), kernel event or kernel write waits,
+// and a few more let frames cross and be answered. Without the link's
+// count a frame a reader goroutine had not yet queued went unseen, and
+// the fake clock moved on under it.
 func (l *memLink) settle() {
 	calm := 0
-	for round := 0; round < 200 && calm < 3; round++ {
+	for round := 0; round < 1000 && calm < 3; round++ {
 		busy := false
 		for _, n := range l.nodes {
 			if n.cancel == nil {
 				continue
 			}
-			n.e.do(context.Background(), func() {})
-			if len(n.e.recv) > 0 || len(n.e.applyq) > 0 || len(n.e.k.Events()) > 0 {
+			if n.conn.queued.Load() > 0 {
+				// Let the reader pass it on before asking the engine.
+				busy = true
+				runtime.Gosched()
+			}
+			n.e.do(context.Background(), func() { n.e.waitApplied(context.Background()) })
+			if n.conn.queued.Load() > 0 || len(n.e.recv) > 0 || len(n.e.applyq) > 0 || len(n.e.k.Events()) > 0 {
 				busy = true
 			}
 		}

@@ -103,7 +103,8 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	elicits := false
 	err = wire.DecodeRecords(op.Payload, func(r *wire.Record) error {
 		nrec++
-		if r.Type != wire.RecordAck && !elicits {
+		// CARP states are not acknowledged (they go again anyway).
+		if r.Type != wire.RecordAck && r.Type != wire.RecordCarp && !elicits {
 			elicits = true
 			if !e.ackDue {
 				e.ackDue, e.ackSince, e.ackFrames = true, now, 0
@@ -125,6 +126,8 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.bulkEnd(ctx, r.Bulk, now)
 		case wire.RecordWant:
 			e.resend(r.Want)
+		case wire.RecordCarp:
+			e.peerCarp(r.Carp, now)
 		}
 		return nil
 	})

@@ -27,6 +27,7 @@ import (
 //	                                              one named source, absolutely
 //	{"method":"reload"}                           answers once removed vhids bowed out
 //	{"method":"maintenance","enable":true}        result: maintenance, persisted, warning
+//	{"method":"maintenance","enable":true,"wait":60}  answers once the peer took over (maintenance.go)
 //	{"method":"resync"}
 //
 // Response: {"ok":true,"result":...} or {"ok":false,"error":"..."}. A
@@ -54,6 +55,7 @@ type Request struct {
 	Source string `json:"source,omitempty"`
 	Set    *int   `json:"set,omitempty"`
 	TTL    int    `json:"ttl,omitempty"`
+	Wait   int    `json:"wait,omitempty"` // maintenance: seconds to wait for the handover
 }
 
 // Response is a control-socket response.
@@ -178,6 +180,9 @@ func (d *Daemon) serveConn(c net.Conn) Response {
 	if rerr != nil {
 		return Response{Error: rerr.Error()}
 	}
+	if req.Wait > 0 && req.Wait <= MaxMaintenanceWait {
+		_ = c.SetDeadline(time.Now().Add(controlTimeout + time.Duration(req.Wait)*time.Second))
+	}
 	res, err := d.Handle(req)
 	if err != nil {
 		return Response{Error: err.Error()}
@@ -206,6 +211,12 @@ func readRequest(r io.Reader) (Request, error) {
 // Handle carries out one control request; the ubus object uses it too. It
 // runs on the requester's goroutine and asks the loop for what it needs.
 func (d *Daemon) Handle(req Request) (any, error) {
+	return d.HandleContext(context.Background(), req)
+}
+
+// HandleContext is Handle for a caller that stops waiting when ctx ends
+// (a maintenance wait goes on; status shows it).
+func (d *Daemon) HandleContext(ctx context.Context, req Request) (any, error) {
 	switch req.Method {
 	case "status":
 		return d.Status()
@@ -223,7 +234,7 @@ func (d *Daemon) Handle(req Request) (any, error) {
 		if req.Enable == nil {
 			return nil, fmt.Errorf("%w: maintenance needs enable: true or false", ErrInvalidArgument)
 		}
-		return d.Maintenance(*req.Enable)
+		return d.maintenanceRequest(ctx, *req.Enable, req.Wait)
 	case "resync":
 		return nil, d.Resync()
 	}
@@ -299,7 +310,7 @@ func Call(path string, req Request) (json.RawMessage, error) {
 		return nil, fmt.Errorf("cannot reach carpd at %s: %w", path, err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(controlTimeout))
+	_ = c.SetDeadline(time.Now().Add(controlTimeout + time.Duration(max(req.Wait, 0))*time.Second))
 	werr := json.NewEncoder(c).Encode(req)
 	// The daemon may answer (and close) before it has read everything
 	// (a refused request): its answer says more than the write error.

@@ -156,6 +156,9 @@ type Daemon struct {
 	syncLinkUp   bool // the link of the sync interface (sync_link)
 	takeoverBusy bool // an engine takeover (conntrack dump) runs
 	takeoverMore bool // another vhid became master meanwhile
+
+	split splitBrain // splitbrain.go
+	mwait maintWait  // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -293,6 +296,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	// become master.
 	d.startSync()
 	d.apply(d.cfg)
+	d.startSplitBrain(bgCtx)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)
@@ -490,6 +494,7 @@ func (d *Daemon) transition(t carp.Transition) {
 	if t.To == carp.Master {
 		d.takeover()
 	}
+	d.checkSplitBrain()
 }
 
 // takeover tells the sync engine that a vhid became master. The engine

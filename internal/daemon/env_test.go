@@ -55,6 +55,7 @@ type host struct {
 	// end 0, on syncKern (made by newHost), a fake conntrack table.
 	syncLink *ctsynctest.Link
 	syncKern *ctsynctest.Kernel
+	syncEnd  int // the end of syncLink the engines use (0 unless set)
 
 	// envHook, if set, changes the Env before the daemon starts.
 	envHook func(*Env)
@@ -118,7 +119,7 @@ func (h *host) env() Env {
 			if h.syncLink == nil {
 				return SyncParts{}, errors.New("no sync link in this test")
 			}
-			return SyncParts{Kernel: h.syncKern, Conn: h.syncLink.Reopen(0)}, nil
+			return SyncParts{Kernel: h.syncKern, Conn: h.syncLink.Reopen(h.syncEnd)}, nil
 		},
 	}
 }

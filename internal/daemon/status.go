@@ -39,6 +39,11 @@ type Status struct {
 	// TransitionsDropped counts transitions that reached neither status,
 	// the hooks nor ubus because the daemon did not keep up.
 	TransitionsDropped uint64 `json:"transitions_dropped,omitempty"`
+	// SplitBrain: vhids MASTER here and on the sync peer (splitbrain.go).
+	SplitBrain       []SplitBrainStatus `json:"split_brain,omitempty"`
+	SplitBrainAlarms uint64             `json:"split_brain_alarms"`
+	// MaintenanceWait: the last maintenance --wait (maintenance.go).
+	MaintenanceWait *MaintenanceWaitStatus `json:"maintenance_wait,omitempty"`
 }
 
 // DemotionStatus breaks the demotion down by source. Manual, Link, Sync
@@ -141,6 +146,8 @@ func (d *Daemon) status() Status {
 	if s.Transitions == nil {
 		s.Transitions = []TransitionRecord{}
 	}
+	d.splitBrainStatus(&s)
+	d.maintenanceWaitStatus(&s)
 	return s
 }
 

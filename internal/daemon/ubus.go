@@ -61,7 +61,8 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 			{Name: "interface", Type: blob.TypeString}, {Name: "by", Type: blob.TypeInt32},
 			{Name: "group", Type: blob.TypeString}, {Name: "source", Type: blob.TypeString},
 			{Name: "set", Type: blob.TypeInt32}, {Name: "ttl", Type: blob.TypeInt32}}, Handler: b.handler("demote")},
-		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool}}, Handler: b.handler("maintenance")},
+		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool},
+			{Name: "wait", Type: blob.TypeInt32}}, Handler: b.handler("maintenance")},
 		{Name: "resync", Handler: b.handler("resync")},
 		{Name: "reload", Handler: b.handler("reload")},
 	})
@@ -97,6 +98,7 @@ type ubusArgs struct {
 	Source    string    `json:"source"`
 	Set       *flexInt  `json:"set"`
 	TTL       *flexInt  `json:"ttl"`
+	Wait      flexInt   `json:"wait"`
 }
 
 // handler adapts a daemon method to ubus: arguments in, the result as
@@ -131,9 +133,15 @@ func (b *ubusBridge) handler(method string) ubus.Handler {
 				return nil, ubus.StatusInvalidArgument.Err()
 			}
 			on := bool(*a.Enable)
-			req.Enable = &on
+			req.Enable, req.Wait = &on, int(a.Wait)
 		}
-		res, err := b.d.Handle(req)
+		res, err := b.d.HandleContext(ctx, req)
+		// A failed maintenance wait answers with its reason (a ubus error
+		// status carries none).
+		var we *MaintenanceWaitError
+		if errors.As(err, &we) {
+			res, err = we.Result, nil
+		}
 		if err != nil {
 			b.log.Warn("ubus call failed", "method", method, "err", err)
 			return nil, ubusStatus(err).Err()

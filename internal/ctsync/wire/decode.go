@@ -57,15 +57,23 @@ func (d *Decoder) Next() bool {
 	if d.err != nil || d.off >= len(d.b) {
 		return false
 	}
-	start := d.off
-	d.rerr = nil
-	d.decode()
-	if d.rerr != nil {
-		d.err = fmt.Errorf("wire: record %d at offset %d: %w", d.n, start, d.rerr)
-		return false
+	for {
+		start := d.off
+		d.rerr = nil
+		d.decode()
+		if d.rerr != nil {
+			d.err = fmt.Errorf("wire: record %d at offset %d: %w", d.n, start, d.rerr)
+			return false
+		}
+		d.n++
+		if d.rec.Type != 0 {
+			return true
+		}
+		// An extension record this version does not know: skipped.
+		if d.off >= len(d.b) {
+			return false
+		}
 	}
-	d.n++
-	return true
 }
 
 // Record returns the record Next decoded. It is overwritten by the next
@@ -484,7 +492,14 @@ func (d *Decoder) decodeControl(sub byte) {
 	case ctlWant:
 		r.Type = RecordWant
 		d.decodeWant()
+	case ctlCarp:
+		d.decodeCarp()
 	default:
+		if sub >= ctlExtFirst {
+			// An extension of a later version: skipped (Next).
+			d.skipExtension()
+			return
+		}
 		d.fail(fmt.Errorf("%w: control %d", errUnknownRecord, sub))
 	}
 }

@@ -53,7 +53,8 @@
 // kind; the low five bits are flags of that kind:
 //
 //	000 TTTTT  control: T = 0 PING, 1 HELLO, 2 BULK_REQ, 3 BULK_START,
-//	                    4 BULK_END, 5 ACK
+//	                    4 BULK_END, 5 ACK, 6 WANT, 16 CARP; 16-31 are
+//	                    extensions (a body length first; unknown ones skipped)
 //	001 FFFVX  NEW
 //	010 IVCXT  UPD
 //	011 DDDDD  DEL
@@ -153,6 +154,13 @@
 //	WANT        000 00110, uvarint n (1 to MaxWant), uvarint first id,
 //	            n-1 × uvarint (id - previous id - 1): the receiver's flows
 //	            the sender lacks, to be sent again whole (anti-entropy)
+//	CARP        000 10000, uvarint body length, body: byte n (1 to
+//	            MaxCarpStates), n × (byte name length (1 to 15), interface
+//	            name ('!' to '~'), byte vhid (1 to 255), byte state (0 INIT,
+//	            1 BACKUP, 2 MASTER)); bytes after the n states within the
+//	            body are skipped (room for later fields)
+//	17-31       an extension this version does not know: uvarint body
+//	            length, body; skipped, the records after it decoded
 //
 // The decoder refuses what the encoder never writes where accepting it
 // would make a record ambiguous: reserved bits, TCP state or TCP options on

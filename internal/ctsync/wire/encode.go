@@ -246,6 +246,8 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 		return appendAck(b, &r.Ack)
 	case RecordWant:
 		return appendWant(b, r.Want)
+	case RecordCarp:
+		return appendCarp(b, r.Carp)
 	}
 	return b, errRecordType
 }

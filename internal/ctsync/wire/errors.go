@@ -47,6 +47,7 @@ var (
 	errNameLen       = errors.New("node name too long")
 	errAckRanges     = errors.New("invalid SACK ranges")
 	errWant          = errors.New("invalid WANT id list")
+	errCarp          = errors.New("invalid CARP state list")
 	errTimeout       = errors.New("timeout overflows 32 bits")
 	errTrailing      = errors.New("trailing bytes after record")
 	errMagic         = errors.New("bad magic or version")

@@ -27,6 +27,7 @@ const (
 	RecordAck                             // cumulative ack + SACK ranges
 	RecordPing                            // keepalive, nothing else
 	RecordWant                            // "send me these flows whole" (anti-entropy)
+	RecordCarp                            // the sender's CARP states (split-brain detection)
 )
 
 func (t RecordType) String() string {
@@ -53,6 +54,8 @@ func (t RecordType) String() string {
 		return "PING"
 	case RecordWant:
 		return "WANT"
+	case RecordCarp:
+		return "CARP"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -88,6 +91,8 @@ const (
 //	BULK_END    Bulk.Seq, Bulk.Count, Bulk.Digest
 //	ACK         Ack
 //	PING        -
+//	WANT        Want
+//	CARP        Carp
 //
 // so a sender can put the flow's current state into NEW and UPD alike.
 //
@@ -123,6 +128,9 @@ type Record struct {
 	// an UPD or REFRESH for them): ascending, at most MaxWant. A
 	// Decoder's Want points into the decoder and is valid until Next.
 	Want []uint64
+	// Carp lists the sender's vhids and their states (CARP): 1 to
+	// MaxCarpStates. A decoded one is the caller's to keep.
+	Carp []CarpState
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

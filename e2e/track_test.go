@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carpd/carpd/internal/lab"
 )
 
 // The proof of issue #11 (trackers, demotion groups, split brain) against
@@ -444,4 +446,112 @@ func TestSplitBrainHealNeighbour(t *testing.T) {
 	c.waitFor(3*time.Second, "the split brain cleared", func() bool {
 		return len(c.view(r1).SplitBrain) == 0 && len(c.view(r2).SplitBrain) == 0
 	})
+}
+
+// TestTrackTypesDemoteAndRecover: a file, a script, a process and an
+// interface (carrier) tracker on the master each demote it when their
+// check fails (the backup takes over) and recover when it passes again
+// (the master takes the VIP back, preempt on).
+func TestTrackTypesDemoteAndRecover(t *testing.T) {
+	c := newCluster(t, 2, segment{name: "lan", prefix: "10.0.1", n: 1}, segment{name: "aux", prefix: "10.0.5", n: 5})
+	r1, r2 := c.routers[0], c.routers[1]
+	file := r1.dir + "/demote"
+	ok := r1.dir + "/ok"
+	// A copy of sleep under a name of this test binary's own (its comm),
+	// so that a parallel run's copy does not count.
+	procName := fmt.Sprintf("trk%d", os.Getpid())
+	proc := r1.dir + "/" + procName
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+		from string
+	}{{ok, 0o644, ""}, {proc, 0o755, "/bin/sleep"}} {
+		var b []byte
+		if f.from != "" {
+			var err error
+			if b, err = os.ReadFile(f.from); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(f.path, b, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var running *lab.Proc // the process the tracker looks for, killed by its pid
+	startProc := func() {
+		t.Helper()
+		p, err := r1.host.Start(proc, "600")
+		if err != nil {
+			t.Fatal(err)
+		}
+		running = p
+	}
+	startProc()
+	fast := []string{"option interval '0.2'", "option down '2'", "option up '2'"}
+	tracker := func(name, typ string, opts ...string) string {
+		s := fmt.Sprintf("config track '%s'\n\toption type '%s'\n", name, typ)
+		for _, o := range append(opts, fast...) {
+			s += "\t" + o + "\n"
+		}
+		return s + "\n"
+	}
+	conf := confText(true, lanVHID(0)) +
+		tracker("t_file", "file", fmt.Sprintf("option path '%s'", file)) +
+		tracker("t_script", "script", fmt.Sprintf("option command '/usr/bin/test -e %s'", ok)) +
+		tracker("t_process", "process", fmt.Sprintf("option name '%s'", procName)) +
+		tracker("t_iface", "interface", "option device 'aux'")
+	c.start(r1, conf)
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	c.start(r2, confText(true, lanVHID(100)))
+	c.waitHearing(r2, "lan", 1, 3*time.Second)
+	c.waitFor(5*time.Second, "r1's four trackers up", func() bool {
+		v := c.view(r1)
+		n := 0
+		for _, tr := range v.Trackers {
+			if tr.State == "up" {
+				n++
+			}
+		}
+		return n == 4
+	})
+	for _, tc := range []struct {
+		name, typ  string
+		value      int
+		fail, heal func()
+	}{
+		{"t_file", "file", 2,
+			func() { writeFile(t, file, "2\n") }, func() { writeFile(t, file, "0\n") }},
+		{"t_script", "script", 1,
+			func() { os.Remove(ok) }, func() { writeFile(t, ok, "") }},
+		{"t_process", "process", 1,
+			func() { running.Kill(); _ = running.Wait(5 * time.Second) }, startProc},
+		{"t_iface", "interface", 1,
+			func() { r1.links["aux"].SetUp(false) }, func() { r1.links["aux"].SetUp(true) }},
+	} {
+		tc.fail()
+		c.waitState(r2, "lan", 1, "MASTER", 4*time.Second)
+		v := c.view(r1)
+		tr, _ := v.tracker(tc.name)
+		if tr.State != "down" || tr.Type != tc.typ || tr.Value != tc.value || tr.Reason == "" {
+			t.Errorf("%s after its check failed: %+v", tc.name, tr)
+		}
+		if lv := v.vhid("lan", 1); lv.Demotion != tc.value || !hasSource(lv.DemotionSources, "carp", tc.name, tc.value) {
+			t.Errorf("%s: r1 lan vhid demotion %d, sources %+v", tc.name, lv.Demotion, lv.DemotionSources)
+		}
+		t.Logf("%s down: %s", tc.name, tr.Reason)
+		tc.heal()
+		c.waitState(r1, "lan", 1, "MASTER", 5*time.Second)
+		c.waitFor(2*time.Second, tc.name+" up again", func() bool {
+			tr, _ := c.view(r1).tracker(tc.name)
+			return tr.State == "up" && tr.Value == 0
+		})
+		c.onlyHolder(r1, "lan", vip4)
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

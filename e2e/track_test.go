@@ -2,14 +2,19 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/ubus"
+	"github.com/carpd/carpd/ubus/ubustest"
 )
 
 // The proof of issue #11 (trackers, demotion groups, split brain) against
@@ -554,4 +559,88 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTrackUbus: over ubus (the fake ubusd of ubus/ubustest), `demote
+// {group, source, set, ttl}` sets a named source that expires by itself,
+// and a tracker's changes are `carp.track` events with the contract's
+// fields.
+func TestTrackUbus(t *testing.T) {
+	c := newCluster(t, 2)
+	r1, r2 := c.routers[0], c.routers[1]
+	sock := filepath.Join(t.TempDir(), "ubus.sock")
+	srv := ubustest.NewServer()
+	if err := srv.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cli, err := ubus.Dial(ctx, sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var mu sync.Mutex
+	var events []map[string]any
+	if _, err := cli.Listen(ctx, "carp.track", func(ev string, data json.RawMessage) {
+		var m map[string]any
+		_ = json.Unmarshal(data, &m)
+		mu.Lock()
+		events = append(events, m)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(r1.dir, "demote")
+	conf := strings.Replace(confText(true, lanVHID(0)), "option log_level", "option ubus_socket '"+sock+"'\n\toption log_level", 1) +
+		fmt.Sprintf("config track 'maint'\n\toption type 'file'\n\toption path '%s'\n\toption interval '0.2'\n\toption down '2'\n\toption up '2'\n\toption group 'carp'\n", file)
+	c.start(r1, conf)
+	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)
+	c.start(r2, confText(true, lanVHID(100)))
+	c.waitHearing(r2, "lan", 1, 3*time.Second)
+	c.waitFor(5*time.Second, "carpd object on ubus", func() bool {
+		for _, o := range srv.Objects() {
+			if o == "carpd" {
+				return true
+			}
+		}
+		return false
+	})
+
+	set := time.Now()
+	if _, err := cli.Call(ctx, "carpd", "demote", json.RawMessage(`{"group":"carp","source":"bird","set":3,"ttl":2,"ubus_rpc_session":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if lv := c.view(r1).vhid("lan", 1); lv.Demotion != 3 || !hasSource(lv.DemotionSources, "carp", "bird", 3) {
+		t.Fatalf("after ubus demote: demotion %d, sources %+v", lv.Demotion, lv.DemotionSources)
+	}
+	c.waitState(r2, "lan", 1, "MASTER", 2*time.Second)
+	c.waitFor(4*time.Second, "the ubus source expiring", func() bool { return c.view(r1).vhid("lan", 1).Demotion == 0 })
+	if gone := time.Since(set); gone < 2*time.Second-100*time.Millisecond {
+		t.Errorf("the ubus source went after %v, before its ttl of 2 s", gone)
+	}
+	c.waitState(r1, "lan", 1, "MASTER", 4*time.Second)
+
+	// The file tracker down and up again: two carp.track events.
+	writeFile(t, file, "5\n")
+	c.waitState(r2, "lan", 1, "MASTER", 3*time.Second)
+	writeFile(t, file, "0\n")
+	c.waitState(r1, "lan", 1, "MASTER", 4*time.Second)
+	c.waitFor(3*time.Second, "carp.track down and up events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var down, up bool
+		for _, e := range events {
+			if e["name"] != "maint" || e["type"] != "file" || e["group"] != "carp" || e["reason"] == "" || e["time"] == nil {
+				continue
+			}
+			down = down || (e["state"] == "down" && e["value"] == float64(5))
+			up = up || (e["state"] == "up" && e["value"] == float64(0))
+		}
+		return down && up
+	})
+	mu.Lock()
+	t.Logf("carp.track events: %v", events)
+	mu.Unlock()
 }

@@ -180,13 +180,23 @@ func TestTrackSharedFailureMovesNothing(t *testing.T) {
 	r1, r2 := c.routers[0], c.routers[1]
 	tl.establish(false, pingTracker("wan_ping"))
 	before1, before2 := vhidTransitions(tl.view(r1)), vhidTransitions(tl.view(r2))
+	// trackers says when each router's tracker changed: the two go down
+	// (and up) at different moments, each in its own probing rhythm.
+	trackers := func() string {
+		var b strings.Builder
+		for _, r := range []*router{r1, r2} {
+			tr, _ := tl.view(r).tracker("wan_ping")
+			fmt.Fprintf(&b, " %s: %s since %s (%s);", r.name, tr.State, tr.Since.Format("15:04:05.000"), tr.Reason)
+		}
+		return b.String()
+	}
 	stable := func(what string) {
 		t.Helper()
 		if d := diffTransitions(before1, vhidTransitions(tl.view(r1))); len(d) > 0 {
-			t.Fatalf("%s: r1's vhids moved: %v", what, d)
+			t.Fatalf("%s: r1's vhids moved: %v; trackers:%s", what, d, trackers())
 		}
 		if d := diffTransitions(before2, vhidTransitions(tl.view(r2))); len(d) > 0 {
-			t.Fatalf("%s: r2's vhids moved: %v", what, d)
+			t.Fatalf("%s: r2's vhids moved: %v; trackers:%s", what, d, trackers())
 		}
 		c.onlyHolder(r1, "lan", vip4)
 		c.onlyHolder(r1, "wan", wanVIP4)

@@ -25,7 +25,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-track clean
 
 all: build
 
@@ -111,6 +111,11 @@ bench-failover: build
 
 clean:
 	rm -rf bin dist
+
+## bench-track: client-visible outage when the master's upstream path dies (links up): carpd's
+## ping tracker at interval 1 s and 0.2 s next to keepalived's vrrp_script ping, in one lab run (root).
+bench-track: build
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/track -out bench/track-results.md
 
 ## bench-sync: carpd's state sync next to conntrackd (FTFW) in one lab run (root).
 bench-sync: build

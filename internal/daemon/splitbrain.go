@@ -55,13 +55,7 @@ type splitBrain struct {
 	sentTo *ctsync.Engine
 }
 
-// now is the vhosts' clock.
-func (d *Daemon) now() time.Time {
-	if d.env.Clock != nil {
-		return d.env.Clock.Now()
-	}
-	return time.Now()
-}
+// d.now (demotion.go) is the vhosts' clock.
 
 // startSplitBrain compares the states every splitCheckEvery until ctx
 // ends (Run's background context).

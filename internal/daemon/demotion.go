@@ -57,6 +57,14 @@ func contains(l []string, s string) bool {
 	return false
 }
 
+// now is the daemon's clock (the vhosts' clock).
+func (d *Daemon) now() time.Time {
+	if d.env.Clock != nil {
+		return d.env.Clock.Now()
+	}
+	return time.Now()
+}
+
 // refreshSources brings the sources the daemon derives from its own
 // state up to date. The table keeps a source's since while its value
 // stays.

@@ -13,6 +13,9 @@ endif
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -buildvcs=false
+# carpd's binary: the cold packages without inlining (package/noinline.mk, docs/size-budget.md).
+include package/noinline.mk
+CARPD_BUILDFLAGS := $(GOFLAGS_BUILD) $(CARPD_NOINLINE_GCFLAGS)
 BIN      := bin/carpd
 FUZZTIME ?= 10s
 FUZZMINIMIZE ?= 10000x
@@ -30,7 +33,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
 all: build
 
 build:
-	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN) .
+	$(GO) build $(CARPD_BUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 ## demo: two routers in network namespaces, a client pinging the VIP, crash, takeover, preempt.
 demo: build
@@ -73,7 +76,7 @@ cross:
 	@set -e; for t in $(CROSS); do \
 		name=$${t%%:*}; rest=$${t#*:}; arch=$${rest%%:*}; env=$${rest#*:}; \
 		echo "build dist/carpd-$$name (GOARCH=$$arch $$env)"; \
-		env GOOS=linux GOARCH=$$arch $$env $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o dist/carpd-$$name . ; \
+		env GOOS=linux GOARCH=$$arch $$env $(GO) build $(CARPD_BUILDFLAGS) -ldflags '$(LDFLAGS)' -o dist/carpd-$$name . ; \
 	done
 	CARPD_DIST=$(CURDIR)/dist CARPD_REQUIRE_QEMU=1 $(GO) test -count=1 -run 'TestCrossBinaries' -v .
 
@@ -149,7 +152,7 @@ ipk-test: ipk
 ## ipk-size: what each dependency costs in the mips_24kc binary (package/SIZE.md): symbol
 ## sizes of an unstripped build, scaled to the stripped dist/carpd-mips_24kc.
 ipk-size: cross
-	env GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) build $(GOFLAGS_BUILD) -ldflags '-X main.version=$(VERSION)' -o bin/carpd-mips_24kc.unstripped .
+	env GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) build $(CARPD_BUILDFLAGS) -ldflags '-X main.version=$(VERSION)' -o bin/carpd-mips_24kc.unstripped .
 	$(GO) run ./cmd/mkipk -size-report bin/carpd-mips_24kc.unstripped -bin dist/carpd-mips_24kc
 
 .PHONY: ipk ipk-test ipk-size

@@ -26,6 +26,9 @@ INSTALL_CONF:=install -m0600
 `,
 	"feeds/packages/lang/golang/golang-package.mk": `GO_PKG_BUILD_BIN_DIR:=$(STUB_BIN)
 GO_ARCH_DEPENDS:=@(aarch64||arm||i386||i686||loongarch64||mips||mips64||mips64el||mipsel||riscv64||x86_64)
+define GoPackage/Build/Compile
+	printf '%s\n' $(1) > $(STUB_OUT)/compile
+endef
 `,
 	"include/package.mk": `PKG_BUILD_DIR:=$(STUB_OUT)/build
 define BuildPackage
@@ -49,6 +52,8 @@ stub-install:
 	$$(call Package/$(1)/install,$(STUB_OUT)/root)
 stub-prepare:
 	$$(call Build/Prepare)
+stub-compile:
+	$$(call Build/Compile)
 endef
 `,
 }
@@ -73,7 +78,7 @@ func TestFeedMakefile(t *testing.T) {
 	os.WriteFile(bin, []byte("a carpd binary"), 0o755)
 	pkgDir, _ := filepath.Abs("../../package/carpd")
 	cmd := exec.Command("make", "--no-print-directory", "-C", pkgDir, "TOPDIR="+top, "STUB_OUT="+out, "STUB_BIN="+binDir,
-		"stub-vars", "stub-install", "stub-prepare")
+		"stub-vars", "stub-install", "stub-prepare", "stub-compile")
 	cmd.Env = append(os.Environ(), "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=") // not the outer make's (make test)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make: %v\n%s", err, b)
@@ -159,6 +164,24 @@ func TestFeedMakefile(t *testing.T) {
 	}
 	if !strings.HasPrefix(vars["DEPENDS"], "@(") {
 		t.Errorf("DEPENDS = %q, want $(GO_ARCH_DEPENDS)", vars["DEPENDS"])
+	}
+
+	// Build/Compile passes make cross's -gcflags (package/noinline.mk), one
+	// package at a time, after golang-package.mk's own.
+	cmd = exec.Command("make", "-s", "--no-print-directory", "-f", "../../package/noinline.mk", "-f", "-", "print")
+	cmd.Stdin = strings.NewReader("print:\n\t@printf '%s\\n' $(CARPD_NOINLINE_GCFLAGS)\n")
+	cmd.Env = append(os.Environ(), "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=")
+	crossFlags, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("make print: %v", err)
+	}
+	var wantCompile []string
+	for _, f := range strings.Fields(string(crossFlags)) {
+		wantCompile = append(wantCompile, "-gcflags", strings.TrimPrefix(f, "-gcflags=")+" ")
+	}
+	compile, _ := os.ReadFile(filepath.Join(out, "compile"))
+	if got := strings.Split(strings.TrimSuffix(string(compile), "\n"), "\n"); len(wantCompile) < 20 || !slices.Equal(got, wantCompile) {
+		t.Errorf("Build/Compile passes %q, want %q", got, wantCompile)
 	}
 
 	// Build/Prepare copied the Go source, without .git and build output.

@@ -5,11 +5,16 @@
 //	sizecheck lint           (make lint) the binary's packages for linux/mips:
 //	                         no forbidden package among its dependencies, and
 //	                         in carpd's own files no resolving net call and no
-//	                         slices.Sort family call
+//	                         slices.Sort family call; the cold packages of
+//	                         package/noinline.mk (built without inlining)
+//	                         all in the binary, none of them hot, every carpd
+//	                         package in one list or the other, and both
+//	                         Makefiles building with them
 //	sizecheck binary FILE    (make size-check, after make cross) the stripped
 //	                         mips binary: its size, no function of a
-//	                         forbidden package or of Go's DNS resolver, and no
-//	                         more generic sort instantiations than budgeted
+//	                         forbidden package or of Go's DNS resolver, no
+//	                         more generic sort instantiations than budgeted,
+//	                         and built with package/noinline.mk's -gcflags
 //
 // lint reads source (go list and go/parser, about a second); binary reads
 // the function names that even a stripped Go binary keeps in .gopclntab.
@@ -17,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"debug/elf"
 	"debug/gosym"
 	"encoding/json"
@@ -111,6 +117,108 @@ var maxSortInstances = 5
 
 var sortInstance = regexp.MustCompile(`^slices\.(pdqsortOrdered|pdqsortCmpFunc|stableCmpFunc)\[`)
 
+// noinlineMk lists the cold packages, built without inlining
+// (-gcflags=<package>=-l) by the Makefile and package/carpd/Makefile.
+const noinlineMk = "package/noinline.mk"
+
+// hotPkgs are the packages of the hot paths (CARP adverts, the sync engine,
+// conntrack events, vip's frames) and what they call per packet: they keep
+// inlining, so none may be in package/noinline.mk. A pattern ending in /...
+// also matches the packages under it.
+var hotPkgs = []string{
+	"runtime", "internal/...", "vendor/...", "unsafe", "sync/...", "time", "context", "errors",
+	"net/...", "syscall", "os", "io", "bytes", "strings", "slices", "maps", "iter", "cmp",
+	"unique", "weak", "math", "math/bits", "math/rand/...", "hash/...", "crypto/...", "encoding/binary", "encoding/hex",
+	"unicode/utf8", "sort", "golang.org/x/crypto/...", "golang.org/x/sys/...", "golang.org/x/net/...",
+	"golang.org/x/time/...", "golang.org/x/sync/...", "github.com/mdlayher/...",
+	"github.com/carpd/carpd/internal/carp/...", "github.com/carpd/carpd/internal/ctsync/...",
+	"github.com/carpd/carpd/internal/vip/...",
+}
+
+// isHot reports whether pkg matches one of hotPkgs. internal/fmtsort is
+// the one standard internal package that is cold (fmt's map printing).
+func isHot(pkg string) bool {
+	if pkg == "internal/fmtsort" {
+		return false
+	}
+	for _, p := range hotPkgs {
+		if pkg == p || strings.HasSuffix(p, "/...") && (pkg == strings.TrimSuffix(p, "/...") || strings.HasPrefix(pkg, strings.TrimSuffix(p, "..."))) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseNoinline returns the packages of CARPD_NOINLINE in noinline.mk's text.
+func parseNoinline(text string) ([]string, error) {
+	_, rest, ok := strings.Cut(text, "\nCARPD_NOINLINE := \\\n")
+	if !ok {
+		return nil, errors.New(noinlineMk + ": no \"CARPD_NOINLINE := \\\" line")
+	}
+	var pkgs []string
+	for _, line := range strings.Split(rest, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == "\\" {
+			break
+		}
+		pkgs = append(pkgs, f[0])
+		if len(f) == 1 {
+			break // the last one has no "\\"
+		}
+	}
+	return pkgs, nil
+}
+
+// checkNoinline checks the cold list against the binary's packages and
+// that both Makefiles build with it: makefile is the Makefile's text, feed
+// package/carpd/Makefile's.
+func checkNoinline(pkgs []listedPkg, cold []string, makefile, feed string) []string {
+	var problems []string
+	inBinary := map[string]bool{}
+	for _, p := range pkgs {
+		inBinary[p.ImportPath] = true
+	}
+	listed := map[string]bool{}
+	for _, c := range cold {
+		switch {
+		case listed[c]:
+			problems = append(problems, fmt.Sprintf("%s: %s is listed twice", noinlineMk, c))
+		case isHot(c):
+			problems = append(problems, fmt.Sprintf("%s: %s is on a hot path and keeps inlining (hotPkgs in scripts/sizecheck/main.go); take it out", noinlineMk, c))
+		case !inBinary[c]:
+			problems = append(problems, fmt.Sprintf("%s: %s is not a package of the binary (one package a line, no patterns); take it out", noinlineMk, c))
+		}
+		listed[c] = true
+	}
+	for _, p := range pkgs {
+		if p.Module != nil && p.Module.Main && !listed[p.ImportPath] && !isHot(p.ImportPath) {
+			problems = append(problems, fmt.Sprintf("%s is neither hot nor cold: add it to %s if no packet, flow or advert goes through it (docs/size-budget.md#no-inlining-in-cold-packages), else to hotPkgs in scripts/sizecheck/main.go", p.ImportPath, noinlineMk))
+		}
+	}
+	for _, want := range []string{"include package/noinline.mk", "CARPD_BUILDFLAGS := $(GOFLAGS_BUILD) $(CARPD_NOINLINE_GCFLAGS)",
+		"$(GO) build $(CARPD_BUILDFLAGS) -ldflags '$(LDFLAGS)' -o dist/carpd-$$name ."} {
+		if !strings.Contains(makefile, want) {
+			problems = append(problems, fmt.Sprintf("Makefile: no %q: make cross must build with %s's -gcflags", want, noinlineMk))
+		}
+	}
+	for _, want := range []string{"include $(CURDIR)/../noinline.mk", "$(call GoPackage/Build/Compile,$(foreach p,$(CARPD_NOINLINE),-gcflags '$(p)=-l"} {
+		if !strings.Contains(feed, want) {
+			problems = append(problems, fmt.Sprintf("package/carpd/Makefile: no %q: the SDK build must use %s's -gcflags like make cross", want, noinlineMk))
+		}
+	}
+	return problems
+}
+
+// readNoinline reads the cold list from the checkout (sizecheck runs in
+// the module's root).
+func readNoinline() ([]string, error) {
+	b, err := os.ReadFile(noinlineMk)
+	if err != nil {
+		return nil, err
+	}
+	return parseNoinline(string(b))
+}
+
 func main() {
 	var err error
 	switch {
@@ -159,6 +267,19 @@ func lint(w io.Writer) error {
 		pkgs = append(pkgs, p)
 	}
 	problems := checkDeps(pkgs)
+	cold, err := readNoinline()
+	if err != nil {
+		return err
+	}
+	makefile, err := os.ReadFile("Makefile")
+	if err != nil {
+		return err
+	}
+	feed, err := os.ReadFile("package/carpd/Makefile")
+	if err != nil {
+		return err
+	}
+	problems = append(problems, checkNoinline(pkgs, cold, string(makefile), string(feed))...)
 	for _, p := range pkgs {
 		if p.Module == nil || !p.Module.Main {
 			continue
@@ -266,6 +387,13 @@ func checkBinary(path string, w io.Writer) error {
 		return err
 	}
 	problems := checkFuncs(names)
+	cold, err := readNoinline()
+	if err != nil {
+		return err
+	}
+	if p := checkGCFlags(path, cold); p != "" {
+		problems = append(problems, p)
+	}
 	if fi.Size() > Budget {
 		problems = append([]string{fmt.Sprintf("%s is %s bytes, over the %s-byte budget by %s (package/SIZE.md lists what to cut)",
 			path, commas(fi.Size()), commas(Budget), commas(fi.Size()-Budget))}, problems...)
@@ -276,6 +404,30 @@ func checkBinary(path string, w io.Writer) error {
 	fmt.Fprintf(w, "sizecheck: %s is %s bytes, %s under the %s-byte budget; no forbidden package or resolver; %d generic sorts (budget %d)\n",
 		path, commas(fi.Size()), commas(Budget-fi.Size()), commas(Budget), len(sortInstances(names)), maxSortInstances)
 	return nil
+}
+
+// checkGCFlags checks that the binary at path was built with the -gcflags
+// of cold. Go records only the last -gcflags in the build info (debug/
+// buildinfo, kept by a stripped binary too), which the Makefile's list
+// ends with.
+func checkGCFlags(path string, cold []string) string {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("%s: no Go build info: %v", path, err)
+	}
+	got := ""
+	for _, s := range bi.Settings {
+		if s.Key == "-gcflags" {
+			got = s.Value
+		}
+	}
+	if len(cold) == 0 {
+		return noinlineMk + " lists no package"
+	}
+	if want := cold[len(cold)-1] + "=-l"; got != want {
+		return fmt.Sprintf("%s was built with -gcflags %q, not with %s's (the last one is %q): build it with make cross (docs/size-budget.md#no-inlining-in-cold-packages)", path, got, noinlineMk, want)
+	}
+	return ""
 }
 
 // checkFuncs reports forbidden functions and sort instantiations beyond

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,5 +136,95 @@ func TestEncodingJSON(t *testing.T) {
 	}
 	if got := checkFuncs(append(names, "log/slog.(*Logger).Info")); len(got) != 2 {
 		t.Fatalf("with log/slog linked too: %q", got)
+	}
+}
+
+// TestNoinline: package/noinline.mk parses, and checkNoinline refuses a hot
+// package, a package not in the binary, a carpd package in neither list and
+// Makefiles that do not build with the list; the real files pass.
+func TestNoinline(t *testing.T) {
+	b, err := os.ReadFile("../../" + noinlineMk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold, err := parseNoinline(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cold) < 10 || cold[0] != "github.com/carpd/carpd" || cold[len(cold)-1] != "unicode" {
+		t.Fatalf("parsed %q", cold)
+	}
+	makefile, _ := os.ReadFile("../../Makefile")
+	feed, _ := os.ReadFile("../../package/carpd/Makefile")
+	main := &struct{ Main bool }{true}
+	var pkgs []listedPkg
+	for _, c := range cold {
+		pkgs = append(pkgs, listedPkg{ImportPath: c, Module: main})
+	}
+	pkgs = append(pkgs, listedPkg{ImportPath: "github.com/carpd/carpd/internal/carp", Module: main}, listedPkg{ImportPath: "time"})
+	if got := checkNoinline(pkgs, cold, string(makefile), string(feed)); len(got) != 0 {
+		t.Fatalf("the real lists: %q", got)
+	}
+
+	bad := append([]string{"time", "github.com/carpd/carpd/internal/ctsync/kernel", "example.org/gone"}, cold[1:]...)
+	pkgs = append(pkgs, listedPkg{ImportPath: "github.com/carpd/carpd/internal/roles", Module: main},
+		listedPkg{ImportPath: "github.com/carpd/carpd/internal/ctsync/kernel", Module: main})
+	got := strings.Join(checkNoinline(pkgs, bad, "", ""), "\n")
+	for _, want := range []string{
+		"time is on a hot path", "internal/ctsync/kernel is on a hot path", "example.org/gone is not a package of the binary",
+		"github.com/carpd/carpd is neither hot nor cold", "internal/roles is neither hot nor cold",
+		`Makefile: no "include package/noinline.mk"`, "package/carpd/Makefile: no",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "internal/carp is neither") {
+		t.Errorf("a hot carpd package reported:\n%s", got)
+	}
+}
+
+// TestIsHot: patterns with /... match the package and those under it only.
+func TestIsHot(t *testing.T) {
+	for pkg, want := range map[string]bool{
+		"runtime": true, "runtime/debug": false, "internal/poll": true, "internal/fmtsort": false,
+		"net": true, "net/netip": true, "math/big": false, "math/bits": true, "fmt": false,
+		"github.com/carpd/carpd/internal/ctsync": true, "github.com/carpd/carpd/internal/ctsync/wire": true,
+		"github.com/carpd/carpd/internal/ctsyncx": false, "github.com/carpd/carpd/internal/daemon": false,
+	} {
+		if got := isHot(pkg); got != want {
+			t.Errorf("isHot(%q) = %v, want %v", pkg, got, want)
+		}
+	}
+}
+
+// TestCheckGCFlags: a binary built with the list's flags passes, one
+// built without them fails.
+func TestCheckGCFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two small programs")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(1) }\n"), 0o644)
+	cold := []string{"x", "fmt"}
+	for _, tt := range []struct {
+		flags []string
+		ok    bool
+	}{
+		{[]string{"-gcflags=x=-l", "-gcflags=fmt=-l"}, true},
+		{nil, false},
+		{[]string{"-gcflags=fmt=-l", "-gcflags=x=-l"}, false},
+	} {
+		out := filepath.Join(dir, "bin")
+		cmd := exec.Command("go", append(append([]string{"build", "-o", out}, tt.flags...), ".")...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, b)
+		}
+		if got := checkGCFlags(out, cold); (got == "") != tt.ok {
+			t.Errorf("%q: %q", tt.flags, got)
+		}
 	}
 }

@@ -367,6 +367,7 @@ type fakeTracker struct {
 	cfg     config.Track
 	report  func(track.Report)
 	stopped atomic.Bool
+	probes  atomic.Int32
 	mu      sync.Mutex
 	st      track.Status
 }
@@ -378,6 +379,8 @@ func (f *fakeTracker) Status() track.Status {
 }
 
 func (f *fakeTracker) Stop() { f.stopped.Store(true) }
+
+func (f *fakeTracker) ProbeNow() { f.probes.Add(1) }
 
 // set makes the tracker down (value v) or up, and reports it.
 func (f *fakeTracker) set(down bool, v int, reason string, now time.Time) {

@@ -96,8 +96,8 @@ func (d *Daemon) confirm(ve *vhostEntry, a carp.ActConfirm) {
 	}
 	ws := make([]watched, 0, len(tes))
 	for _, te := range tes {
-		te.t.ProbeNow()
 		ws = append(ws, watched{te.cfg.Name, te.t, te.t.Status().Good})
+		te.t.ProbeNow()
 	}
 	until := d.now().Add(d.confirmBound(ve))
 	d.bg.Add(1)

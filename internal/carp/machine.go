@@ -86,6 +86,15 @@ type (
 	// EvParams changes advbase, advskew or policy without a state change
 	// (a hitless reload, like ifconfig on the BSDs; docs/carp-protocol.md#states).
 	EvParams struct{ Params Params }
+	// EvHold holds takeovers on demotion until Until, for Reason
+	// (docs/carp-protocol.md#demotion): the runner's answer to
+	// ActConfirm, or a hold after our own tracker recovered. A zero
+	// Until releases the hold: a BACKUP whose confirmation is pending
+	// takes over at once from the more demoted master it last heard.
+	EvHold struct {
+		Until  time.Time
+		Reason string
+	}
 )
 
 func (EvStart) isEvent()    {}
@@ -95,6 +104,7 @@ func (EvTimer) isEvent()    {}
 func (EvAdvert) isEvent()   {}
 func (EvDemote) isEvent()   {}
 func (EvParams) isEvent()   {}
+func (EvHold) isEvent()     {}
 
 // Action is an output of the state machine, carried out by the runner in
 // the order given.
@@ -116,6 +126,14 @@ type (
 	// ActRemoveVIPsLater: remove the VIPs after BowOutLinger, unless the
 	// vhid becomes MASTER again in between.
 	ActRemoveVIPsLater struct{}
+	// ActConfirm: a master more demoted than us was heard and
+	// Machine.Confirm is set: the runner checks that our own path is
+	// healthy and answers with EvHold (docs/carp-protocol.md#demotion).
+	// Until then, and at most Confirm long, the machine stays BACKUP.
+	ActConfirm struct {
+		Master         netip.Addr
+		Demote, Theirs uint8
+	}
 )
 
 // Transition reports a state change, for logs, hooks and events. It is both
@@ -139,6 +157,7 @@ func (ActRemoveVIPs) isAction()      {}
 func (ActAnnounce) isAction()        {}
 func (ActRemoveVIPsLater) isAction() {}
 func (Transition) isAction()         {}
+func (ActConfirm) isAction()         {}
 
 // Machine is the state machine of one virtual host. It is a plain value:
 // Step takes an event and the current time and returns what to do. It never
@@ -169,6 +188,29 @@ type Machine struct {
 	// takeover, or answering another master it outranks (a healed split
 	// brain). It bounds those answers to one per interval.
 	answered time.Time
+
+	// Confirm > 0: a BACKUP that hears a master more demoted than itself
+	// asks the runner to confirm (ActConfirm) before it takes over, and
+	// waits at most Confirm for the answer; 0 takes over at once, as
+	// OpenBSD does. The daemon sets it for vhids that trackers watch.
+	Confirm time.Duration
+	// The hold of takeovers on demotion: until holdUntil, for holdWhy;
+	// asked: ActConfirm was sent for the demoted master heard (cleared
+	// when a master no more demoted than us is heard); peer and
+	// peerDemote: that master.
+	holdUntil  time.Time
+	holdWhy    string
+	asked      bool
+	peer       netip.Addr
+	peerDemote uint8
+}
+
+// Held says why a takeover on demotion is being held, "" when none is.
+func (m *Machine) Held(now time.Time) string {
+	if m.State == Backup && now.Before(m.holdUntil) {
+		return m.holdWhy
+	}
+	return ""
 }
 
 // NewMachine returns a machine in INIT.
@@ -223,6 +265,11 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 			m.deadline = now.Add(m.Params.Interval())
 			m.sent++
 			return []Action{m.send()}
+		}
+	case EvHold:
+		m.holdUntil, m.holdWhy = ev.Until, ev.Reason
+		if ev.Until.IsZero() && m.asked && m.State == Backup && m.peerDemote > m.Demote {
+			return m.toMaster(now, fmt.Sprintf("master %s is demoted (%d > %d), confirmed", m.peer, m.peerDemote, m.Demote))
 		}
 	case EvParams:
 		m.Params = ev.Params
@@ -299,6 +346,11 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 			return []Action{m.send(), ActAnnounce{}}
 		}
 	case Backup:
+		demoted := ev.Demote > m.Demote
+		if !demoted {
+			m.asked = false
+		}
+		m.peer, m.peerDemote = ev.Src, ev.Demote
 		switch {
 		case ev.AdvBase == BowOutAdvBase && ev.AdvSkew == BowOutAdvSkew:
 			// The master stops gracefully (docs/carp-protocol.md#bow-out).
@@ -308,6 +360,14 @@ func (m *Machine) advert(ev EvAdvert, now time.Time) []Action {
 			// would wait out the master-down time; carpd takes over at once
 			// whatever its own timing.
 			return m.toMaster(now, fmt.Sprintf("master %s bowed out", ev.Src))
+		case demoted && now.Before(m.holdUntil):
+			// Held (confirming, or our tracker just recovered); the
+			// master-down timer still runs below.
+		case demoted && m.Confirm > 0 && !m.asked:
+			m.asked = true
+			m.holdUntil, m.holdWhy = now.Add(m.Confirm), "confirming own trackers"
+			m.deadline = now.Add(m.Params.MasterDown())
+			return []Action{ActConfirm{Master: ev.Src, Demote: m.Demote, Theirs: ev.Demote}}
 		case m.Params.Preempt && ours < theirs && ev.Demote >= m.Demote:
 			return m.toMaster(now, fmt.Sprintf("preempting less frequent master %s", ev.Src))
 		case ev.Demote > m.Demote:

@@ -267,3 +267,94 @@ func TestTieBreak(t *testing.T) {
 		}
 	}
 }
+
+// confirmBackup returns a BACKUP that confirms takeovers on demotion for
+// bound.
+func confirmBackup(bound time.Duration) *Machine {
+	m := NewMachine(Params{AdvBase: 1, AdvSkew: 100})
+	m.Confirm = bound
+	m.Step(EvStart{}, t0)
+	return m
+}
+
+func TestConfirmReleasedTakesOver(t *testing.T) {
+	m := confirmBackup(4 * time.Second)
+	demoted := EvAdvert{AdvBase: 1, Demote: 1, Src: peer}
+	acts := m.Step(demoted, t0.Add(time.Second))
+	wantKinds(t, acts, "ActConfirm")
+	if c := acts[0].(ActConfirm); c != (ActConfirm{Master: peer, Demote: 0, Theirs: 1}) {
+		t.Errorf("confirm %+v", c)
+	}
+	if m.State != Backup || m.Held(t0.Add(time.Second)) == "" {
+		t.Fatalf("state %v held %q; want a held BACKUP", m.State, m.Held(t0.Add(time.Second)))
+	}
+	// The master keeps advertising: no second question, still BACKUP,
+	// and the master-down timer restarts as usual.
+	wantKinds(t, m.Step(demoted, t0.Add(2*time.Second)))
+	if want := t0.Add(2 * time.Second).Add(m.Params.MasterDown()); !m.NextDeadline().Equal(want) {
+		t.Errorf("master-down deadline %v after the advert at 2 s, want %v", m.NextDeadline().Sub(t0), want.Sub(t0))
+	}
+	// The runner confirms: take over at once.
+	wantKinds(t, m.Step(EvHold{}, t0.Add(2100*time.Millisecond)), "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
+	if m.State != Master {
+		t.Fatalf("state %v after the release, want MASTER", m.State)
+	}
+}
+
+func TestConfirmSharedFailureNoMove(t *testing.T) {
+	m := confirmBackup(4 * time.Second)
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(time.Second)), "ActConfirm")
+	m.Step(EvHold{Until: t0.Add(5 * time.Second), Reason: "own tracker wan_ping suspect"}, t0.Add(1100*time.Millisecond))
+	if h := m.Held(t0.Add(1200 * time.Millisecond)); h != "own tracker wan_ping suspect" {
+		t.Errorf("held %q", h)
+	}
+	// Our tracker goes down: equal demotion, no move, ever.
+	wantKinds(t, m.Step(EvDemote{Demote: 1}, t0.Add(1500*time.Millisecond)))
+	for i := 2; i < 10; i++ {
+		wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(time.Duration(i)*time.Second)))
+	}
+	// A late release of that confirmation moves nothing either.
+	wantKinds(t, m.Step(EvHold{}, t0.Add(10*time.Second)))
+	if m.State != Backup {
+		t.Fatalf("state %v, want BACKUP", m.State)
+	}
+}
+
+func TestConfirmBound(t *testing.T) {
+	m := confirmBackup(3 * time.Second)
+	demoted := EvAdvert{AdvBase: 1, Demote: 1, Src: peer}
+	wantKinds(t, m.Step(demoted, t0.Add(time.Second)), "ActConfirm")
+	// No answer: held until the bound, then the demotion decides.
+	wantKinds(t, m.Step(demoted, t0.Add(2*time.Second)))
+	wantKinds(t, m.Step(demoted, t0.Add(3*time.Second)))
+	wantKinds(t, m.Step(demoted, t0.Add(4*time.Second)), "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
+}
+
+func TestConfirmMasterDies(t *testing.T) {
+	m := confirmBackup(10 * time.Second)
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(time.Second)), "ActConfirm")
+	// The master falls silent: master-down, hold or not.
+	wantKinds(t, m.Step(EvTimer{}, t0.Add(time.Second).Add(m.Params.MasterDown())), "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
+}
+
+func TestHoldAfterRecovery(t *testing.T) {
+	m := NewMachine(Params{AdvBase: 1, AdvSkew: 100})
+	m.Step(EvStart{}, t0)
+	// No Confirm: OpenBSD, at once.
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(time.Second)), "Transition", "ActAddVIPs", "ActSend", "ActAnnounce")
+
+	m = confirmBackup(time.Second)
+	m.Step(EvDemote{Demote: 1}, t0)
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(time.Second)))
+	// Our tracker recovered: held while the master's recovers too.
+	m.Step(EvHold{Until: t0.Add(5 * time.Second), Reason: "own tracker wan_ping recovered"}, t0.Add(1500*time.Millisecond))
+	m.Step(EvDemote{Demote: 0}, t0.Add(1500*time.Millisecond))
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(2*time.Second)))
+	if h := m.Held(t0.Add(2 * time.Second)); h != "own tracker wan_ping recovered" {
+		t.Errorf("held %q", h)
+	}
+	// The master recovered in time: nothing to do.
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 0, Src: peer}, t0.Add(3*time.Second)))
+	// Had it not, after the hold the usual confirmation.
+	wantKinds(t, m.Step(EvAdvert{AdvBase: 1, Demote: 1, Src: peer}, t0.Add(6*time.Second)), "ActConfirm")
+}

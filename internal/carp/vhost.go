@@ -125,6 +125,9 @@ type Status struct {
 	SendErrorsSince time.Time `json:"-"`
 	// Error says why a vhid is not running (INIT), e.g. a missing device.
 	Error string `json:"error,omitempty"`
+	// Held says why this BACKUP does not take over from a more demoted
+	// master yet (docs/carp-protocol.md#demotion).
+	Held string `json:"held,omitempty"`
 }
 
 // VHost runs one virtual host: it owns a Machine, the HMAC state and the
@@ -137,6 +140,9 @@ type VHost struct {
 	vips Announcer
 	// onTransition is called from the vhost goroutine; it must not block.
 	onTransition func(Transition)
+	// onConfirm gets the machine's ActConfirm, on the vhost goroutine; it
+	// must not block.
+	onConfirm func(ActConfirm)
 
 	inbox chan rxAdvert
 	cmds  chan func()
@@ -154,7 +160,8 @@ type VHost struct {
 	errSince   time.Time // when errDemoted was set
 	linger     Timer     // pending VIP removal after a bow-out
 	linkUp     bool
-	last4      time.Time // when an IPv4 advert was last heard
+	confirm    time.Duration // WithConfirm's bound, for the machine
+	last4      time.Time     // when an IPv4 advert was last heard
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -187,6 +194,7 @@ func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *logx.Logger, onTr
 	}
 	v.setConfig(cfg)
 	v.m = NewMachine(cfg.Params)
+	v.m.Confirm = v.confirm
 	v.status.Since = v.clk.Now()
 	v.publish(func(s *Status) {})
 	return v
@@ -423,8 +431,37 @@ func (v *VHost) step(ev Event) {
 			v.linger = v.clk.NewTimer(BowOutLinger)
 		case ActAnnounce:
 			v.announce()
+		case ActConfirm:
+			v.log.Info("master is demoted; confirming before taking over", "master", act.Master, "theirs", act.Theirs, "ours", act.Demote)
+			if v.onConfirm != nil {
+				v.onConfirm(act)
+			}
 		}
 	}
+	if held := v.m.Held(v.clk.Now()); held != v.status.Held {
+		v.publish(func(s *Status) { s.Held = held })
+	}
+}
+
+// WithConfirm makes the vhost confirm before taking over from a more
+// demoted master (Machine.Confirm = bound): fn gets each ActConfirm and
+// the answer comes through Hold.
+func WithConfirm(bound time.Duration, fn func(ActConfirm)) VHostOption {
+	return func(v *VHost) { v.onConfirm, v.confirm = fn, bound }
+}
+
+// SetConfirm changes the bound of WithConfirm; 0 takes over at once.
+func (v *VHost) SetConfirm(bound time.Duration) { v.do(func() { v.m.Confirm = bound }) }
+
+// Hold holds takeovers on demotion until until (EvHold); a zero until
+// releases the hold.
+func (v *VHost) Hold(until time.Time, reason string) {
+	v.do(func() {
+		if reason != "" && !until.IsZero() {
+			v.log.Info("takeover held", "reason", reason, "until", until)
+		}
+		v.step(EvHold{Until: until, Reason: reason})
+	})
 }
 
 // transition publishes a state change the machine decided, completed with

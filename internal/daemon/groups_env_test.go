@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -367,6 +368,8 @@ type fakeTracker struct {
 	cfg     config.Track
 	report  func(track.Report)
 	stopped atomic.Bool
+	probes  atomic.Int32
+	dead    atomic.Bool // ProbeNow's rounds are bad
 	mu      sync.Mutex
 	st      track.Status
 }
@@ -379,10 +382,26 @@ func (f *fakeTracker) Status() track.Status {
 
 func (f *fakeTracker) Stop() { f.stopped.Store(true) }
 
+// ProbeNow runs one round at once: good, or bad (suspect) when the test
+// made the tracker's path dead.
+func (f *fakeTracker) ProbeNow() {
+	f.probes.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.st.State == track.StateDown:
+	case f.dead.Load():
+		f.st.Bad++
+		f.st.Suspect = true
+	default:
+		f.st.Good++
+	}
+}
+
 // set makes the tracker down (value v) or up, and reports it.
 func (f *fakeTracker) set(down bool, v int, reason string, now time.Time) {
 	f.mu.Lock()
-	f.st.State, f.st.Value, f.st.Reason, f.st.Since = track.StateUp, v, reason, now
+	f.st.State, f.st.Value, f.st.Reason, f.st.Since, f.st.Suspect = track.StateUp, v, reason, now, false
 	if down {
 		f.st.State = track.StateDown
 	}
@@ -691,9 +710,14 @@ func TestEnvSharedFailureMovesNothing(t *testing.T) {
 			t.Errorf("a made %d transitions, want the 2 of its start", got)
 		}
 
-		// b's path comes back, a's does not: b takes over.
+		// b's path comes back, a's does not: b takes over, after the
+		// recovery hold ((up+1) × interval = 4 s) and a confirmation.
 		tb.set(false, 0, "1 of 1 targets answered for 3 rounds", seg.Now())
-		seg.Run(5 * time.Second)
+		seg.Run(4 * time.Second)
+		if s := states(); s != "MASTER/BACKUP" || !strings.Contains(b.vhost("dev0", 1).Held, "wan_ping recovered") {
+			t.Errorf("b recovered 4 s ago: %s, b held %q; want MASTER/BACKUP, held", s, b.vhost("dev0", 1).Held)
+		}
+		seg.Run(2 * time.Second)
 		if s := states(); s != "BACKUP/MASTER" {
 			t.Errorf("only a's path down: %s, want BACKUP/MASTER", s)
 		}

@@ -21,6 +21,8 @@ import (
 // Tracker is a running tracker as the daemon uses it: *track.Tracker.
 type Tracker interface {
 	Status() track.Status
+	// ProbeNow starts a round at once (docs/trackers.md#confirming).
+	ProbeNow()
 	// Stop ends the tracker and waits for it; no report follows.
 	Stop()
 }
@@ -75,6 +77,7 @@ func (d *Daemon) applyTrackers(cfg *config.Config) {
 		te.t = d.env.StartTracker(d.bgCtx, tc, env, func(r track.Report) { d.trackReport(te, r) })
 		d.log.Info("tracker started", "track", tc.Name, "type", tc.Type, "group", te.group)
 	}
+	d.updateConfirm()
 }
 
 // stopTracker stops a tracker off the loop (a round under way may take
@@ -134,6 +137,7 @@ func (d *Daemon) trackReports() {
 // the carp.track event.
 func (d *Daemon) trackChanged(te *trackerEntry, r track.Report) {
 	value := r.Value // 0 while up; a file tracker's integer
+	d.holdAfterRecovery(te, value)
 	d.setSource(te.group, te.cfg.Name, value, r.Reason, 0)
 	ev := TrackEvent{Name: te.cfg.Name, Type: te.cfg.Type, Group: te.group, State: track.StateUp,
 		Value: value, Reason: r.Reason, Time: r.Since}

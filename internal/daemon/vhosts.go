@@ -244,6 +244,7 @@ func (d *Daemon) place(ve *vhostEntry, dev string, netw bool, err error) {
 	if d.env.Clock != nil {
 		opts = append(opts, carp.WithClock(d.env.Clock))
 	}
+	opts = append(opts, d.confirmOption(ve))
 	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition, opts...)
 	ie.iface.Attach(v, ve.vc)
 	ctx, cancel := context.WithCancel(d.runCtx)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/carpd/carpd/internal/carp"
@@ -52,6 +53,9 @@ type Status struct {
 	Bad     uint64         `json:"bad"`
 	Targets []TargetStatus `json:"targets,omitempty"`
 	Error   string         `json:"error,omitempty"`
+	// Suspect: the last round was bad and the tracker is not down (yet):
+	// a failure is being confirmed (docs/trackers.md#confirming).
+	Suspect bool `json:"suspect,omitempty"`
 	// Dropped counts the ICMP packets a ping tracker received and
 	// ignored, by reason (wrong source, wrong id, not an echo reply...).
 	Dropped map[string]uint64 `json:"dropped,omitempty"`
@@ -128,6 +132,21 @@ type Tracker struct {
 	m  machine
 	// settled: the machine changed once; the reason is the change's.
 	settled bool
+	// probe: ProbeNow asked for a round at once; probing: in suspect
+	// mode (a ping tracker's short timeout).
+	probe   chan struct{}
+	probing atomic.Bool
+}
+
+// ProbeNow starts a round at once (after the one under way, if any); a
+// ping tracker runs it in suspect mode, with the short timeout
+// (docs/trackers.md#confirming). Safe from any goroutine; it never blocks.
+func (t *Tracker) ProbeNow() {
+	t.probing.Store(true)
+	select {
+	case t.probe <- struct{}{}:
+	default:
+	}
 }
 
 // Start starts the tracker cfg (already validated, defaults applied) and
@@ -138,7 +157,8 @@ func Start(ctx context.Context, cfg config.Track, env Env, report func(Report)) 
 	env = env.withDefaults()
 	cfg = withDefaults(cfg)
 	ctx, cancel := context.WithCancel(ctx)
-	t := &Tracker{cfg: cfg, env: env, report: report, cancel: cancel, done: make(chan struct{})}
+	t := &Tracker{cfg: cfg, env: env, report: report, cancel: cancel, done: make(chan struct{}),
+		probe: make(chan struct{}, 1)}
 	now := env.Clock.Now()
 	t.m = machine{down: cfg.Down, up: cfg.Up, state: StateInit, since: now}
 	t.st = Status{Name: cfg.Name, Type: cfg.Type, Group: cfg.Group, Weight: cfg.Weight,

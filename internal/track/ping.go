@@ -292,6 +292,10 @@ func (p *pingProber) round(ctx context.Context) result {
 		p.suspect = false
 	}
 	p.t.mu.Unlock()
+	// ProbeNow: confirm quickly, with the suspect round's short timeout.
+	if p.t.probing.Swap(false) {
+		p.suspect = true
+	}
 	for _, tg := range p.targets {
 		tg.answered, tg.probes = false, 0
 	}

@@ -277,3 +277,44 @@ func TestPingLateReplyBetweenRounds(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeNow: ProbeNow starts a round at once, in suspect mode (the
+// short timeout), between normal rounds; on a healthy path it is good
+// within the RTT, on a dead one it is bad after the short timeout and the
+// tracker reports suspect until down.
+func TestProbeNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakePath{rtt: time.Millisecond}
+		tr, reports := fakeTracker(t, f, config.Track{})
+		defer tr.Stop()
+		time.Sleep(2500 * time.Millisecond) // mid-interval: rounds at 0, 1, 2 s
+		n := len(f.probes())
+		good := tr.Status().Good
+		tr.ProbeNow()
+		time.Sleep(10 * time.Millisecond)
+		if p := f.probes(); len(p) != n+1 {
+			t.Fatalf("%d probes 10 ms after ProbeNow, want %d", len(p), n+1)
+		}
+		if st := tr.Status(); st.Good != good+1 || st.Suspect {
+			t.Fatalf("after ProbeNow on a healthy path: good %d (was %d), suspect %v", st.Good, good, st.Suspect)
+		}
+		time.Sleep(2 * time.Second)
+		f.set(true, time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // between rounds again
+		bad := tr.Status().Bad
+		tr.ProbeNow()
+		// Suspect timeout: clamp(4 × 1 ms, 100 ms, 1 s) = 100 ms.
+		time.Sleep(150 * time.Millisecond)
+		if st := tr.Status(); st.Bad != bad+1 || !st.Suspect || st.State != StateUp {
+			t.Fatalf("150 ms after ProbeNow on a dead path: bad %d (was %d), suspect %v, state %s; want one bad round, suspect, up",
+				st.Bad, bad, st.Suspect, st.State)
+		}
+		r := <-reports
+		if !r.Down {
+			t.Fatalf("report %+v, want down", r)
+		}
+		if st := tr.Status(); st.Suspect {
+			t.Errorf("down tracker still suspect")
+		}
+	})
+}

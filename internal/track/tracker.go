@@ -91,6 +91,8 @@ func (t *Tracker) run(ctx context.Context, p prober) {
 		case <-ctx.Done():
 			return
 		case <-timer.C():
+		case <-t.probe:
+			timer.Stop()
 		case <-wake:
 			// An event (netifd's) starts a round at once, but at most one
 			// per minWakeSpacing: a burst of events is not a burst of
@@ -129,6 +131,7 @@ func (t *Tracker) apply(r result, now time.Time) {
 	}
 	st.Error = r.err
 	st.State, st.Value, st.Since = t.m.state, t.m.value, t.m.since
+	st.Suspect = r.value > t.m.value
 	switch {
 	case changed && t.m.value > old:
 		st.Reason = fmt.Sprintf("%s for %d rounds", r.reason, t.cfg.Down)

@@ -322,6 +322,9 @@ func printStatus(w io.Writer, st *daemon.Status) {
 // printDemotion says why a vhid is demoted: its demotion and the peer's,
 // its groups, and each source with its value, reason and since.
 func printDemotion(w io.Writer, v *daemon.VHIDStatus) {
+	if v.Held != "" {
+		fmt.Fprintf(w, "    takeover held: %s\n", v.Held)
+	}
 	if v.Demotion == 0 && v.PeerDemotion == nil && len(v.Groups) <= 1 && len(v.DemotionSources) == 0 {
 		return
 	}
@@ -358,6 +361,9 @@ func printTrackers(w io.Writer, ts []track.Status) {
 		fmt.Fprintf(w, "  %s (%s, group %s, weight %d): %s", t.Name, t.Type, t.Group, t.Weight, strings.ToUpper(t.State))
 		if t.Value > 0 {
 			fmt.Fprintf(w, " +%d", t.Value)
+		}
+		if t.Suspect {
+			fmt.Fprint(w, " (suspect: last round bad)")
 		}
 		fmt.Fprintf(w, ": %s, since %s; rounds %d good %d bad %d\n", t.Reason, t.Since.Local().Format("15:04:05"), t.Rounds, t.Good, t.Bad)
 		for _, a := range t.Targets {

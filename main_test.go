@@ -398,6 +398,17 @@ func TestPrintStatusDrops(t *testing.T) {
 	}
 }
 
+// TestPrintHeld: a held takeover is the first thing said about a vhid.
+func TestPrintHeld(t *testing.T) {
+	var out bytes.Buffer
+	v := &daemon.VHIDStatus{}
+	v.Held = "own tracker wan_ping suspect"
+	printDemotion(&out, v)
+	if got, want := out.String(), "    takeover held: own tracker wan_ping suspect\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 // TestPrintStatusDemotion: `carpd status` says per vhid why it is demoted
 // (each source with its group, value, reason and since; the peer's
 // demotion next to ours) and lists the trackers.
@@ -427,6 +438,8 @@ func TestPrintStatusDemotion(t *testing.T) {
 		"  wan_ping (ping, group wan, weight 1): DOWN +1: 0 of 1 targets answered for 3 rounds, since " + hms("2026-05-04T09:12:31Z"),
 		"    198.51.100.1: sent 266400, received 263602, rtt 4.2 ms\n",
 		"    error: sendto: network is unreachable\n",
+		"  lan_up (",
+		" (suspect: last round bad): ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status text lacks %q:\n%s", want, out.String())

@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Configuration records (docs/sync-protocol.md, docs/config-sync.md):
 // extension control records 18 (a chunk of a UCI package or a file the
@@ -12,7 +15,8 @@ const (
 
 // Limits of the configuration records.
 const (
-	// MaxConfigSize bounds one synced object (a UCI package or a file).
+	// MaxConfigSize bounds one synced object (a UCI package or a file):
+	// the receiver refuses a larger one (its chunks still decode).
 	MaxConfigSize = 256 << 10
 	// MaxConfigName bounds an object's name (a package name or a path).
 	MaxConfigName = 255
@@ -32,7 +36,7 @@ type ConfigChunk struct {
 	Flags  uint8
 	Name   string
 	Hash   [ConfigHashLen]byte
-	Total  uint32 // at most MaxConfigSize
+	Total  uint32 // the receiver enforces its size limit (MaxConfigSize)
 	Offset uint32
 	Data   []byte // Offset+len(Data) <= Total; empty only when Total is 0
 }
@@ -64,8 +68,7 @@ func ConfigNameOK(name string) bool {
 
 func configChunkOK(c *ConfigChunk) bool {
 	end := uint64(c.Offset) + uint64(len(c.Data))
-	return ConfigNameOK(c.Name) && c.Flags&^(ConfigFile|ConfigForce) == 0 && c.Total <= MaxConfigSize &&
-		end <= uint64(c.Total) && (len(c.Data) > 0 || c.Total == 0)
+	return ConfigNameOK(c.Name) && c.Flags&^(ConfigFile|ConfigForce) == 0 && end <= uint64(c.Total) && (len(c.Data) > 0 || c.Total == 0)
 }
 
 // appendConfig writes a configuration chunk: 000 10010, uvarint body
@@ -73,14 +76,14 @@ func configChunkOK(c *ConfigChunk) bool {
 // uvarint total, uvarint offset, data (the rest of the body).
 func appendConfig(b []byte, c *ConfigChunk) ([]byte, error) {
 	if !configChunkOK(c) {
-		return b, errConfig
+		return b, ErrConfig
 	}
 	var v [2 * binary.MaxVarintLen32]byte
 	n := binary.PutUvarint(v[:], uint64(c.Total))
 	n += binary.PutUvarint(v[n:], uint64(c.Offset))
 	body := 2 + len(c.Name) + ConfigHashLen + n + len(c.Data)
 	if body > maxExtBody {
-		return b, errConfig
+		return b, ErrConfig
 	}
 	b = append(b, kindControl<<kindShift|ctlConfig)
 	b = binary.AppendUvarint(b, uint64(body))
@@ -96,7 +99,7 @@ func appendConfig(b []byte, c *ConfigChunk) ([]byte, error) {
 // local hash.
 func appendConfigAck(b []byte, a *ConfigAck) ([]byte, error) {
 	if !ConfigNameOK(a.Name) {
-		return b, errConfig
+		return b, ErrConfig
 	}
 	b = append(b, kindControl<<kindShift|ctlConfigAck)
 	b = binary.AppendUvarint(b, uint64(3+len(a.Name)+2*ConfigHashLen))
@@ -111,6 +114,7 @@ func appendConfigAck(b []byte, a *ConfigAck) ([]byte, error) {
 func (d *Decoder) extBody(err error) int {
 	size := d.uvarintMax(maxExtBody)
 	if d.rerr != nil {
+		d.rerr = err
 		return -1
 	}
 	end := d.off + int(size)
@@ -125,7 +129,7 @@ func (d *Decoder) extBody(err error) int {
 func (d *Decoder) decodeConfig() {
 	r := &d.rec
 	r.Type = RecordConfig
-	end := d.extBody(errConfig)
+	end := d.extBody(ErrConfig)
 	if end < 0 {
 		return
 	}
@@ -133,16 +137,17 @@ func (d *Decoder) decodeConfig() {
 	c.Flags = d.u8()
 	c.Name = string(d.bytes(int(d.u8())))
 	copy(c.Hash[:], d.bytes(ConfigHashLen))
-	c.Total = uint32(d.uvarintMax(MaxConfigSize))
-	c.Offset = uint32(d.uvarintMax(MaxConfigSize))
+	c.Total = uint32(d.uvarintMax(math.MaxUint32))
+	c.Offset = uint32(d.uvarintMax(math.MaxUint32))
 	if d.rerr != nil || d.off > end {
-		d.fail(errConfig)
+		d.rerr = ErrConfig
+		d.off = len(d.b)
 		return
 	}
 	c.Data = append([]byte(nil), d.b[d.off:end]...)
 	d.off = end
 	if !configChunkOK(c) {
-		d.fail(errConfig)
+		d.fail(ErrConfig)
 	}
 }
 
@@ -151,7 +156,7 @@ func (d *Decoder) decodeConfig() {
 func (d *Decoder) decodeConfigAck() {
 	r := &d.rec
 	r.Type = RecordConfigAck
-	end := d.extBody(errConfig)
+	end := d.extBody(ErrConfig)
 	if end < 0 {
 		return
 	}
@@ -161,7 +166,8 @@ func (d *Decoder) decodeConfigAck() {
 	copy(a.Hash[:], d.bytes(ConfigHashLen))
 	copy(a.Local[:], d.bytes(ConfigHashLen))
 	if d.rerr != nil || d.off > end || !ConfigNameOK(a.Name) {
-		d.fail(errConfig)
+		d.rerr = ErrConfig
+		d.off = len(d.b)
 		return
 	}
 	d.off = end

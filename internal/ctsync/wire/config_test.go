@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestConfigRecords(t *testing.T) {
 		t.Errorf("a chunk of 800 bytes with the longest name: %d bytes, %v", len(b), err)
 	}
 	for _, bad := range []ConfigChunk{{Name: "", Total: 1, Data: []byte("x")}, {Name: "a b", Total: 1, Data: []byte("x")},
-		{Name: "a", Total: MaxConfigSize + 1, Data: []byte("x")}, {Name: "a", Total: 1, Offset: 1, Data: []byte("x")},
+{Name: "a", Total: 1, Offset: 1, Data: []byte("x")},
 		{Name: "a", Total: 2}, {Name: "a", Flags: 4, Total: 1, Data: []byte("x")}, {Name: "a", Total: 4000, Data: make([]byte, 3000)}} {
 		if _, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: bad}}); err == nil {
 			t.Errorf("CONFIG %+v encoded", bad)
@@ -51,19 +52,20 @@ func TestConfigDecodeErrors(t *testing.T) {
 		{"empty name", "12 23 00 00" + hash + "01 00"},
 		{"name with a blank", "12 26 00 01 20" + hash + "01 00 78"},
 		{"reserved flag", "12 26 04 01 61" + hash + "01 00 78"},
-		{"over the size limit", "12 28 00 01 61" + hash + "81 80 10 00 78"},
+		{"total over 32 bits", "12 2a 00 01 61" + hash + "8080808010 00 78"},
 		{"data past total", "12 27 00 01 61" + hash + "01 00 78 79"},
 		{"offset past total", "12 26 00 01 61" + hash + "01 02 78"},
 		{"no data", "12 25 00 01 61" + hash + "01 00"},
 		{"ack short", "13 05 00 00 01 61 00"},
+		{"body length over the limit", "12 ff ff 03"},
 		{"ack empty name", "13 43 00 00 00" + hash + hash},
 	} {
 		b, err := hex.DecodeString(strings.ReplaceAll(c.hex, " ", ""))
 		if err != nil {
 			t.Fatal(c.name, err)
 		}
-		if _, err := decodeAll(b); err == nil {
-			t.Errorf("%s: decoded", c.name)
+		if _, err := decodeAll(b); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", c.name, err)
 		}
 	}
 	// An answer with a later field after the local hash: skipped.

@@ -48,7 +48,6 @@ var (
 	errAckRanges     = errors.New("invalid SACK ranges")
 	errWant          = errors.New("invalid WANT id list")
 	errCarp          = errors.New("invalid CARP state list")
-	errConfig        = errors.New("invalid configuration record")
 	errTimeout       = errors.New("timeout overflows 32 bits")
 	errTrailing      = errors.New("trailing bytes after record")
 	errMagic         = errors.New("bad magic or version")
@@ -57,3 +56,7 @@ var (
 	errReflected     = errors.New("frame carries our own nonce (reflected)")
 	errRecordType    = errors.New("record type not encodable")
 )
+
+// ErrConfig: a CONFIG or CONFIG_ACK record does not parse (the receiver
+// counts it as a refused configuration record).
+var ErrConfig = errors.New("invalid configuration record")

@@ -2,8 +2,8 @@ package wire
 
 import (
 	"bytes"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -36,7 +36,7 @@ func TestConfigRecords(t *testing.T) {
 		t.Errorf("a chunk of 800 bytes with the longest name: %d bytes, %v", len(b), err)
 	}
 	for _, bad := range []ConfigChunk{{Name: "", Total: 1, Data: []byte("x")}, {Name: "a b", Total: 1, Data: []byte("x")},
-{Name: "a", Total: 1, Offset: 1, Data: []byte("x")},
+		{Name: "a", Total: 1, Offset: 1, Data: []byte("x")},
 		{Name: "a", Total: 2}, {Name: "a", Flags: 4, Total: 1, Data: []byte("x")}, {Name: "a", Total: 4000, Data: make([]byte, 3000)}} {
 		if _, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: bad}}); err == nil {
 			t.Errorf("CONFIG %+v encoded", bad)

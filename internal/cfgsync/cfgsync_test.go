@@ -149,10 +149,9 @@ func TestDecide(t *testing.T) {
 
 func TestDiff(t *testing.T) {
 	a := "config zone\n\toption name 'lan'\n\toption input 'ACCEPT'\n\toption output 'ACCEPT'\n\toption forward 'ACCEPT'\n\nconfig zone\n\toption name 'wan'\n"
-	b := strings.Replace(a, "\toption input 'ACCEPT'", "\toption input 'REJECT'", 1) + "\toption masq '1'\n"
+	b := strings.Replace(a, "\toption output 'ACCEPT'", "\toption output 'REJECT'", 1)
 	want := "--- here\n+++ primary\n" +
-		"@@ -1 +1 @@\n config zone\n \toption name 'lan'\n-\toption input 'ACCEPT'\n+\toption input 'REJECT'\n \toption output 'ACCEPT'\n \toption forward 'ACCEPT'\n" +
-		"@@ -7 +7 @@\n config zone\n \toption name 'wan'\n+\toption masq '1'\n"
+		"@@ -2 +2 @@\n \toption name 'lan'\n \toption input 'ACCEPT'\n-\toption output 'ACCEPT'\n+\toption output 'REJECT'\n \toption forward 'ACCEPT'\n \n"
 	if got := Diff("here", "primary", []byte(a), []byte(b)); got != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
 	}
@@ -161,6 +160,11 @@ func TestDiff(t *testing.T) {
 	}
 	if got := Diff("a", "b", nil, []byte("x\n")); got != "--- a\n+++ b\n@@ -1 +1 @@\n+x\n" {
 		t.Errorf("from nothing: %q", got)
+	}
+	// Two changes apart: one hunk from the first to the last.
+	c := strings.Replace(b, "option name 'wan'", "option name 'wan6'", 1)
+	if got := Diff("a", "b", []byte(a), []byte(c)); !strings.Contains(got, "-\toption output 'ACCEPT'\n") || !strings.Contains(got, "+\toption name 'wan6'\n") {
+		t.Errorf("two changes:\n%s", got)
 	}
 }
 

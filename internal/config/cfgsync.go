@@ -74,23 +74,22 @@ func (c *ConfigSync) validate(add func(sec, opt, format string, a ...any)) {
 		return
 	}
 	trusted := trustedDirs()
+	bad := func(opt, v string) { add("sync", opt, "%q is not accepted (docs/uci.md#configuration-sync-options)", v) }
 	if c.Dir != "" && !cleanAbs(c.Dir) {
-		add("sync", "config_dir", "must be an absolute path, not %q", c.Dir)
+		bad("config_dir", c.Dir)
 	}
 	for _, p := range c.Packages {
 		if !ValidPackage(p) {
-			add("sync", "config", "%q is not a package carpd syncs: a UCI package name (a-z 0-9 _ -), never carpd's own", p)
+			bad("config", p)
 		}
 	}
-	own := filepath.Join(c.ConfigDir(), "carpd")
 	for _, f := range c.Files {
 		if !cleanAbs(f) || !(under(f, FileDirs) || under(f, trusted)) || len(f) > 255 || strings.ContainsAny(f, " \t\n") ||
-			f == own || strings.HasPrefix(f, "/etc/carpd/") || f == "/etc/config/carpd" {
-			add("sync", "file", "must be a file under /etc/ (no blanks, not carpd's own files), not %q", f)
+			f == filepath.Join(c.ConfigDir(), "carpd") || under(f, []string{"/etc/carpd"}) || f == "/etc/config/carpd" {
+			bad("file", f)
 		}
 	}
 	if p := c.Reload(); p != "" && p != DefaultReloadCommand && !(cleanAbs(p) && (under(p, HookDirs) || under(p, trusted))) {
-		add("sync", "reload_command", "must be empty (none), %s or a program under %s, not %q (carpd runs it as root)",
-			DefaultReloadCommand, strings.Join(HookDirs, "/ or ")+"/", p)
+		bad("reload_command", p)
 	}
 }

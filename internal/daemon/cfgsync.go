@@ -12,12 +12,9 @@ package daemon
 // never waits for a file write.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -232,7 +229,7 @@ func (c *cfgSyncer) tick(now time.Time) {
 			}
 			if e.SendConfig(cfgsync.Chunks(o.name, o.file, o.force, o.data)) {
 				o.sent, o.sentAt = o.local, now
-				c.log.Info("sending", "name", o.name, "bytes", len(o.data), "hash", cfgsync.Hex(o.local)[:12])
+				c.log.Info("sending", "name", o.name, "bytes", len(o.data))
 			}
 		}
 	case config.RoleSecondary:
@@ -293,12 +290,10 @@ func readObject(path string, st os.FileInfo) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file (symbolic links are not synced)")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	if st.Size() > cfgsync.MaxSize {
+		return nil, errors.New("larger than 256 KiB")
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, cfgsync.MaxSize+1))
+	data, err := os.ReadFile(path)
 	if err == nil && len(data) > cfgsync.MaxSize {
 		err = errors.New("larger than 256 KiB")
 	}
@@ -394,7 +389,7 @@ func (c *cfgSyncer) write(o *cfgObj, obj *cfgsync.Object, now time.Time) string 
 		c.log.Error("writing a synced object", "name", o.name, "err", err)
 		return cfgsync.ReasonWrite
 	}
-	c.log.Info("written", "name", o.name, "bytes", len(obj.Data), "hash", cfgsync.Hex(obj.Hash)[:12])
+	c.log.Info("written", "name", o.name, "bytes", len(obj.Data))
 	o.held, o.conflict, o.err, o.lastSync, o.seen = nil, "", "", now, false
 	c.scan(o, false)
 	c.remember(o.name, obj.Hash)
@@ -451,24 +446,20 @@ func (c *cfgSyncer) remember(name string, h cfgsync.Hash) {
 		return
 	}
 	c.last[name] = h
-	var b bytes.Buffer
+	var b []byte
 	for n, h := range c.last {
-		b.WriteString(hex.EncodeToString(h[:]) + " " + n + "\n")
+		b = append(append(hex.AppendEncode(b, h[:]), ' '), n+"\n"...)
 	}
-	if err := writeAtomic(c.statePath, b.Bytes()); err != nil {
+	if err := writeAtomic(c.statePath, b); err != nil {
 		c.log.Warn("config sync state not saved", "path", c.statePath, "err", err)
 	}
 }
 
 func loadCfgState(path string) map[string]cfgsync.Hash {
 	m := map[string]cfgsync.Hash{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return m
-	}
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
-		hx, name, ok := strings.Cut(s.Text(), " ")
+	b, _ := os.ReadFile(path)
+	for _, l := range strings.Split(string(b), "\n") {
+		hx, name, ok := strings.Cut(l, " ")
 		var h cfgsync.Hash
 		if n, err := hex.Decode(h[:], []byte(hx)); ok && err == nil && n == len(h) {
 			m[name] = h
@@ -534,8 +525,8 @@ func (c *cfgSyncer) request(ctx context.Context, dryRun, force bool) (ConfigSync
 			if o.ackedData != nil && cfgsync.Sum(o.ackedData) == o.peer {
 				diff.WriteString(cfgsync.Diff(o.name+" (secondary)", o.name+" (here)", o.ackedData, o.data))
 			} else {
-				diff.WriteString("--- " + o.name + " (secondary, hash " + short(o.peer) + ": its content is not known here)\n+++ " +
-					o.name + " (here, hash " + short(o.local) + ")\n")
+				diff.WriteString("--- " + o.name + " (secondary, hash " + cfgsync.Hex(o.peer) + ": content not known here)\n+++ " +
+					o.name + " (here, hash " + cfgsync.Hex(o.local) + ")\n")
 			}
 		case res.Role == config.RolePrimary:
 			if o.data != nil {
@@ -565,13 +556,6 @@ func (c *cfgSyncer) request(ctx context.Context, dryRun, force bool) (ConfigSync
 	default:
 	}
 	return res, nil
-}
-
-func short(h cfgsync.Hash) string {
-	if s := cfgsync.Hex(h); s != "" {
-		return s[:12]
-	}
-	return "none"
 }
 
 // publish makes the status snapshot (under mu).
@@ -617,15 +601,15 @@ func writeAtomic(path string, data []byte) (err error) {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".carpd-*")
+	tmp := path + ".carpd-new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			_ = os.Remove(f.Name())
+			_ = os.Remove(tmp)
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
@@ -645,10 +629,10 @@ func writeAtomic(path string, data []byte) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil {
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
 		_ = d.Sync()
 		d.Close()
 	}

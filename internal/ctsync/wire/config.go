@@ -81,74 +81,82 @@ func appendConfig(b []byte, c *ConfigChunk) ([]byte, error) {
 	var v [2 * binary.MaxVarintLen32]byte
 	n := binary.PutUvarint(v[:], uint64(c.Total))
 	n += binary.PutUvarint(v[n:], uint64(c.Offset))
-	body := 2 + len(c.Name) + ConfigHashLen + n + len(c.Data)
-	if body > maxExtBody {
-		return b, ErrConfig
-	}
-	b = append(b, kindControl<<kindShift|ctlConfig)
-	b = binary.AppendUvarint(b, uint64(body))
-	b = append(b, c.Flags, byte(len(c.Name)))
-	b = append(b, c.Name...)
-	b = append(b, c.Hash[:]...)
-	b = append(b, v[:n]...)
-	return append(b, c.Data...), nil
+	return appendConfigBody(b, ctlConfig, []byte{c.Flags}, c.Name, c.Hash[:], v[:n], c.Data)
 }
 
 // appendConfigAck writes a configuration answer: 000 10011, uvarint body
 // length, body: byte status, byte reason, byte name length, name, hash,
 // local hash.
 func appendConfigAck(b []byte, a *ConfigAck) ([]byte, error) {
-	if !ConfigNameOK(a.Name) {
-		return b, ErrConfig
-	}
-	b = append(b, kindControl<<kindShift|ctlConfigAck)
-	b = binary.AppendUvarint(b, uint64(3+len(a.Name)+2*ConfigHashLen))
-	b = append(b, a.Status, a.Reason, byte(len(a.Name)))
-	b = append(b, a.Name...)
-	b = append(b, a.Hash[:]...)
-	return append(b, a.Local[:]...), nil
+	return appendConfigBody(b, ctlConfigAck, []byte{a.Status, a.Reason}, a.Name, a.Hash[:], a.Local[:], nil)
 }
 
-// extBody reads an extension record's body length and returns where the
-// body ends, or -1 after failing with err.
-func (d *Decoder) extBody(err error) int {
+// appendConfigBody writes a record of type ctl whose body is head, the
+// name (its length first), then the rest.
+func appendConfigBody(b []byte, ctl byte, head []byte, name string, rest ...[]byte) ([]byte, error) {
+	body := len(head) + 1 + len(name)
+	for _, r := range rest {
+		body += len(r)
+	}
+	if !ConfigNameOK(name) || body > maxExtBody {
+		return b, ErrConfig
+	}
+	b = append(b, kindControl<<kindShift|ctl)
+	b = binary.AppendUvarint(b, uint64(body))
+	b = append(append(b, head...), byte(len(name)))
+	b = append(b, name...)
+	for _, r := range rest {
+		b = append(b, r...)
+	}
+	return b, nil
+}
+
+// configHead reads the start of a configuration record: the body length,
+// n bytes, the name and a hash. It returns where the body ends (-1 after
+// a failure).
+func (d *Decoder) configHead(head []byte, name *string, h *[ConfigHashLen]byte) int {
 	size := d.uvarintMax(maxExtBody)
-	if d.rerr != nil {
-		d.rerr = err
-		return -1
-	}
 	end := d.off + int(size)
-	if end > len(d.b) {
-		d.fail(err)
+	if d.rerr != nil || end > len(d.b) {
+		d.rerr = ErrConfig
+		d.off = len(d.b)
 		return -1
 	}
+	copy(head, d.bytes(len(head)))
+	*name = string(d.bytes(int(d.u8())))
+	copy(h[:], d.bytes(ConfigHashLen))
 	return end
+}
+
+// configEnd checks that a configuration record's fields ended within its
+// body and moves past the body.
+func (d *Decoder) configEnd(end int, ok bool) {
+	if d.rerr != nil || d.off > end || !ok {
+		d.rerr = ErrConfig
+		d.off = len(d.b)
+		return
+	}
+	d.off = end
 }
 
 // decodeConfig reads a configuration chunk's body. Its Data is a copy.
 func (d *Decoder) decodeConfig() {
 	r := &d.rec
 	r.Type = RecordConfig
-	end := d.extBody(ErrConfig)
+	c := &r.Config
+	var head [1]byte
+	end := d.configHead(head[:], &c.Name, &c.Hash)
 	if end < 0 {
 		return
 	}
-	c := &r.Config
-	c.Flags = d.u8()
-	c.Name = string(d.bytes(int(d.u8())))
-	copy(c.Hash[:], d.bytes(ConfigHashLen))
+	c.Flags = head[0]
 	c.Total = uint32(d.uvarintMax(math.MaxUint32))
 	c.Offset = uint32(d.uvarintMax(math.MaxUint32))
-	if d.rerr != nil || d.off > end {
-		d.rerr = ErrConfig
-		d.off = len(d.b)
-		return
+	if d.rerr == nil && d.off <= end {
+		c.Data = append([]byte(nil), d.b[d.off:end]...)
+		d.off = end
 	}
-	c.Data = append([]byte(nil), d.b[d.off:end]...)
-	d.off = end
-	if !configChunkOK(c) {
-		d.fail(ErrConfig)
-	}
+	d.configEnd(end, configChunkOK(c))
 }
 
 // decodeConfigAck reads a configuration answer's body; bytes after the
@@ -156,19 +164,13 @@ func (d *Decoder) decodeConfig() {
 func (d *Decoder) decodeConfigAck() {
 	r := &d.rec
 	r.Type = RecordConfigAck
-	end := d.extBody(ErrConfig)
+	a := &r.ConfigAck
+	var head [2]byte
+	end := d.configHead(head[:], &a.Name, &a.Hash)
 	if end < 0 {
 		return
 	}
-	a := &r.ConfigAck
-	a.Status, a.Reason = d.u8(), d.u8()
-	a.Name = string(d.bytes(int(d.u8())))
-	copy(a.Hash[:], d.bytes(ConfigHashLen))
+	a.Status, a.Reason = head[0], head[1]
 	copy(a.Local[:], d.bytes(ConfigHashLen))
-	if d.rerr != nil || d.off > end || !ConfigNameOK(a.Name) {
-		d.rerr = ErrConfig
-		d.off = len(d.b)
-		return
-	}
-	d.off = end
+	d.configEnd(end, ConfigNameOK(a.Name))
 }

@@ -74,7 +74,9 @@ func (c *ConfigSync) validate(add func(sec, opt, format string, a ...any)) {
 		return
 	}
 	trusted := trustedDirs()
-	bad := func(opt, v string) { add("sync", opt, "%q is not accepted (docs/uci.md#configuration-sync-options)", v) }
+	bad := func(opt, v string) {
+		add("sync", opt, "%q is not accepted (docs/uci.md#configuration-sync-options)", v)
+	}
 	if c.Dir != "" && !cleanAbs(c.Dir) {
 		bad("config_dir", c.Dir)
 	}

@@ -362,8 +362,8 @@ func (c *cfgSyncer) received(obj *cfgsync.Object, now time.Time) string {
 	if st, err := os.Lstat(o.path); err == nil && st.Mode()&os.ModeSymlink != 0 {
 		return cfgsync.ReasonSymlink
 	}
-	o.heard, o.peer = obj.Hash, obj.Hash
-	c.scan(o, false)
+	o.heard, o.peer, o.seen = obj.Hash, obj.Hash, false
+	c.scan(o, false) // read again: an edit of the same size within the clock's tick
 	switch cfgsync.Decide(obj.Hash, o.local, c.last[o.name], obj.Force) {
 	case cfgsync.Same:
 		o.held, o.conflict, o.lastSync = nil, "", now

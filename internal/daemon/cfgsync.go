@@ -77,6 +77,10 @@ type cfgSyncer struct {
 	eng  atomic.Pointer[ctsync.Engine]
 	pub  atomic.Pointer[ConfigSyncStatus]
 	kick chan struct{}
+	// next: a configuration from a reload, for run to take (the daemon's
+	// loop never waits for mu); dropped: records the queue had no room for.
+	next    atomic.Pointer[cfgConf]
+	dropped atomic.Uint64
 
 	mu        sync.Mutex
 	cfg       config.ConfigSync
@@ -89,6 +93,11 @@ type cfgSyncer struct {
 	peerUp    bool
 	reported  time.Time
 	reload    []string // written since the last reload
+}
+
+type cfgConf struct {
+	cs config.ConfigSync
+	sc config.Sync
 }
 
 type cfgObj struct {
@@ -153,6 +162,16 @@ func (c *cfgSyncer) configure(cs config.ConfigSync, sc config.Sync) {
 	}
 }
 
+// setConfig hands a reload's configuration to run (from the daemon's
+// loop: it never blocks).
+func (c *cfgSyncer) setConfig(cs config.ConfigSync, sc config.Sync) {
+	c.next.Store(&cfgConf{cs, sc})
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 // fromEngine is the engine's Config.OnConfig: it never blocks.
 func (c *cfgSyncer) fromEngine(r *wire.Record) {
 	if r != nil {
@@ -162,9 +181,7 @@ func (c *cfgSyncer) fromEngine(r *wire.Record) {
 	select {
 	case c.in <- r:
 	default:
-		c.mu.Lock()
-		c.refused["queue_full"]++
-		c.mu.Unlock()
+		c.dropped.Add(1)
 	}
 }
 
@@ -178,6 +195,9 @@ func (c *cfgSyncer) run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-c.kick:
+			if n := c.next.Swap(nil); n != nil {
+				c.configure(n.cs, n.sc)
+			}
 		case r := <-c.in:
 			c.mu.Lock()
 			c.record(r, time.Now())
@@ -566,6 +586,9 @@ func (c *cfgSyncer) publish() {
 	}
 	for k, v := range c.refused {
 		s.Refused[k] = v
+	}
+	if n := c.dropped.Load(); n > 0 {
+		s.Refused["queue_full"] = n
 	}
 	for _, o := range c.sorted() {
 		kind := cfgsync.KindUCI

@@ -154,3 +154,22 @@ func TestCfgSyncSameSizeEdit(t *testing.T) {
 		t.Fatalf("the edit was overwritten: %q", got)
 	}
 }
+
+// TestCfgSyncReload: a reload's configuration reaches the running syncer
+// (setConfig, from the daemon's loop, never waits for it).
+func TestCfgSyncReload(t *testing.T) {
+	c, dir := secondary(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c.mu.Lock() // the syncer busy: setConfig must still return at once
+	c.setConfig(config.ConfigSync{Role: config.RolePrimary, Packages: []string{"network"}, Dir: dir}, config.Sync{Enabled: true})
+	c.mu.Unlock()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if s := c.status(); s != nil && s.Role == "primary" && len(s.Packages) == 1 && s.Packages[0].Name == "network" {
+			return
+		}
+	}
+	t.Fatalf("status %+v", c.status())
+}

@@ -448,7 +448,7 @@ func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
 	d.setHooks(cfg.Global)
 	stopped := d.apply(cfg)
 	d.reloadSync(old)
-	d.cfgs.configure(cfg.ConfigSync, cfg.Sync)
+	d.cfgs.setConfig(cfg.ConfigSync, cfg.Sync)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
 	return stopped, nil

@@ -689,19 +689,18 @@ func cmdConfigSync(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "carpd: %v\n", err)
 		return 1
 	}
-	if req.DryRun {
-		if res.Diff == "" {
-			fmt.Fprintln(stdout, "nothing would change")
-		}
-		fmt.Fprint(stdout, res.Diff)
+	if req.DryRun && res.Diff == "" {
+		res.Diff = "nothing would change\n"
 	}
-	for _, l := range []struct {
-		what  string
-		names []string
-	}{{"conflict (edited here since the last sync)", res.Conflicts}, {"written", res.Written}, {"sent again, forced", res.Sent}} {
-		if len(l.names) > 0 {
-			fmt.Fprintf(stdout, "%s: %s\n", l.what, strings.Join(l.names, " "))
-		}
+	fmt.Fprint(stdout, res.Diff)
+	if len(res.Conflicts) > 0 {
+		fmt.Fprintln(stdout, "conflict (edited here since the last sync):", strings.Join(res.Conflicts, " "))
+	}
+	if len(res.Written) > 0 {
+		fmt.Fprintln(stdout, "written:", strings.Join(res.Written, " "))
+	}
+	if len(res.Sent) > 0 {
+		fmt.Fprintln(stdout, "sent again, forced:", strings.Join(res.Sent, " "))
 	}
 	return 0
 }

@@ -249,7 +249,6 @@ func (c *cfgSyncer) tick(now time.Time) {
 			}
 			if e.SendConfig(cfgsync.Chunks(o.name, o.file, o.force, o.data)) {
 				o.sent, o.sentAt = o.local, now
-				c.log.Info("sending", "name", o.name, "bytes", len(o.data))
 			}
 		}
 	case config.RoleSecondary:
@@ -506,15 +505,13 @@ func (c *cfgSyncer) runReload(ctx context.Context) {
 		var out []byte
 		out, err = openwrt.RunProgram(rctx, append([]string{cmd}, names...))
 		cancel()
-		if err != nil && len(out) > 0 {
-			err = errors.New(err.Error() + ": " + strings.TrimSpace(string(out)))
+		if err != nil {
+			err = errors.New(err.Error() + ": " + string(out))
 		}
 	}
 	if err != nil {
 		c.log.Error("reload command failed", "command", cmd, "err", err)
-		return
 	}
-	c.log.Info("reloaded", "command", cmd, "names", strings.Join(names, " "))
 }
 
 // request carries out config_sync: the diff of what would change
@@ -542,12 +539,11 @@ func (c *cfgSyncer) request(ctx context.Context, dryRun, force bool) (ConfigSync
 			if o.data == nil || o.local == o.peer {
 				continue
 			}
-			if o.ackedData != nil && cfgsync.Sum(o.ackedData) == o.peer {
-				diff.WriteString(cfgsync.Diff(o.name+" (secondary)", o.name+" (here)", o.ackedData, o.data))
-			} else {
-				diff.WriteString("--- " + o.name + " (secondary, hash " + cfgsync.Hex(o.peer) + ": content not known here)\n+++ " +
-					o.name + " (here, hash " + cfgsync.Hex(o.local) + ")\n")
+			var known []byte // what the secondary has, if known here
+			if cfgsync.Sum(o.ackedData) == o.peer {
+				known = o.ackedData
 			}
+			diff.WriteString(cfgsync.Diff(o.name+" (secondary "+cfgsync.Hex(o.peer)+")", o.name+" (here)", known, o.data))
 		case res.Role == config.RolePrimary:
 			if o.data != nil {
 				o.force, o.acked, o.sent = true, cfgsync.Hash{}, cfgsync.Hash{}

@@ -128,11 +128,18 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.resend(r.Want)
 		case wire.RecordCarp:
 			e.peerCarp(r.Carp, now)
+		case wire.RecordConfig, wire.RecordConfigAck:
+			if e.cfg.OnConfig != nil {
+				e.cfg.OnConfig(r)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		e.count(func(c *Counters) { c.DropMalformed++ })
+		if errors.Is(err, wire.ErrConfig) && e.cfg.OnConfig != nil {
+			e.cfg.OnConfig(nil) // counted by the config sync too
+		}
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })
 	if len(job.inject) > 0 || len(job.del) > 0 {

@@ -159,6 +159,7 @@ type Daemon struct {
 
 	split splitBrain // splitbrain.go
 	mwait maintWait  // maintenance.go
+	cfgs  *cfgSyncer // configuration sync (cfgsync.go)
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -227,6 +228,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		syncLinkUp: true,
 	}
 	d.maint = d.loadState().Maintenance
+	d.cfgs = newCfgSyncer(d.log, d.statePath())
 	if d.maint {
 		d.log.Warn("maintenance mode is on (from the state file): every vhid is demoted", "state_file", d.statePath())
 	}
@@ -297,6 +299,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.startSync()
 	d.apply(d.cfg)
 	d.startSplitBrain(bgCtx)
+	d.startConfigSync(bgCtx)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)
@@ -445,6 +448,7 @@ func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
 	d.setHooks(cfg.Global)
 	stopped := d.apply(cfg)
 	d.reloadSync(old)
+	d.cfgs.setConfig(cfg.ConfigSync, cfg.Sync)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
 	return stopped, nil

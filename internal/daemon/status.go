@@ -74,6 +74,8 @@ type SyncStatus struct {
 	Interface string `json:"interface,omitempty"`
 	Error     string `json:"error,omitempty"`
 	ctsync.Status
+	// Config is configuration sync (cfgsync.go); absent when it is off.
+	Config *ConfigSyncStatus `json:"config,omitempty"`
 }
 
 // InterfaceStatus is one interface carpd runs CARP on.
@@ -104,6 +106,7 @@ func (d *Daemon) status() Status {
 	if d.syncErr != nil {
 		s.Sync.Error = d.syncErr.Error()
 	}
+	s.Sync.Config = d.cfgs.status()
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
 			st := ve.v.Status()

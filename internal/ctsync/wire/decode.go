@@ -494,6 +494,10 @@ func (d *Decoder) decodeControl(sub byte) {
 		d.decodeWant()
 	case ctlCarp:
 		d.decodeCarp()
+	case ctlConfig:
+		d.decodeConfig()
+	case ctlConfigAck:
+		d.decodeConfigAck()
 	default:
 		if sub >= ctlExtFirst {
 			// An extension of a later version: skipped (Next).

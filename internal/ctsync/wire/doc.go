@@ -53,7 +53,8 @@
 // kind; the low five bits are flags of that kind:
 //
 //	000 TTTTT  control: T = 0 PING, 1 HELLO, 2 BULK_REQ, 3 BULK_START,
-//	                    4 BULK_END, 5 ACK, 6 WANT, 16 CARP; 16-31 are
+//	                    4 BULK_END, 5 ACK, 6 WANT, 16 CARP, 18 CONFIG,
+//	                    19 CONFIG_ACK; 16-31 are
 //	                    extensions (a body length first; unknown ones skipped)
 //	001 FFFVX  NEW
 //	010 IVCXT  UPD
@@ -159,6 +160,15 @@
 //	            name ('!' to '~'), byte vhid (1 to 255), byte state (0 INIT,
 //	            1 BACKUP, 2 MASTER)); bytes after the n states within the
 //	            body are skipped (room for later fields)
+//	CONFIG      000 10010, uvarint body length, body: byte flags (1 a
+//	            file, 2 forced), byte name length (1 to 255), name ('!'
+//	            to '~'), 32-byte SHA-256 of the whole object, uvarint
+//	            total (at most 256 KiB), uvarint offset, data (the rest
+//	            of the body; offset + its length at most total)
+//	CONFIG_ACK  000 10011, uvarint body length, body: byte status, byte
+//	            reason, byte name length, name, the 32-byte hash it
+//	            answers, the 32-byte hash of the receiver's own copy;
+//	            bytes after them within the body are skipped
 //	17-31       an extension this version does not know: uvarint body
 //	            length, body; skipped, the records after it decoded
 //

@@ -248,6 +248,10 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 		return appendWant(b, r.Want)
 	case RecordCarp:
 		return appendCarp(b, r.Carp)
+	case RecordConfig:
+		return appendConfig(b, &r.Config)
+	case RecordConfigAck:
+		return appendConfigAck(b, &r.ConfigAck)
 	}
 	return b, errRecordType
 }

@@ -28,6 +28,8 @@ const (
 	RecordPing                            // keepalive, nothing else
 	RecordWant                            // "send me these flows whole" (anti-entropy)
 	RecordCarp                            // the sender's CARP states (split-brain detection)
+	RecordConfig                          // a chunk of a synced configuration object
+	RecordConfigAck                       // the answer for a configuration object
 )
 
 func (t RecordType) String() string {
@@ -56,6 +58,10 @@ func (t RecordType) String() string {
 		return "WANT"
 	case RecordCarp:
 		return "CARP"
+	case RecordConfig:
+		return "CONFIG"
+	case RecordConfigAck:
+		return "CONFIG_ACK"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -131,6 +137,11 @@ type Record struct {
 	// Carp lists the sender's vhids and their states (CARP): 1 to
 	// MaxCarpStates. A decoded one is the caller's to keep.
 	Carp []CarpState
+	// Config is a chunk of a synced configuration object (CONFIG); a
+	// decoded one's Data is the caller's to keep. ConfigAck answers one
+	// (CONFIG_ACK).
+	Config    ConfigChunk
+	ConfigAck ConfigAck
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

@@ -116,6 +116,7 @@ var uciSections = []struct{ typ, fn, file string }{
 	{"vhid", "vhid", "internal/openwrt/config.go"},
 	{"sync", "sync", "internal/openwrt/sync.go"},
 	{"track", "track", "internal/openwrt/track.go"},
+	{"service", "service", "internal/openwrt/service.go"},
 }
 
 func TestUCIOptionsDocumented(t *testing.T) {

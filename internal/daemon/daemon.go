@@ -159,7 +159,7 @@ type Daemon struct {
 
 	split    splitBrain      // splitbrain.go
 	services []*serviceEntry // services.go, in config order
-	mwait maintWait  // maintenance.go
+	mwait    maintWait       // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -11,20 +12,17 @@ import (
 // printServices prints the service roles of `carpd status`: one line per
 // service with its role and last action.
 func printServices(w io.Writer, ss []daemon.ServiceStatus) {
-	if len(ss) == 0 {
-		return
+	if len(ss) > 0 {
+		fmt.Fprintln(w, "\nservices:")
 	}
-	var b strings.Builder
-	b.WriteString("\nservices:\n")
 	for _, s := range ss {
-		b.WriteString("  " + s.Name + " (" + s.Service + ", " + s.Backend + ", vhids " + strings.Join(s.VHIDs, " ") + "): " + strings.ToUpper(s.Role))
+		last := ""
 		if s.Action != "" {
-			b.WriteString("; last " + s.Action + " " + s.Result + " at " + s.Time.Local().Format(time.TimeOnly))
+			last = "; last " + s.Action + " " + s.Result + " at " + s.Time.Local().Format(time.TimeOnly)
+			if s.Error != "" {
+				last += ": " + s.Error
+			}
 		}
-		if s.Error != "" {
-			b.WriteString(": " + s.Error)
-		}
-		b.WriteByte('\n')
+		fmt.Fprintf(w, "  %s (%s, %s, vhids %s): %s%s\n", s.Name, s.Service, s.Backend, strings.Join(s.VHIDs, " "), strings.ToUpper(s.Role), last)
 	}
-	_, _ = io.WriteString(w, b.String())
 }

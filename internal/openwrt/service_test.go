@@ -83,10 +83,10 @@ config service 'ok'
 	}
 	want := []string{
 		`f:10: option 'vhid': no enabled vhid section is called "wan"`,
-		`f:11: option 'master': must be start, restart, reload or none, not "stop"`,
-		`f:12: option 'backup': must be stop, reload or none, not "start"`,
+		`f:11: option 'master': must be one of start restart reload none, not "stop"`,
+		`f:12: option 'backup': must be one of stop reload none, not "start"`,
 		`f:13: option 'timeout': must be a duration`,
-		`f:14: option 'backend': must be auto, rc, initd or systemd, not "foo"`,
+		`f:14: option 'backend': must be one of auto rc initd systemd, not "foo"`,
 		`f:15: option 'initscript': must be a script under /etc/init.d/`,
 		`f:19: option 'name': "../x" is not a service name`,
 		`f:21: option 'name': is required`,

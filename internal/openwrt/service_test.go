@@ -105,3 +105,32 @@ config service 'ok'
 	}
 
 }
+
+// TestLoadConfigServiceScript: an init script that someone other than
+// root could change is refused at its line, as carpd would run it as root.
+func TestLoadConfigServiceScript(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the script must otherwise be root's")
+	}
+	dir := t.TempDir()
+	t.Setenv(config.TrustedDirsEnv, dir)
+	script := dir + "/svc"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := dir + "/carpd"
+	file := "config service 'x'\n\toption name 'svc'\n\toption initscript '" + script + "'\n"
+	if err := os.WriteFile(conf, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, errs := LoadConfig(conf); len(errs) != 0 || len(cfg.Services) != 1 {
+		t.Fatalf("root's script: %v", errs)
+	}
+	if err := os.Chmod(script, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs := LoadConfig(conf)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), conf+":3: option 'initscript': carpd will not run "+script+" as root") {
+		t.Fatalf("group-writable script: %v", errs)
+	}
+}

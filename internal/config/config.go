@@ -38,6 +38,9 @@ type Config struct {
 	ConfigSync ConfigSync
 	// Tracks are the trackers (`config track` sections), in file order.
 	Tracks []Track
+	// Services follow the CARP role (`config service` sections), in file
+	// order.
+	Services []Service
 }
 
 // Global is the `config carpd 'global'` section.
@@ -179,6 +182,7 @@ func (c *Config) Validate() []*FieldError {
 	c.Sync.validate(add)
 	c.ConfigSync.validate(add)
 	c.validateTracks(add)
+	c.validateServices(add)
 	return errs
 }
 

@@ -494,6 +494,8 @@ func (d *Decoder) decodeControl(sub byte) {
 		d.decodeWant()
 	case ctlCarp:
 		d.decodeCarp()
+	case ctlLease:
+		d.decodeLease()
 	default:
 		if sub >= ctlExtFirst {
 			// An extension of a later version: skipped (Next).

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/leases"
 )
 
 // RecordType is the kind of a record in a frame's record stream (doc.go,
@@ -28,6 +29,7 @@ const (
 	RecordPing                            // keepalive, nothing else
 	RecordWant                            // "send me these flows whole" (anti-entropy)
 	RecordCarp                            // the sender's CARP states (split-brain detection)
+	RecordLease                           // a DHCP lease added, renewed or released (lease sync)
 )
 
 func (t RecordType) String() string {
@@ -56,6 +58,8 @@ func (t RecordType) String() string {
 		return "WANT"
 	case RecordCarp:
 		return "CARP"
+	case RecordLease:
+		return "LEASE"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -93,6 +97,7 @@ const (
 //	PING        -
 //	WANT        Want
 //	CARP        Carp
+//	LEASE       Lease
 //
 // so a sender can put the flow's current state into NEW and UPD alike.
 //
@@ -131,6 +136,8 @@ type Record struct {
 	// Carp lists the sender's vhids and their states (CARP): 1 to
 	// MaxCarpStates. A decoded one is the caller's to keep.
 	Carp []CarpState
+	// Lease is a LEASE record's event (lease.go).
+	Lease leases.Event
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

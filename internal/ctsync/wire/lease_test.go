@@ -1,0 +1,89 @@
+package wire
+
+import (
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/carpd/carpd/internal/leases"
+)
+
+func leaseRecords() []Record {
+	mac := "\x52\x54\x00\x12\x34\x56"
+	return []Record{
+		{Type: RecordLease, Lease: leases.Event{Op: leases.Add, Lease: leases.Lease{Expiry: 1765200000, Addr: netip.MustParseAddr("192.168.1.100"), HWType: 1, HW: mac, Host: "laptop", ClientID: "\x01" + mac}}},
+		{Type: RecordLease, Lease: leases.Event{Op: leases.Renew, Lease: leases.Lease{Addr: netip.MustParseAddr("192.168.1.101"), HWType: 1, HW: mac}}},
+		{Type: RecordLease, Lease: leases.Event{Op: leases.Release, Lease: leases.Lease{Expiry: 7, Addr: netip.MustParseAddr("10.1.2.3"), HWType: 6, HW: "ab", ClientID: "\xff\x00\x01"}}},
+		{Type: RecordLease, Lease: leases.Event{Op: leases.Add, Lease: leases.Lease{Expiry: 1765200300, Addr: netip.MustParseAddr("fd00::100"), IAID: 1 << 31, Temp: true, Host: "phone.lan", ClientID: "\x00\x01\x00\x01\xaa"}}},
+	}
+}
+
+func TestLeaseRoundTrip(t *testing.T) {
+	recs := leaseRecords()
+	b := mustAppend(t, recs)
+	got, err := decodeAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(recs, got); d != "" {
+		t.Fatalf("round trip (-want +got):\n%s", d)
+	}
+	// The usual lease (Ethernet, client id 01+MAC, 8-byte host name)
+	// is compact: 1 type, 1 length, 1 flags, 4 expiry, 4 address,
+	// 2+6 hardware address, 1+8 host name.
+	one := mustAppend(t, []Record{{Type: RecordLease, Lease: leases.Event{Lease: leases.Lease{Expiry: 1, Addr: netip.MustParseAddr("10.0.0.1"), HWType: 1, HW: "123456", Host: "abcdefgh", ClientID: "\x01123456"}}}})
+	if len(one) != 28 {
+		t.Errorf("usual lease: %d bytes, want 28", len(one))
+	}
+	// The largest lease fits the contract's 300 bytes.
+	big := leases.Lease{Addr: netip.MustParseAddr("fd00::1"), IAID: 1<<32 - 1, Host: strings.Repeat("h", leases.MaxHost), ClientID: strings.Repeat("c", leases.MaxClientID)}
+	bb := mustAppend(t, []Record{{Type: RecordLease, Lease: leases.Event{Lease: big}}})
+	big4 := leases.Lease{Addr: netip.MustParseAddr("10.0.0.1"), HWType: 1, HW: strings.Repeat("m", leases.MaxHW), Host: big.Host, ClientID: big.ClientID}
+	b4 := mustAppend(t, []Record{{Type: RecordLease, Lease: leases.Event{Lease: big4}}})
+	if len(bb) > MaxLeaseRecord || len(b4) > MaxLeaseRecord {
+		t.Errorf("largest leases: %d and %d bytes, limit %d", len(bb), len(b4), MaxLeaseRecord)
+	}
+}
+
+func TestLeaseRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		hex  string
+	}{
+		{"empty body", "11 00"},
+		{"body past the stream", "11 09 00 00000001 0a000001"},
+		{"op 3", "11 0b 03 00000001 0a000001 01 00"},
+		{"reserved flag", "11 0b 80 00000001 0a000001 01 00"},
+		{"temporary IPv4", "11 0b 08 00000001 0a000001 01 00"},
+		{"host name with a blank", "11 0d 10 00000001 0a000001 01 00 01 20"},
+		{"empty host name", "11 0c 10 00000001 0a000001 01 00 00"},
+		{"client id 01+MAC without a MAC", "11 0b 40 00000001 0a000001 01 00"},
+		{"both client id forms", "11 0e 60 00000001 0a000001 01 01 aa 01 bb"},
+		{"hardware address too long", "11 21 00 00000001 0a000001 01 15 " + strings.Repeat("aa", 21)},
+		{"field past the body", "11 0a 00 00000001 0a000001 01 00"},
+		{"body over the limit", "11 ab02"},
+		{"v4-mapped IPv6", "11 16 04 00000001 00000000000000000000ffff0a000001 00"},
+	} {
+		_, err := decodeAll(mustHex(t, c.hex))
+		if err == nil || !errors.Is(err, errLease) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errVarint) {
+			t.Errorf("%s: %v, want %v", c.name, err, errLease)
+		}
+	}
+	// A later version's field after the known ones is skipped.
+	got, err := decodeAll(mustHex(t, "11 0c 00 00000001 0a000001 01 00 ff 00"))
+	if err != nil || len(got) != 2 || got[0].Type != RecordLease || got[1].Type != RecordPing {
+		t.Fatalf("lease with a later field: %v %+v", err, got)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

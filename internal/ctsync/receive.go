@@ -128,11 +128,14 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.resend(r.Want)
 		case wire.RecordCarp:
 			e.peerCarp(r.Carp, now)
+		case wire.RecordLease:
+			e.peerLease(r.Lease)
 		}
 		return nil
 	})
 	if err != nil {
 		e.count(func(c *Counters) { c.DropMalformed++ })
+		e.leaseDecodeError(err)
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })
 	if len(job.inject) > 0 || len(job.del) > 0 {

@@ -48,7 +48,6 @@ var (
 	errAckRanges     = errors.New("invalid SACK ranges")
 	errWant          = errors.New("invalid WANT id list")
 	errCarp          = errors.New("invalid CARP state list")
-	errLease         = errors.New("invalid lease")
 	errTimeout       = errors.New("timeout overflows 32 bits")
 	errTrailing      = errors.New("trailing bytes after record")
 	errMagic         = errors.New("bad magic or version")

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 
 	"github.com/carpd/carpd/internal/leases"
@@ -15,6 +16,13 @@ const (
 	// length included.
 	MaxLeaseRecord = 300
 	maxLeaseBody   = MaxLeaseRecord - 3
+)
+
+// Errors of a LEASE record the receiver refuses (the engine counts them
+// by reason).
+var (
+	ErrLease     = errors.New("invalid lease")
+	ErrLeaseSize = errors.New("lease record over its size limit")
 )
 
 // Flags of the LEASE record's first body byte.
@@ -36,7 +44,7 @@ const (
 func appendLease(b []byte, e *leases.Event) ([]byte, error) {
 	l := &e.Lease
 	if e.Op > leases.Release || !l.Valid() {
-		return b, errLease
+		return b, ErrLease
 	}
 	var body [maxLeaseBody + 16]byte
 	p := body[:1]
@@ -71,7 +79,7 @@ func appendLease(b []byte, e *leases.Event) ([]byte, error) {
 		p = append(p, l.ClientID...)
 	}
 	if len(p) > maxLeaseBody {
-		return b, errLease
+		return b, ErrLease
 	}
 	p[0] = flags
 	b = append(b, kindControl<<kindShift|ctlLease)
@@ -84,13 +92,16 @@ func appendLease(b []byte, e *leases.Event) ([]byte, error) {
 func (d *Decoder) decodeLease() {
 	r := &d.rec
 	r.Type = RecordLease
-	size := d.uvarintMax(maxLeaseBody)
+	size := d.uvarint()
+	if d.rerr == nil && size > maxLeaseBody {
+		d.fail(ErrLeaseSize)
+	}
 	if d.rerr != nil {
 		return
 	}
 	end := d.off + int(size)
 	if end > len(d.b) {
-		d.fail(errLease)
+		d.fail(ErrLease)
 		return
 	}
 	flags := d.u8()
@@ -124,7 +135,7 @@ func (d *Decoder) decodeLease() {
 		l.ClientID = "\x01" + l.HW
 	}
 	if d.rerr != nil || d.off > end || bad || !l.Valid() {
-		d.fail(errLease)
+		d.fail(ErrLease)
 		return
 	}
 	r.Lease = leases.Event{Op: leases.Op(flags & leaseOpMask), Lease: l}

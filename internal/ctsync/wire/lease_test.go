@@ -68,8 +68,8 @@ func TestLeaseRefused(t *testing.T) {
 		{"v4-mapped IPv6", "11 16 04 00000001 00000000000000000000ffff0a000001 00"},
 	} {
 		_, err := decodeAll(mustHex(t, c.hex))
-		if err == nil || !errors.Is(err, errLease) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errVarint) {
-			t.Errorf("%s: %v, want %v", c.name, err, errLease)
+		if err == nil || !errors.Is(err, ErrLease) && !errors.Is(err, ErrLeaseSize) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errVarint) {
+			t.Errorf("%s: %v, want %v", c.name, err, ErrLease)
 		}
 	}
 	// A later version's field after the known ones is skipped.

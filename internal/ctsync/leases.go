@@ -1,0 +1,269 @@
+package ctsync
+
+// DHCP lease sync (docs/sync-protocol.md#dhcp-leases): the daemon hands
+// the engine its whole local lease set whenever dnsmasq's file changes;
+// the engine sends what changed as LEASE records, one per lease event, in
+// frames of their own that are acknowledged and sent again when lost (the
+// current state of the lease, as for flows), within the byte cap. At
+// every new session with the peer the whole set goes again (the bulk).
+// The peer's events are queued for the daemon, which merges them into its
+// file.
+
+import (
+	"errors"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/leases"
+)
+
+// maxLeaseIn bounds the peer's events waiting for the daemon; more are
+// dropped and counted (the next bulk repairs them).
+const maxLeaseIn = 1 << 16
+
+// leaseOut is one of our leases as the engine sends it.
+type leaseOut struct {
+	ev      leases.Event
+	ver     uint32 // bumped at every change
+	sentVer uint32 // the version of the last send; 0: never
+	dirty   bool
+}
+
+// leaseSent is one lease carried by an unacknowledged frame.
+type leaseSent struct {
+	addr netip.Addr
+	ver  uint32
+}
+
+// leaseSync is the engine's lease state: out and dirty are Run's, the
+// rest is guarded by Engine.mu.
+type leaseSync struct {
+	out   map[netip.Addr]*leaseOut
+	dirty []netip.Addr
+
+	set     leases.Set // the daemon's newest set, not yet diffed (nil: none)
+	in      []leases.Event
+	notify  chan struct{}
+	st      LeaseCounters
+	started bool
+}
+
+// LeaseCounters count the engine's lease sync.
+type LeaseCounters struct {
+	Local    int    // leases of ours the engine holds
+	Sent     uint64 // lease events sent (a retransmission counts again)
+	Received uint64 // lease events received
+	Refused  map[string]uint64
+}
+
+// SetLeases sets this router's lease set; the engine sends what changed
+// since the previous call (all of it on the first). Safe from any
+// goroutine; it never blocks. s is the caller's no more.
+func (e *Engine) SetLeases(s leases.Set) {
+	e.mu.Lock()
+	e.ls.set = s
+	e.mu.Unlock()
+}
+
+// LeaseNotify is signalled when the peer's lease events wait in
+// LeaseEvents.
+func (e *Engine) LeaseNotify() <-chan struct{} { return e.ls.notify }
+
+// LeaseEvents returns the peer's lease events received since the last
+// call, in order.
+func (e *Engine) LeaseEvents() []leases.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in := e.ls.in
+	e.ls.in = nil
+	return in
+}
+
+// LeaseStatus returns the lease counters.
+func (e *Engine) LeaseStatus() LeaseCounters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.ls.st
+	c.Refused = make(map[string]uint64, len(e.ls.st.Refused))
+	for k, v := range e.ls.st.Refused {
+		c.Refused[k] = v
+	}
+	return c
+}
+
+func (e *Engine) leaseRefused(reason string) {
+	e.mu.Lock()
+	if e.ls.st.Refused == nil {
+		e.ls.st.Refused = map[string]uint64{}
+	}
+	e.ls.st.Refused[reason]++
+	e.mu.Unlock()
+}
+
+// leaseDecodeError counts a record stream that failed on a LEASE record.
+func (e *Engine) leaseDecodeError(err error) {
+	switch {
+	case errors.Is(err, wire.ErrLeaseSize):
+		e.leaseRefused("oversized")
+	case errors.Is(err, wire.ErrLease):
+		e.leaseRefused("malformed")
+	}
+}
+
+// peerLease queues an event of the peer for the daemon.
+func (e *Engine) peerLease(ev leases.Event) {
+	e.mu.Lock()
+	e.ls.st.Received++
+	full := len(e.ls.in) >= maxLeaseIn
+	if !full {
+		e.ls.in = append(e.ls.in, ev)
+	}
+	e.mu.Unlock()
+	if full {
+		e.leaseRefused("queue_full")
+		return
+	}
+	select {
+	case e.ls.notify <- struct{}{}:
+	default:
+	}
+}
+
+// takeLeases diffs the daemon's newest set into our leases.
+func (e *Engine) takeLeases() {
+	e.mu.Lock()
+	s := e.ls.set
+	e.ls.set = nil
+	e.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if e.ls.out == nil {
+		e.ls.out = map[netip.Addr]*leaseOut{}
+	}
+	old := make(leases.Set, len(e.ls.out))
+	for a, o := range e.ls.out {
+		if o.ev.Op != leases.Release {
+			old[a] = o.ev.Lease
+		}
+	}
+	for _, ev := range leases.Diff(old, s) {
+		o := e.ls.out[ev.Lease.Addr]
+		if o == nil {
+			o = &leaseOut{}
+			e.ls.out[ev.Lease.Addr] = o
+		}
+		o.ev = ev
+		o.ver++
+		e.leaseDirty(ev.Lease.Addr, o)
+	}
+	e.mu.Lock()
+	e.ls.st.Local = len(s)
+	e.mu.Unlock()
+}
+
+func (e *Engine) leaseDirty(a netip.Addr, o *leaseOut) {
+	if !o.dirty {
+		o.dirty = true
+		e.ls.dirty = append(e.ls.dirty, a)
+	}
+}
+
+// leaseNewPeer queues the whole set for a new session (the bulk), and
+// the releases the peer has not acknowledged.
+func (e *Engine) leaseNewPeer() {
+	e.ls.dirty = e.ls.dirty[:0]
+	addrs := make([]netip.Addr, 0, len(e.ls.out))
+	for a, o := range e.ls.out {
+		o.dirty, o.sentVer = false, 0
+		if o.ev.Op != leases.Release {
+			o.ev.Op = leases.Add
+		}
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+	for _, a := range addrs {
+		e.leaseDirty(a, e.ls.out[a])
+	}
+}
+
+// leaseTimer sends the dirty leases, once a tick: the events of a burst
+// share frames.
+func (e *Engine) leaseTimer(now time.Time) {
+	e.takeLeases()
+	if len(e.ls.dirty) == 0 || !e.canSend(now) {
+		return
+	}
+	var enc wire.Encoder
+	for n := 0; n < maxFramesPerFlush && len(e.ls.dirty) > 0; n++ {
+		if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
+			return // the cap: the rest waits for the next tick
+		}
+		enc.Limit = e.payloadLimit()
+		enc.Reset(make([]byte, 0, e.cfg.MTU))
+		var sent []leaseSent
+		i := 0
+		for ; i < len(e.ls.dirty); i++ {
+			a := e.ls.dirty[i]
+			o := e.ls.out[a]
+			if o == nil || !o.dirty {
+				continue
+			}
+			r := wire.Record{Type: wire.RecordLease, Lease: o.ev}
+			if err := enc.Append(&r); err != nil {
+				if enc.Len() == 0 {
+					o.dirty = false // cannot be encoded: never will
+					continue
+				}
+				break
+			}
+			o.dirty = false
+			sent = append(sent, leaseSent{a, o.ver})
+		}
+		e.ls.dirty = e.ls.dirty[i:]
+		if len(sent) == 0 {
+			break
+		}
+		pn, ok := e.send(enc.Bytes(), now, false)
+		if !ok {
+			for _, s := range sent {
+				if o := e.ls.out[s.addr]; o != nil {
+					e.leaseDirty(s.addr, o)
+				}
+			}
+			return
+		}
+		for _, s := range sent {
+			e.ls.out[s.addr].sentVer = s.ver
+		}
+		e.inflight[pn] = &inflight{at: now, leases: sent}
+		e.mu.Lock()
+		e.ls.st.Sent += uint64(len(sent))
+		e.mu.Unlock()
+	}
+	if len(e.ls.dirty) == 0 {
+		e.ls.dirty = nil
+	}
+}
+
+// leasesLost marks the leases of a lost frame dirty again, those whose
+// newest send was in it.
+func (e *Engine) leasesLost(in *inflight) {
+	for _, s := range in.leases {
+		if o := e.ls.out[s.addr]; o != nil && o.sentVer == s.ver && !o.dirty {
+			e.count(func(c *Counters) { c.Retransmits++ })
+			e.leaseDirty(s.addr, o)
+		}
+	}
+}
+
+// leasesAcked forgets the releases the peer has.
+func (e *Engine) leasesAcked(in *inflight) {
+	for _, s := range in.leases {
+		if o := e.ls.out[s.addr]; o != nil && o.ver == s.ver && !o.dirty && o.ev.Op == leases.Release {
+			delete(e.ls.out, s.addr)
+		}
+	}
+}

@@ -112,8 +112,27 @@ func (e *Engine) leaseDecodeError(err error) {
 	}
 }
 
-// peerLease queues an event of the peer for the daemon.
+// peerLease queues an event of the peer for the daemon. The peer has
+// the lease as it told it: unless a change of ours waits to go, that is
+// what our next set is diffed against, so that what the daemon merges
+// into its file from the peer does not go back to it.
 func (e *Engine) peerLease(ev leases.Event) {
+	if e.ls.out == nil {
+		e.ls.out = map[netip.Addr]*leaseOut{}
+	}
+	a := ev.Lease.Addr
+	if o := e.ls.out[a]; o == nil || !o.dirty {
+		if ev.Op == leases.Release {
+			delete(e.ls.out, a)
+		} else {
+			if o == nil {
+				o = &leaseOut{}
+				e.ls.out[a] = o
+			}
+			o.ev, o.ver = leases.Event{Op: leases.Add, Lease: ev.Lease}, o.ver+1
+			o.sentVer = o.ver
+		}
+	}
 	e.mu.Lock()
 	e.ls.st.Received++
 	full := len(e.ls.in) >= maxLeaseIn

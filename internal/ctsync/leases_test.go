@@ -150,3 +150,35 @@ func TestLeaseEventBytes(t *testing.T) {
 		t.Errorf("%.1f B per lease event in a burst, over 64", burst)
 	}
 }
+
+// TestLeasesNotEchoed: the leases b merges from a and hands back in its
+// own set do not go back to a; a lease b changes does.
+func TestLeasesNotEchoed(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, nil)
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().PeerUp && b.e.Status().PeerUp })
+	set := leases.Set{}
+	for i := range 10 {
+		ls := testLease(i, 1_800_003_600)
+		set[ls.Addr] = ls
+	}
+	a.e.SetLeases(leases.SetOf(set.Sorted()))
+	got := leases.Set{}
+	l.eventually(t, 5*time.Second, "a's leases on b", func() bool { peerLeases(b, got); return sameSet(got, set) })
+	b.e.SetLeases(leases.SetOf(got.Sorted()))
+	l.advance(time.Second)
+	if n := b.e.LeaseStatus().Sent; n != 0 {
+		t.Fatalf("b sent %d events for the leases it got from a", n)
+	}
+	r := got[testLease(3, 0).Addr]
+	r.Expiry += 100
+	got[r.Addr] = r
+	b.e.SetLeases(leases.SetOf(got.Sorted()))
+	back := leases.Set{}
+	for k, v := range set {
+		back[k] = v
+	}
+	l.eventually(t, 2*time.Second, "b's renewal on a", func() bool { peerLeases(a, back); return back[r.Addr] == r })
+	if n := b.e.LeaseStatus().Sent; n != 1 {
+		t.Fatalf("b sent %d events for one renewal", n)
+	}
+}

@@ -158,7 +158,9 @@ type Daemon struct {
 	takeoverMore bool // another vhid became master meanwhile
 
 	split splitBrain // splitbrain.go
-	mwait maintWait  // maintenance.go
+	// leases is the DHCP lease sync worker (leases.go).
+	leases leaseWorker
+	mwait  maintWait // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -297,6 +299,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.startSync()
 	d.apply(d.cfg)
 	d.startSplitBrain(bgCtx)
+	d.bg.Add(1)
+	go d.runLeases(bgCtx)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)

@@ -29,6 +29,8 @@ chromium              internal/luciview: the LuCI views in headless Chromium
 fonts-dejavu-core     a font for Chromium
 libgl1-mesa-dri       Mesa for Chromium (installed without its recommends)
 lua5.1                internal/metrics: the prometheus-node-exporter-lua collector (OpenWrt's Lua)
+dnsmasq               e2e lease sync: the DHCP server on both routers
+udhcpc                e2e lease sync: the DHCP clients (busybox udhcpc)
 "
 names=$(printf '%s\n' "$PACKAGES" | awk 'NF { printf "%s ", $1 }')
 

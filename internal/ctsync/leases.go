@@ -12,7 +12,6 @@ package ctsync
 import (
 	"errors"
 	"net/netip"
-	"sort"
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/wire"
@@ -162,21 +161,29 @@ func (e *Engine) takeLeases() {
 	if e.ls.out == nil {
 		e.ls.out = map[netip.Addr]*leaseOut{}
 	}
-	old := make(leases.Set, len(e.ls.out))
-	for a, o := range e.ls.out {
-		if o.ev.Op != leases.Release {
-			old[a] = o.ev.Lease
-		}
-	}
-	for _, ev := range leases.Diff(old, s) {
-		o := e.ls.out[ev.Lease.Addr]
-		if o == nil {
+	for a, l := range s {
+		o := e.ls.out[a]
+		switch {
+		case o == nil:
 			o = &leaseOut{}
-			e.ls.out[ev.Lease.Addr] = o
+			e.ls.out[a] = o
+		case o.ev.Op != leases.Release && o.ev.Lease == l:
+			continue
 		}
-		o.ev = ev
+		op := leases.Renew
+		if o.ver == 0 || o.ev.Op == leases.Release {
+			op = leases.Add
+		}
+		o.ev = leases.Event{Op: op, Lease: l}
 		o.ver++
-		e.leaseDirty(ev.Lease.Addr, o)
+		e.leaseDirty(a, o)
+	}
+	for a, o := range e.ls.out {
+		if _, ok := s[a]; !ok && o.ev.Op != leases.Release {
+			o.ev.Op = leases.Release
+			o.ver++
+			e.leaseDirty(a, o)
+		}
 	}
 	e.mu.Lock()
 	e.ls.st.Local = len(s)
@@ -194,17 +201,12 @@ func (e *Engine) leaseDirty(a netip.Addr, o *leaseOut) {
 // the releases the peer has not acknowledged.
 func (e *Engine) leaseNewPeer() {
 	e.ls.dirty = e.ls.dirty[:0]
-	addrs := make([]netip.Addr, 0, len(e.ls.out))
 	for a, o := range e.ls.out {
 		o.dirty, o.sentVer = false, 0
 		if o.ev.Op != leases.Release {
 			o.ev.Op = leases.Add
 		}
-		addrs = append(addrs, a)
-	}
-	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
-	for _, a := range addrs {
-		e.leaseDirty(a, e.ls.out[a])
+		e.leaseDirty(a, o)
 	}
 }
 

@@ -12,12 +12,10 @@ package daemon
 
 import (
 	"context"
-	"io"
+	"errors"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/carpd/carpd/internal/carp"
@@ -52,13 +50,12 @@ type LeaseStatus struct {
 	Error     string            `json:"error,omitempty"`
 }
 
-// leaseEngine is the sync engine as the worker uses it.
-type leaseEngine interface {
-	SetLeases(leases.Set)
-	LeaseEvents() []leases.Event
-	LeaseNotify() <-chan struct{}
-	LeaseStatus() ctsync.LeaseCounters
-}
+// leaseEngine is the sync engine as the worker uses it: a pointer (no
+// interface: an *ctsync.Engine in an interface would link the methods of
+// every type in its configuration, 6 KB on MIPS); nil when there is none.
+type leaseEngine = *ctsync.Engine
+
+var errLeaseFile = errors.New("lease file over 8 MiB")
 
 // leaseView is what the worker needs of the daemon, taken on the loop.
 type leaseView struct {
@@ -93,7 +90,7 @@ type leaseWorker struct {
 	file  string
 	stamp leaseStamp
 	local leases.Set // the file as last read or written
-	duid  string     // the file's server DUID
+	tail  string     // the file's DHCPv6 part, kept
 	peer  leases.Set // what the peer told us
 	want  leases.Set // local with the peer's events: what the file should hold
 	dirty bool       // want may differ from local
@@ -102,17 +99,10 @@ type leaseWorker struct {
 	st LeaseStatus
 }
 
-type leaseStamp struct {
-	size, mtime int64
-	ino         uint64
-}
+type leaseStamp struct{ size, mtime int64 }
 
 func stampOf(fi os.FileInfo) leaseStamp {
-	s := leaseStamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = uint64(st.Ino)
-	}
-	return s
+	return leaseStamp{fi.Size(), fi.ModTime().UnixNano()}
 }
 
 // runLeases is the worker's goroutine.
@@ -126,7 +116,13 @@ func (d *Daemon) runLeases(ctx context.Context) {
 		if d.do(func() { v = d.leaseView() }) != nil {
 			return
 		}
-		w.step(v, time.Now())
+		var evs []leases.Event
+		if v.on && v.engine != nil {
+			evs = v.engine.LeaseEvents()
+		}
+		if s := w.step(v, evs, time.Now()); s != nil {
+			v.engine.SetLeases(s)
+		}
 		var notify <-chan struct{}
 		if v.on && v.engine != nil {
 			notify = v.engine.LeaseNotify()
@@ -140,14 +136,16 @@ func (d *Daemon) runLeases(ctx context.Context) {
 	}
 }
 
-func (w *leaseWorker) step(v leaseView, now time.Time) {
+// step looks at the file, merges the peer's events evs and writes the
+// file if it may; it returns the set to hand the engine, if any.
+func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) leases.Set {
 	if !v.on {
-		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.duid, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", false
+		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", false
 		w.publish(v, "")
-		return
+		return nil
 	}
 	if v.file != w.file {
-		w.file, w.stamp, w.local, w.peer, w.want, w.duid = v.file, leaseStamp{}, nil, leases.Set{}, nil, ""
+		w.file, w.stamp, w.local, w.peer, w.want, w.tail = v.file, leaseStamp{}, nil, leases.Set{}, nil, ""
 	}
 	errText := ""
 	fresh := v.engine != w.eng
@@ -168,19 +166,18 @@ func (w *leaseWorker) step(v leaseView, now time.Time) {
 	} else {
 		errText = err.Error()
 	}
+	var send leases.Set
 	if fresh && w.eng != nil && w.local != nil {
-		w.eng.SetLeases(copySet(w.local))
+		send = copySet(w.local)
 	}
-	if w.eng != nil {
-		for _, ev := range w.eng.LeaseEvents() {
-			if r := refuseLease(&ev, v.nets, now); r != "" {
-				w.refuse(r)
-				continue
-			}
-			w.peer.Apply(ev)
-			if w.want != nil && w.want.Apply(ev) {
-				w.dirty = true
-			}
+	for _, ev := range evs {
+		if r := refuseLease(&ev, v.nets, now); r != "" {
+			w.refuse(r)
+			continue
+		}
+		w.peer.Apply(ev)
+		if w.want != nil && w.want.Apply(ev) {
+			w.dirty = true
 		}
 	}
 	if w.dirty && !v.master && w.want != nil {
@@ -189,16 +186,20 @@ func (w *leaseWorker) step(v leaseView, now time.Time) {
 		}
 	}
 	w.publish(v, errText)
+	return send
 }
 
 // read takes the file in; want is it with the peer's leases over it.
 func (w *leaseWorker) read(s leaseStamp) error {
-	b, err := readLimited(w.file, maxLeaseFile)
+	if s.size > maxLeaseFile {
+		return errLeaseFile
+	}
+	b, err := os.ReadFile(w.file)
 	if err != nil {
 		return err
 	}
 	f, _ := leases.Parse(b)
-	w.local, w.duid, w.stamp = leases.SetOf(f.Leases), f.DUID, s
+	w.local, w.tail, w.stamp = leases.SetOf(f.Leases), f.Tail, s
 	w.rebase()
 	return nil
 }
@@ -212,42 +213,33 @@ func (w *leaseWorker) rebase() {
 }
 
 // write puts want into the file: a temporary file in its directory, with
-// the mode and owner of the one it replaces, renamed over it.
+// the mode of the one it replaces, renamed over it. (The owner is not
+// kept: dnsmasq opens the file before it drops root.)
 func (w *leaseWorker) write(now time.Time) error {
 	if sameLeases(w.want, w.local) {
 		w.dirty = false
 		return nil
 	}
-	f := leases.File{Leases: w.want.Sorted(), DUID: w.duid}
-	mode, uid, gid := os.FileMode(0o644), -1, -1
+	f := leases.File{Leases: make([]leases.Lease, 0, len(w.want)), Tail: w.tail}
+	for _, l := range w.want {
+		f.Leases = append(f.Leases, l)
+	}
+	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(w.file); err == nil {
 		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(w.file), ".carpd-leases-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(f.Append(nil))
+	// One writer (this worker): a fixed temporary name in the same
+	// directory, for the rename.
+	tmp := w.file + ".carpd"
+	err := os.WriteFile(tmp, f.Append(nil), mode)
 	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil && uid >= 0 {
-		_ = tmp.Chown(uid, gid)
+		err = os.Chmod(tmp, mode) // whatever the umask
 	}
 	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), w.file)
+		err = os.Rename(tmp, w.file)
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(tmp)
 		return err
 	}
 	w.local, w.dirty = copySet(w.want), false
@@ -333,14 +325,4 @@ func sameLeases(a, b leases.Set) bool {
 		}
 	}
 	return true
-}
-
-// readLimited reads at most max bytes of a file.
-func readLimited(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
 }

@@ -11,8 +11,9 @@
 // IP the IPv4 address, HOSTNAME the client's name or "*", CLIENTID the
 // DHCP client id as colon-separated hex pairs or "*". With DHCPv6 a line
 // "duid XX:XX:..." (the server's DUID) follows the IPv4 leases, then the
-// IPv6 ones, where the MAC field is the IAID in decimal, prefixed "T" for
-// a temporary address, and the client id is the client's DUID.
+// IPv6 ones (the MAC field is the IAID). Only IPv4 leases are synced
+// (OpenWrt serves DHCPv6 with odhcpd): the DUID line and what follows are
+// kept as they are, File.Tail.
 package leases
 
 import (
@@ -28,7 +29,7 @@ import (
 const (
 	MaxHW       = 20  // hardware address bytes (DHCP chaddr is 16; dnsmasq allows 20)
 	MaxHost     = 100 // host name bytes
-	MaxClientID = 140 // client id bytes (a DUID is at most 130)
+	MaxClientID = 140 // client id bytes (RFC 4361's: type, IAID and a DUID of up to 130)
 	// MaxLine bounds one line of the file.
 	MaxLine = 1024
 	// MaxLeases bounds a lease set read from a file.
@@ -39,19 +40,17 @@ const (
 // Lease is one lease of the file.
 type Lease struct {
 	Expiry   uint32     // Unix time the lease ends; 0: never
-	Addr     netip.Addr // IPv4, or IPv6 for a DHCPv6 lease
-	HWType   uint8      // IPv4: the ARP hardware type (1: Ethernet)
-	HW       string     // IPv4: the hardware address bytes
-	IAID     uint32     // IPv6: the IAID
-	Temp     bool       // IPv6: a temporary address (IA_TA)
+	Addr     netip.Addr // IPv4
+	HWType   uint8      // the ARP hardware type (1: Ethernet)
+	HW       string     // the hardware address bytes
 	Host     string     // "" for "*"
 	ClientID string     // the client id bytes; "" for "*"
 }
 
-// File is a lease file: the leases and the server DUID line, if any.
+// File is a lease file: the IPv4 leases, and the DHCPv6 part as it is.
 type File struct {
 	Leases []Lease
-	DUID   string // the server's DUID bytes; "" when the file has none
+	Tail   string // from the "duid" line on; "" when there is none
 }
 
 var errLine = errors.New("malformed lease line")
@@ -59,13 +58,7 @@ var errLine = errors.New("malformed lease line")
 // Valid reports whether l is within the limits the file and the sync
 // record can carry.
 func (l *Lease) Valid() bool {
-	if !l.Addr.IsValid() || l.Addr.Zone() != "" || len(l.HW) > MaxHW || len(l.ClientID) > MaxClientID || !hostOK(l.Host) {
-		return false
-	}
-	if l.Addr.Is4() {
-		return l.IAID == 0 && !l.Temp
-	}
-	return !l.Addr.Is4In6() && l.HWType == 0 && l.HW == ""
+	return l.Addr.Is4() && len(l.HW) <= MaxHW && len(l.ClientID) <= MaxClientID && hostOK(l.Host)
 }
 
 func hostOK(h string) bool {
@@ -85,8 +78,11 @@ func hostOK(h string) bool {
 // counted in bad (dnsmasq skips them too); it returns the leases in the
 // file's order.
 func Parse(b []byte) (f File, bad int) {
-	v6 := false
 	for len(b) > 0 && len(f.Leases) < MaxLeases {
+		if bytes.HasPrefix(b, []byte("duid ")) {
+			f.Tail = string(b)
+			break
+		}
 		var line []byte
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
 			line, b = b[:i], b[i+1:]
@@ -96,22 +92,8 @@ func Parse(b []byte) (f File, bad int) {
 		if len(line) == 0 {
 			continue
 		}
-		if len(line) > MaxLine {
-			bad++
-			continue
-		}
-		fs := strings.Fields(string(line))
-		if len(fs) == 2 && fs[0] == "duid" {
-			d, ok := unhex(fs[1], 255)
-			if !ok || d == "" {
-				bad++
-				continue
-			}
-			f.DUID, v6 = d, true
-			continue
-		}
-		l, err := parseLine(fs, v6)
-		if err != nil {
+		l, ok := parseLine(line)
+		if !ok {
 			bad++
 			continue
 		}
@@ -120,57 +102,43 @@ func Parse(b []byte) (f File, bad int) {
 	return f, bad
 }
 
-func parseLine(fs []string, v6 bool) (Lease, error) {
-	var l Lease
+func parseLine(line []byte) (l Lease, ok bool) {
+	if len(line) > MaxLine {
+		return l, false
+	}
+	fs := strings.Fields(string(line))
 	if len(fs) != 5 {
-		return l, errLine
+		return l, false
 	}
 	exp, err := strconv.ParseUint(fs[0], 10, 32)
 	if err != nil {
-		return l, errLine
+		return l, false
 	}
 	l.Expiry = uint32(exp)
-	if l.Addr, err = netip.ParseAddr(fs[2]); err != nil || l.Addr.Is6() != v6 {
-		return l, errLine
+	if l.Addr, err = netip.ParseAddr(fs[2]); err != nil {
+		return l, false
 	}
-	if v6 {
-		id := fs[1]
-		if strings.HasPrefix(id, "T") {
-			l.Temp, id = true, id[1:]
+	hw := fs[1]
+	l.HWType = arphrdEther
+	if len(hw) >= 3 && hw[2] == '-' {
+		t, ok := unhex(hw[:2], 1)
+		if !ok {
+			return l, false
 		}
-		n, err := strconv.ParseUint(id, 10, 32)
-		if err != nil {
-			return l, errLine
-		}
-		l.IAID = uint32(n)
-	} else {
-		hw := fs[1]
-		l.HWType = arphrdEther
-		if len(hw) >= 3 && hw[2] == '-' {
-			t, ok := unhex(hw[:2], 1)
-			if !ok {
-				return l, errLine
-			}
-			l.HWType, hw = t[0], hw[3:]
-		}
-		var ok bool
-		if l.HW, ok = unhex(hw, MaxHW); !ok {
-			return l, errLine
-		}
+		l.HWType, hw = t[0], hw[3:]
+	}
+	if l.HW, ok = unhex(hw, MaxHW); !ok {
+		return l, false
 	}
 	if fs[3] != "*" {
 		l.Host = fs[3]
 	}
 	if fs[4] != "*" {
-		var ok bool
 		if l.ClientID, ok = unhex(fs[4], MaxClientID); !ok || l.ClientID == "" {
-			return l, errLine
+			return l, false
 		}
 	}
-	if !l.Valid() {
-		return l, errLine
-	}
-	return l, nil
+	return l, l.Valid()
 }
 
 // unhex reads colon-separated hex pairs ("" is no bytes), at most max.
@@ -219,58 +187,34 @@ func appendHex(b []byte, s string) []byte {
 	return b
 }
 
-// Append writes f as dnsmasq does: the IPv4 leases, then the DUID line
-// and the IPv6 leases (left out when there is no DUID, as dnsmasq reads
-// IPv6 lines only after it).
+// Append writes f as dnsmasq does: the IPv4 leases, then the DHCPv6
+// part.
 func (f *File) Append(b []byte) []byte {
 	for i := range f.Leases {
-		if l := &f.Leases[i]; l.Addr.Is4() {
-			b = l.append(b)
-		}
-	}
-	if f.DUID == "" {
-		return b
-	}
-	b = append(b, "duid "...)
-	b = appendHex(b, f.DUID)
-	b = append(b, '\n')
-	for i := range f.Leases {
-		if l := &f.Leases[i]; l.Addr.Is6() {
-			b = l.append(b)
-		}
-	}
-	return b
-}
-
-func (l *Lease) append(b []byte) []byte {
-	b = strconv.AppendUint(b, uint64(l.Expiry), 10)
-	b = append(b, ' ')
-	if l.Addr.Is4() {
+		l := &f.Leases[i]
+		b = strconv.AppendUint(b, uint64(l.Expiry), 10)
+		b = append(b, ' ')
 		if l.HWType != arphrdEther || l.HW == "" {
 			b = append(b, hexDigits[l.HWType>>4], hexDigits[l.HWType&15], '-')
 		}
 		b = appendHex(b, l.HW)
-	} else {
-		if l.Temp {
-			b = append(b, 'T')
+		b = append(b, ' ')
+		b = l.Addr.AppendTo(b)
+		b = append(b, ' ')
+		if l.Host == "" {
+			b = append(b, '*')
+		} else {
+			b = append(b, l.Host...)
 		}
-		b = strconv.AppendUint(b, uint64(l.IAID), 10)
+		b = append(b, ' ')
+		if l.ClientID == "" {
+			b = append(b, '*')
+		} else {
+			b = appendHex(b, l.ClientID)
+		}
+		b = append(b, '\n')
 	}
-	b = append(b, ' ')
-	b = l.Addr.AppendTo(b)
-	b = append(b, ' ')
-	if l.Host == "" {
-		b = append(b, '*')
-	} else {
-		b = append(b, l.Host...)
-	}
-	b = append(b, ' ')
-	if l.ClientID == "" {
-		b = append(b, '*')
-	} else {
-		b = appendHex(b, l.ClientID)
-	}
-	return append(b, '\n')
+	return append(b, f.Tail...)
 }
 
 // Op is what happened to a lease.
@@ -350,7 +294,7 @@ func (s Set) Apply(e Event) bool {
 }
 
 func sameClient(a, b *Lease) bool {
-	return a.HWType == b.HWType && a.HW == b.HW && a.IAID == b.IAID && a.ClientID == b.ClientID
+	return a.HWType == b.HWType && a.HW == b.HW && a.ClientID == b.ClientID
 }
 
 // Sorted returns the leases of s by address.

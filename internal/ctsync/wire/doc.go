@@ -160,15 +160,13 @@
 //	            1 BACKUP, 2 MASTER)); bytes after the n states within the
 //	            body are skipped (room for later fields)
 //	LEASE       000 10001, uvarint body length (at most 297), body: byte
-//	            flags (bits 0-1 op: 0 add, 1 renew, 2 release; 2 IPv6;
-//	            3 temporary IPv6 address; 4 host name follows; 5 client id
-//	            follows; 6 the client id is 01 and the hardware address;
-//	            7 zero), expiry (4, Unix time, 0 never), address (4 or 16),
-//	            IPv4: byte hardware type, byte length, hardware address
-//	            (at most 20); IPv6: uvarint IAID; byte length and host name
-//	            (1 to 100, [A-Za-z0-9._-]) if bit 4, byte length and client
-//	            id (1 to 140) if bit 5; bytes after them within the body
-//	            are skipped
+//	            flags (bits 0-1 op: 0 add, 1 renew, 2 release; bit 2 the
+//	            client id is 01 and the hardware address; 3-7 zero), expiry
+//	            (4, Unix time, 0 never), IPv4 address (4), byte hardware
+//	            type, byte length and hardware address (at most 20), byte
+//	            length and host name (at most 100, [A-Za-z0-9._-]), byte
+//	            length and client id (at most 140); bytes after them within
+//	            the body are skipped
 //	18-31       an extension this version does not know: uvarint body
 //	            length, body; skipped, the records after it decoded
 //

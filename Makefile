@@ -25,7 +25,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-follow clean
 
 all: build
 
@@ -115,6 +115,11 @@ clean:
 ## bench-sync: carpd's state sync next to conntrackd (FTFW) in one lab run (root).
 bench-sync: build
 	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/sync -out bench/sync-results.md
+
+## bench-follow: issue #12, the router follows the master: bytes on the sync link per DHCP
+## lease event and for a 1 000-lease bulk, two carpd routers in one lab run (root).
+bench-follow: build
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/follow -out bench/follow-results.md
 
 ## ipk: OpenWrt packages without the SDK, dist/carpd_<version>_<arch>.ipk for every CROSS
 ## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh),

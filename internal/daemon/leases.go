@@ -27,6 +27,9 @@ const (
 	// leasePoll: how often the file is looked at (a stat; it is read
 	// only when it changed).
 	leasePoll = 200 * time.Millisecond
+	// leaseIdle: how often the worker looks whether lease sync was
+	// turned on.
+	leaseIdle = 2 * time.Second
 	// maxLeaseFile bounds the file read.
 	maxLeaseFile = 8 << 20
 	// maxLeaseAhead: an expiry further ahead is absurd (dnsmasq's
@@ -127,11 +130,18 @@ func (d *Daemon) runLeases(ctx context.Context) {
 		if v.on && v.engine != nil {
 			notify = v.engine.LeaseNotify()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-notify:
+		// Off: a look every leaseIdle (a reload that turns it on is seen
+		// that late), not a wake-up of the loop five times a second.
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-notify:
+			}
+			if v.on || n >= int(leaseIdle/leasePoll) {
+				break
+			}
 		}
 	}
 }

@@ -36,11 +36,11 @@ type leaseSent struct {
 	ver  uint32
 }
 
-// leaseSync is the engine's lease state: out and dirty are Run's, the
+// leaseSync is the engine's lease state: out and ndirty are Run's, the
 // rest is guarded by Engine.mu.
 type leaseSync struct {
-	out   map[netip.Addr]*leaseOut
-	dirty []netip.Addr
+	out    map[netip.Addr]*leaseOut
+	ndirty int // entries of out with dirty set
 
 	set     leases.Set // the daemon's newest set, not yet diffed (nil: none)
 	in      []leases.Event
@@ -176,13 +176,13 @@ func (e *Engine) takeLeases() {
 		}
 		o.ev = leases.Event{Op: op, Lease: l}
 		o.ver++
-		e.leaseDirty(a, o)
+		e.leaseDirty(o)
 	}
 	for a, o := range e.ls.out {
 		if _, ok := s[a]; !ok && o.ev.Op != leases.Release {
 			o.ev.Op = leases.Release
 			o.ver++
-			e.leaseDirty(a, o)
+			e.leaseDirty(o)
 		}
 	}
 	e.mu.Lock()
@@ -190,23 +190,22 @@ func (e *Engine) takeLeases() {
 	e.mu.Unlock()
 }
 
-func (e *Engine) leaseDirty(a netip.Addr, o *leaseOut) {
+func (e *Engine) leaseDirty(o *leaseOut) {
 	if !o.dirty {
 		o.dirty = true
-		e.ls.dirty = append(e.ls.dirty, a)
+		e.ls.ndirty++
 	}
 }
 
 // leaseNewPeer queues the whole set for a new session (the bulk), and
 // the releases the peer has not acknowledged.
 func (e *Engine) leaseNewPeer() {
-	e.ls.dirty = e.ls.dirty[:0]
-	for a, o := range e.ls.out {
-		o.dirty, o.sentVer = false, 0
+	for _, o := range e.ls.out {
+		o.sentVer = 0
 		if o.ev.Op != leases.Release {
 			o.ev.Op = leases.Add
 		}
-		e.leaseDirty(a, o)
+		e.leaseDirty(o)
 	}
 }
 
@@ -214,59 +213,59 @@ func (e *Engine) leaseNewPeer() {
 // share frames.
 func (e *Engine) leaseTimer(now time.Time) {
 	e.takeLeases()
-	if len(e.ls.dirty) == 0 || !e.canSend(now) {
+	if e.ls.ndirty == 0 || !e.canSend(now) {
 		return
 	}
 	var enc wire.Encoder
-	for n := 0; n < maxFramesPerFlush && len(e.ls.dirty) > 0; n++ {
-		if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
-			return // the cap: the rest waits for the next tick
+	var sent []leaseSent
+	frames := 0
+	for a, o := range e.ls.out {
+		if !o.dirty {
+			continue
 		}
-		enc.Limit = e.payloadLimit()
-		enc.Reset(make([]byte, 0, e.cfg.MTU))
-		var sent []leaseSent
-		i := 0
-		for ; i < len(e.ls.dirty); i++ {
-			a := e.ls.dirty[i]
-			o := e.ls.out[a]
-			if o == nil || !o.dirty {
+		r := wire.Record{Type: wire.RecordLease, Lease: o.ev}
+		if len(sent) == 0 || enc.Append(&r) != nil {
+			if len(sent) > 0 {
+				if frames++; !e.leaseFrame(now, enc.Bytes(), sent) || frames >= maxFramesPerFlush {
+					return
+				}
+			}
+			enc.Limit = e.payloadLimit()
+			enc.Reset(make([]byte, 0, e.cfg.MTU))
+			sent = nil
+			if enc.Append(&r) != nil {
+				o.dirty = false // cannot be encoded: never will
+				e.ls.ndirty--
 				continue
 			}
-			r := wire.Record{Type: wire.RecordLease, Lease: o.ev}
-			if err := enc.Append(&r); err != nil {
-				if enc.Len() == 0 {
-					o.dirty = false // cannot be encoded: never will
-					continue
-				}
-				break
-			}
-			o.dirty = false
-			sent = append(sent, leaseSent{a, o.ver})
 		}
-		e.ls.dirty = e.ls.dirty[i:]
-		if len(sent) == 0 {
-			break
-		}
-		pn, ok := e.send(enc.Bytes(), now, false)
-		if !ok {
-			for _, s := range sent {
-				if o := e.ls.out[s.addr]; o != nil {
-					e.leaseDirty(s.addr, o)
-				}
-			}
-			return
-		}
-		for _, s := range sent {
-			e.ls.out[s.addr].sentVer = s.ver
-		}
-		e.inflight[pn] = &inflight{at: now, leases: sent}
-		e.mu.Lock()
-		e.ls.st.Sent += uint64(len(sent))
-		e.mu.Unlock()
+		sent = append(sent, leaseSent{a, o.ver})
 	}
-	if len(e.ls.dirty) == 0 {
-		e.ls.dirty = nil
+	if len(sent) > 0 {
+		e.leaseFrame(now, enc.Bytes(), sent)
 	}
+}
+
+// leaseFrame sends one frame of LEASE records, within the cap; what it
+// carries is clean once it is sent.
+func (e *Engine) leaseFrame(now time.Time, payload []byte, sent []leaseSent) bool {
+	if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
+		return false // the cap: the rest waits for the next tick
+	}
+	pn, ok := e.send(payload, now, false)
+	if !ok {
+		return false
+	}
+	for _, s := range sent {
+		o := e.ls.out[s.addr]
+		o.dirty, o.sentVer = false, s.ver
+		e.ls.ndirty--
+	}
+	e.inflight[pn] = &inflight{at: now, leases: sent}
+	e.mu.Lock()
+	e.ls.st.Sent += uint64(len(sent))
+	e.mu.Unlock()
+	return true
 }
 
 // leasesLost marks the leases of a lost frame dirty again, those whose
@@ -275,7 +274,7 @@ func (e *Engine) leasesLost(in *inflight) {
 	for _, s := range in.leases {
 		if o := e.ls.out[s.addr]; o != nil && o.sentVer == s.ver && !o.dirty {
 			e.count(func(c *Counters) { c.Retransmits++ })
-			e.leaseDirty(s.addr, o)
+			e.leaseDirty(o)
 		}
 	}
 }

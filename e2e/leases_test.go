@@ -124,6 +124,23 @@ func TestLeaseSync(t *testing.T) {
 		t.Errorf("lease files differ:\nmaster: %q\nbackup: %q", b1, b2)
 	}
 
+	// A lease outside the networks of the vhids (as a hostile or broken
+	// peer could send): refused by the backup, counted, never written.
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "%d 02:00:00:00:00:99 10.99.0.5 stray *\n", time.Now().Add(time.Hour).Unix())
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(3*time.Second, "the stray lease refused by r2", func() bool { return c.status(r2).Sync.Leases.Refused["address"] == 1 })
+	if inFile(files[1], "10.99.0.5") || !inFile(files[1], ip1) {
+		b, _ := os.ReadFile(files[1])
+		t.Fatalf("backup's file after a refused lease: %q", b)
+	}
+
 	// The master crashes (carpd and its dnsmasq); the backup takes over
 	// and starts dnsmasq with the file it holds.
 	d1.Kill()
@@ -138,7 +155,7 @@ func TestLeaseSync(t *testing.T) {
 		t.Fatalf("client 2 got %q (client 1 has %s)", ip2, ip1)
 	}
 	st := c.status(r2).Sync.Leases
-	if !st.Enabled || st.Received < 1 || st.Written < 1 || len(st.Refused) != 0 {
+	if !st.Enabled || st.Received < 2 || st.Written < 1 || len(st.Refused) != 1 {
 		t.Errorf("r2 sync.leases %+v", st)
 	}
 	t.Logf("client 1 kept %s after the failover, client 2 got %s; r2 sync.leases %+v", ip1, ip2, st)

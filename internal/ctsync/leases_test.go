@@ -182,3 +182,30 @@ func TestLeasesNotEchoed(t *testing.T) {
 		t.Fatalf("b sent %d events for one renewal", n)
 	}
 }
+
+// TestLeasesBulkAtSessionStart: a's set, given before any peer is there,
+// reaches b when the session comes up; a b that restarts (a new engine,
+// a new session) gets the whole set again.
+func TestLeasesBulkAtSessionStart(t *testing.T) {
+	l := newClockedLink()
+	a := startNode(t, l, 0, testKey, nil)
+	a.run(t)
+	set := leases.Set{}
+	for i := range 300 {
+		ls := testLease(i, 1_800_003_600)
+		set[ls.Addr] = ls
+	}
+	a.e.SetLeases(leases.SetOf(set.Sorted()))
+	l.advance(time.Second) // nobody there: nothing lost
+	b := startNode(t, l, 1, testKey, nil)
+	b.run(t)
+	got := leases.Set{}
+	l.eventually(t, 10*time.Second, "a's leases on b", func() bool { peerLeases(b, got); return sameSet(got, set) })
+
+	b.stop()
+	l.reopen(1)
+	b2 := startNode(t, l, 1, testKey, nil)
+	b2.run(t)
+	got2 := leases.Set{}
+	l.eventually(t, 30*time.Second, "a's leases on the restarted b", func() bool { peerLeases(b2, got2); return sameSet(got2, set) })
+}

@@ -28,6 +28,9 @@ type leaseOut struct {
 	ver     uint32 // bumped at every change
 	sentVer uint32 // the version of the last send; 0: never
 	dirty   bool
+	// peer: the peer told us of it and our set has not held it since;
+	// its absence from our set is no release of ours.
+	peer bool
 }
 
 // leaseSent is one lease carried by an unacknowledged frame.
@@ -129,7 +132,7 @@ func (e *Engine) peerLease(ev leases.Event) {
 				e.ls.out[a] = o
 			}
 			o.ev, o.ver = leases.Event{Op: leases.Add, Lease: ev.Lease}, o.ver+1
-			o.sentVer = o.ver
+			o.sentVer, o.peer = o.ver, true
 		}
 	}
 	e.mu.Lock()
@@ -168,8 +171,10 @@ func (e *Engine) takeLeases() {
 			o = &leaseOut{}
 			e.ls.out[a] = o
 		case o.ev.Op != leases.Release && o.ev.Lease == l:
+			o.peer = false
 			continue
 		}
+		o.peer = false
 		op := leases.Renew
 		if o.ver == 0 || o.ev.Op == leases.Release {
 			op = leases.Add
@@ -180,6 +185,9 @@ func (e *Engine) takeLeases() {
 	}
 	for a, o := range e.ls.out {
 		if _, ok := s[a]; !ok && o.ev.Op != leases.Release {
+			if o.peer && !o.dirty {
+				continue // the peer's, never ours: nothing to release
+			}
 			o.ev.Op = leases.Release
 			o.ver++
 			e.leaseDirty(o)

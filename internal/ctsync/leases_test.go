@@ -164,6 +164,13 @@ func TestLeasesNotEchoed(t *testing.T) {
 	a.e.SetLeases(leases.SetOf(set.Sorted()))
 	got := leases.Set{}
 	l.eventually(t, 5*time.Second, "a's leases on b", func() bool { peerLeases(b, got); return sameSet(got, set) })
+	// b's file without them (b is master: its dnsmasq owns the file, the
+	// peer's leases are not written): no release of a's leases.
+	b.e.SetLeases(leases.Set{})
+	l.advance(time.Second)
+	if n := b.e.LeaseStatus().Sent; n != 0 {
+		t.Fatalf("b sent %d events for leases it never had", n)
+	}
 	b.e.SetLeases(leases.SetOf(got.Sorted()))
 	l.advance(time.Second)
 	if n := b.e.LeaseStatus().Sent; n != 0 {

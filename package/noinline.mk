@@ -22,6 +22,7 @@ CARPD_NOINLINE := \
 	github.com/carpd/carpd/internal/config \
 	github.com/carpd/carpd/internal/daemon \
 	github.com/carpd/carpd/internal/demote \
+	github.com/carpd/carpd/internal/leases \
 	github.com/carpd/carpd/internal/logx \
 	github.com/carpd/carpd/internal/metrics \
 	github.com/carpd/carpd/internal/openwrt \

@@ -30,6 +30,8 @@ fonts-dejavu-core     a font for Chromium
 libgl1-mesa-dri       Mesa for Chromium (installed without its recommends)
 dnsmasq               e2e: service roles (a DHCP server that runs on the master only)
 lua5.1                internal/metrics: the prometheus-node-exporter-lua collector (OpenWrt's Lua)
+dnsmasq               e2e lease sync: the DHCP server on both routers
+udhcpc                e2e lease sync: the DHCP clients (busybox udhcpc)
 "
 names=$(printf '%s\n' "$PACKAGES" | awk 'NF { printf "%s ", $1 }')
 

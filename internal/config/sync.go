@@ -42,7 +42,14 @@ type Sync struct {
 	// Demotion is added to every vhid until the bulk transfer completes.
 	Demotion uint8
 	Filter   SyncFilter
+	// LeaseSync replicates dnsmasq's lease file LeaseFile to the peer
+	// (DHCP lease sync, internal/daemon/leases.go).
+	LeaseSync bool
+	LeaseFile string
 }
+
+// DefaultLeaseFile is dnsmasq's lease file on OpenWrt.
+const DefaultLeaseFile = "/tmp/dhcp.leases"
 
 // SyncFilter selects the flows to sync. The default is every forwarded
 // TCP, UDP, ICMP and ICMPv6 flow (never the router's own traffic nor the
@@ -66,7 +73,7 @@ type SyncFilter struct {
 // DefaultSync returns the defaults (disabled).
 func DefaultSync() Sync {
 	return Sync{Port: DefaultSyncPort, Window: DefaultSyncWindow, Refresh: DefaultSyncRefresh,
-		BulkTimeout: DefaultSyncBulkTimeout, Demotion: DefaultSyncDemotion}
+		BulkTimeout: DefaultSyncBulkTimeout, Demotion: DefaultSyncDemotion, LeaseFile: DefaultLeaseFile}
 }
 
 func (s *Sync) validate(add func(sec, opt, format string, a ...any)) {

@@ -71,14 +71,14 @@ func TestCarpStatesExchanged(t *testing.T) {
 }
 
 // TestUnknownExtensionIgnored: a frame with an extension record of a
-// later version (here type 17) between flow records is taken in: the flows
+// later version (here type 29) between flow records is taken in: the flows
 // around it arrive, and the frame is not counted malformed.
 func TestUnknownExtensionIgnored(t *testing.T) {
 	l, a, b := syncedPairOn(t, newClockedLink(), 3, nil)
 	var enc wire.Encoder
 	enc.Reset(nil)
 	_ = enc.Append(&wire.Record{Type: wire.RecordPing})
-	payload := append(enc.Bytes(), 0x11, 2, 0xaa, 0xbb) // extension 17, 2 bytes
+	payload := append(enc.Bytes(), 0x1d, 2, 0xaa, 0xbb) // extension 29, 2 bytes
 	payload = append(payload, 0x00)                     // and a PING after it
 	before := b.e.Status().Counters
 	a.e.do(t.Context(), func() { a.e.send(payload, a.e.cfg.Clock.Now(), false) })

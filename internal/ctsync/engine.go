@@ -251,6 +251,8 @@ type Engine struct {
 	carpIn  map[carpKey]PeerCarpState
 	// configOut: configuration records to send (config.go).
 	configOut []wire.Record
+
+	ls leaseSync // DHCP leases (leases.go)
 }
 
 // New prepares an engine on conn (a UDP socket on the sync link).
@@ -292,7 +294,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		cfg: cfg, log: cfg.Log.With("op", "sync", "peer", cfg.Peer.String()), k: k, conn: conn, sess: sess,
 		cmds: make(chan func()), recv: make(chan []byte, recvQueueLen),
 		applyq: make(chan applyJob, applyQueueLen), queries: make(chan injectedQuery), clashes: make(chan []sentRec),
-		stop: make(chan struct{}), carpKick: make(chan struct{}, 1),
+		stop: make(chan struct{}), carpKick: make(chan struct{}, 1), ls: leaseSync{notify: make(chan struct{}, 1)},
 		local: newTable[lmeta](), nextID: 1,
 		inflight: map[uint64]*inflight{}, peer: newTable[pmeta](), peerIDs: map[uint64]uint32{}, recvAbove: map[uint64]bool{},
 		wanted: map[uint64]struct{}{},
@@ -458,6 +460,7 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	e.sendWant(now)
 	e.carpTimer(now)
 	e.sendConfig(now)
+	e.leaseTimer(now)
 	e.expireGone(now)
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {
 		e.purgeAt = time.Time{}

@@ -128,6 +128,8 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.resend(r.Want)
 		case wire.RecordCarp:
 			e.peerCarp(r.Carp, now)
+		case wire.RecordLease:
+			e.peerLease(r.Lease)
 		case wire.RecordConfig, wire.RecordConfigAck:
 			if e.cfg.OnConfig != nil {
 				e.cfg.OnConfig(r)
@@ -140,6 +142,7 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 		if errors.Is(err, wire.ErrConfig) && e.cfg.OnConfig != nil {
 			e.cfg.OnConfig(nil) // counted by the config sync too
 		}
+		e.leaseDecodeError(err)
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })
 	if len(job.inject) > 0 || len(job.del) > 0 {

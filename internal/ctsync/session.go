@@ -96,6 +96,7 @@ func (e *Engine) newPeer(now time.Time) {
 	})
 	e.peerIDs, e.peerGone, e.wanted = map[uint64]uint32{}, nil, map[uint64]struct{}{}
 	e.peerSince = now
+	e.leaseNewPeer()
 	if orphans > 0 {
 		e.bulkWanted, e.bulkAsked = true, time.Time{}
 		e.log.Info("peer restarted; asking for its table to drop what it no longer has", "flows", orphans)

@@ -20,8 +20,9 @@ type sentRec struct {
 }
 
 type inflight struct {
-	at   time.Time
-	recs []sentRec
+	at     time.Time
+	recs   []sentRec
+	leases []leaseSent // leases.go
 }
 
 // payloadLimit is the record stream that fits one datagram.
@@ -260,6 +261,7 @@ func (e *Engine) detectLoss(now time.Time) {
 // (FTFW semantics).
 func (e *Engine) lost(pn uint64, in *inflight) {
 	delete(e.inflight, pn)
+	e.leasesLost(in)
 	for _, r := range in.recs {
 		l := e.sentFlow(r)
 		if l == nil || l.m.sentVer != r.ver || l.m.dirty != prioNone {
@@ -313,6 +315,7 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 			e.rttvar = (3*e.rttvar + d) / 4
 			e.srtt = (7*e.srtt + sample) / 8
 		}
+		e.leasesAcked(in)
 		for _, r := range in.recs {
 			l := e.sentFlow(r)
 			if l == nil {

@@ -161,6 +161,7 @@ type Daemon struct {
 	services []*serviceEntry // services.go, in config order
 	mwait    maintWait       // maintenance.go
 	cfgs     *cfgSyncer      // configuration sync (cfgsync.go)
+	leases   leaseWorker     // DHCP lease sync (leases.go)
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -305,6 +306,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.apply(d.cfg)
 	d.startSplitBrain(bgCtx)
 	d.startConfigSync(bgCtx)
+	d.bg.Add(1)
+	go d.runLeases(bgCtx)
 
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(1)

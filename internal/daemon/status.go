@@ -77,6 +77,8 @@ type SyncStatus struct {
 	Interface string `json:"interface,omitempty"`
 	Error     string `json:"error,omitempty"`
 	ctsync.Status
+	// Leases is the DHCP lease sync (leases.go).
+	Leases LeaseStatus `json:"leases"`
 	// Config is configuration sync (cfgsync.go); absent when it is off.
 	Config *ConfigSyncStatus `json:"config,omitempty"`
 }
@@ -103,9 +105,12 @@ func (d *Daemon) status() Status {
 		s.StateFileError = d.stateErr.Error()
 	}
 	s.Sync.Enabled, s.Sync.Interface = d.cfg.Sync.Enabled, d.cfg.Sync.Interface
+	var eng leaseEngine
 	if d.sync != nil {
 		s.Sync.Status = d.sync.engine.Status()
+		eng = d.sync.engine
 	}
+	s.Sync.Leases = d.leases.status(eng)
 	if d.syncErr != nil {
 		s.Sync.Error = d.syncErr.Error()
 	}

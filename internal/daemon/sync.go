@@ -198,7 +198,8 @@ func sameSync(a, b config.Sync) bool {
 		a.Refresh == b.Refresh && a.BulkTimeout == b.BulkTimeout && a.Demotion == b.Demotion &&
 		string(fa.Protocols) == string(fb.Protocols) && slices.Equal(fa.Include, fb.Include) &&
 		slices.Equal(fa.Exclude, fb.Exclude) && slices.Equal(fa.Zones, fb.Zones) && fa.Mark == fb.Mark &&
-		fa.MarkMask == fb.MarkMask && fa.MinTCPState == fb.MinTCPState && fa.AssuredOnly == fb.AssuredOnly
+		fa.MarkMask == fb.MarkMask && fa.MinTCPState == fb.MinTCPState && fa.AssuredOnly == fb.AssuredOnly &&
+		a.LeaseSync == b.LeaseSync && a.LeaseFile == b.LeaseFile
 }
 
 // syncLinkDown reports whether sync is on and its interface's link is

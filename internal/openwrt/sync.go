@@ -50,6 +50,13 @@ func (m *mapper) sync(s *Section) {
 			m.duration(s, o, &c.BulkTimeout)
 		case "demotion":
 			m.integer(s, o, 0, 255, &c.Demotion)
+		case "lease_sync":
+			m.boolean(s, o, &c.LeaseSync)
+		case "leasefile":
+			m.str(s, o, &c.LeaseFile)
+			if !strings.HasPrefix(c.LeaseFile, "/") {
+				m.errorf(s, o, o.Line, "must be an absolute path")
+			}
 		case "protocol":
 			for i, v := range o.Values {
 				p, ok := protocols[strings.ToLower(v)]

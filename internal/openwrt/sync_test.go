@@ -28,6 +28,8 @@ func TestSyncSection(t *testing.T) {
 	list zone '0'
 	option mark '0x10/0xf0'
 	option min_state 'assured'
+	option lease_sync '1'
+	option leasefile '/var/lib/misc/dnsmasq.leases'
 `
 	cfg, warns, errs := ParseConfig("f", []byte(in))
 	if len(errs)+len(warns) > 0 {
@@ -44,6 +46,7 @@ func TestSyncSection(t *testing.T) {
 			Exclude:   []netip.Prefix{netip.MustParsePrefix("192.168.1.77/32")},
 			Zones:     []uint16{0}, Mark: 0x10, MarkMask: 0xf0, MinTCPState: 3, AssuredOnly: true,
 		},
+		LeaseSync: true, LeaseFile: "/var/lib/misc/dnsmasq.leases",
 	}
 	if diff := cmp.Diff(want, cfg.Sync, cmpNet); diff != "" {
 		t.Fatalf("(-want +got)\n%s", diff)
@@ -59,6 +62,7 @@ func TestSyncSectionErrors(t *testing.T) {
 	option mark 'red'
 	option min_state 'happy'
 	option port '70000'
+	option leasefile 'dhcp.leases'
 `
 	_, _, errs := ParseConfig("f", []byte(in))
 	var all []string
@@ -74,6 +78,7 @@ func TestSyncSectionErrors(t *testing.T) {
 		"f:6: option 'mark'",
 		"f:7: option 'min_state'",
 		"f:8: option 'port': must be an integer 1-65535",
+		"f:9: option 'leasefile': must be an absolute path",
 		"f:1: option 'interface': is required",
 		"f:1: option 'key': is required",
 	} {

@@ -48,9 +48,9 @@ func TestCarpRecord(t *testing.T) {
 func TestExtensionsSkipped(t *testing.T) {
 	for _, c := range []struct{ name, hex string }{
 		{"CARP with a later field", "61 10 0a 01 04 65746830 01 02 ffff 62"},
-		{"unknown extension 17", "61 11 03 aabbcc 62"},
+		{"unknown extension 29", "61 1d 03 aabbcc 62"},
 		{"unknown extension 31, empty", "61 1f 00 62"},
-		{"two unknown ones in a row", "61 11 00 1e 01 00 62"},
+		{"two unknown ones in a row", "61 1d 00 1e 01 00 62"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, err := hex.DecodeString(strings.ReplaceAll(c.hex, " ", ""))
@@ -81,7 +81,7 @@ func TestExtensionsSkipped(t *testing.T) {
 		})
 	}
 	// A stream of nothing but an unknown extension holds no record.
-	if got, err := decodeAll([]byte{0x11, 0}); err != nil || len(got) != 0 {
+	if got, err := decodeAll([]byte{0x1d, 0}); err != nil || len(got) != 0 {
 		t.Errorf("got %v, %v", got, err)
 	}
 }

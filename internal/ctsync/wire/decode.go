@@ -494,6 +494,8 @@ func (d *Decoder) decodeControl(sub byte) {
 		d.decodeWant()
 	case ctlCarp:
 		d.decodeCarp()
+	case ctlLease:
+		d.decodeLease()
 	case ctlConfig:
 		d.decodeConfig()
 	case ctlConfigAck:

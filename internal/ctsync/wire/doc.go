@@ -160,6 +160,14 @@
 //	            name ('!' to '~'), byte vhid (1 to 255), byte state (0 INIT,
 //	            1 BACKUP, 2 MASTER)); bytes after the n states within the
 //	            body are skipped (room for later fields)
+//	LEASE       000 10001, uvarint body length (at most 297), body: byte
+//	            flags (bits 0-1 op: 0 add, 1 renew, 2 release; bit 2 the
+//	            client id is 01 and the hardware address; 3-7 zero), expiry
+//	            (4, Unix time, 0 never), IPv4 address (4), byte hardware
+//	            type, byte length and hardware address (at most 20), byte
+//	            length and host name (at most 100, [A-Za-z0-9._-]), byte
+//	            length and client id (at most 140); bytes after them within
+//	            the body are skipped
 //	CONFIG      000 10010, uvarint body length, body: byte flags (1 a
 //	            file, 2 forced), byte name length (1 to 255), name ('!'
 //	            to '~'), 32-byte SHA-256 of the whole object, uvarint
@@ -169,7 +177,7 @@
 //	            reason, byte name length, name, the 32-byte hash it
 //	            answers, the 32-byte hash of the receiver's own copy;
 //	            bytes after them within the body are skipped
-//	17-31       an extension this version does not know: uvarint body
+//	20-31       an extension this version does not know: uvarint body
 //	            length, body; skipped, the records after it decoded
 //
 // The decoder refuses what the encoder never writes where accepting it

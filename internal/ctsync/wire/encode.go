@@ -248,6 +248,8 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 		return appendWant(b, r.Want)
 	case RecordCarp:
 		return appendCarp(b, r.Carp)
+	case RecordLease:
+		return appendLease(b, &r.Lease)
 	case RecordConfig:
 		return appendConfig(b, &r.Config)
 	case RecordConfigAck:

@@ -44,12 +44,13 @@ func recordSeeds(tb testing.TB) [][]byte {
 		{Type: RecordConfig, Config: ConfigChunk{Flags: ConfigFile, Name: "/etc/hosts"}},
 		{Type: RecordConfigAck, ConfigAck: ConfigAck{Status: 2, Reason: 1, Name: "dhcp", Hash: [ConfigHashLen]byte{1}}},
 	}))
+	seeds = append(seeds, mustAppend(tb, leaseRecords()))
 	for _, h := range []string{
 		"20 02 12 42 c0a8010b 1507 0d02 9c47 01bb cb007107 02",
 		"61 5c 01 3f 78 61 60 c2 01",
 		// A CARP record with a field of a later version; unknown extensions.
 		"61 10 0a 01 04 65746830 01 02 ffff 62",
-		"61 11 03 aabbcc 1f 00 62",
+		"61 1d 03 aabbcc 1f 00 62",
 	} {
 		b, err := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/leases"
 )
 
 // RecordType is the kind of a record in a frame's record stream (doc.go,
@@ -28,6 +29,7 @@ const (
 	RecordPing                            // keepalive, nothing else
 	RecordWant                            // "send me these flows whole" (anti-entropy)
 	RecordCarp                            // the sender's CARP states (split-brain detection)
+	RecordLease                           // a DHCP lease added, renewed or released (lease sync)
 	RecordConfig                          // a chunk of a synced configuration object
 	RecordConfigAck                       // the answer for a configuration object
 )
@@ -58,6 +60,8 @@ func (t RecordType) String() string {
 		return "WANT"
 	case RecordCarp:
 		return "CARP"
+	case RecordLease:
+		return "LEASE"
 	case RecordConfig:
 		return "CONFIG"
 	case RecordConfigAck:
@@ -99,6 +103,7 @@ const (
 //	PING        -
 //	WANT        Want
 //	CARP        Carp
+//	LEASE       Lease
 //
 // so a sender can put the flow's current state into NEW and UPD alike.
 //
@@ -137,6 +142,8 @@ type Record struct {
 	// Carp lists the sender's vhids and their states (CARP): 1 to
 	// MaxCarpStates. A decoded one is the caller's to keep.
 	Carp []CarpState
+	// Lease is a LEASE record's event (lease.go).
+	Lease leases.Event
 	// Config is a chunk of a synced configuration object (CONFIG); a
 	// decoded one's Data is the caller's to keep. ConfigAck answers one
 	// (CONFIG_ACK).

@@ -29,6 +29,7 @@ chromium              internal/luciview: the LuCI views in headless Chromium
 fonts-dejavu-core     a font for Chromium
 libgl1-mesa-dri       Mesa for Chromium (installed without its recommends)
 lua5.1                internal/metrics: the prometheus-node-exporter-lua collector (OpenWrt's Lua)
+radvd                 e2e/ipv6_ra_test.go: router advertisements from the master only
 "
 names=$(printf '%s\n' "$PACKAGES" | awk 'NF { printf "%s ", $1 }')
 

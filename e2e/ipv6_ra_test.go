@@ -206,7 +206,7 @@ func (c *cluster) sampleRoutes(d time.Duration, stop <-chan struct{}) <-chan []r
 				b.WriteString("error: " + err.Error())
 			}
 			for _, m := range msgs {
-				if m.Family == unix.AF_INET6 && m.DstLength == 0 && m.Table == unix.RT_TABLE_MAIN {
+				if m.Family == unix.AF_INET6 && m.DstLength == 0 && m.Table == 254 /* RT_TABLE_MAIN */ {
 					name := strconv.Itoa(int(m.Attributes.OutIface))
 					if int(m.Attributes.OutIface) == lan {
 						name = "lan"

@@ -36,6 +36,9 @@ type Config struct {
 	Sync   Sync
 	// Tracks are the trackers (`config track` sections), in file order.
 	Tracks []Track
+	// Services follow the CARP role (`config service` sections), in file
+	// order.
+	Services []Service
 }
 
 // Global is the `config carpd 'global'` section.
@@ -176,6 +179,7 @@ func (c *Config) Validate() []*FieldError {
 	}
 	c.Sync.validate(add)
 	c.validateTracks(add)
+	c.validateServices(add)
 	return errs
 }
 

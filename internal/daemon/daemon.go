@@ -157,8 +157,9 @@ type Daemon struct {
 	takeoverBusy bool // an engine takeover (conntrack dump) runs
 	takeoverMore bool // another vhid became master meanwhile
 
-	split splitBrain // splitbrain.go
-	mwait maintWait  // maintenance.go
+	split    splitBrain      // splitbrain.go
+	services []*serviceEntry // services.go, in config order
+	mwait    maintWait       // maintenance.go
 }
 
 // slot is where a vhost runs: a device and a vhid. Two vhosts never share
@@ -182,6 +183,7 @@ type vhostEntry struct {
 	v      *carp.VHost      // nil while its interface is not open
 	cancel context.CancelFunc
 	own    demote.Table // the vhid's own demotion sources (group "")
+	gate   *vipGate     // v's address manager; tells services when the VIPs are added
 	demote int          // the demotion last given to v; -1 before
 	dev    string       // the device cfg.Interface resolved to; "" while unresolved
 	netw   bool         // cfg.Interface is an OpenWrt network name
@@ -225,6 +227,9 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		bgCtx:     context.Background(),
 		ifaces:    map[string]*ifaceEntry{}, vhosts: map[string]*vhostEntry{}, stopping: map[slot]*carp.VHost{},
 		syncLinkUp: true,
+	}
+	if d.env.RunService == nil {
+		d.env.RunService = d.runService
 	}
 	d.maint = d.loadState().Maintenance
 	if d.maint {
@@ -376,6 +381,7 @@ loop:
 			more = false
 		}
 	}
+	d.stopServices() // the backup actions of the bow-out run first
 	cancelBG()
 	d.bg.Wait()
 	for _, ie := range d.ifaces {
@@ -495,6 +501,7 @@ func (d *Daemon) transition(t carp.Transition) {
 		d.takeover()
 	}
 	d.checkSplitBrain()
+	d.updateServices()
 }
 
 // takeover tells the sync engine that a vhid became master. The engine

@@ -56,6 +56,10 @@ type Env struct {
 	// StartTracker starts a tracker (track.Start); report gets its
 	// changes and must not block.
 	StartTracker func(ctx context.Context, cfg config.Track, env track.Env, report func(track.Report)) Tracker
+	// RunService runs one action of a `config service` section, bounded
+	// by ctx, and returns the backend that ran it. Nil: the real backends
+	// (rpcd's rc over ubus, the init script, systemctl; services.go).
+	RunService func(ctx context.Context, svc config.Service, action string) (backend string, err error)
 }
 
 // SyncParts is what a sync engine runs on.

@@ -42,6 +42,9 @@ type Status struct {
 	// SplitBrain: vhids MASTER here and on the sync peer (splitbrain.go).
 	SplitBrain       []SplitBrainStatus `json:"split_brain,omitempty"`
 	SplitBrainAlarms uint64             `json:"split_brain_alarms"`
+	// Services are the `config service` sections and their roles
+	// (services.go), in config order.
+	Services []ServiceStatus `json:"services"`
 	// MaintenanceWait: the last maintenance --wait (maintenance.go).
 	MaintenanceWait *MaintenanceWaitStatus `json:"maintenance_wait,omitempty"`
 }
@@ -146,6 +149,7 @@ func (d *Daemon) status() Status {
 	if s.Transitions == nil {
 		s.Transitions = []TransitionRecord{}
 	}
+	s.Services = d.serviceStatus()
 	d.splitBrainStatus(&s)
 	d.maintenanceWaitStatus(&s)
 	return s

@@ -60,6 +60,7 @@ func (d *Daemon) apply(cfg *config.Config) []<-chan struct{} {
 	d.closeUnusedIfaces()
 	d.applyTrackers(cfg)
 	d.updateDemotion()
+	d.applyServices(cfg)
 	return stopped
 }
 
@@ -244,7 +245,8 @@ func (d *Daemon) place(ve *vhostEntry, dev string, netw bool, err error) {
 	if d.env.Clock != nil {
 		opts = append(opts, carp.WithClock(d.env.Clock))
 	}
-	v := carp.NewVHost(ve.vc, ie.iface, ie.vips, d.log, d.onTransition, opts...)
+	ve.gate = &vipGate{Addresses: ie.vips}
+	v := carp.NewVHost(ve.vc, ie.iface, ve.gate, d.log, d.onTransition, opts...)
 	ie.iface.Attach(v, ve.vc)
 	ctx, cancel := context.WithCancel(d.runCtx)
 	ve.v, ve.cancel = v, cancel

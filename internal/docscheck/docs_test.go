@@ -116,6 +116,7 @@ var uciSections = []struct{ typ, fn, file string }{
 	{"vhid", "vhid", "internal/openwrt/config.go"},
 	{"sync", "sync", "internal/openwrt/sync.go"},
 	{"track", "track", "internal/openwrt/track.go"},
+	{"service", "service", "internal/openwrt/service.go"},
 }
 
 func TestUCIOptionsDocumented(t *testing.T) {
@@ -273,6 +274,7 @@ func TestUbusFieldsDocumented(t *testing.T) {
 	}{
 		{"status", daemon.Status{}, "status reply"},
 		{"carp.state", daemon.TransitionRecord{}, "Events"},
+		{"carp.service", daemon.ServiceEvent{}, "Events"},
 	} {
 		body := md[strings.Index(md, "\n## "+tt.section+"\n"):]
 		if end := strings.Index(body[4:], "\n## "); end >= 0 {

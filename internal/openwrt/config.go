@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/carpd/carpd/internal/config"
@@ -42,6 +43,11 @@ func LoadConfig(path string) (*config.Config, []string, []error) {
 				}
 			}
 			return nil, warnings, []error{e}
+		}
+	}
+	if cfg != nil {
+		if serrs := checkServiceScripts(f, cfg); serrs != nil {
+			return nil, warnings, serrs
 		}
 	}
 	return cfg, warnings, errs
@@ -82,10 +88,13 @@ func MapConfig(f *File) (cfg *config.Config, warnings []string, errs []error) {
 			m.sync(s)
 		case "track":
 			m.track(s)
+		case "service":
+			m.service(s)
 		default:
 			m.warnf(s.Line, "section type %q is not known to this version; ignored", s.Type)
 		}
 	}
+	m.serviceVHIDs()
 	m.validate()
 	m.trackWarnings()
 
@@ -119,6 +128,7 @@ type mapper struct {
 	syncSec   *Section            // the sync section, if any
 	vhids     map[string]*Section // enabled vhid sections by name
 	tracks    map[string]*Section // track sections by name
+	services  map[string]*Section // service sections by name
 	// bad marks options already reported, so Validate does not report the
 	// same option again ("vhid is required" after "vhid: not a number").
 	bad map[badKey]bool
@@ -412,6 +422,8 @@ func (m *mapper) validate() {
 			s = m.globalSec
 		case fe.Section == "sync" && m.syncSec != nil:
 			s = m.syncSec
+		case strings.HasPrefix(fe.Section, config.ServiceSection):
+			s = m.services[strings.TrimPrefix(fe.Section, config.ServiceSection)]
 		case m.vhids[fe.Section] != nil:
 			s = m.vhids[fe.Section]
 		case fe.Section == "global":

@@ -44,36 +44,28 @@ var radvdConf = fmt.Sprintf(`interface lan {
 };
 `, raLife, llVIP, raPrefx)
 
-// raHook is the hotplug hook that runs radvd on the master only. On MASTER
-// (the VIPs are there) it starts radvd. On any other state it waits until
-// carpd has removed fe80::1 from the interface (a bow-out keeps the VIPs a
-// moment longer, for the new master to announce itself) and only then stops
-// radvd with SIGTERM: radvd's final RA (router lifetime 0, RFC 4861 6.2.5)
-// then has no fe80::1 to come from, and radvd sends none (its
+// radvdInit is the init script carpd's service role runs (backend initd):
+// start radvd on becoming master, SIGTERM it on becoming backup. With
+// `option backup_order 'after_vips'` carpd runs the stop only once fe80::1
+// is off the interface: radvd's final RA (router lifetime 0, RFC 4861
+// 6.2.5) then has no fe80::1 to come from, and radvd sends none (its
 // AdvRASrcAddress is not on the interface: it skips the interface, and the
-// kernel refuses a non-local source). With WAIT=0 it stops radvd at once,
-// the naive order the control case uses to show the trap.
-const raHook = `#!/bin/sh
-[ "$1" = carp ] && [ "$INTERFACE" = lan ] || exit 0
+// kernel refuses a non-local source). init.log records whether fe80::1 was
+// still there at each stop.
+const radvdInit = `#!/bin/sh
 D=@DIR@
 running() { [ -s $D/radvd.pid ] && kill -0 "$(cat $D/radvd.pid)" 2>/dev/null; }
-case "$ACTION" in
-MASTER)
+case "$1" in
+start)
 	running && exit 0
 	exec radvd -C $D/radvd.conf -p $D/radvd.pid -m logfile -l $D/radvd.log </dev/null >/dev/null 2>&1
 	;;
-*)
-	i=0
-	while [ @WAIT@ = 1 ] && [ $i -lt 100 ] && [ -n "$(ip -6 addr show dev lan to @VIP@/128)" ]; do
-		sleep 0.05
-		i=$((i+1))
-	done
+stop)
 	running || exit 0
-	echo "$(date +%T.%N) $ACTION: stopping radvd, fe80::1 on lan: $(ip -6 addr show dev lan to @VIP@/128 | grep -c inet6)" >> $D/hook.log
+	echo "stop with fe80::1 on lan: $(ip -6 addr show dev lan to @VIP@/128 | grep -c inet6)" >> $D/init.log
 	kill -TERM "$(cat $D/radvd.pid)"
 	i=0
 	while [ $i -lt 100 ] && running; do sleep 0.05; i=$((i+1)); done
-	echo "$(date +%T.%N) $ACTION: radvd stopped" >> $D/hook.log
 	;;
 esac
 `
@@ -245,8 +237,8 @@ func gaps(samples []routeSample) []string {
 }
 
 // raRouter prepares r for the RA tests: IPv6 forwarding on, farAddr on lo,
-// radvd.conf and the hook in r.dir.
-func (c *cluster) raRouter(r *router, wait bool) string {
+// radvd.conf and the init script in r.dir. It returns the init script.
+func (c *cluster) raRouter(r *router) string {
 	c.t.Helper()
 	if err := r.host.Sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
 		c.t.Fatal(err)
@@ -255,23 +247,17 @@ func (c *cluster) raRouter(r *router, wait bool) string {
 	if err := os.WriteFile(filepath.Join(r.dir, "radvd.conf"), []byte(radvdConf), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	w := "0"
-	if wait {
-		w = "1"
-	}
-	hook := strings.NewReplacer("@DIR@", r.dir, "@WAIT@", w, "@VIP@", llVIP).Replace(raHook)
-	path := filepath.Join(r.dir, "hook")
-	if err := os.WriteFile(path, []byte(hook), 0o755); err != nil {
+	script := strings.NewReplacer("@DIR@", r.dir, "@VIP@", llVIP).Replace(radvdInit)
+	path := filepath.Join(r.dir, "radvd.init")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { // radvd daemonizes: stop it by its pid file
-		if b, err := os.ReadFile(filepath.Join(r.dir, "radvd.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
+		if pid := radvdPid(r); pid != 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		if c.t.Failed() {
-			for _, f := range []string{"radvd.log", "hook.log"} {
+			for _, f := range []string{"radvd.log", "init.log"} {
 				b, _ := os.ReadFile(filepath.Join(r.dir, f))
 				c.t.Logf("--- %s %s:\n%s", r.name, f, b)
 			}
@@ -293,9 +279,12 @@ func radvdPid(r *router) int {
 	return pid
 }
 
-func raConf(hook string, skew int) string {
+// raConf is the vhid with fe80::1 and radvd as a service role that stops
+// after the VIPs are gone.
+func raConf(initscript string, skew int) string {
 	v := vhidConf{iface: "lan", vhid: 1, advbase: 1, advskew: skew, password: "secret", addrs: []string{llVIP + "/64"}}
-	return strings.Replace(confText(false, v), "option log_level", "option hotplug_call '"+hook+"'\n\toption log_level", 1)
+	return confText(false, v) + "config service 'ra'\n\toption name 'radvd'\n\toption backend 'initd'\n" +
+		"\toption initscript '" + initscript + "'\n\toption backup_order 'after_vips'\n"
 }
 
 // checkRAs fails on any RA in ras that is not from fe80::1 with a non-zero
@@ -317,8 +306,9 @@ func (c *cluster) checkRAs(what string, ras []ra, want *router) {
 	}
 }
 
-// TestIPv6DefaultRouterFollowsMaster: radvd on the master only, announcing
-// fe80::1 (a link-local VIP). The client's only IPv6 default router is
+// TestIPv6DefaultRouterFollowsMaster: radvd on the master only (a service
+// role with backup_order 'after_vips'), announcing fe80::1 (a link-local
+// VIP). The client's only IPv6 default router is
 // fe80::1 before and after a crash of the master and a graceful handover,
 // sampled every 50 ms without a gap; only the master's RAs reach it, all
 // from fe80::1, none with router lifetime 0; and it reaches an address
@@ -327,7 +317,7 @@ func TestIPv6DefaultRouterFollowsMaster(t *testing.T) {
 	requireTool(t, "radvd")
 	c := newCluster(t, 2)
 	r1, r2 := c.routers[0], c.routers[1]
-	h1, h2 := c.raRouter(r1, true), c.raRouter(r2, true)
+	h1, h2 := c.raRouter(r1), c.raRouter(r2)
 	ras := c.countRAs()
 
 	c.start(r1, raConf(h1, 0))
@@ -379,6 +369,9 @@ func TestIPv6DefaultRouterFollowsMaster(t *testing.T) {
 	c.stop(r2)
 	c.waitState(r1, "lan", 1, "MASTER", 2*time.Second)
 	c.waitFor(5*time.Second, "radvd on r2 stopped", func() bool { return radvdPid(r2) == 0 })
+	if b, _ := os.ReadFile(filepath.Join(r2.dir, "init.log")); string(b) != "stop with fe80::1 on lan: 0\n" {
+		t.Errorf("r2's radvd stops: %q, want one, after fe80::1 was removed", b)
+	}
 	c.waitFor(6*time.Second, "an RA from r1", func() bool {
 		for _, r := range ras.since(handover) {
 			if r.lifetime > 0 {
@@ -414,7 +407,7 @@ func TestIPv6FinalRATrap(t *testing.T) {
 	requireTool(t, "radvd")
 	c := newCluster(t, 2)
 	r1, r2 := c.routers[0], c.routers[1]
-	h1, h2 := c.raRouter(r1, true), c.raRouter(r2, true)
+	h1, h2 := c.raRouter(r1), c.raRouter(r2)
 	ras := c.countRAs()
 	c.start(r1, raConf(h1, 0))
 	c.waitState(r1, "lan", 1, "MASTER", 6*time.Second)

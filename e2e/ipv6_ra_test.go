@@ -309,8 +309,9 @@ func (c *cluster) checkRAs(what string, ras []ra, want *router) {
 // TestIPv6DefaultRouterFollowsMaster: radvd on the master only (a service
 // role with backup_order 'after_vips'), announcing fe80::1 (a link-local
 // VIP). The client's only IPv6 default router is
-// fe80::1 before and after a crash of the master and a graceful handover,
-// sampled every 50 ms without a gap; only the master's RAs reach it, all
+// fe80::1 before and after a crash of the master, a graceful handover
+// (carpd stopped) and a handover by maintenance mode, sampled every 50 ms
+// without a gap; each radvd stop ran after fe80::1 was gone; only the master's RAs reach it, all
 // from fe80::1, none with router lifetime 0; and it reaches an address
 // behind the routers through that route after each move.
 func TestIPv6DefaultRouterFollowsMaster(t *testing.T) {
@@ -337,7 +338,7 @@ func TestIPv6DefaultRouterFollowsMaster(t *testing.T) {
 
 	// Crash: power lost, radvd dies with carpd.
 	stop := make(chan struct{})
-	samples := c.sampleRoutes(40*time.Second, stop)
+	samples := c.sampleRoutes(60*time.Second, stop)
 	if pid := radvdPid(r1); pid != 0 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -381,13 +382,43 @@ func TestIPv6DefaultRouterFollowsMaster(t *testing.T) {
 		return false
 	})
 	time.Sleep(4500 * time.Millisecond) // a periodic RA, and room for a late final RA
+	c.run(c.client, "ping", "-6", "-c", "1", "-W", "2", farAddr)
+
+	// Maintenance on r1: it hands over to r2 (back as backup), leaves
+	// MASTER on hearing r2 and removes fe80::1 at once (no bow-out
+	// linger); its radvd stops after that.
+	c.start(r2, raConf(h2, 100))
+	c.waitHearing(r2, "lan", 1, 3*time.Second)
+	maint := time.Now()
+	c.run(r1.host, carpdBin, "maintenance", "-s", r1.sock(), "on")
+	c.waitState(r2, "lan", 1, "MASTER", 3*time.Second)
+	c.waitFor(5*time.Second, "radvd on r1 stopped", func() bool { return radvdPid(r1) == 0 })
+	if b, _ := os.ReadFile(filepath.Join(r1.dir, "init.log")); string(b) != "stop with fe80::1 on lan: 0\n" {
+		t.Errorf("r1's radvd stops: %q, want one, after fe80::1 was removed", b)
+	}
+	c.waitFor(6*time.Second, "an RA from r2", func() bool {
+		for _, r := range ras.since(maint) {
+			if r.lifetime > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(4500 * time.Millisecond)
 	close(stop)
 	got := <-samples
 	c.run(c.client, "ping", "-6", "-c", "1", "-W", "2", farAddr)
-	c.checkRAs("r1 master after the handover", ras.since(handover), r1)
-	t.Logf("%d route samples over %v (crash at +%v, handover at +%v), %d RAs in all",
+	var between []ra
+	for _, r := range ras.since(handover) {
+		if r.at.Before(maint) {
+			between = append(between, r)
+		}
+	}
+	c.checkRAs("r1 master after the handover", between, r1)
+	c.checkRAs("r2 master after r1's maintenance", ras.since(maint), r2)
+	t.Logf("%d route samples over %v (crash at +%v, handover at +%v, maintenance at +%v), %d RAs in all",
 		len(got), time.Since(start).Round(time.Millisecond), crashed.Sub(start).Round(time.Millisecond),
-		handover.Sub(start).Round(time.Millisecond), len(ras.since(time.Time{})))
+		handover.Sub(start).Round(time.Millisecond), maint.Sub(start).Round(time.Millisecond), len(ras.since(time.Time{})))
 	if len(got) < 100 {
 		t.Fatalf("only %d route samples", len(got))
 	}

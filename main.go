@@ -315,6 +315,7 @@ func printStatus(w io.Writer, st *daemon.Status) {
 		fmt.Fprintf(w, "  warning: %d transitions were not recorded (nor passed to hooks and ubus)\n", st.TransitionsDropped)
 	}
 	printTrackers(w, st.Trackers)
+	printServices(w, st.Services)
 	printSplitAndWait(w, st)
 	printSync(w, &st.Sync)
 }

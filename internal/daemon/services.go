@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -44,7 +45,8 @@ const serviceVIPWait = 5 * time.Second
 // own timeouts.
 const serviceStopWait = serviceVIPWait + time.Second
 
-// ServiceStatus is one service in status (docs/ubus.md).
+// ServiceStatus is one service in status and, after each action, the
+// carp.service ubus event (docs/ubus.md).
 type ServiceStatus struct {
 	Name    string   `json:"name"`
 	Service string   `json:"service"`
@@ -59,17 +61,6 @@ type ServiceStatus struct {
 	Time   time.Time `json:"time,omitzero"`
 }
 
-// ServiceEvent is the carp.service ubus event: an action has run.
-type ServiceEvent struct {
-	Name    string    `json:"name"`
-	Service string    `json:"service"`
-	Role    string    `json:"role"`
-	Action  string    `json:"action"`
-	Result  string    `json:"result"`
-	Error   string    `json:"error,omitempty"`
-	Time    time.Time `json:"time"`
-}
-
 // serviceWant is what a worker is to reach: the role's action under a
 // configuration. gen changes when the configuration does, so a changed
 // service runs its role's action again (reconcile on reload).
@@ -77,7 +68,8 @@ type serviceWant struct {
 	role  string
 	gen   int
 	cfg   config.Service
-	gates []*vipGate // master: the vhids' gates; backup: those of every vhid
+	vhids []string
+	gates []*vipGate // the gates of the vhids (master: all MASTER)
 }
 
 // serviceEntry is one service: the loop's part (cfg, role, gen) and the
@@ -149,10 +141,9 @@ func containsEntry(list []*serviceEntry, se *serviceEntry) bool {
 	return false
 }
 
-func sameService(a, b config.Service) bool {
-	return a.Unit == b.Unit && a.Master == b.Master && a.Backup == b.Backup && a.Timeout == b.Timeout && a.BackupOrder == b.BackupOrder &&
-		a.Backend == b.Backend && a.InitScript == b.InitScript && strings.Join(a.VHIDs, " ") == strings.Join(b.VHIDs, " ")
-}
+// sameService compares two configurations of a service (fmt, not a
+// field-by-field function: the binary is tight, docs/size-budget.md).
+func sameService(a, b config.Service) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 // serviceVHIDs returns the vhid section names a service follows.
 func (d *Daemon) serviceVHIDs(sc *config.Service) []string {
@@ -199,7 +190,7 @@ func (d *Daemon) updateServices() {
 		d.log.Info("service role", "service", se.cfg.Name, "was", roleName(se.role), "now", role)
 		se.role = role
 		se.mu.Lock()
-		se.want = serviceWant{role: role, gen: se.gen, cfg: se.cfg, gates: gates}
+		se.want = serviceWant{role: role, gen: se.gen, cfg: se.cfg, vhids: names, gates: gates}
 		se.cond.Signal()
 		se.mu.Unlock()
 	}
@@ -260,7 +251,8 @@ func (d *Daemon) serviceWorker(se *serviceEntry) {
 		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 		backend, err := d.env.RunService(ctx, w.cfg, action)
 		cancel()
-		ev := ServiceEvent{Name: w.cfg.Name, Service: w.cfg.Unit, Role: w.role, Action: action, Result: "ok", Time: time.Now()}
+		ev := ServiceStatus{Name: w.cfg.Name, Service: w.cfg.Unit, Backend: backend, VHIDs: w.vhids, Role: w.role,
+			Action: action, Result: "ok", Time: time.Now()}
 		if err != nil {
 			ev.Result, ev.Error = "failed", err.Error()
 			d.log.Warn("service action failed", "service", w.cfg.Name, "action", action, "backend", backend, "err", err)
@@ -271,7 +263,7 @@ func (d *Daemon) serviceWorker(se *serviceEntry) {
 			d.ubus.q.Push(ubusEvent{"carp.service", ev})
 		}
 		se.mu.Lock()
-		se.last = ServiceStatus{Backend: backend, Action: action, Result: ev.Result, Error: ev.Error, Time: ev.Time}
+		se.last = ev
 	}
 }
 

@@ -274,7 +274,7 @@ func TestUbusFieldsDocumented(t *testing.T) {
 	}{
 		{"status", daemon.Status{}, "status reply"},
 		{"carp.state", daemon.TransitionRecord{}, "Events"},
-		{"carp.service", daemon.ServiceEvent{}, "Events"},
+		{"carp.service", daemon.ServiceStatus{}, "Events"},
 	} {
 		body := md[strings.Index(md, "\n## "+tt.section+"\n"):]
 		if end := strings.Index(body[4:], "\n## "); end >= 0 {

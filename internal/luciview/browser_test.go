@@ -338,6 +338,11 @@ type statusFacts struct {
 		State string `json:"state"`
 		Text  string `json:"text"`
 	} `json:"trackers"`
+	Services []struct {
+		Key   string `json:"key"`
+		State string `json:"state"`
+		Text  string `json:"text"`
+	} `json:"services"`
 	Alarm string `json:"alarm"`
 }
 
@@ -455,6 +460,15 @@ func TestLuciStatusPage(t *testing.T) {
 		"198.51.100.1: 4.2 ms, 1.1% lost")
 	mustContain(t, "interface tracker", link.Text, "interface, group carp", "network lan is up with an address and a default route",
 		"since 2026-05-01 08:00:03", "0 (weight 1)")
+	// The service roles: role, what they follow, the last action and
+	// its error.
+	if len(f.Services) != 2 || f.Services[0].Key != "dhcp" || f.Services[0].State != "MASTER" ||
+		f.Services[1].Key != "ra" || f.Services[1].State != "BACKUP" {
+		t.Fatalf("service rows %+v", f.Services)
+	}
+	mustContain(t, "dhcp service", f.Services[0].Text, "dnsmasq via rc", "lan", "start: ok", "at 09:40:05")
+	mustContain(t, "ra service", f.Services[1].Text, "odhcpd via initd", "lan, wan", "stop: failed", "at 09:40:03",
+		"exit status 1: odhcpd: not running")
 	mustContain(t, "split-brain alarm", f.Alarm, "Split brain", "br-lan vhid 1, since 09:58:12")
 	mustContain(t, "overview groups", f.Global, "Demotion groups carp: 0 wan: 3 +2 mwan3 (group wan)", "Split-brain alarms 1 since carpd started")
 	// A maintenance wait under way when the page opens: the button waits.
@@ -610,8 +624,15 @@ func TestLuciConfigPage(t *testing.T) {
 	if got := methods(s.Calls); !slices.Equal(got, []string{"uci.get"}) || s.Calls[0].Params["config"] != "carpd" {
 		t.Errorf("rendering called %+v, want uci get {config: carpd}", s.Calls)
 	}
-	if !slices.Equal(s.Rows, []string{"lan", "wan"}) {
-		t.Errorf("grid rows %q, want lan, wan", s.Rows)
+	if !slices.Equal(s.Rows, []string{"lan", "wan", "dhcp"}) {
+		t.Errorf("grid rows %q, want lan, wan (vhids), dhcp (service)", s.Rows)
+	}
+	if !slices.Contains(s.Vals, "dnsmasq") || !slices.Contains(s.Opts, "master") || slices.Contains(s.Opts, "initscript") {
+		t.Errorf("the service grid: values %q, options %q (want dnsmasq, master and no initscript)", s.Vals, s.Opts)
+	}
+	if got := steps["service-vhid"].Vals; !slices.Equal(got, []string{"lan=true", "wan=true",
+		"nope=Expecting: the name of a vhid section", "wan_ping=Expecting: the name of a vhid section"}) {
+		t.Errorf("service vhid checks %q", got)
 	}
 	// Paths that carpd (root) replaces or runs are set by root in the
 	// file, not through LuCI.
@@ -657,6 +678,7 @@ func TestLuciConfigPage(t *testing.T) {
 		{"track-group", "group name of 1-15 letters"},
 		{"track-weight", "value between 1 and 255"},
 		{"track-file-path", "an absolute path"},
+		{"service-name", "a service name"},
 	} {
 		s := steps[bad.step]
 		if s.Input == nil || !s.Input.Invalid || !strings.Contains(s.Input.Error, bad.msg) {

@@ -61,6 +61,8 @@ func nameOf(list string) []string {
 		return []string{"interface=name"}
 	case "trackers":
 		return []string{"tracker=name"}
+	case "services":
+		return []string{"service=name"}
 	case "demotion.groups":
 		return []string{"group=name"}
 	case "sources":
@@ -141,6 +143,11 @@ var families = []family{
 	{name: "carpd_tracker_target_received_total", typ: counter, help: "ICMP echo replies a ping tracker received from a target.", each: "trackers", sub: "targets", field: "received", kind: 'n'},
 	{name: "carpd_tracker_target_rtt_seconds", typ: gauge, help: "Round-trip time of a target's last answered echo.", each: "trackers", sub: "targets", field: "rtt_ms", kind: 'k'},
 	{name: "carpd_tracker_dropped_total", typ: counter, help: "Packets a tracker received and ignored, by reason.", each: "trackers", field: "dropped", kind: 'm'},
+
+	{name: "carpd_service_info", typ: gauge, help: "Always 1; the init script or unit a service role runs and the backend of its last action.", each: "services", kind: '1', extra: []string{"unit=service", "backend=backend"}},
+	{name: "carpd_service_role", typ: gauge, help: "1 for the role of a service (unknown, backup, master), 0 for the others.", each: "services", field: "role", kind: 's', keys: []string{"unknown", "backup", "master"}},
+	{name: "carpd_service_action_result", typ: gauge, help: "1 for the result of a service's last action (running, ok, failed), 0 for the others (all 0 before the first).", each: "services", field: "result", kind: 's', keys: []string{"running", "ok", "failed"}},
+	{name: "carpd_service_action_timestamp_seconds", typ: gauge, help: "When a service's last action ended (or started, while running), in seconds since the Unix epoch.", each: "services", field: "time", kind: 't'},
 
 	{name: "carpd_split_brain_alarms_total", typ: counter, help: "Split-brain alarms raised (both routers MASTER of a vhid for longer than master-down).", field: "split_brain_alarms", kind: 'n'},
 	{name: "carpd_split_brain_since_timestamp_seconds", typ: gauge, help: "When a vhid's current split brain was detected, in seconds since the Unix epoch.", each: "split_brain", field: "since", kind: 't'},

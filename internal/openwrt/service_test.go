@@ -83,10 +83,10 @@ config service 'ok'
 	}
 	want := []string{
 		`f:10: option 'vhid': no enabled vhid section is called "wan"`,
-		`f:11: option 'master': must be start, restart, reload or none, not "stop"`,
-		`f:12: option 'backup': must be stop, reload or none, not "start"`,
+		`f:11: option 'master': must be one of start restart reload none, not "stop"`,
+		`f:12: option 'backup': must be one of stop reload none, not "start"`,
 		`f:13: option 'timeout': must be a duration`,
-		`f:14: option 'backend': must be auto, rc, initd or systemd, not "foo"`,
+		`f:14: option 'backend': must be one of auto rc initd systemd, not "foo"`,
 		`f:15: option 'initscript': must be a script under /etc/init.d/`,
 		`f:19: option 'name': "../x" is not a service name`,
 		`f:21: option 'name': is required`,
@@ -104,4 +104,33 @@ config service 'ok'
 		t.Errorf("warnings %q", warnings)
 	}
 
+}
+
+// TestLoadConfigServiceScript: an init script that someone other than
+// root could change is refused at its line, as carpd would run it as root.
+func TestLoadConfigServiceScript(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the script must otherwise be root's")
+	}
+	dir := t.TempDir()
+	t.Setenv(config.TrustedDirsEnv, dir)
+	script := dir + "/svc"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := dir + "/carpd"
+	file := "config service 'x'\n\toption name 'svc'\n\toption initscript '" + script + "'\n"
+	if err := os.WriteFile(conf, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, errs := LoadConfig(conf); len(errs) != 0 || len(cfg.Services) != 1 {
+		t.Fatalf("root's script: %v", errs)
+	}
+	if err := os.Chmod(script, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs := LoadConfig(conf)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), conf+":3: option 'initscript': carpd will not run "+script+" as root") {
+		t.Fatalf("group-writable script: %v", errs)
+	}
 }

@@ -2,10 +2,11 @@
 'require view';
 'require form';
 'require ui';
+'require uci';
 
 /*
  * /etc/config/carpd as a form: the global section, a grid of vhids, the
- * trackers and the sync section. The datatypes and checks mirror what `carpd check-config`
+ * trackers, the service roles and the sync section. The datatypes and checks mirror what `carpd check-config`
  * refuses (internal/openwrt/config.go, internal/openwrt/sync.go, internal/config/), so most mistakes
  * are caught before Save & Apply; carpd itself stays the judge.
  */
@@ -329,6 +330,64 @@ return view.extend({
 		o.depends('type', 'process');
 		o.datatype = 'and(uinteger,range(1,255))';
 		o.placeholder = '1';
+
+		/* config service '<name>' (docs/services.md) */
+		s = m.section(form.GridSection, 'service', _('Service roles'),
+			_('Services that run on the master only (a DHCP server, router advertisements): started when all the vhids listed are MASTER, after their addresses are up, and stopped when this router becomes backup. Use the same services on every router.'));
+		s.addremove = true;
+		s.anonymous = false;
+		s.nodescriptions = true;
+
+		o = s.option(form.Flag, 'enabled', _('Enabled'));
+		o.default = o.enabled;
+		o.rmempty = false;
+		o.editable = true;
+
+		o = s.option(form.Value, 'name', _('Service'), _('The init script in /etc/init.d (OpenWrt) or the systemd unit, e.g. dnsmasq or odhcpd.'));
+		o.rmempty = false;
+		o.editable = true;
+		o.validate = (section_id, value) =>
+			/^[A-Za-z0-9_@:][A-Za-z0-9_.@:-]{0,63}$/.test(value || '') ? true : _('Expecting: a service name (letters, digits and _ - . @ :, no slash)');
+
+		o = s.option(form.DynamicList, 'vhid', _('Follows vhids'), _('The vhid sections whose MASTER state the service follows; empty for all.'));
+		o.validate = function(section_id, value) {
+			if (!value)
+				return true;
+			return uci.get('carpd', value, '.type') == 'vhid' ? true : _('Expecting: the name of a vhid section');
+		};
+
+		o = s.option(form.ListValue, 'master', _('On master'));
+		o.value('start', _('start'));
+		o.value('restart', _('restart'));
+		o.value('reload', _('reload'));
+		o.value('none', _('nothing'));
+		o.default = 'start';
+		o.editable = true;
+
+		o = s.option(form.ListValue, 'backup', _('On backup'));
+		o.value('stop', _('stop'));
+		o.value('reload', _('reload'));
+		o.value('none', _('nothing'));
+		o.default = 'stop';
+		o.editable = true;
+
+		o = s.option(form.Value, 'timeout', _('Timeout'), _('Seconds one action may take before it is killed.'));
+		o.datatype = 'and(uinteger,range(1,3600))';
+		o.placeholder = '30';
+		o.modalonly = true;
+
+		o = s.option(form.ListValue, 'backend', _('Run through'));
+		o.value('auto', _('automatic: ubus rc, else the init script, else systemd'));
+		o.value('rc', _('ubus rc (rpcd)'));
+		o.value('initd', _('the init script'));
+		o.value('systemd', _('systemctl'));
+		o.default = 'auto';
+		o.modalonly = true;
+
+		/*
+		 * initscript is not offered: carpd runs it as root, so it is set
+		 * by root in the file (docs/services.md).
+		 */
 
 		/* config sync 'sync' */
 		s = m.section(form.NamedSection, 'sync', 'sync', _('Connection state sync'),

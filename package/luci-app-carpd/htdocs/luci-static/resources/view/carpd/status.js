@@ -146,7 +146,7 @@ function sum(obj, keys) {
 
 function badge(state) {
 	const s = String(state || 'INIT').toUpperCase();
-	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup', UP: 'carpd-up', DOWN: 'carpd-down' }[s] || 'carpd-init';
+	const cls = { MASTER: 'carpd-master', BACKUP: 'carpd-backup', UP: 'carpd-up', DOWN: 'carpd-down', UNKNOWN: 'carpd-muted' }[s] || 'carpd-init';
 	return T('span', { 'class': 'carpd-badge ' + cls, 'data-state': s }, s);
 }
 
@@ -218,6 +218,24 @@ return view.extend({
 					errs ? T('span', { 'class': 'carpd-error' }, String(errs)) : '0')
 			]);
 		}), _('No virtual hosts are configured.'));
+	},
+
+	/* The service roles (docs/services.md): role and last action of each. */
+	renderServices(st, now) {
+		return table([ _('Service'), _('Role'), _('Follows'), _('Last action') ], (st.services || []).map((s) => {
+			const ran = parseTime(s.time);
+			return T('tr', { 'class': 'tr', 'data-service': s.name }, [
+				T('td', { 'class': 'td' }, [ T('strong', {}, s.name || '?'), T('br'),
+					T('span', { 'class': 'carpd-muted' }, _('%s via %s').format(s.service || '?', s.backend || '?')) ]),
+				T('td', { 'class': 'td' }, badge(s.role || 'unknown')),
+				T('td', { 'class': 'td' }, (s.vhids || []).join(', ') || '-'),
+				T('td', { 'class': 'td', 'data-result': s.result || '' }, s.action ? [
+					_('%s: %s').format(s.action, s.result || '?'), ' ',
+					ran != null ? T('span', { 'class': 'carpd-muted', 'title': timestamp(ran) }, _('at %s').format(clock(ran, now))) : '',
+					s.error ? T('div', { 'class': 'carpd-error' }, s.error) : ''
+				] : '-')
+			]);
+		}), _('No services follow the CARP role.'));
 	},
 
 	renderTrackers(st, now) {
@@ -396,6 +414,7 @@ return view.extend({
 		this.nodes.global.replaceChildren(this.renderGlobal(st, now));
 		this.nodes.vhids.replaceChildren(this.renderVHIDs(st, now));
 		this.nodes.trackers.replaceChildren(this.renderTrackers(st, now));
+		this.nodes.services.replaceChildren(this.renderServices(st, now));
 		this.nodes.sync.replaceChildren(this.renderSync(st, now));
 		this.nodes.transitions.replaceChildren(this.renderTransitions(st));
 
@@ -482,6 +501,7 @@ return view.extend({
 			global: T('div'),
 			vhids: T('div'),
 			trackers: T('div'),
+			services: T('div'),
 			sync: T('div'),
 			transitions: T('div'),
 			maintenance: T('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
@@ -503,6 +523,7 @@ return view.extend({
 			]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'vhids' }, [ T('h3', {}, _('Virtual hosts')), this.nodes.vhids ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'trackers' }, [ T('h3', {}, _('Trackers')), this.nodes.trackers ]),
+			T('div', { 'class': 'cbi-section', 'data-section': 'services' }, [ T('h3', {}, _('Service roles')), this.nodes.services ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ T('h3', {}, _('Connection state sync')), this.nodes.sync ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ T('h3', {}, _('Recent transitions')), this.nodes.transitions ])
 		]);

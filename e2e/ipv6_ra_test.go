@@ -45,9 +45,8 @@ var radvdConf = fmt.Sprintf(`interface lan {
 `, raLife, llVIP, raPrefx)
 
 // radvdInit is the init script carpd's service role runs (backend initd):
-// start radvd on becoming master, SIGTERM it on becoming backup. With
-// `option backup_order 'after_vips'` carpd runs the stop only once fe80::1
-// is off the interface: radvd's final RA (router lifetime 0, RFC 4861
+// start radvd on becoming master, SIGTERM it on becoming backup. carpd runs
+// the stop only once fe80::1 is off the interface: radvd's final RA (router lifetime 0, RFC 4861
 // 6.2.5) then has no fe80::1 to come from, and radvd sends none (its
 // AdvRASrcAddress is not on the interface: it skips the interface, and the
 // kernel refuses a non-local source). init.log records whether fe80::1 was
@@ -279,12 +278,11 @@ func radvdPid(r *router) int {
 	return pid
 }
 
-// raConf is the vhid with fe80::1 and radvd as a service role that stops
-// after the VIPs are gone.
+// raConf is the vhid with fe80::1 and radvd as a service role.
 func raConf(initscript string, skew int) string {
 	v := vhidConf{iface: "lan", vhid: 1, advbase: 1, advskew: skew, password: "secret", addrs: []string{llVIP + "/64"}}
 	return confText(false, v) + "config service 'ra'\n\toption name 'radvd'\n\toption backend 'initd'\n" +
-		"\toption initscript '" + initscript + "'\n\toption backup_order 'after_vips'\n"
+		"\toption initscript '" + initscript + "'\n"
 }
 
 // checkRAs fails on any RA in ras that is not from fe80::1 with a non-zero
@@ -307,7 +305,7 @@ func (c *cluster) checkRAs(what string, ras []ra, want *router) {
 }
 
 // TestIPv6DefaultRouterFollowsMaster: radvd on the master only (a service
-// role with backup_order 'after_vips'), announcing fe80::1 (a link-local
+// role), announcing fe80::1 (a link-local
 // VIP). The client's only IPv6 default router is
 // fe80::1 before and after a crash of the master, a graceful handover
 // (carpd stopped) and a handover by maintenance mode, sampled every 50 ms

@@ -19,12 +19,6 @@ const (
 	BackendInitd   = "initd"
 	BackendSystemd = "systemd"
 
-	// OrderNow runs the backup action as soon as the role is backup;
-	// OrderAfterVIPs waits until the VIPs of the service's vhids are off
-	// the interfaces (an RA daemon's final RA, docs/ipv6.md).
-	OrderNow       = "now"
-	OrderAfterVIPs = "after_vips"
-
 	DefaultServiceTimeout = 30 * time.Second
 	// InitDir holds OpenWrt's (and sysvinit's) init scripts.
 	InitDir = "/etc/init.d"
@@ -51,13 +45,11 @@ type Service struct {
 	// InitScript is the init script of the initd backend; empty means
 	// InitDir + "/" + Unit.
 	InitScript string
-	// BackupOrder is when the backup action runs (Order* constants).
-	BackupOrder string
 }
 
 // DefaultService returns a service section's defaults.
 func DefaultService(name string) Service {
-	return Service{Name: name, Master: ActionStart, Backup: ActionStop, Timeout: DefaultServiceTimeout, Backend: BackendAuto, BackupOrder: OrderNow}
+	return Service{Name: name, Master: ActionStart, Backup: ActionStop, Timeout: DefaultServiceTimeout, Backend: BackendAuto}
 }
 
 // Script returns the init script the initd backend runs.
@@ -119,9 +111,6 @@ func (c *Config) validateServices(add func(sec, opt, format string, a ...any)) {
 			if c[1] == "" || strings.Contains(c[1], " ") || !strings.Contains(" "+c[2]+" ", " "+c[1]+" ") {
 				add(n, c[0], "must be one of %s, not %q", c[2], c[1])
 			}
-		}
-		if s.BackupOrder != OrderNow && s.BackupOrder != OrderAfterVIPs {
-			add(n, "backup_order", "must be now or after_vips, not %q", s.BackupOrder)
 		}
 		if s.Timeout < time.Second || s.Timeout > time.Hour {
 			add(n, "timeout", "must be 1 s to 1 h, not %v", s.Timeout)

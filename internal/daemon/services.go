@@ -230,7 +230,7 @@ func (d *Daemon) serviceWorker(se *serviceEntry) {
 		se.mu.Unlock()
 		if w.role == roleMaster {
 			d.waitVIPs(w, (*vipGate).added)
-		} else if w.cfg.BackupOrder == config.OrderAfterVIPs {
+		} else {
 			d.waitVIPs(w, (*vipGate).removed)
 		}
 		se.mu.Lock()

@@ -39,8 +39,6 @@ func (m *mapper) service(s *Section) {
 			m.str(s, o, &sv.Backend)
 		case "initscript":
 			m.str(s, o, &sv.InitScript)
-		case "backup_order":
-			m.str(s, o, &sv.BackupOrder)
 		default:
 			m.unknown(o)
 		}

@@ -28,10 +28,10 @@ ca-certificates       go's module downloads
 chromium              internal/luciview: the LuCI views in headless Chromium
 fonts-dejavu-core     a font for Chromium
 libgl1-mesa-dri       Mesa for Chromium (installed without its recommends)
-dnsmasq               e2e: service roles (a DHCP server that runs on the master only)
 lua5.1                internal/metrics: the prometheus-node-exporter-lua collector (OpenWrt's Lua)
-dnsmasq               e2e lease sync: the DHCP server on both routers
+dnsmasq               e2e: service roles and lease sync (the DHCP server)
 udhcpc                e2e lease sync: the DHCP clients (busybox udhcpc)
+radvd                 e2e/ipv6_ra_test.go: router advertisements from the master only
 "
 names=$(printf '%s\n' "$PACKAGES" | awk 'NF { printf "%s ", $1 }')
 

@@ -23,8 +23,12 @@ const KeyLen = 20
 //
 // On send link-local IPv6 VIPs are left out (OpenBSD "NOV6LL"); on receive
 // both the variant without and the variant with them are accepted (OpenBSD
-// accepts either; FreeBSD includes them). An Auth is not safe for concurrent
-// use: it belongs to the goroutine that owns its vhid.
+// accepts either; FreeBSD includes them). A link-local address enters as the
+// BSD kernels hash it: their in-kernel form carries the interface index in
+// bytes 2-3, which they clear first, so those bytes count as zero (fe80:7::1
+// hashes as fe80::1) and the order and duplicates are those after clearing.
+// An Auth is not safe for concurrent use: it belongs to the goroutine that
+// owns its vhid.
 type Auth struct {
 	noLL  []byte // version, type, vhid, addresses without link-local
 	withL []byte // the same with link-local IPv6 addresses; nil if none
@@ -51,6 +55,9 @@ func NewAuth(password string, vhid uint8, addrs []netip.Addr) *Auth {
 		case a.Is6():
 			if a.IsLinkLocalUnicast() {
 				hasLL = true
+				b := a.As16()
+				b[2], b[3] = 0, 0
+				a = netip.AddrFrom16(b)
 			}
 			v6 = append(v6, a)
 		}

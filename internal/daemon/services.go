@@ -69,7 +69,7 @@ type serviceWant struct {
 	gen   int
 	cfg   config.Service
 	vhids []string
-	gates []*vipGate
+	gates []*vipGate // the gates of the vhids (master: all MASTER)
 }
 
 // serviceEntry is one service: the loop's part (cfg, role, gen) and the
@@ -176,7 +176,8 @@ func (d *Daemon) updateServices() {
 			}
 			if state != carp.Master.String() {
 				role = roleBackup
-			} else {
+			}
+			if ve != nil {
 				gates = append(gates, ve.gate)
 			}
 		}
@@ -228,7 +229,9 @@ func (d *Daemon) serviceWorker(se *serviceEntry) {
 		}
 		se.mu.Unlock()
 		if w.role == roleMaster {
-			d.waitVIPs(w)
+			d.waitVIPs(w, (*vipGate).added)
+		} else {
+			d.waitVIPs(w, (*vipGate).removed)
 		}
 		se.mu.Lock()
 		if se.want.role != w.role || se.want.gen != w.gen {
@@ -264,16 +267,16 @@ func (d *Daemon) serviceWorker(se *serviceEntry) {
 	}
 }
 
-// waitVIPs waits until the VIPs of every gate are on their interface, at
-// most serviceVIPWait.
-func (d *Daemon) waitVIPs(w serviceWant) {
+// waitVIPs waits until every gate's VIPs are on their interface (added)
+// or off it (removed), at most serviceVIPWait.
+func (d *Daemon) waitVIPs(w serviceWant, done func(*vipGate) <-chan struct{}) {
 	t := time.NewTimer(serviceVIPWait)
 	defer t.Stop()
 	for _, g := range w.gates {
 		select {
-		case <-g.added():
+		case <-done(g):
 		case <-t.C:
-			d.log.Warn("service: VIPs not added in time; running the master action anyway", "service", w.cfg.Name)
+			d.log.Warn("service: VIPs not in place in time; running the action anyway", "service", w.cfg.Name, "role", w.role)
 			return
 		}
 	}
@@ -323,12 +326,17 @@ func (d *Daemon) serviceStatus() []ServiceStatus {
 // on the interface: a master action waits for them (services.go).
 type vipGate struct {
 	Addresses
-	mu sync.Mutex    // guards up and ch
+	mu sync.Mutex    // guards up, on, ch and rm
 	up bool          // the last call was Add
+	on bool          // VIPs may be on the interface: from Add until a Remove returned
 	ch chan struct{} // closed by the next Add; nil when nobody waits
+	rm chan struct{} // closed when the next Remove returns; nil when nobody waits
 }
 
 func (g *vipGate) Add(ctx context.Context, p []netip.Prefix) error {
+	g.mu.Lock()
+	g.on = true
+	g.mu.Unlock()
 	err := g.Addresses.Add(ctx, p)
 	g.mu.Lock()
 	g.up = true
@@ -344,7 +352,33 @@ func (g *vipGate) Remove(ctx context.Context, p []netip.Prefix) error {
 	g.mu.Lock()
 	g.up = false
 	g.mu.Unlock()
-	return g.Addresses.Remove(ctx, p)
+	err := g.Addresses.Remove(ctx, p)
+	g.mu.Lock()
+	if !g.up {
+		g.on = false
+		if g.rm != nil {
+			close(g.rm)
+			g.rm = nil
+		}
+	}
+	g.mu.Unlock()
+	return err
+}
+
+// removed returns a channel that is closed once the VIPs are off the
+// interface (at once when they are, or were never added).
+func (g *vipGate) removed() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.on {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if g.rm == nil {
+		g.rm = make(chan struct{})
+	}
+	return g.rm
 }
 
 // added returns a channel that is closed once the VIPs are added.

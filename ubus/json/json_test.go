@@ -74,7 +74,7 @@ func marshalCases() []any {
 	seven := 7
 	now := time.Date(2026, 12, 8, 1, 2, 3, 450000000, time.UTC)
 	return []any{
-		nil, true, false, 0, -1, math.MaxInt64, uint64(math.MaxUint64), int8(-128),
+		nil, true, false, 0, -1, int64(math.MaxInt64), math.MaxInt, uint64(math.MaxUint64), int8(-128),
 		0.0, math.Copysign(0, -1), 1.0, 0.1, 1e20, 1e21, 1e-6, 1e-7, 123456789.125, -1.5e-300, float32(0.1), float32(1e21), float32(3.4e38),
 		"", "plain", "<script>&amp;</script>", "\u2028\u2029", "\x00\x01\x1f\x7f", "\b\f\n\r\t\"\\/", "\xff\xc3(\xe2\x82", "é€𝄞",
 		[]int(nil), []int{}, []int{1, 2}, [0]int{}, [2]string{"a", "b"}, []byte(nil), []byte{}, []byte("hello!?"), []byte{0xff, 0, 1, 2},

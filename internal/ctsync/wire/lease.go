@@ -73,6 +73,10 @@ func (d *Decoder) decodeLease() {
 		return
 	}
 	end := d.off + int(size)
+	if end > len(d.b) {
+		d.rerr = ErrLease // the body runs past the frame
+		return
+	}
 	flags := d.u8()
 	var l leases.Lease
 	l.Expiry = d.u32()

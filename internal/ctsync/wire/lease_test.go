@@ -59,6 +59,7 @@ func TestLeaseRefused(t *testing.T) {
 		{"hardware address too long", "11 22 00 00000001 0a000001 01 15 " + strings.Repeat("aa", 21) + " 00 00"},
 		{"field past the body", "11 0c 00 00000001 0a000001 01 00 00 00"},
 		{"body over the limit", "11 ab02"},
+		{"body length past the frame, its fields complete", "11 14 00 00000001 0a000001 01 00 00 00"},
 	} {
 		_, err := decodeAll(mustHex(t, c.hex))
 		if err == nil || !errors.Is(err, ErrLease) && !errors.Is(err, ErrLeaseSize) {

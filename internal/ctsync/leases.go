@@ -209,6 +209,11 @@ func (e *Engine) leaseDirty(o *leaseOut) {
 // the releases the peer has not acknowledged.
 func (e *Engine) leaseNewPeer() {
 	for _, o := range e.ls.out {
+		if o.peer {
+			// The peer's own lease, merged from it: sending it back would
+			// bring back a lease the peer released while we were apart.
+			continue
+		}
 		o.sentVer = 0
 		if o.ev.Op != leases.Release {
 			o.ev.Op = leases.Add

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -238,12 +239,24 @@ func (w *leaseWorker) write(now time.Time) error {
 	if fi, err := os.Stat(w.file); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	// One writer (this worker): a fixed temporary name in the same
-	// directory, for the rename.
-	tmp := w.file + ".carpd"
-	err := os.WriteFile(tmp, f.Append(nil), mode)
+	// A new temporary file in the same directory (for the rename),
+	// created exclusively: the directory is often /tmp, where a fixed
+	// name could be a planted symlink. Synced before the rename, so a
+	// power cut leaves the old file or the new one.
+	tf, err := os.CreateTemp(filepath.Dir(w.file), filepath.Base(w.file)+".carpd*")
+	if err != nil {
+		return err
+	}
+	tmp := tf.Name()
+	_, err = tf.Write(f.Append(nil))
 	if err == nil {
-		err = os.Chmod(tmp, mode) // whatever the umask
+		err = tf.Chmod(mode) // whatever the umask
+	}
+	if err == nil {
+		err = tf.Sync()
+	}
+	if cerr := tf.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(tmp, w.file)

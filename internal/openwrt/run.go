@@ -1,9 +1,9 @@
 package openwrt
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -61,10 +61,10 @@ func runCombined(ctx context.Context, path string, args, env []string, waitDelay
 		return nil, err // *fs.PathError "fork/exec PATH: ..."
 	}
 
-	var out bytes.Buffer
+	var out tailBuffer
 	copied := make(chan error, 1)
 	go func() {
-		_, err := out.ReadFrom(pr)
+		_, err := io.Copy(&out, pr)
 		copied <- err
 	}()
 	var state *os.ProcessState
@@ -103,9 +103,26 @@ func runCombined(ctx context.Context, path string, args, env []string, waitDelay
 	<-exited
 	switch {
 	case waitErr != nil:
-		return out.Bytes(), waitErr
+		return out.b, waitErr
 	case !state.Success():
-		return out.Bytes(), errors.New(state.String())
+		return out.b, errors.New(state.String())
 	}
-	return out.Bytes(), ioErr
+	return out.b, ioErr
+}
+
+// maxOutput is how much of a program's output runCombined keeps: its last
+// 64 KiB. A runaway script must not fill a small router's memory; what
+// carpd reads (an error message, a script tracker's last line) is at the
+// end.
+const maxOutput = 64 << 10
+
+// tailBuffer keeps the last maxOutput bytes written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > maxOutput {
+		t.b = append(t.b[:0], t.b[len(t.b)-maxOutput:]...)
+	}
+	return len(p), nil
 }

@@ -117,7 +117,9 @@ func (p *pingProber) resolveDevice(ctx context.Context) (string, int, error) {
 	if p.t.env.Netifd == nil {
 		return "", 0, fmt.Errorf("no device %s", name)
 	}
-	st, err := p.t.env.Netifd.Status(ctx, name)
+	nctx, cancel := context.WithTimeout(ctx, max(p.t.cfg.Timeout, time.Second)) // a hung netifd must not stop the rounds
+	st, err := p.t.env.Netifd.Status(nctx, name)
+	cancel()
 	if err != nil {
 		return "", 0, fmt.Errorf("%s is neither a device nor a network netifd knows: %v", name, err)
 	}

@@ -98,7 +98,7 @@ func (t *Tracker) run(ctx context.Context, p prober) {
 			// per minWakeSpacing: a burst of events is not a burst of
 			// rounds that would meet `down` in a few milliseconds.
 			timer.Stop()
-			if d := start.Add(minWakeSpacing).Sub(clk.Now()); d > 0 {
+			if d := start.Add(max(t.cfg.Interval/5, minWakeSpacing)).Sub(clk.Now()); d > 0 {
 				timer.Reset(d)
 				select {
 				case <-ctx.Done():

@@ -475,6 +475,7 @@ func (v *VHost) transition(t Transition) {
 		if t.To == Master {
 			s.Master = "self"
 			s.MasterSeen = nil
+			s.PeerDemotion, s.PeerAdvSkew = nil, nil // no master heard now
 		}
 	})
 	v.onTransition(t)

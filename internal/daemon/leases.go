@@ -15,7 +15,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -243,11 +243,18 @@ func (w *leaseWorker) write(now time.Time) error {
 	// created exclusively: the directory is often /tmp, where a fixed
 	// name could be a planted symlink. Synced before the rename, so a
 	// power cut leaves the old file or the new one.
-	tf, err := os.CreateTemp(filepath.Dir(w.file), filepath.Base(w.file)+".carpd*")
-	if err != nil {
-		return err
+	// (os.CreateTemp would do it for 30 KB of mips code.)
+	var tf *os.File
+	var tmp string
+	for i := 0; tf == nil; i++ {
+		tmp = w.file + ".carpd" + strconv.FormatUint(uint64(time.Now().UnixNano())+uint64(i), 36)
+		var err error
+		tf, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil && (!os.IsExist(err) || i == 3) {
+			return err
+		}
 	}
-	tmp := tf.Name()
+	var err error
 	_, err = tf.Write(f.Append(nil))
 	if err == nil {
 		err = tf.Chmod(mode) // whatever the umask

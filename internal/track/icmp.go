@@ -3,6 +3,8 @@ package track
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/carpd/carpd/internal/carp"
 )
 
 // ICMP echo as carpd sends and receives it (RFC 792; RFC 4443, section 4).
@@ -52,7 +54,7 @@ func parseEchoReply(b []byte, v6 bool) (echo, error) {
 		if b, err = icmp4Message(b); err != nil {
 			return echo{}, err
 		}
-		if checksum(b) != 0 {
+		if carp.Checksum(b) != 0 {
 			return echo{}, errDrop(dropChecksum)
 		}
 	} else if len(b) < 8 {
@@ -123,24 +125,7 @@ func appendEchoRequest(b []byte, v6 bool, id, seq uint16, nonce uint64) []byte {
 	b = binary.BigEndian.AppendUint64(b, nonce)
 	b = append(b, "carpd-tr"...) // padding, recognisable in captures
 	if !v6 {
-		binary.BigEndian.PutUint16(b[start+2:], checksum(b[start:]))
+		binary.BigEndian.PutUint16(b[start+2:], carp.Checksum(b[start:]))
 	}
 	return b
-}
-
-// checksum is the Internet checksum (RFC 1071) of b; 0 for a message
-// whose checksum field is right.
-func checksum(b []byte) uint16 {
-	var s uint32
-	for len(b) >= 2 {
-		s += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
 }

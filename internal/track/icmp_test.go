@@ -3,6 +3,8 @@ package track
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/carpd/carpd/internal/carp"
 )
 
 // ipv4 wraps an ICMP message in a 20-byte IPv4 header.
@@ -24,13 +26,13 @@ func asReply(req []byte, v6 bool) []byte {
 	}
 	b[0] = icmp4EchoReply
 	b[2], b[3] = 0, 0
-	binary.BigEndian.PutUint16(b[2:], checksum(b))
+	binary.BigEndian.PutUint16(b[2:], carp.Checksum(b))
 	return b
 }
 
 func TestParseEchoReply(t *testing.T) {
 	req4 := appendEchoRequest(nil, false, 0x1234, 7, 0xdeadbeefcafef00d)
-	if checksum(req4) != 0 {
+	if carp.Checksum(req4) != 0 {
 		t.Fatal("request checksum wrong")
 	}
 	e, err := parseEchoReply(ipv4(asReply(req4, false)), false)
@@ -91,8 +93,8 @@ func FuzzParseEchoReply(f *testing.F) {
 		msg := b
 		if !v6 {
 			var err error
-			if msg, err = icmp4Message(b); err != nil || checksum(msg) != 0 {
-				t.Fatalf("accepted %x (framing %v, checksum %x)", b, err, checksum(msg))
+			if msg, err = icmp4Message(b); err != nil || carp.Checksum(msg) != 0 {
+				t.Fatalf("accepted %x (framing %v, checksum %x)", b, err, carp.Checksum(msg))
 			}
 		}
 		want := byte(icmp4EchoReply)

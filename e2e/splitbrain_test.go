@@ -3,16 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/internal/daemon"
-	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/json"
-	"github.com/carpd/carpd/ubus/ubustest"
 )
 
 // partition makes r drop every CARP advert it receives (nftables, input
@@ -95,34 +91,12 @@ func TestHealedPartitionNeighbour(t *testing.T) {
 func TestSplitBrainAlarmAndMaintenanceWait(t *testing.T) {
 	c := newCluster(t, 2, segment{name: "lan", prefix: "10.0.1", n: 1}, segment{name: "sync", prefix: "10.0.3", n: 3})
 	r1, r2 := c.routers[0], c.routers[1]
-	sock := filepath.Join(t.TempDir(), "ubus.sock")
-	srv := ubustest.NewServer()
-	if err := srv.Listen(sock); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	sock, _ := fakeUbusd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cli, err := ubus.Dial(ctx, sock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	var mu sync.Mutex
-	var events []map[string]any
-	if _, err := cli.Listen(ctx, "carp.split_brain", func(_ string, data json.RawMessage) {
-		var m map[string]any
-		_ = json.Unmarshal(data, &m)
-		mu.Lock()
-		events = append(events, m)
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cli, evs := listenEvents(t, ctx, sock, "carp.split_brain")
 	hasEvent := func(state string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
+		for _, e := range evs.all() {
 			if e["state"] == state && e["interface"] == "lan" && e["vhid"] == float64(1) && e["peer"] != "" {
 				return true
 			}

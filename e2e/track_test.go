@@ -7,14 +7,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/carpd/carpd/internal/lab"
-	"github.com/carpd/carpd/ubus"
 	"github.com/carpd/carpd/ubus/json"
-	"github.com/carpd/carpd/ubus/ubustest"
 )
 
 // The proof of issue #11 (trackers, demotion groups, split brain) against
@@ -578,30 +575,10 @@ func writeFile(t *testing.T, path, s string) {
 func TestTrackUbus(t *testing.T) {
 	c := newCluster(t, 2)
 	r1, r2 := c.routers[0], c.routers[1]
-	sock := filepath.Join(t.TempDir(), "ubus.sock")
-	srv := ubustest.NewServer()
-	if err := srv.Listen(sock); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	sock, srv := fakeUbusd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cli, err := ubus.Dial(ctx, sock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	var mu sync.Mutex
-	var events []map[string]any
-	if _, err := cli.Listen(ctx, "carp.track", func(ev string, data json.RawMessage) {
-		var m map[string]any
-		_ = json.Unmarshal(data, &m)
-		mu.Lock()
-		events = append(events, m)
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cli, evs := listenEvents(t, ctx, sock, "carp.track")
 	file := filepath.Join(r1.dir, "demote")
 	conf := strings.Replace(confText(true, lanVHID(0)), "option log_level", "option ubus_socket '"+sock+"'\n\toption log_level", 1) +
 		fmt.Sprintf("config track 'maint'\n\toption type 'file'\n\toption path '%s'\n\toption interval '0.2'\n\toption down '2'\n\toption up '2'\n\toption group 'carp'\n", file)
@@ -638,10 +615,8 @@ func TestTrackUbus(t *testing.T) {
 	writeFile(t, file, "0\n")
 	c.waitState(r1, "lan", 1, "MASTER", 4*time.Second)
 	c.waitFor(3*time.Second, "carp.track down and up events", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		var down, up bool
-		for _, e := range events {
+		for _, e := range evs.all() {
 			if e["name"] != "maint" || e["type"] != "file" || e["group"] != "carp" || e["reason"] == "" || e["time"] == nil {
 				continue
 			}
@@ -650,7 +625,5 @@ func TestTrackUbus(t *testing.T) {
 		}
 		return down && up
 	})
-	mu.Lock()
-	t.Logf("carp.track events: %v", events)
-	mu.Unlock()
+	t.Logf("carp.track events: %v", evs.all())
 }

@@ -21,32 +21,10 @@ import (
 func TestUbusObject(t *testing.T) {
 	c := newCluster(t, 2)
 	r1, r2 := c.routers[0], c.routers[1]
-	sock := filepath.Join(t.TempDir(), "ubus.sock")
-	srv := ubustest.NewServer()
-	if err := srv.Listen(sock); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-
+	sock, srv := fakeUbusd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cli, err := ubus.Dial(ctx, sock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	var mu sync.Mutex
-	var events []map[string]any
-	if _, err := cli.Listen(ctx, "carp.*", func(ev string, data json.RawMessage) {
-		var m map[string]any
-		_ = json.Unmarshal(data, &m)
-		m["event"] = ev
-		mu.Lock()
-		events = append(events, m)
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cli, evs := listenEvents(t, ctx, sock, "carp.*")
 
 	withUbus := func(conf string) string {
 		return strings.Replace(conf, "option log_level", "option ubus_socket '"+sock+"'\n\toption log_level", 1)
@@ -121,9 +99,7 @@ func TestUbusObject(t *testing.T) {
 	// listener may have seen them only if registered in time; the demotion
 	// gave MASTER->BACKUP for certain.
 	c.waitFor(3*time.Second, "carp.state MASTER->BACKUP event", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
+		for _, e := range evs.all() {
 			if e["event"] == "carp.state" && e["from"] == "MASTER" && e["to"] == "BACKUP" &&
 				e["interface"] == "lan" && e["vhid"] == float64(1) && e["master"] == "10.0.1.3" {
 				return true

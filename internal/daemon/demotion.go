@@ -178,8 +178,12 @@ func (d *Daemon) demote(vhid uint8, iface, group string, delta int) error {
 	switch {
 	case group != "" && (vhid != 0 || iface != ""):
 		return fmt.Errorf("%w: a group demotion applies to every vhid of the group: give either a group or a vhid/interface", ErrInvalidArgument)
-	case group != "" && !demote.ValidName(group):
-		return fmt.Errorf("%w: group %q: want 1 to %d of A-Z a-z 0-9 _ : . -", ErrInvalidArgument, group, demote.MaxNameLen)
+	case group != "":
+		if err := d.checkGroup(group); err != nil {
+			return err
+		}
+	}
+	switch {
 	case vhid == 0 && iface == "":
 		if group == "" {
 			group = config.DefaultGroup
@@ -213,9 +217,10 @@ func (d *Daemon) setExternal(group, name string, value, ttl int) error {
 	if group == "" {
 		group = config.DefaultGroup
 	}
+	if err := d.checkGroup(group); err != nil {
+		return err
+	}
 	switch {
-	case !demote.ValidName(group):
-		return fmt.Errorf("%w: group %q: want 1 to %d of A-Z a-z 0-9 _ : . -", ErrInvalidArgument, group, demote.MaxNameLen)
 	case !demote.ValidName(name):
 		return fmt.Errorf("%w: source %q: want 1 to %d of A-Z a-z 0-9 _ : . -", ErrInvalidArgument, name, demote.MaxNameLen)
 	case demote.Builtin(name):
@@ -235,6 +240,32 @@ func (d *Daemon) setExternal(group, name string, value, ttl int) error {
 		reason += " --ttl " + strconv.Itoa(ttl)
 	}
 	d.setSource(group, name, value, reason, time.Duration(ttl)*time.Second)
+	return nil
+}
+
+// checkGroup refuses a group name the configuration could not hold and
+// a group no vhid and no tracker is in: a demotion there would move
+// nothing, so it is most likely a typo the admin should hear about.
+func (d *Daemon) checkGroup(group string) error {
+	if !config.ValidGroup(group) {
+		return fmt.Errorf("%w: group %q: want 1 to %d of A-Z a-z 0-9 _ -", ErrInvalidArgument, group, config.MaxGroupLen)
+	}
+	known := []string{config.DefaultGroup}
+	for _, v := range d.cfg.VHIDs {
+		for _, g := range v.Groups {
+			if g != "" && !contains(known, g) {
+				known = append(known, g)
+			}
+		}
+	}
+	for _, tr := range d.cfg.Tracks {
+		if g := trackGroup(tr); !contains(known, g) {
+			known = append(known, g)
+		}
+	}
+	if !contains(known, group) {
+		return fmt.Errorf("%w: group %q: no vhid or tracker is in it (groups: %s)", ErrNotFound, group, strings.Join(known, " "))
+	}
 	return nil
 }
 

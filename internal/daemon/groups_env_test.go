@@ -194,6 +194,9 @@ func TestEnvSourceTTL(t *testing.T) {
 func TestSetExternalRefused(t *testing.T) {
 	cfg := config.Default()
 	cfg.Tracks = []config.Track{{Name: "wan_ping", Type: config.TrackPing, Group: "wan"}}
+	lan := vhid("dev0", 1, 0, "pw", "10.0.0.1/24")
+	lan.Groups = []string{"lan"}
+	cfg.VHIDs = []config.VHID{lan}
 	d := New(cfg, Options{})
 	d.env.Clock = carptest.NewClock(carptest.Epoch)
 	for _, tc := range []struct {
@@ -244,6 +247,29 @@ func TestSetExternalRefused(t *testing.T) {
 	}
 	if err := d.demote(1, "", "wan", 1); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("demote -g with --vhid: %v", err)
+	}
+	// A group no vhid or tracker is in is a typo: refused, naming the
+	// groups there are; a name the configuration could not hold (':' is
+	// fine in a source name, not in a group's) is invalid.
+	for _, g := range []string{"lna", "wan2"} {
+		if err := d.demote(0, "", g, 1); !errors.Is(err, ErrNotFound) || !containsStr(err.Error(), "groups: carp lan wan") {
+			t.Errorf("demote -g %s: %v, want not found listing carp lan wan", g, err)
+		}
+		if err := d.setExternal(g, "bird", 1, 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("demote -g %s --source bird: %v, want not found", g, err)
+		}
+	}
+	if err := d.demote(0, "", "a:b", 1); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("demote -g a:b: %v, want invalid argument", err)
+	}
+	if g := d.sources.Groups(); len(g) != 1 || g[0] != "lan" {
+		t.Errorf("groups with sources %q, want only lan (set above)", g)
+	}
+	// The groups that exist take it: carp, a vhid's, a tracker's.
+	for _, g := range []string{"carp", "lan", "wan"} {
+		if err := d.demote(0, "", g, 1); err != nil {
+			t.Errorf("demote -g %s: %v", g, err)
+		}
 	}
 }
 

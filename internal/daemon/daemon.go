@@ -159,6 +159,7 @@ type Daemon struct {
 
 	split    splitBrain      // splitbrain.go
 	services []*serviceEntry // services.go, in config order
+	retiring []*serviceEntry // removed services whose worker may still run an action
 	mwait    maintWait       // maintenance.go
 	leases   leaseWorker     // DHCP lease sync (leases.go)
 }

@@ -87,6 +87,10 @@ type serviceEntry struct {
 	quit    bool // run what is wanted, then stop
 	last    ServiceStatus
 	stopped chan struct{}
+	// after, when set, is the stopped channel of a removed service of the
+	// same name whose worker may still run an action: this worker waits
+	// for it, so the two never run actions on the unit at once.
+	after chan struct{}
 }
 
 // applyServices makes the services match cfg (on the loop): new ones
@@ -94,12 +98,25 @@ type serviceEntry struct {
 // left as they are (their worker ends after the action it runs).
 func (d *Daemon) applyServices(cfg *config.Config) {
 	var next []*serviceEntry
+	retiring := d.retiring[:0]
+	for _, se := range d.retiring {
+		select {
+		case <-se.stopped:
+		default:
+			retiring = append(retiring, se)
+		}
+	}
 	for _, sc := range cfg.Services {
 		se := d.service(sc.Name)
 		switch {
 		case se == nil:
 			se = &serviceEntry{cfg: sc, stopped: make(chan struct{})}
 			se.cond = sync.NewCond(&se.mu)
+			for _, old := range retiring {
+				if old.cfg.Name == sc.Name {
+					se.after = old.stopped // the newest removed one waits for any older
+				}
+			}
 			d.bg.Add(1)
 			go func() {
 				defer d.bg.Done()
@@ -117,9 +134,10 @@ func (d *Daemon) applyServices(cfg *config.Config) {
 			se.want.role, se.want.gen, se.quit = se.ranRole, se.ranGen, true
 			se.cond.Signal()
 			se.mu.Unlock()
+			retiring = append(retiring, se)
 		}
 	}
-	d.services = next
+	d.services, d.retiring = next, retiring
 	d.updateServices()
 }
 
@@ -163,7 +181,10 @@ func (d *Daemon) serviceVHIDs(sc *config.Service) []string {
 func (d *Daemon) updateServices() {
 	for _, se := range d.services {
 		role, decided := roleMaster, false
-		var gates []*vipGate
+		// gates: a master action waits for every vhid's VIPs to be added, a
+		// backup action only for those of the vhids that left MASTER (the
+		// others keep theirs).
+		var gates, left []*vipGate
 		names := d.serviceVHIDs(&se.cfg)
 		for _, name := range names {
 			state := carp.Init.String()
@@ -179,7 +200,13 @@ func (d *Daemon) updateServices() {
 			}
 			if ve != nil {
 				gates = append(gates, ve.gate)
+				if state != carp.Master.String() {
+					left = append(left, ve.gate)
+				}
 			}
+		}
+		if role == roleBackup {
+			gates = left
 		}
 		if len(names) == 0 {
 			role = roleBackup
@@ -216,6 +243,9 @@ func (d *Daemon) vhostByName(name string) *vhostEntry {
 // has nothing left to run.
 func (d *Daemon) serviceWorker(se *serviceEntry) {
 	defer close(se.stopped)
+	if se.after != nil {
+		<-se.after // bounded by that action's timeout
+	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	for {

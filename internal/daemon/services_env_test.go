@@ -239,3 +239,36 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
+
+// TestEnvServiceReaddedWaits: a service removed by a reload while its
+// action runs, then added back by the next reload, does not run a second
+// action on the unit until the first has finished.
+func TestEnvServiceReaddedWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		me := newHost(t, seg, "me", config.Default())
+		f := withServices(me)
+		release := make(chan struct{})
+		f.block["dhcp stop"] = release
+		dhcp := svc("dhcp")
+		dhcp.Timeout = time.Hour
+		me.start(withSvcs(me.next, lanVHID(0), dhcp))
+		seg.Run(time.Second) // BACKUP at start: the stop runs and blocks
+		synctest.Wait()
+		if got := f.got(); len(got) != 1 || got[0] != "dhcp stop" {
+			t.Fatalf("ran %v, want the blocked stop", got)
+		}
+		me.reload(withSvcs(me.next, lanVHID(0)))
+		me.reload(withSvcs(me.next, lanVHID(0), dhcp))
+		seg.Run(time.Second)
+		synctest.Wait()
+		if got := f.got(); len(got) != 1 {
+			t.Errorf("ran %v while the removed service's stop still ran, want nothing more", got)
+		}
+		close(release)
+		synctest.Wait()
+		if got := f.got(); len(got) != 2 || got[1] != "dhcp stop" {
+			t.Errorf("ran %v, want the re-added service's own stop (reconcile) once the first ended", got)
+		}
+	})
+}

@@ -58,3 +58,35 @@ func TestEnvServiceBackupAfterVIPs(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvServiceBackupSomeVHIDs: a service follows two vhids and one of
+// them leaves MASTER (its link went down). The backup action waits only
+// for the VIPs of the vhid that left: the other vhid keeps its VIPs, and
+// waiting for them too held the action for the whole VIP wait (5 s).
+func TestEnvServiceBackupSomeVHIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		me := newHost(t, seg, "me", config.Default())
+		f := withServices(me)
+		lan := lanVHID(0)
+		wan := vhid("dev1", 2, 0, "carptest", "10.0.1.1/24")
+		wan.Name = "wan"
+		cfg := cfgWith(me.next, lan, wan)
+		cfg.Services = []config.Service{svc("dhcp", "lan", "wan")}
+		me.start(cfg)
+		seg.Run(5 * time.Second)
+		synctest.Wait()
+		if got := f.got(); len(got) != 2 || got[1] != "dhcp start" {
+			t.Fatalf("ran %v, want stop then start", got)
+		}
+		me.links.Set("dev1", false)
+		seg.Run(100 * time.Millisecond)
+		synctest.Wait() // the worker is idle or waits on a (bubble) timer
+		if s := me.vhost("dev0", 1).State; s != "MASTER" {
+			t.Fatalf("lan is %s, want it still MASTER", s)
+		}
+		if got := f.got(); len(got) != 3 || got[2] != "dhcp stop" {
+			t.Errorf("ran %v once wan's link went down, want dhcp stop at once", got)
+		}
+	})
+}

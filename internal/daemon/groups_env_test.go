@@ -396,6 +396,7 @@ type fakeTracker struct {
 	stopped atomic.Bool
 	probes  atomic.Int32
 	dead    atomic.Bool // ProbeNow's rounds are bad
+	resume  int         // Env.Resume it was started with
 	mu      sync.Mutex
 	st      track.Status
 }
@@ -440,8 +441,8 @@ type fakeTrackers struct {
 	started []*fakeTracker
 }
 
-func (ft *fakeTrackers) start(_ context.Context, cfg config.Track, _ track.Env, report func(track.Report)) Tracker {
-	f := &fakeTracker{cfg: cfg, report: report, st: track.Status{Name: cfg.Name, Type: cfg.Type, Group: cfg.Group,
+func (ft *fakeTrackers) start(_ context.Context, cfg config.Track, env track.Env, report func(track.Report)) Tracker {
+	f := &fakeTracker{cfg: cfg, report: report, resume: env.Resume, st: track.Status{Name: cfg.Name, Type: cfg.Type, Group: cfg.Group,
 		Weight: cfg.Weight, State: track.StateInit}}
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
@@ -467,8 +468,9 @@ func (ft *fakeTrackers) last(name string) (*fakeTracker, int) {
 // TestEnvTrackers: a tracker going down demotes exactly its group's
 // vhids, at once; status lists it; a reload that leaves it unchanged
 // keeps it running with its state (and the demotion), one that changes
-// it restarts it (its source goes until the new one reports), one that
-// removes it stops it and its source goes.
+// it restarts it (a tracker that was down hands its value to the new one
+// and the demotion stays: a reload moves nothing), one that removes it
+// stops it and its source goes.
 func TestEnvTrackers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
@@ -530,29 +532,55 @@ func TestEnvTrackers(t *testing.T) {
 			t.Errorf("after an unchanged reload vhid 1 has demotion %d, want 1", got[1])
 		}
 
-		// Changed: restarted, its judgement void until it reports.
+		// Changed while down: restarted, resuming from the old one's value;
+		// the demotion stays until the new one's rounds say otherwise.
 		wanPing.Down = 5
 		cfg3 := *cfg
 		cfg3.Tracks = []config.Track{wanPing, lanIf}
+		before = len(tp.adverts())
 		h.reload(&cfg3)
 		nw, n := ft.last("wan_ping")
-		if n != 2 || !wan.stopped.Load() || nw.stopped.Load() {
-			t.Errorf("changed wan_ping: started %d times, old stopped %v", n, wan.stopped.Load())
+		if n != 2 || !wan.stopped.Load() || nw.stopped.Load() || nw.resume != 1 {
+			t.Errorf("changed wan_ping: started %d times, old stopped %v, new resumes from %d (want 1)",
+				n, wan.stopped.Load(), nw.resume)
 		}
-		if got := demotions(h); got[1] != 0 {
-			t.Errorf("after the tracker changed vhid 1 has demotion %d, want 0", got[1])
+		seg.Run(time.Second)
+		if got := demotions(h); got[1] != 1 {
+			t.Errorf("after the down tracker changed vhid 1 has demotion %d, want 1 kept", got[1])
+		}
+		for _, a := range tp.adverts()[before:] {
+			if a.VHID == 1 && a.Demote != 1 {
+				t.Errorf("vhid 1 advertised demotion %d across the reload, want 1 throughout", a.Demote)
+				break
+			}
 		}
 		// A report of the old tracker after it was stopped counts for nothing.
-		wan.set(true, 1, "stale", seg.Now())
+		wan.set(false, 0, "stale", seg.Now())
+		seg.Run(time.Second)
+		if got := demotions(h); got[1] != 1 {
+			t.Errorf("a stopped tracker's report set vhid 1's demotion to %d", got[1])
+		}
+		nw.set(false, 0, "up again", seg.Now())
 		seg.Run(time.Second)
 		if got := demotions(h); got[1] != 0 {
-			t.Errorf("a stopped tracker's report demoted vhid 1 to %d", got[1])
+			t.Errorf("the new tracker up: vhid 1 demotion %d, want 0", got[1])
 		}
 		nw.set(true, 1, "down again", seg.Now())
 		seg.Run(time.Second)
 		if got := demotions(h); got[1] != 1 {
 			t.Errorf("the new tracker down: vhid 1 demotion %d, want 1", got[1])
 		}
+		// Changed while up: nothing to hand over.
+		wanPing.Down = 4
+		nw.set(false, 0, "up", seg.Now())
+		seg.Run(time.Second)
+		cfg3b := *cfg
+		cfg3b.Tracks = []config.Track{wanPing, lanIf}
+		h.reload(&cfg3b)
+		if n3, _ := ft.last("wan_ping"); n3.resume != 0 {
+			t.Errorf("a tracker changed while up resumes from %d, want 0", n3.resume)
+		}
+		nw, _ = ft.last("wan_ping")
 
 		// Removed: stopped, its source gone.
 		cfg4 := *cfg

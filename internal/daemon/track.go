@@ -57,11 +57,18 @@ func (d *Daemon) applyTrackers(cfg *config.Config) {
 	for _, tc := range cfg.Tracks {
 		want[tc.Name] = tc
 	}
+	resume := map[string]int{}
 	for name, te := range d.trackers {
-		if tc, ok := want[name]; ok && sameTrack(te.cfg, tc) && !d.closing {
+		tc, ok := want[name]
+		if ok && sameTrack(te.cfg, tc) && !d.closing {
 			continue
 		}
-		d.stopTracker(te)
+		// A changed tracker that is down hands its value to the new one
+		// and keeps its source meanwhile: a reload moves nothing.
+		if src, found := d.sources.Get(te.group, name); ok && found && !d.closing && trackGroup(tc) == te.group && src.Value > 0 {
+			resume[name] = src.Value
+		}
+		d.stopTracker(te, resume[name] > 0)
 		delete(d.trackers, name)
 	}
 	if d.closing {
@@ -73,7 +80,7 @@ func (d *Daemon) applyTrackers(cfg *config.Config) {
 		}
 		te := &trackerEntry{cfg: tc, group: trackGroup(tc)}
 		d.trackers[tc.Name] = te
-		env := track.Env{Clock: d.env.Clock, LinkUp: d.env.LinkUp, Netifd: d.trackNetifd()}
+		env := track.Env{Clock: d.env.Clock, LinkUp: d.env.LinkUp, Netifd: d.trackNetifd(), Resume: resume[tc.Name]}
 		te.t = d.env.StartTracker(d.bgCtx, tc, env, func(r track.Report) { d.trackReport(te, r) })
 		d.log.Info("tracker started", "track", tc.Name, "type", tc.Type, "group", te.group)
 	}
@@ -81,8 +88,9 @@ func (d *Daemon) applyTrackers(cfg *config.Config) {
 }
 
 // stopTracker stops a tracker off the loop (a round under way may take
-// its timeout) and removes its source.
-func (d *Daemon) stopTracker(te *trackerEntry) {
+// its timeout) and removes its source unless keep (it passes to the
+// tracker that replaces it).
+func (d *Daemon) stopTracker(te *trackerEntry, keep bool) {
 	t := te.t
 	d.bg.Add(1)
 	go func() {
@@ -92,6 +100,9 @@ func (d *Daemon) stopTracker(te *trackerEntry) {
 	te.mu.Lock()
 	te.pending = nil
 	te.mu.Unlock()
+	if keep {
+		return
+	}
 	if _, ok := d.sources.Get(te.group, te.cfg.Name); ok {
 		d.setSource(te.group, te.cfg.Name, 0, "", 0)
 	}
@@ -100,7 +111,7 @@ func (d *Daemon) stopTracker(te *trackerEntry) {
 // stopTrackers stops every tracker (Run, stopping).
 func (d *Daemon) stopTrackers() {
 	for name, te := range d.trackers {
-		d.stopTracker(te)
+		d.stopTracker(te, false)
 		delete(d.trackers, name)
 	}
 }

@@ -117,6 +117,11 @@ type Env struct {
 	// ICMP opens an echo socket for IPv4 (v6 false) or IPv6, bound to
 	// device when it is not "" (default: raw sockets, SO_BINDTODEVICE).
 	ICMP func(v6 bool, device string) (ICMPConn, error)
+	// Resume, when above 0, is the value of the tracker this one replaces
+	// (a reload changed its options while it was down): it starts down
+	// with that value instead of from init, so the demotion stays until
+	// its own rounds bring it up (or change the value).
+	Resume int
 }
 
 // Tracker is a running tracker.
@@ -163,6 +168,11 @@ func Start(ctx context.Context, cfg config.Track, env Env, report func(Report)) 
 	t.m = machine{down: cfg.Down, up: cfg.Up, state: StateInit, since: now}
 	t.st = Status{Name: cfg.Name, Type: cfg.Type, Group: cfg.Group, Weight: cfg.Weight,
 		State: StateInit, Reason: "starting", Since: now}
+	if env.Resume > 0 {
+		t.m.state, t.m.value = StateDown, env.Resume
+		t.st.State, t.st.Value, t.st.Reason = StateDown, env.Resume, "down before the reload"
+		t.settled = true
+	}
 	p := newProber(t)
 	go t.run(ctx, p)
 	return t

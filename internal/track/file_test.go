@@ -105,3 +105,34 @@ func waitState(t *testing.T, tr *Tracker, state string, value int) Status {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFileTrackerResume: a tracker started with Env.Resume (a reload
+// changed a tracker that was down) starts down with that value, reports
+// nothing while its rounds agree, and reports up after `up` good rounds.
+func TestFileTrackerResume(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "demote")
+	os.WriteFile(p, []byte("5\n"), 0o644)
+	reports := make(chan Report, 10)
+	tr := Start(context.Background(), config.Track{Name: "f", Type: config.TrackFile, Path: p,
+		Interval: 50 * time.Millisecond, Down: 2, Up: 3}, Env{Resume: 5}, func(r Report) { reports <- r })
+	defer tr.Stop()
+	if st := tr.Status(); st.State != StateDown || st.Value != 5 {
+		t.Fatalf("at start: %+v, want down with 5", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); tr.Status().Rounds < 3; {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 3 rounds in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case r := <-reports:
+		t.Fatalf("report %+v while the file still holds the resumed value", r)
+	default:
+	}
+	os.Remove(p)
+	r := waitReport(t, reports)
+	if r.Down || r.Value != 0 || !strings.Contains(r.Reason, "for 3 rounds") {
+		t.Fatalf("report %+v, want up after 3 rounds", r)
+	}
+}

@@ -22,23 +22,10 @@ import (
 // holdPoll is how often a confirmation looks at the trackers.
 const holdPoll = 20 * time.Millisecond
 
-// trackTiming is c's interval, timeout and down/up, defaults applied.
-func trackTiming(c config.Track) (interval, timeout time.Duration, down, up int) {
-	interval, timeout, down, up = c.Interval, c.Timeout, c.Down, c.Up
-	if interval <= 0 {
-		interval = config.DefaultTrackInterval
-	}
-	if timeout <= 0 {
-		timeout = min(time.Second, interval)
-	}
-	if down <= 0 {
-		down = 3
-	}
-	if up <= 0 {
-		up = 3
-	}
-	return
-}
+// maxHold caps a hold (confirming, or after a recovery): trackers may be
+// configured slow (interval has no upper bound, down and up go to 1000),
+// and a takeover held for hours would be no better than none.
+const maxHold = 5 * time.Minute
 
 // watching lists the trackers that raise one of ve's groups.
 func (d *Daemon) watching(ve *vhostEntry) []*trackerEntry {
@@ -52,15 +39,23 @@ func (d *Daemon) watching(ve *vhostEntry) []*trackerEntry {
 }
 
 // confirmBound is how long ve's vhost may hold a takeover on demotion
-// for its trackers: (down+1) × timeout (plus a suspect round's spacing)
-// of the slowest; 0 when no tracker watches it (OpenBSD: at once).
+// for its trackers: as long as the slowest may need, after ProbeNow, to
+// go down. A ping tracker's suspect rounds follow each other fast, each
+// bounded by the timeout: (down+1) × timeout; other types run their
+// rounds at the interval: (down-1) × interval + timeout. Plus a round's
+// spacing, at most maxHold; 0 when no tracker watches it (OpenBSD: at
+// once).
 func (d *Daemon) confirmBound(ve *vhostEntry) time.Duration {
 	var b time.Duration
 	for _, te := range d.watching(ve) {
-		iv, to, down, _ := trackTiming(te.cfg)
-		b = max(b, time.Duration(down+1)*to+max(iv/5, 50*time.Millisecond))
+		c := track.WithDefaults(te.cfg)
+		need := time.Duration(c.Down+1) * c.Timeout
+		if c.Type != config.TrackPing {
+			need = time.Duration(c.Down-1)*c.Interval + c.Timeout
+		}
+		b = max(b, need+max(c.Interval/5, 50*time.Millisecond))
 	}
-	return b
+	return min(b, maxHold)
 }
 
 // confirmOption is the carp.WithConfirm of ve's vhost.
@@ -151,8 +146,8 @@ func (d *Daemon) holdAfterRecovery(te *trackerEntry, value int) {
 	if !ok || value >= old.Value {
 		return
 	}
-	iv, _, _, up := trackTiming(te.cfg)
-	until := d.now().Add(time.Duration(up+1) * iv)
+	c := track.WithDefaults(te.cfg)
+	until := d.now().Add(min(time.Duration(c.Up+1)*c.Interval, maxHold))
 	for _, ve := range d.vhosts {
 		if ve.v != nil && contains(groupsOf(ve.cfg), te.group) {
 			ve.v.Hold(until, "own tracker "+te.cfg.Name+" recovered")

@@ -160,7 +160,7 @@ func (t *Tracker) ProbeNow() {
 // why in Status().Error.
 func Start(ctx context.Context, cfg config.Track, env Env, report func(Report)) *Tracker {
 	env = env.withDefaults()
-	cfg = withDefaults(cfg)
+	cfg = WithDefaults(cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Tracker{cfg: cfg, env: env, report: report, cancel: cancel, done: make(chan struct{}),
 		probe: make(chan struct{}, 1)}
@@ -202,9 +202,9 @@ func (t *Tracker) Stop() {
 // Config returns the tracker's configuration (defaults applied).
 func (t *Tracker) Config() config.Track { return t.cfg }
 
-// withDefaults fills what a hand-built config.Track (tests, the daemon
+// WithDefaults fills what a hand-built config.Track (tests, the daemon
 // before validation) leaves zero, with the UCI defaults.
-func withDefaults(c config.Track) config.Track {
+func WithDefaults(c config.Track) config.Track {
 	if c.Interval <= 0 {
 		c.Interval = config.DefaultTrackInterval
 	}

@@ -58,7 +58,7 @@ type splitBrain struct {
 // d.now (demotion.go) is the vhosts' clock.
 
 // startSplitBrain compares the states every splitCheckEvery until ctx
-// ends (Run's background context).
+// ends (Run's background context), and recomputes sync_bulk then.
 func (d *Daemon) startSplitBrain(ctx context.Context) {
 	d.bg.Add(1)
 	go func() {
@@ -70,7 +70,7 @@ func (d *Daemon) startSplitBrain(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if !d.post(d.checkSplitBrain) {
+				if !d.post(d.periodic) {
 					return
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/carpd/carpd/internal/ctsync"
 	"github.com/carpd/carpd/internal/ctsync/kernel"
 	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/demote"
 	"github.com/carpd/carpd/internal/logx"
 )
 
@@ -210,6 +211,18 @@ func (d *Daemon) syncLinkDown() bool {
 // sync_bulk), see bulkFailed.
 func (d *Daemon) syncBulkFailed() bool {
 	return d.sync != nil && bulkFailed(d.sync.engine.Status())
+}
+
+// periodic runs every splitCheckEvery on the loop: the split-brain
+// check, and sync_bulk, which follows engine state the engine does not
+// announce (the peer coming or going, its table completing after a
+// failed bulk): without this the source changed only with some other
+// trigger (a status call, a transition).
+func (d *Daemon) periodic() {
+	d.checkSplitBrain()
+	if cur, _ := d.sources.Get(config.DefaultGroup, demote.SourceSyncBulk); cur.Value != boolInt(d.syncBulkFailed()) {
+		d.updateDemotion()
+	}
 }
 
 // bulkFailed: the engine gave up waiting for the peer's table, no

@@ -439,3 +439,59 @@ func TestEnvSyncReload(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvSyncBulkFollowsPeer: after a failed initial transfer, sync_bulk
+// follows the engine by itself, with no status call to recompute it: it
+// rises when the peer comes (a live peer whose table we lack) and falls
+// when the peer's table is complete.
+func TestEnvSyncBulkFollowsPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		h := newHost(t, seg, "me", config.Default())
+		h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
+		seg.Add("listener", carp.Params{})
+		var tp tap
+		tp.install(seg, h.node)
+		h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 10*time.Second))
+		step(seg, 12*time.Second) // bulk_timeout passed, nobody there
+		if d := lastDemote(t, &tp); d != 0 {
+			t.Fatalf("after bulk_timeout with no peer: advert demotion %d, want 0", d)
+		}
+		// A big table, paced by the peer's bandwidth cap (100 kB/s), keeps
+		// its bulk under way for a few seconds.
+		pk := ctsynctest.NewKernel()
+		peerFlows(pk, 20000)
+		n := len(tp.adverts())
+		key, err := wire.KeyFromConfig(syncTestKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &syncPeer{k: pk, done: make(chan struct{})}
+		p.e, err = ctsync.New(ctsync.Config{Key: key, Name: "peer", Peer: syncAddrMe, Window: 200 * time.Millisecond,
+			Refresh: time.Minute, BulkTimeout: time.Minute, Bandwidth: 100_000}, pk, h.syncLink.Reopen(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		p.cancel = cancel
+		go func() { defer close(p.done); _ = p.e.Run(ctx) }()
+		t.Cleanup(p.stop)
+		step(seg, 2500*time.Millisecond)
+		var during []uint8
+		for _, a := range tp.adverts()[n:] {
+			during = append(during, a.Demote)
+		}
+		if !slices.Contains(during, 1) {
+			st := h.d.sync.engine.Status()
+			t.Logf("flows %d, bulk %+v peer up %v", len(h.syncKern.Snapshot()), st.Bulk, st.PeerUp)
+			t.Errorf("adverts after the peer came %v: want sync_bulk's 1 without a status call", during)
+		}
+		for i := 0; i < 300 && len(h.syncKern.Snapshot()) < 20000; i++ {
+			step(seg, 100*time.Millisecond)
+		}
+		step(seg, 2*time.Second)
+		if d := lastDemote(t, &tp); d != 0 {
+			t.Errorf("after the peer's table (%d flows): advert demotion %d, want 0", len(h.syncKern.Snapshot()), d)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,20 +42,11 @@ func addDemotion(cur, delta int) int { return demote.Add(cur, delta) }
 func groupsOf(v config.VHID) []string {
 	out := []string{config.DefaultGroup}
 	for _, g := range v.Groups {
-		if g != "" && !contains(out, g) {
+		if g != "" && !slices.Contains(out, g) {
 			out = append(out, g)
 		}
 	}
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // now is the daemon's clock (the vhosts' clock).
@@ -253,17 +245,17 @@ func (d *Daemon) checkGroup(group string) error {
 	known := []string{config.DefaultGroup}
 	for _, v := range d.cfg.VHIDs {
 		for _, g := range v.Groups {
-			if g != "" && !contains(known, g) {
+			if g != "" && !slices.Contains(known, g) {
 				known = append(known, g)
 			}
 		}
 	}
 	for _, tr := range d.cfg.Tracks {
-		if g := trackGroup(tr); !contains(known, g) {
+		if g := trackGroup(tr); !slices.Contains(known, g) {
 			known = append(known, g)
 		}
 	}
-	if !contains(known, group) {
+	if !slices.Contains(known, group) {
 		return fmt.Errorf("%w: group %q: no vhid or tracker is in it (groups: %s)", ErrNotFound, group, strings.Join(known, " "))
 	}
 	return nil
@@ -289,17 +281,17 @@ func (d *Daemon) groupStatus() []GroupStatus {
 	var names []string
 	for _, ve := range d.vhosts {
 		for _, g := range groupsOf(ve.cfg) {
-			if !contains(names, g) {
+			if !slices.Contains(names, g) {
 				names = append(names, g)
 			}
 		}
 	}
 	for _, g := range d.sources.Groups() {
-		if !contains(names, g) {
+		if !slices.Contains(names, g) {
 			names = append(names, g)
 		}
 	}
-	if !contains(names, config.DefaultGroup) {
+	if !slices.Contains(names, config.DefaultGroup) {
 		names = append(names, config.DefaultGroup)
 	}
 	sort.Slice(names, func(i, j int) bool {

@@ -221,7 +221,7 @@ func TestSetExternalRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := d.setExternal(tc.group, tc.src, tc.value, tc.ttl)
-			if !errors.Is(err, ErrInvalidArgument) || !containsStr(err.Error(), tc.wantContains) {
+			if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), tc.wantContains) {
 				t.Errorf("error %v, want invalid argument with %q", err, tc.wantContains)
 			}
 		})
@@ -252,7 +252,7 @@ func TestSetExternalRefused(t *testing.T) {
 	// groups there are; a name the configuration could not hold (':' is
 	// fine in a source name, not in a group's) is invalid.
 	for _, g := range []string{"lna", "wan2"} {
-		if err := d.demote(0, "", g, 1); !errors.Is(err, ErrNotFound) || !containsStr(err.Error(), "groups: carp lan wan") {
+		if err := d.demote(0, "", g, 1); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "groups: carp lan wan") {
 			t.Errorf("demote -g %s: %v, want not found listing carp lan wan", g, err)
 		}
 		if err := d.setExternal(g, "bird", 1, 0); !errors.Is(err, ErrNotFound) {
@@ -271,15 +271,6 @@ func TestSetExternalRefused(t *testing.T) {
 			t.Errorf("demote -g %s: %v", g, err)
 		}
 	}
-}
-
-func containsStr(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // TestEnvPeerDemotion: the backup shows the demotion and advskew the

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"slices"
 	"time"
 
 	"github.com/carpd/carpd/internal/carp"
@@ -31,7 +32,7 @@ const maxHold = 5 * time.Minute
 func (d *Daemon) watching(ve *vhostEntry) []*trackerEntry {
 	var out []*trackerEntry
 	for _, te := range d.trackers {
-		if contains(groupsOf(ve.cfg), te.group) {
+		if slices.Contains(groupsOf(ve.cfg), te.group) {
 			out = append(out, te)
 		}
 	}
@@ -149,7 +150,7 @@ func (d *Daemon) holdAfterRecovery(te *trackerEntry, value int) {
 	c := track.WithDefaults(te.cfg)
 	until := d.now().Add(min(time.Duration(c.Up+1)*c.Interval, maxHold))
 	for _, ve := range d.vhosts {
-		if ve.v != nil && contains(groupsOf(ve.cfg), te.group) {
+		if ve.v != nil && slices.Contains(groupsOf(ve.cfg), te.group) {
 			ve.v.Hold(until, "own tracker "+te.cfg.Name+" recovered")
 		}
 	}

@@ -249,6 +249,8 @@ func (d *Daemon) maintenanceWaitStatus(s *Status) {
 	}
 }
 
+// sortStrings sorts a short list by hand: sort.Strings would link
+// sort.Sort's interface pdqsort, 7 KB of mips code carpd has nowhere else.
 func sortStrings(l []string) {
 	for i := 1; i < len(l); i++ {
 		for j := i; j > 0 && l[j] < l[j-1]; j-- {

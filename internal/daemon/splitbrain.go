@@ -13,6 +13,7 @@ package daemon
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"time"
 
@@ -241,14 +242,8 @@ func (d *Daemon) splitBrainStatus(s *Status) {
 	for _, a := range d.split.raised {
 		s.SplitBrain = append(s.SplitBrain, a)
 	}
-	sortSplitBrain(s.SplitBrain)
-}
-
-func sortSplitBrain(l []SplitBrainStatus) {
-	for i := 1; i < len(l); i++ {
-		for j := i; j > 0 && (l[j].Interface < l[j-1].Interface ||
-			(l[j].Interface == l[j-1].Interface && l[j].VHID < l[j-1].VHID)); j-- {
-			l[j], l[j-1] = l[j-1], l[j]
-		}
-	}
+	sort.Slice(s.SplitBrain, func(i, j int) bool {
+		a, b := s.SplitBrain[i], s.SplitBrain[j]
+		return a.Interface < b.Interface || a.Interface == b.Interface && a.VHID < b.VHID
+	})
 }

@@ -1,6 +1,7 @@
 package demote
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -101,20 +102,11 @@ func (t *Table) Counter(group string) int {
 func (t *Table) Sum(groups []string) int {
 	n := 0
 	for i, g := range groups {
-		if !contains(groups[:i], g) {
+		if !slices.Contains(groups[:i], g) {
 			n = Add(n, t.Counter(g))
 		}
 	}
 	return n
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Groups returns the names of the groups that have a source, sorted.
@@ -135,7 +127,7 @@ func (t *Table) Sources(groups []string) []Source {
 	}
 	var out []Source
 	for i, g := range groups {
-		if contains(groups[:i], g) {
+		if slices.Contains(groups[:i], g) {
 			continue
 		}
 		start := len(out)
@@ -156,7 +148,7 @@ func (t *Table) Expire(now time.Time) []string {
 		for name, s := range srcs {
 			if !s.Expires.IsZero() && !s.Expires.After(now) {
 				t.remove(g, name)
-				if !contains(changed, g) {
+				if !slices.Contains(changed, g) {
 					changed = append(changed, g)
 				}
 			}

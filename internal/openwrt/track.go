@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +164,7 @@ func (m *mapper) track(s *Section) {
 	// over; the tracker works without them.
 	for _, o := range s.Options {
 		types, known := trackOptions[o.Name]
-		if !known || types == nil || t.Type == "" || !isTrackType(t.Type) || contains(types, t.Type) {
+		if !known || types == nil || t.Type == "" || !isTrackType(t.Type) || slices.Contains(types, t.Type) {
 			continue
 		}
 		m.warnf(o.Line, "track '%s': option %s is not used by %s trackers; ignored", s.Name, o.Name, t.Type)
@@ -176,15 +177,6 @@ func isTrackType(t string) bool {
 	switch t {
 	case config.TrackPing, config.TrackInterface, config.TrackScript, config.TrackFile, config.TrackProcess:
 		return true
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
 	}
 	return false
 }
@@ -223,7 +215,7 @@ func (m *mapper) vhidGroups(s *Section, o *Option) []string {
 			m.errorf(s, o, o.ValueLines[i], "%q is not a group name: 1-%d of A-Z a-z 0-9 _ -", v, config.MaxGroupLen)
 		case v == config.DefaultGroup:
 			m.warnf(o.ValueLines[i], "vhid section %q: every vhid is in group %s; listing it changes nothing", s.Name, v)
-		case contains(out, v):
+		case slices.Contains(out, v):
 			m.warnf(o.ValueLines[i], "vhid section %q: group %s is listed twice", s.Name, v)
 		default:
 			out = append(out, v)

@@ -160,15 +160,22 @@ func TestEnvServiceRoles(t *testing.T) {
 	})
 }
 
+// blockedStopHost is a host whose "dhcp stop" runs until release is
+// closed.
+func blockedStopHost(t *testing.T, seg *carptest.Segment) (me *host, f *fakeServices, release chan struct{}) {
+	me = newHost(t, seg, "me", config.Default())
+	f = withServices(me)
+	release = make(chan struct{})
+	f.block["dhcp stop"] = release
+	return me, f, release
+}
+
 // TestEnvServiceCoalesce: while an action runs, the role flaps to master
 // and back: nothing more runs. A role that stays changed runs once.
 func TestEnvServiceCoalesce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
-		me := newHost(t, seg, "me", config.Default())
-		f := withServices(me)
-		release := make(chan struct{})
-		f.block["dhcp stop"] = release
+		me, f, release := blockedStopHost(t, seg)
 		peer := seg.Add("peer", carp.Params{AdvBase: 1, AdvSkew: 0, Preempt: true})
 		cfg := withSvcs(me.next, lanVHID(100), svc("dhcp"))
 		cfg.Services[0].Timeout = time.Hour
@@ -246,10 +253,7 @@ func sameSet(a, b []string) bool {
 func TestEnvServiceReaddedWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
-		me := newHost(t, seg, "me", config.Default())
-		f := withServices(me)
-		release := make(chan struct{})
-		f.block["dhcp stop"] = release
+		me, f, release := blockedStopHost(t, seg)
 		dhcp := svc("dhcp")
 		dhcp.Timeout = time.Hour
 		me.start(withSvcs(me.next, lanVHID(0), dhcp))

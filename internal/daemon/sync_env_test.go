@@ -66,9 +66,16 @@ func startSyncPeerKey(t *testing.T, l *ctsynctest.Link, i int, k *ctsynctest.Ker
 	if i == 0 {
 		to = syncAddrPeer
 	}
+	return runSyncPeer(t, l, i, k, ctsync.Config{Key: key, Name: "peer", Peer: to, Window: 200 * time.Millisecond,
+		Refresh: time.Minute, BulkTimeout: time.Minute, Epoch: epoch})
+}
+
+// runSyncPeer runs a peer engine with cfg on end i of l.
+func runSyncPeer(t *testing.T, l *ctsynctest.Link, i int, k *ctsynctest.Kernel, cfg ctsync.Config) *syncPeer {
+	t.Helper()
 	p := &syncPeer{k: k, done: make(chan struct{})}
-	p.e, err = ctsync.New(ctsync.Config{Key: key, Name: "peer", Peer: to, Window: 200 * time.Millisecond,
-		Refresh: time.Minute, BulkTimeout: time.Minute, Epoch: epoch}, k, l.Reopen(i))
+	var err error
+	p.e, err = ctsync.New(cfg, k, l.Reopen(i))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,26 +183,34 @@ func TestEnvSyncDemotionLifted(t *testing.T) {
 	})
 }
 
+// syncHostAlone starts a host with sync on (bulk_timeout 10 s) and one
+// vhid, a listener on the segment, a tap on its adverts, and nobody at
+// the other end of the sync link.
+func syncHostAlone(t *testing.T, seg *carptest.Segment) (*host, *tap) {
+	h := newHost(t, seg, "me", config.Default())
+	h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
+	seg.Add("listener", carp.Params{})
+	tp := &tap{}
+	tp.install(seg, h.node)
+	h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 10*time.Second))
+	return h, tp
+}
+
 // TestEnvSyncDeadPeer: with nobody on the sync link the demotion holds
 // until bulk_timeout, then is lifted, and status says the wait timed out.
 func TestEnvSyncDeadPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
-		h := newHost(t, seg, "me", config.Default())
-		h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
-		seg.Add("listener", carp.Params{})
-		var tp tap
-		tp.install(seg, h.node)
-		h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 10*time.Second))
+		h, tp := syncHostAlone(t, seg)
 		step(seg, 9*time.Second)
-		if st := h.status(); st.Demotion.Sync != 32 || st.Sync.Bulk.Synced || lastDemote(t, &tp) != 32 {
-			t.Fatalf("before bulk_timeout: demotion %+v, synced %v, advert %d; want 32", st.Demotion, st.Sync.Bulk.Synced, lastDemote(t, &tp))
+		if st := h.status(); st.Demotion.Sync != 32 || st.Sync.Bulk.Synced || lastDemote(t, tp) != 32 {
+			t.Fatalf("before bulk_timeout: demotion %+v, synced %v, advert %d; want 32", st.Demotion, st.Sync.Bulk.Synced, lastDemote(t, tp))
 		}
 		step(seg, 3*time.Second)
 		st := h.status()
-		if st.Demotion.Sync != 0 || !st.Sync.Bulk.Synced || !st.Sync.Bulk.TimedOut || lastDemote(t, &tp) != 0 {
+		if st.Demotion.Sync != 0 || !st.Sync.Bulk.Synced || !st.Sync.Bulk.TimedOut || lastDemote(t, tp) != 0 {
 			t.Errorf("after bulk_timeout: demotion %+v, bulk %+v, advert %d; want 0, synced and timed out",
-				st.Demotion, st.Sync.Bulk, lastDemote(t, &tp))
+				st.Demotion, st.Sync.Bulk, lastDemote(t, tp))
 		}
 
 		// The peer comes: we ask for its table again, and the complete
@@ -218,9 +233,9 @@ func TestEnvSyncDeadPeer(t *testing.T) {
 		if !slices.Contains(during, 1) {
 			t.Errorf("adverts while the peer came %v: want one with sync_bulk's demotion 1", during)
 		}
-		if lastDemote(t, &tp) != 0 || hasSource(st.VHIDs[0].DemotionSources, "carp", "sync_bulk", 1) || st.Sync.FlowsPeer != 5 {
+		if lastDemote(t, tp) != 0 || hasSource(st.VHIDs[0].DemotionSources, "carp", "sync_bulk", 1) || st.Sync.FlowsPeer != 5 {
 			t.Errorf("after the peer's table: advert %d, sources %+v, %d flows from the peer; want 0, no sync_bulk, 5",
-				lastDemote(t, &tp), st.VHIDs[0].DemotionSources, st.Sync.FlowsPeer)
+				lastDemote(t, tp), st.VHIDs[0].DemotionSources, st.Sync.FlowsPeer)
 		}
 	})
 }
@@ -447,14 +462,9 @@ func TestEnvSyncReload(t *testing.T) {
 func TestEnvSyncBulkFollowsPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		seg := carptest.New(t)
-		h := newHost(t, seg, "me", config.Default())
-		h.syncLink = ctsynctest.NewLink(syncAddrMe, syncAddrPeer)
-		seg.Add("listener", carp.Params{})
-		var tp tap
-		tp.install(seg, h.node)
-		h.start(syncCfg(cfgWith(h.next, vhid("dev0", 1, 0, "pw", "10.0.0.1/24")), 10*time.Second))
+		h, tp := syncHostAlone(t, seg)
 		step(seg, 12*time.Second) // bulk_timeout passed, nobody there
-		if d := lastDemote(t, &tp); d != 0 {
+		if d := lastDemote(t, tp); d != 0 {
 			t.Fatalf("after bulk_timeout with no peer: advert demotion %d, want 0", d)
 		}
 		// A big table, paced by the peer's bandwidth cap (100 kB/s), keeps
@@ -466,31 +476,21 @@ func TestEnvSyncBulkFollowsPeer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &syncPeer{k: pk, done: make(chan struct{})}
-		p.e, err = ctsync.New(ctsync.Config{Key: key, Name: "peer", Peer: syncAddrMe, Window: 200 * time.Millisecond,
-			Refresh: time.Minute, BulkTimeout: time.Minute, Bandwidth: 100_000}, pk, h.syncLink.Reopen(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		p.cancel = cancel
-		go func() { defer close(p.done); _ = p.e.Run(ctx) }()
-		t.Cleanup(p.stop)
+		runSyncPeer(t, h.syncLink, 1, pk, ctsync.Config{Key: key, Name: "peer", Peer: syncAddrMe, Window: 200 * time.Millisecond,
+			Refresh: time.Minute, BulkTimeout: time.Minute, Bandwidth: 100_000})
 		step(seg, 2500*time.Millisecond)
 		var during []uint8
 		for _, a := range tp.adverts()[n:] {
 			during = append(during, a.Demote)
 		}
 		if !slices.Contains(during, 1) {
-			st := h.d.sync.engine.Status()
-			t.Logf("flows %d, bulk %+v peer up %v", len(h.syncKern.Snapshot()), st.Bulk, st.PeerUp)
 			t.Errorf("adverts after the peer came %v: want sync_bulk's 1 without a status call", during)
 		}
 		for i := 0; i < 300 && len(h.syncKern.Snapshot()) < 20000; i++ {
 			step(seg, 100*time.Millisecond)
 		}
 		step(seg, 2*time.Second)
-		if d := lastDemote(t, &tp); d != 0 {
+		if d := lastDemote(t, tp); d != 0 {
 			t.Errorf("after the peer's table (%d flows): advert demotion %d, want 0", len(h.syncKern.Snapshot()), d)
 		}
 	})

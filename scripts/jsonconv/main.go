@@ -36,19 +36,16 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"go/format"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/carpd/carpd/scripts/internal/moveimport"
 )
 
 const (
-	module  = "github.com/carpd/carpd"
+	module  = moveimport.Module
 	newPath = module + "/ubus/json"
 )
 
@@ -65,40 +62,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "jsonconv:", err)
 		os.Exit(1)
 	}
-	n := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel != "." && (skip[rel] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	n, err := moveimport.Walk(root, skip, func(path string, src []byte) ([]byte, bool, error) {
 		abs, err := filepath.Abs(filepath.Dir(path))
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		if !binDirs[abs] && !(bytes.Contains(src, []byte("json.RawMessage")) && bytes.Contains(src, []byte(`"`+module+`/ubus`))) {
-			return nil
+			return src, false, nil
 		}
-		out, changed, err := convert(path, src)
-		if err != nil || !changed {
-			return err
-		}
-		n++
-		fmt.Println(rel)
-		return os.WriteFile(path, out, d.Type().Perm()|0o644)
+		return convert(path, src)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jsonconv:", err)
@@ -126,73 +98,8 @@ func binaryDirs(root string) (map[string]bool, error) {
 	return dirs, nil
 }
 
-// convert returns src moved to ubus/json, and whether it changed.
+// convert returns src moved to ubus/json, and whether it changed. A
+// file that imports encoding/json under another name (stdjson) keeps it.
 func convert(name string, src []byte) ([]byte, bool, error) {
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, name, src, parser.ImportsOnly|parser.ParseComments)
-	if err != nil {
-		return nil, false, err
-	}
-	var jsonLine int  // line of the "encoding/json" import
-	var carpdLine int // line of the last github.com/carpd/carpd import
-	var otherLine int // line of the last import outside the standard library
-	var lastLine int  // line of the last import
-	var single bool   // import "encoding/json" on its own
-	has := false
-	for _, imp := range f.Imports {
-		path, _ := strconv.Unquote(imp.Path.Value)
-		line := fset.Position(imp.Pos()).Line
-		switch {
-		case path == "encoding/json":
-			if imp.Name != nil && imp.Name.Name != "json" {
-				return src, false, nil // stdjson: on purpose
-			}
-			jsonLine = line
-			for _, d := range f.Decls {
-				if fset.Position(d.Pos()).Line == line {
-					single = true
-				}
-			}
-			continue
-		case path == newPath:
-			has = true
-		case strings.HasPrefix(path, module+"/"):
-			carpdLine = line
-		}
-		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
-			otherLine = line
-		}
-		lastLine = line
-	}
-	if jsonLine == 0 {
-		return src, false, nil
-	}
-	spec := "\t" + strconv.Quote(newPath) + "\n"
-	lines := strings.SplitAfter(string(src), "\n")
-	old := lines[jsonLine-1]
-	switch {
-	case single:
-		lines[jsonLine-1] = "import " + strconv.Quote(newPath) + "\n"
-	case has:
-		lines[jsonLine-1] = ""
-	case carpdLine != 0:
-		lines[carpdLine-1] += spec
-		lines[jsonLine-1] = ""
-	case otherLine != 0:
-		lines[otherLine-1] += spec
-		lines[jsonLine-1] = ""
-	case lastLine != 0:
-		lines[lastLine-1] += "\n" + spec // a group of its own
-		lines[jsonLine-1] = ""
-	default:
-		lines[jsonLine-1] = spec // the only import of its block
-	}
-	if c := strings.Index(old, "//"); c >= 0 && !single && lines[jsonLine-1] == "" {
-		return nil, false, fmt.Errorf("%s:%d: a comment on the encoding/json import: convert it by hand", name, jsonLine)
-	}
-	out, err := format.Source([]byte(strings.Join(lines, "")))
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", name, err)
-	}
-	return out, !bytes.Equal(out, src), nil
+	return moveimport.Move(name, src, "encoding/json", newPath, moveimport.Options{SkipAliased: true})
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,9 +42,10 @@ const (
 // from several goroutines; SyscallConn's reads and writes are the caller's
 // to serialize.
 type Conn struct {
-	f   *os.File
-	rc  syscall.RawConn
-	pid uint32
+	f      *os.File
+	rc     syscall.RawConn
+	pid    uint32
+	closed atomic.Bool // Close was called
 
 	mu  sync.Mutex // serializes Execute and Receive
 	seq uint32
@@ -122,8 +124,21 @@ func socketInNS(ns, domain, typ, proto int) (int, error) {
 	return r.fd, r.err
 }
 
-// Close closes the socket; blocked reads end with an error.
-func (c *Conn) Close() error { return c.f.Close() }
+// Close closes the socket; blocked reads end with os.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
+
+// ioError is an error of the netpoller (a deadline, a closed file) as an
+// *OpError; after Close it is os.ErrClosed (the poller's own is an
+// unexported "use of closed file").
+func (c *Conn) ioError(op string, err error) error {
+	if c.closed.Load() {
+		err = os.ErrClosed
+	}
+	return &OpError{Op: op, Err: err}
+}
 
 // PID is the socket's port id, as the kernel assigned it at Dial.
 func (c *Conn) PID() uint32 { return c.pid }
@@ -230,7 +245,7 @@ func (c *Conn) recv(buf []byte, flags int) (int, error) {
 		return e != unix.EAGAIN && e != unix.EINTR
 	})
 	if err != nil {
-		return 0, &OpError{Op: "receive", Err: err}
+		return 0, c.ioError("receive", err)
 	}
 	if rerr != nil {
 		return 0, &OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", rerr)}
@@ -247,7 +262,7 @@ func (c *Conn) WriteDatagram(b []byte) error {
 		return serr != unix.EAGAIN && serr != unix.EINTR
 	})
 	if err != nil {
-		return &OpError{Op: "send", Err: err}
+		return c.ioError("send", err)
 	}
 	if serr != nil {
 		return &OpError{Op: "send", Err: os.NewSyscallError("sendmsg", serr)}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +69,7 @@ func TestCaptureGolden(t *testing.T) {
 	}
 	n := newNATLab(t)
 	ns := nsFD(t, n.r)
-	raw, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	raw, err := nl.Dial(unix.NETLINK_NETFILTER, &nl.Config{NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

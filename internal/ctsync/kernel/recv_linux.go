@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"syscall"
 
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
-// mdlayher/netlink's Receive keeps reading until NLMSG_DONE once a message
-// has NLM_F_MULTI set, and ctnetlink sets NLM_F_MULTI on the single message
-// answering a CT_GET (ctnetlink_fill_info: flags = portid ? NLM_F_MULTI :
-// 0) without ever sending NLMSG_DONE: Receive blocks forever. So replies and events are read one datagram
-// at a time here, through the socket's RawConn (deadlines still apply).
+// A generic Receive (nl.Conn's, like mdlayher/netlink's before it) keeps
+// reading until NLMSG_DONE once a message has NLM_F_MULTI set, and
+// ctnetlink sets NLM_F_MULTI on the single message answering a CT_GET
+// (ctnetlink_fill_info: flags = portid ? NLM_F_MULTI : 0) without ever
+// sending NLMSG_DONE: Receive blocks forever. So replies and events are
+// read one datagram at a time here, through the socket's RawConn
+// (deadlines still apply), and walked in place (eachMessage).
 
 // recvDatagram reads one datagram into buf and returns it.
 func recvDatagram(rc syscall.RawConn, buf []byte) ([]byte, error) {
@@ -56,50 +58,34 @@ func sendDatagram(rc syscall.RawConn, b []byte) error {
 }
 
 // appendMessage appends m with sequence number seq, as the kernel reads
-// it:
-//
-//	struct nlmsghdr {
-//		__u32		nlmsg_len;	/* Length of message including header */
-//		__u16		nlmsg_type;	/* Message content */
-//		__u16		nlmsg_flags;	/* Additional flags */
-//		__u32		nlmsg_seq;	/* Sequence number */
-//		__u32		nlmsg_pid;	/* Sending process port ID */
-//	};
-//
-// followed by the payload, padded to NLMSG_ALIGNTO (4). nlmsg_pid stays 0:
-// the kernel answers the socket's port id.
-func appendMessage(b []byte, m netlink.Message, seq uint32) []byte {
-	b = binary.NativeEndian.AppendUint32(b, uint32(nlmsgHeaderLen+len(m.Data)))
-	b = binary.NativeEndian.AppendUint16(b, uint16(m.Header.Type))
-	b = binary.NativeEndian.AppendUint16(b, uint16(m.Header.Flags))
-	b = binary.NativeEndian.AppendUint32(b, seq)
-	b = binary.NativeEndian.AppendUint32(b, 0)
-	b = append(b, m.Data...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
+// it (nl.AppendMessage). nlmsg_pid stays 0: the kernel answers the
+// socket's port id.
+func appendMessage(b []byte, m nl.Message, seq uint32) []byte {
+	m.Header.Sequence, m.Header.PID = seq, 0
+	return nl.AppendMessage(b, m)
+}
+
+// eachMessage calls fn with every message of a datagram, in order, without
+// allocating: the messages alias b. It stops at a message running past the
+// datagram (errShortDatagram); fewer than a header's bytes left at the end
+// are ignored.
+func eachMessage(b []byte, fn func(nl.Message)) error {
+	for len(b) >= nl.HeaderLen {
+		m, rest, err := nl.Next(b)
+		if err != nil {
+			return errShortDatagram
+		}
+		fn(m)
+		b = rest
 	}
-	return b
+	return nil
 }
 
 // parseDatagram splits a datagram into messages. The messages alias b.
-func parseDatagram(b []byte) ([]netlink.Message, error) {
-	var out []netlink.Message
-	for len(b) >= nlmsgHeaderLen {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < nlmsgHeaderLen || l > len(b) {
-			return out, errShortDatagram
-		}
-		al := min((l+3)&^3, len(b))
-		var m netlink.Message
-		// UnmarshalBinary wants the aligned length; the kernel pads
-		// every message but the last may end at the datagram's end.
-		if err := m.UnmarshalBinary(b[:al]); err != nil {
-			return out, err
-		}
-		out = append(out, m)
-		b = b[al:]
-	}
-	return out, nil
+func parseDatagram(b []byte) ([]nl.Message, error) {
+	var out []nl.Message
+	err := eachMessage(b, func(m nl.Message) { out = append(out, m) })
+	return out, err
 }
 
 // ackErrno returns the errno of an NLMSG_ERROR message (0: an ack).
@@ -108,7 +94,7 @@ func parseDatagram(b []byte) ([]netlink.Message, error) {
 //		int		error;
 //		struct nlmsghdr msg;
 //	};
-func ackErrno(m netlink.Message) (unix.Errno, error) {
+func ackErrno(m nl.Message) (unix.Errno, error) {
 	if len(m.Data) < 4 {
 		return 0, errShortDatagram
 	}

@@ -240,7 +240,7 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, eventMessageBuffer)
+	recv := newReceiver(rc, make([]byte, eventMessageBuffer))
 	lastDrops, meminfoOK := sockDrops(rc)
 	if !meminfoOK {
 		c.log.Warn("socket drop counter (SO_MEMINFO) not available, relying on ENOBUFS", "op", "event")
@@ -261,7 +261,7 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 			armed = false
 		}
 
-		b, err := recvDatagram(rc, buf)
+		b, err := recv.next()
 		if c.isClosed() {
 			return nil
 		}

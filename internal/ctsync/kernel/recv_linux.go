@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+	"unsafe"
 
 	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
@@ -17,27 +18,47 @@ import (
 // read one datagram at a time here, through the socket's RawConn
 // (deadlines still apply), and walked in place (eachMessage).
 
-// recvDatagram reads one datagram into buf and returns it.
+// recvDatagram reads one datagram into buf (not empty) and returns it.
 func recvDatagram(rc syscall.RawConn, buf []byte) ([]byte, error) {
-	var (
-		n     int
-		flags int
-		rerr  error
-	)
-	err := rc.Read(func(fd uintptr) bool {
-		n, _, flags, _, rerr = unix.Recvmsg(int(fd), buf, nil, unix.MSG_DONTWAIT)
-		return rerr != unix.EAGAIN && rerr != unix.EINTR
-	})
-	if err != nil {
+	return newReceiver(rc, buf).next()
+}
+
+// receiver reads datagrams into one buffer, without allocating: the
+// function the netpoller calls is made once, and the read is recvfrom
+// without an address (unix.Recvmsg would allocate the sender's sockaddr
+// every time). MSG_TRUNC makes n the datagram's length, so a truncation
+// is seen. The event reader keeps one for its socket's life.
+type receiver struct {
+	rc    syscall.RawConn
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	read  func(fd uintptr) bool
+}
+
+func newReceiver(rc syscall.RawConn, buf []byte) *receiver {
+	r := &receiver{rc: rc, buf: buf}
+	r.read = func(fd uintptr) bool {
+		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)),
+			unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+		r.n, r.errno = int(n), e
+		return e != unix.EAGAIN && e != unix.EINTR
+	}
+	return r
+}
+
+// next reads one datagram; it aliases the buffer until the next call.
+func (r *receiver) next() ([]byte, error) {
+	if err := r.rc.Read(r.read); err != nil {
 		return nil, err
 	}
-	if rerr != nil {
-		return nil, fmt.Errorf("recvmsg: %w", rerr)
+	if r.errno != 0 {
+		return nil, fmt.Errorf("recvmsg: %w", r.errno)
 	}
-	if flags&unix.MSG_TRUNC != 0 {
+	if r.n > len(r.buf) {
 		return nil, errTruncated
 	}
-	return buf[:n], nil
+	return r.buf[:r.n], nil
 }
 
 // sendDatagram sends b, one or more requests, to the kernel in one

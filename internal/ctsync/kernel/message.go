@@ -11,7 +11,7 @@ import (
 
 // This file builds the ctnetlink requests of the writer (Apply, Inject,
 // Delete); the constants are in ctnetlink.go. It is pure: no sockets, so
-// its output is tested by decoding it with mdlayher/netlink's
+// its output is tested by decoding it with internal/nl's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
 // CTA_NAT_SRC/CTA_NAT_DST (docs/sync-protocol.md#what-ctnetlink-requires),
 // and the binary no longer links it (docs/size-budget.md); an append-only

@@ -30,9 +30,12 @@ const (
 )
 
 const (
-	// eventMessageBuffer is the userspace buffer for one event datagram:
-	// one message of at most NLMSG_GOODSIZE.
-	eventMessageBuffer = 64 << 10
+	// eventBatch is how many event datagrams one recvmmsg reads at most,
+	// each into a slot of eventSlot bytes: an event is one message of
+	// at most NLMSG_GOODSIZE (a page up to 8 KiB, less the skb's
+	// overhead).
+	eventBatch = 16
+	eventSlot  = 8 << 10
 	// overrunRetry is how often the reader retries handing over an owed
 	// EventOverrun while no event arrives.
 	overrunRetry = 20 * time.Millisecond
@@ -240,7 +243,7 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 	if err != nil {
 		return err
 	}
-	recv := newReceiver(rc, make([]byte, eventMessageBuffer))
+	recv := newBatchReceiver(rc, eventBatch, eventSlot)
 	lastDrops, meminfoOK := sockDrops(rc)
 	if !meminfoOK {
 		c.log.Warn("socket drop counter (SO_MEMINFO) not available, relying on ENOBUFS", "op", "event")
@@ -261,7 +264,7 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 			armed = false
 		}
 
-		b, err := recv.next()
+		n, err := recv.next()
 		if c.isClosed() {
 			return nil
 		}
@@ -269,10 +272,6 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			quiet = true
-			continue
-		case errors.Is(err, errTruncated):
-			c.n.errors.Add(1)
-			p.lose("event truncated", err)
 			continue
 		case errors.Is(err, unix.ENOBUFS):
 			c.n.kernelDrops.Add(1)
@@ -290,10 +289,19 @@ func (c *Conntrack) readEvents(conn *nl.Conn) error {
 				p.lose("socket overrun", nil)
 			}
 		}
-		// One datagram may hold several messages: walk them in place.
-		if err := eachMessage(b, p.handle); err != nil {
-			c.n.errors.Add(1)
-			p.lose("unparsable event", err)
+		for i := range n {
+			b, err := recv.datagram(i)
+			if err != nil {
+				c.n.errors.Add(1)
+				p.lose("event truncated", err)
+				continue
+			}
+			// A datagram may hold several messages: walk them in
+			// place.
+			if err := eachMessage(b, p.handle); err != nil {
+				c.n.errors.Add(1)
+				p.lose("unparsable event", err)
+			}
 		}
 	}
 }

@@ -61,6 +61,87 @@ func (r *receiver) next() ([]byte, error) {
 	return r.buf[:r.n], nil
 }
 
+// batchReceiver reads up to len(slots) datagrams with one recvmmsg, each
+// into a slot of its own, without allocating. The kernel queues every
+// conntrack event as a datagram of its own, so a burst of events costs
+// one system call per batch instead of one per event. Where recvmmsg is
+// missing (ENOSYS) it reads one datagram at a time into the first slot.
+type batchReceiver struct {
+	rc     syscall.RawConn
+	buf    []byte
+	slot   int
+	iov    []unix.Iovec
+	hdrs   []unix.Mmsghdr
+	n      int // datagrams read by the last call
+	errno  syscall.Errno
+	single bool // no recvmmsg
+	read   func(fd uintptr) bool
+}
+
+func newBatchReceiver(rc syscall.RawConn, slots, slot int) *batchReceiver {
+	r := &batchReceiver{
+		rc:   rc,
+		buf:  make([]byte, slots*slot),
+		slot: slot,
+		iov:  make([]unix.Iovec, slots),
+		hdrs: make([]unix.Mmsghdr, slots),
+	}
+	for i := range r.hdrs {
+		r.iov[i].Base = &r.buf[i*slot]
+		r.iov[i].SetLen(slot)
+		r.hdrs[i].Hdr.Iov = &r.iov[i]
+		r.hdrs[i].Hdr.SetIovlen(1)
+	}
+	r.read = func(fd uintptr) bool {
+		var n uintptr
+		var e syscall.Errno
+		if !r.single {
+			n, _, e = unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
+				unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.ENOSYS {
+				r.single = true
+			}
+		}
+		if r.single {
+			n, _, e = unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(r.slot),
+				unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+			if e == 0 {
+				r.hdrs[0].Len = uint32(min(int(n), r.slot))
+				r.hdrs[0].Hdr.Flags = 0
+				if int(n) > r.slot {
+					r.hdrs[0].Hdr.Flags = unix.MSG_TRUNC
+				}
+				n = 1
+			}
+		}
+		r.n, r.errno = int(n), e
+		return e != unix.EAGAIN && e != unix.EINTR
+	}
+	return r
+}
+
+// next reads a batch and returns how many datagrams it holds (at least
+// one on success).
+func (r *batchReceiver) next() (int, error) {
+	if err := r.rc.Read(r.read); err != nil {
+		return 0, err
+	}
+	if r.errno != 0 {
+		return 0, fmt.Errorf("recvmsg: %w", r.errno)
+	}
+	return r.n, nil
+}
+
+// datagram returns the i-th datagram of the last batch, aliasing the
+// buffer until the next call, or errTruncated if it did not fit its slot.
+func (r *batchReceiver) datagram(i int) ([]byte, error) {
+	h := &r.hdrs[i]
+	if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+		return nil, errTruncated
+	}
+	return r.buf[i*r.slot : i*r.slot+int(h.Len)], nil
+}
+
 // sendDatagram sends b, one or more requests, to the kernel in one
 // sendmsg.
 func sendDatagram(rc syscall.RawConn, b []byte) error {

@@ -32,8 +32,10 @@ const (
 	// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, as writing conntrack does) is
 	// smaller than maxBatch*replyBudget, batches shrink to fit.
 	replyBudget = 8 << 10
-	// writerMessageBuffer is the userspace buffer for one reply.
-	writerMessageBuffer = 64 << 10
+	// writerBatch is how many reply datagrams one recvmmsg reads at
+	// most, each into a slot of eventSlot bytes (the answer to a CT_GET
+	// is a message of at most NLMSG_GOODSIZE, like an event).
+	writerBatch = 16
 	// replyTimeout bounds the wait for a batch's replies. They are queued
 	// before sendmsg returns; the wait only ends a batch whose replies the
 	// kernel dropped.
@@ -49,7 +51,7 @@ const (
 type writer struct {
 	conn  *nl.Conn
 	rc    syscall.RawConn
-	buf   []byte // one datagram received
+	recv  *batchReceiver
 	out   []byte // one batch sent
 	seq   uint32
 	batch int // requests per sendmsg
@@ -71,7 +73,7 @@ func dialWriter(cfg *nl.Config, log *logx.Logger) (*writer, error) {
 		log.Debug("NETLINK_CAP_ACK not available", "op", "open", "err", err)
 	}
 	setReadBuffer(conn, writerReadBuffer, log)
-	w := &writer{conn: conn, rc: rc, buf: make([]byte, writerMessageBuffer), batch: maxBatch}
+	w := &writer{conn: conn, rc: rc, recv: newBatchReceiver(rc, writerBatch, eventSlot), batch: maxBatch}
 	if got, err := conn.ReadBuffer(); err == nil && got/replyBudget < w.batch {
 		w.batch = max(got/replyBudget, 1)
 		log.Warn("small netlink receive buffer, smaller batches", "op", "open", "buffer", got, "batch", w.batch)
@@ -131,34 +133,40 @@ func (w *writer) roundTrip(msgs []nl.Message, out []reply) error {
 		return err
 	}
 	for left := len(msgs); left > 0; {
-		b, err := recvDatagram(w.rc, w.buf)
+		n, err := w.recv.next()
 		if err != nil {
 			return err
 		}
-		rms, err := parseDatagram(b)
-		if err != nil {
-			return err
-		}
-		for _, m := range rms {
-			i, ok := index[m.Header.Sequence]
-			if !ok || out[i].got {
-				continue
+		for d := range n {
+			b, err := w.recv.datagram(d)
+			if err != nil {
+				return err
 			}
-			r := reply{got: true}
-			if m.Header.Type == nl.Error {
-				errno, err := ackErrno(m)
-				switch {
-				case err != nil:
-					r.err = err
-				case errno != 0:
-					r.err = errno
+			for len(b) >= nl.HeaderLen {
+				var m nl.Message
+				if m, b, err = nl.Next(b); err != nil {
+					return errShortDatagram
 				}
-			} else {
-				// An entry; copy it out of the reused buffer.
-				r.msg = nl.Message{Header: m.Header, Data: bytes.Clone(m.Data)}
+				i, ok := index[m.Header.Sequence]
+				if !ok || out[i].got {
+					continue
+				}
+				r := reply{got: true}
+				if m.Header.Type == nl.Error {
+					errno, err := ackErrno(m)
+					switch {
+					case err != nil:
+						r.err = err
+					case errno != 0:
+						r.err = errno
+					}
+				} else {
+					// An entry; copy it out of the reused buffer.
+					r.msg = nl.Message{Header: m.Header, Data: bytes.Clone(m.Data)}
+				}
+				out[i] = r
+				left--
 			}
-			out[i] = r
-			left--
 		}
 	}
 	return w.conn.SetReadDeadline(time.Time{})

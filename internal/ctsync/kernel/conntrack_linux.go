@@ -275,15 +275,15 @@ func (c *Conntrack) dump(conn *nl.Conn, fn func(*flow.Flow)) error {
 	var bad int // entries that did not parse
 	var badErr error
 	for {
-		b, err := recvDatagram(rc, buf)
+		b, err := conn.ReadDatagram(buf)
 		if err != nil {
 			return err
 		}
-		msgs, err := parseDatagram(b)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
+		for len(b) >= nl.HeaderLen {
+			var m nl.Message
+			if m, b, err = nl.Next(b); err != nil {
+				return errShortDatagram
+			}
 			if m.Header.Sequence != seq {
 				continue
 			}

@@ -15,51 +15,9 @@ import (
 // ctnetlink sets NLM_F_MULTI on the single message answering a CT_GET
 // (ctnetlink_fill_info: flags = portid ? NLM_F_MULTI : 0) without ever
 // sending NLMSG_DONE: Receive blocks forever. So replies and events are
-// read one datagram at a time here, through the socket's RawConn
-// (deadlines still apply), and walked in place (eachMessage).
-
-// recvDatagram reads one datagram into buf (not empty) and returns it.
-func recvDatagram(rc syscall.RawConn, buf []byte) ([]byte, error) {
-	return newReceiver(rc, buf).next()
-}
-
-// receiver reads datagrams into one buffer, without allocating: the
-// function the netpoller calls is made once, and the read is recvfrom
-// without an address (unix.Recvmsg would allocate the sender's sockaddr
-// every time). MSG_TRUNC makes n the datagram's length, so a truncation
-// is seen. The event reader keeps one for its socket's life.
-type receiver struct {
-	rc    syscall.RawConn
-	buf   []byte
-	n     int
-	errno syscall.Errno
-	read  func(fd uintptr) bool
-}
-
-func newReceiver(rc syscall.RawConn, buf []byte) *receiver {
-	r := &receiver{rc: rc, buf: buf}
-	r.read = func(fd uintptr) bool {
-		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)),
-			unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
-		r.n, r.errno = int(n), e
-		return e != unix.EAGAIN && e != unix.EINTR
-	}
-	return r
-}
-
-// next reads one datagram; it aliases the buffer until the next call.
-func (r *receiver) next() ([]byte, error) {
-	if err := r.rc.Read(r.read); err != nil {
-		return nil, err
-	}
-	if r.errno != 0 {
-		return nil, fmt.Errorf("recvmsg: %w", r.errno)
-	}
-	if r.n > len(r.buf) {
-		return nil, errTruncated
-	}
-	return r.buf[:r.n], nil
-}
+// read as datagrams here (batchReceiver, and nl.Conn.ReadDatagram for
+// dumps), through the socket's RawConn (deadlines still apply), and
+// walked in place (eachMessage).
 
 // batchReceiver reads up to len(slots) datagrams with one recvmmsg, each
 // into a slot of its own, without allocating. The kernel queues every
@@ -181,13 +139,6 @@ func eachMessage(b []byte, fn func(nl.Message)) error {
 		b = rest
 	}
 	return nil
-}
-
-// parseDatagram splits a datagram into messages. The messages alias b.
-func parseDatagram(b []byte) ([]nl.Message, error) {
-	var out []nl.Message
-	err := eachMessage(b, func(m nl.Message) { out = append(out, m) })
-	return out, err
 }
 
 // ackErrno returns the errno of an NLMSG_ERROR message (0: an ack).

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 
 	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/lab"
+	"github.com/carpd/carpd/internal/rawsock"
 )
 
 // ethPIPv4 is the EtherType of IPv4 (ETH_P_IP), spelled out because this
@@ -29,7 +29,7 @@ const ethPIPv4 = 0x0800
 // attacker is a host on lan with a raw AF_PACKET socket.
 type attacker struct {
 	host *lab.Host
-	conn *packet.Conn
+	conn *rawsock.Conn
 	mac  net.HardwareAddr
 }
 
@@ -50,7 +50,7 @@ func (c *cluster) addAttacker() *attacker {
 			return err
 		}
 		a.mac = ifi.HardwareAddr
-		a.conn, err = packet.Listen(ifi, packet.Raw, ethPIPv4, nil)
+		a.conn, err = rawsock.Listen(ifi, ethPIPv4, nil)
 		return err
 	}); err != nil {
 		c.t.Fatal(err)
@@ -84,7 +84,7 @@ func (a *attacker) capture(t *testing.T, src string, vhid uint8, d time.Duration
 
 func (a *attacker) send(t *testing.T, frame []byte) {
 	t.Helper()
-	if _, err := a.conn.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[:6])}); err != nil {
+	if _, err := a.conn.WriteTo(frame, &rawsock.Addr{HardwareAddr: net.HardwareAddr(frame[:6])}); err != nil {
 		t.Fatalf("attacker send: %v", err)
 	}
 }
@@ -286,7 +286,7 @@ func (a *attacker) flood(t *testing.T, frames [][]byte, d time.Duration, rate in
 	for next := start; time.Since(start) < d && sent < rate*int(d/time.Second)+perTick; next = next.Add(tick) {
 		for i := 0; i < perTick; i++ {
 			f := frames[sent%len(frames)]
-			if _, err := a.conn.WriteTo(f, &packet.Addr{HardwareAddr: net.HardwareAddr(f[:6])}); err != nil {
+			if _, err := a.conn.WriteTo(f, &rawsock.Addr{HardwareAddr: net.HardwareAddr(f[:6])}); err != nil {
 				if errors.Is(err, unix.ENOBUFS) {
 					break
 				}

@@ -7,8 +7,7 @@
 # package/SIZE.md, docs/size-budget.md#no-inlining-in-cold-packages).
 #
 # Never list a package of a hot path here: the runtime, sync, time, net,
-# syscall, os, crypto, encoding/binary, carp, ctsync, vip, mdlayher/netlink
-# and socket keep inlining (scripts/sizecheck's hotPkgs refuses them, and
+# syscall, os, crypto, encoding/binary, carp, ctsync and vip keep inlining (scripts/sizecheck's hotPkgs refuses them, and
 # wants every carpd package of the binary either here or there).
 #
 # Used by the Makefile (build, cross, ipk-size) and package/carpd/Makefile
@@ -24,7 +23,9 @@ CARPD_NOINLINE := \
 	github.com/carpd/carpd/internal/leases \
 	github.com/carpd/carpd/internal/logx \
 	github.com/carpd/carpd/internal/metrics \
+	github.com/carpd/carpd/internal/nl \
 	github.com/carpd/carpd/internal/openwrt \
+	github.com/carpd/carpd/internal/rawsock \
 	github.com/carpd/carpd/internal/track \
 	github.com/carpd/carpd/ubus \
 	github.com/carpd/carpd/ubus/blob \
@@ -33,7 +34,6 @@ CARPD_NOINLINE := \
 	fmt \
 	internal/fmtsort \
 	io/fs \
-	log \
 	math/big \
 	os/signal \
 	path/filepath \

@@ -14,7 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/packet"
+	"github.com/carpd/carpd/internal/rawsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +50,7 @@ type Iface struct {
 	log   *logx.Logger
 	raw4  *net.IPConn // IPv4, IP_HDRINCL: carpd writes the header
 	raw6  *net.IPConn // IPv6, with the hop limit and destination of each packet
-	eth   *packet.Conn
+	eth   *rawsock.Conn
 	wg    sync.WaitGroup
 
 	mu     sync.RWMutex // guards vhosts, prefixes and vips
@@ -132,7 +132,7 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 	_ = setsockopt(c6, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0) })
 
 	// Protocol 0: this socket only sends, so it must not receive anything.
-	if i.eth, err = packet.Listen(ifi, packet.Raw, 0, nil); err != nil {
+	if i.eth, err = rawsock.Listen(ifi, 0, nil); err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 
@@ -419,7 +419,7 @@ func (i *Iface) Send(payload []byte, dst netip.Addr) error {
 		frame = appendIPv4Header(frame, src, dst, len(payload))
 	}
 	frame = append(frame, payload...)
-	_, err := i.eth.WriteTo(frame, &packet.Addr{HardwareAddr: dmac})
+	_, err := i.eth.WriteTo(frame, &rawsock.Addr{HardwareAddr: dmac})
 	return err
 }
 

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,8 +135,8 @@ func (t *addrTable) isLocal(a netip.Addr) bool {
 
 // listAddrMsgs dumps the addresses of every interface (RTM_GETADDR,
 // AF_UNSPEC: both families).
-func listAddrMsgs(c *netlink.Conn) ([]ifAddrMsg, error) {
-	bodies, err := execute(c, unix.RTM_GETADDR, netlink.Request|netlink.Dump, &ifAddrMsg{}, unix.RTM_NEWADDR)
+func listAddrMsgs(c *nl.Conn) ([]ifAddrMsg, error) {
+	bodies, err := execute(c, unix.RTM_GETADDR, nl.Request|nl.Dump, &ifAddrMsg{}, unix.RTM_NEWADDR)
 	if err != nil {
 		return nil, err
 	}

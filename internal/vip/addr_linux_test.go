@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carpd/carpd/internal/nl"
 	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/carpd/carpd/internal/lab"
@@ -17,7 +17,7 @@ import (
 // addrNotification builds an address notification as the kernel sends it,
 // marshalled by the rtnetlink library: IFA_LOCAL (and IFA_BROADCAST) for
 // IPv4, IFA_ADDRESS alone for IPv6.
-func addrNotification(t *testing.T, typ netlink.HeaderType, index uint32, p string, bcast string) netlink.Message {
+func addrNotification(t *testing.T, typ nl.HeaderType, index uint32, p string, bcast string) nl.Message {
 	t.Helper()
 	pfx := netip.MustParsePrefix(p)
 	ip := net.IP(pfx.Addr().AsSlice())
@@ -35,11 +35,11 @@ func addrNotification(t *testing.T, typ netlink.HeaderType, index uint32, p stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return netlink.Message{Header: netlink.Header{Type: typ}, Data: b}
+	return nl.Message{Header: nl.Header{Type: typ}, Data: b}
 }
 
 // linkNotification builds an RTM_NEWLINK or RTM_DELLINK for an up link.
-func linkNotification(t *testing.T, typ netlink.HeaderType, index uint32, name string) netlink.Message {
+func linkNotification(t *testing.T, typ nl.HeaderType, index uint32, name string) nl.Message {
 	t.Helper()
 	b, err := (&rtnetlink.LinkMessage{
 		Family: unix.AF_UNSPEC, Index: index, Flags: flagsUp,
@@ -48,7 +48,7 @@ func linkNotification(t *testing.T, typ netlink.HeaderType, index uint32, name s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return netlink.Message{Header: netlink.Header{Type: typ}, Data: b}
+	return nl.Message{Header: nl.Header{Type: typ}, Data: b}
 }
 
 // TestWatcherAddresses feeds the watcher synthesized kernel notifications
@@ -68,7 +68,7 @@ func TestWatcherAddresses(t *testing.T) {
 		}
 	}
 
-	w.receive([]netlink.Message{
+	w.receive([]nl.Message{
 		linkNotification(t, unix.RTM_NEWLINK, 2, "eth0"),
 		addrNotification(t, unix.RTM_NEWADDR, 2, "192.0.2.1/24", "192.0.2.255"),
 		addrNotification(t, unix.RTM_NEWADDR, 2, "fe80::1/64", ""),
@@ -85,18 +85,18 @@ func TestWatcherAddresses(t *testing.T) {
 	if w.IsLocal(vip) {
 		t.Fatal("VIP local before it was added")
 	}
-	w.receive([]netlink.Message{addrNotification(t, unix.RTM_NEWADDR, 2, "192.0.2.100/32", "")})
+	w.receive([]nl.Message{addrNotification(t, unix.RTM_NEWADDR, 2, "192.0.2.100/32", "")})
 	if !w.IsLocal(vip) {
 		t.Error("VIP not local after its RTM_NEWADDR")
 	}
 	wantAddrs("eth0", "192.0.2.1", "fe80::1", "192.0.2.100")
 
 	// A repeated RTM_NEWADDR (a lifetime update) changes nothing.
-	w.receive([]netlink.Message{addrNotification(t, unix.RTM_NEWADDR, 2, "192.0.2.100/32", "")})
+	w.receive([]nl.Message{addrNotification(t, unix.RTM_NEWADDR, 2, "192.0.2.100/32", "")})
 	wantAddrs("eth0", "192.0.2.1", "fe80::1", "192.0.2.100")
 
 	// Removed: not local at once.
-	w.receive([]netlink.Message{addrNotification(t, unix.RTM_DELADDR, 2, "192.0.2.100/32", "")})
+	w.receive([]nl.Message{addrNotification(t, unix.RTM_DELADDR, 2, "192.0.2.100/32", "")})
 	if w.IsLocal(vip) {
 		t.Error("VIP still local after its RTM_DELADDR")
 	}
@@ -104,22 +104,22 @@ func TestWatcherAddresses(t *testing.T) {
 
 	// An address of a link not yet named is known anywhere, and under the
 	// link's name once the link message comes.
-	w.receive([]netlink.Message{addrNotification(t, unix.RTM_NEWADDR, 3, "198.51.100.1/24", "")})
+	w.receive([]nl.Message{addrNotification(t, unix.RTM_NEWADDR, 3, "198.51.100.1/24", "")})
 	if !w.IsLocal(a("198.51.100.1")) {
 		t.Error("address of an unnamed link not local")
 	}
-	w.receive([]netlink.Message{linkNotification(t, unix.RTM_NEWLINK, 3, "eth1")})
+	w.receive([]nl.Message{linkNotification(t, unix.RTM_NEWLINK, 3, "eth1")})
 	wantAddrs("eth1", "198.51.100.1")
 
 	// A link that goes takes its addresses with it.
-	w.receive([]netlink.Message{linkNotification(t, unix.RTM_DELLINK, 3, "eth1")})
+	w.receive([]nl.Message{linkNotification(t, unix.RTM_DELLINK, 3, "eth1")})
 	wantAddrs("eth1")
 	if w.IsLocal(a("198.51.100.1")) {
 		t.Error("address of a deleted link still local")
 	}
 
 	// Malformed messages are dropped, the table stays.
-	w.receive([]netlink.Message{{Header: netlink.Header{Type: unix.RTM_NEWADDR}, Data: []byte{2, 24}}})
+	w.receive([]nl.Message{{Header: nl.Header{Type: unix.RTM_NEWADDR}, Data: []byte{2, 24}}})
 	wantAddrs("eth0", "192.0.2.1", "fe80::1")
 }
 

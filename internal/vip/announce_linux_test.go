@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carpd/carpd/internal/rawsock"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +98,7 @@ func (r *recorder) ReadFrom([]byte) (int, net.Addr, error) {
 	return 0, nil, errors.New("not implemented")
 }
 func (r *recorder) Close() error                     { r.closed = true; return nil }
-func (r *recorder) LocalAddr() net.Addr              { return &packet.Addr{} }
+func (r *recorder) LocalAddr() net.Addr              { return &rawsock.Addr{} }
 func (r *recorder) SetDeadline(time.Time) error      { return nil }
 func (r *recorder) SetReadDeadline(time.Time) error  { return nil }
 func (r *recorder) SetWriteDeadline(time.Time) error { return nil }
@@ -162,7 +162,7 @@ func TestAnnounceFrames(t *testing.T) {
 		if !cmp.Equal(h, ethernetHeader{Destination: ethBroadcast, Source: testMAC, EtherType: etherTypeARP}) {
 			t.Errorf("frame %d header %+v", i, h)
 		}
-		if d := arpSock.dsts[i].(*packet.Addr).HardwareAddr; !cmp.Equal(d, ethBroadcast) {
+		if d := arpSock.dsts[i].(*rawsock.Addr).HardwareAddr; !cmp.Equal(d, ethBroadcast) {
 			t.Errorf("frame %d sent to %v", i, d)
 		}
 		var p arpPacket

@@ -35,7 +35,7 @@
 //     net/ipv4/arp.c) and on an NA with Override (ndisc_recv_na in
 //     net/ipv6/ndisc.c); it does not create entries from them unless
 //     arp_accept / accept_untracked_na are set.
-//   - Announcements use AF_PACKET (github.com/mdlayher/packet), so they do
+//   - Announcements use AF_PACKET (internal/rawsock), so they do
 //     not depend on the address's DAD state or on socket options.
 //
 // # Privileges and namespaces

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,8 +96,8 @@ type Watcher struct {
 	// sub (the link and address subscription) and dump (polls) are owned by run,
 	// which closes them. Both are opened by Watch, so they belong to
 	// the network namespace of Watch's caller.
-	sub  *netlink.Conn
-	dump *netlink.Conn
+	sub  *nl.Conn
+	dump *nl.Conn
 
 	// addrs is written by run and read by anyone (Addrs, IsLocal).
 	addrs *addrTable
@@ -118,8 +118,8 @@ func Watch(ctx context.Context, log *logx.Logger) (*Watcher, error) {
 // watch is Watch with a poll interval, for tests.
 func watch(ctx context.Context, log *logx.Logger, interval time.Duration) (*Watcher, error) {
 	// Subscribe before the first dump, so that no change falls between.
-	sub, err := netlink.Dial(unix.NETLINK_ROUTE,
-		&netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR})
+	sub, err := nl.Dial(unix.NETLINK_ROUTE,
+		&nl.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR})
 	if err != nil {
 		return nil, fmt.Errorf("vip: watch links: subscribe: %w", err)
 	}
@@ -228,7 +228,7 @@ func (w *Watcher) run(ctx context.Context) {
 
 // receive applies the messages of one read, then publishes the addresses
 // if they changed: at once, so an address counts before the next read.
-func (w *Watcher) receive(msgs []netlink.Message) {
+func (w *Watcher) receive(msgs []nl.Message) {
 	changed := false
 	for _, m := range msgs {
 		changed = w.handle(m) || changed
@@ -240,7 +240,7 @@ func (w *Watcher) receive(msgs []netlink.Message) {
 
 // handle applies one link or address message. It reports whether the
 // addresses or the names of links changed, which must then be published.
-func (w *Watcher) handle(m netlink.Message) bool {
+func (w *Watcher) handle(m nl.Message) bool {
 	switch m.Header.Type {
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 		var am ifAddrMsg

@@ -1,7 +1,7 @@
 package vip
 
-// The few rtnetlink messages vip sends and reads, on mdlayher/netlink
-// directly: RTM_NEWADDR/RTM_DELADDR/RTM_GETADDR with struct ifaddrmsg, and
+// The few rtnetlink messages vip sends and reads, on internal/nl:
+// RTM_NEWADDR/RTM_DELADDR/RTM_GETADDR with struct ifaddrmsg, and
 // RTM_GETLINK/RTM_NEWLINK with struct ifinfomsg. The general library
 // (jsimonetti/rtnetlink) linked the encoders of routes, rules and neighbours
 // as well, about 130 KB of the MIPS binary (package/SIZE.md); the tests still
@@ -14,7 +14,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,7 +89,7 @@ func (m *ifAddrMsg) MarshalBinary() ([]byte, error) {
 	if !m.Address.IsValid() {
 		return b, nil
 	}
-	ae := netlink.NewAttributeEncoder()
+	ae := nl.NewAttributeEncoder()
 	ae.Uint16(unix.IFA_UNSPEC, 0)
 	ae.Bytes(unix.IFA_ADDRESS, m.Address.AsSlice())
 	if m.Local.IsValid() {
@@ -116,10 +116,7 @@ func (m *ifAddrMsg) UnmarshalBinary(b []byte) error {
 	if len(b) == ifaddrmsgLen {
 		return nil
 	}
-	ad, err := netlink.NewAttributeDecoder(b[ifaddrmsgLen:])
-	if err != nil {
-		return err
-	}
+	ad := nl.NewAttributeDecoder(b[ifaddrmsgLen:])
 	for ad.Next() {
 		switch ad.Type() {
 		case unix.IFA_ADDRESS:
@@ -170,7 +167,7 @@ func (m *ifInfoMsg) MarshalBinary() ([]byte, error) {
 	binary.NativeEndian.PutUint32(b[4:8], m.Index)
 	binary.NativeEndian.PutUint32(b[8:12], m.Flags)
 	binary.NativeEndian.PutUint32(b[12:16], m.Change)
-	ae := netlink.NewAttributeEncoder()
+	ae := nl.NewAttributeEncoder()
 	n := 0
 	if m.Name != "" {
 		ae.String(unix.IFLA_IFNAME, m.Name)
@@ -214,10 +211,7 @@ func (m *ifInfoMsg) UnmarshalBinary(b []byte) error {
 	if len(b) == ifinfomsgLen {
 		return nil
 	}
-	ad, err := netlink.NewAttributeDecoder(b[ifinfomsgLen:])
-	if err != nil {
-		return err
-	}
+	ad := nl.NewAttributeDecoder(b[ifinfomsgLen:])
 	for ad.Next() {
 		switch ad.Type() {
 		case unix.IFLA_IFNAME:
@@ -235,19 +229,19 @@ func (m *ifInfoMsg) UnmarshalBinary(b []byte) error {
 
 // dialRouteConn opens a NETLINK_ROUTE socket in the calling thread's
 // network namespace.
-func dialRouteConn() (*netlink.Conn, error) {
-	return netlink.Dial(unix.NETLINK_ROUTE, nil)
+func dialRouteConn() (*nl.Conn, error) {
+	return nl.Dial(unix.NETLINK_ROUTE, nil)
 }
 
 // execute sends one request and returns the bodies of the replies of type
 // want (acknowledgements and other types are skipped).
-func execute(c *netlink.Conn, typ netlink.HeaderType, flags netlink.HeaderFlags,
-	body interface{ MarshalBinary() ([]byte, error) }, want netlink.HeaderType) ([][]byte, error) {
+func execute(c *nl.Conn, typ nl.HeaderType, flags nl.HeaderFlags,
+	body interface{ MarshalBinary() ([]byte, error) }, want nl.HeaderType) ([][]byte, error) {
 	b, err := body.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := c.Execute(netlink.Message{Header: netlink.Header{Type: typ, Flags: flags}, Data: b})
+	msgs, err := c.Execute(nl.Message{Header: nl.Header{Type: typ, Flags: flags}, Data: b})
 	if err != nil {
 		return nil, err
 	}
@@ -261,8 +255,8 @@ func execute(c *netlink.Conn, typ netlink.HeaderType, flags netlink.HeaderFlags,
 }
 
 // listLinks dumps every link (RTM_GETLINK with NLM_F_DUMP).
-func listLinks(c *netlink.Conn) ([]ifInfoMsg, error) {
-	bodies, err := execute(c, unix.RTM_GETLINK, netlink.Request|netlink.Dump, &ifInfoMsg{}, unix.RTM_NEWLINK)
+func listLinks(c *nl.Conn) ([]ifInfoMsg, error) {
+	bodies, err := execute(c, unix.RTM_GETLINK, nl.Request|nl.Dump, &ifInfoMsg{}, unix.RTM_NEWLINK)
 	if err != nil {
 		return nil, err
 	}

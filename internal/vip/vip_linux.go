@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/packet"
-	"golang.org/x/net/bpf"
+	"github.com/carpd/carpd/internal/nl"
+	"github.com/carpd/carpd/internal/rawsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,9 +116,9 @@ func (l *Linux) modify(ctx context.Context, op string, ps []netip.Prefix) error 
 		msg := addressMessage(uint32(ifi.Index), p)
 		if op == "add" {
 			_, err = execute(c, unix.RTM_NEWADDR,
-				netlink.Request|netlink.Create|netlink.Replace|netlink.Acknowledge, msg, 0)
+				nl.Request|nl.Create|nl.Replace|nl.Acknowledge, msg, 0)
 		} else {
-			_, err = execute(c, unix.RTM_DELADDR, netlink.Request|netlink.Acknowledge, msg, 0)
+			_, err = execute(c, unix.RTM_DELADDR, nl.Request|nl.Acknowledge, msg, 0)
 			if isAbsent(err) {
 				l.log.Debug("address already absent", "op", op, "vip", p)
 				continue
@@ -210,7 +209,7 @@ func (l *Linux) Has(ctx context.Context, p netip.Prefix) (bool, error) {
 	if p.Addr().Is6() {
 		family = unix.AF_INET6
 	}
-	bodies, err := execute(c, unix.RTM_GETADDR, netlink.Request|netlink.Dump, &ifAddrMsg{Family: family}, unix.RTM_NEWADDR)
+	bodies, err := execute(c, unix.RTM_GETADDR, nl.Request|nl.Dump, &ifAddrMsg{Family: family}, unix.RTM_NEWADDR)
 	if err != nil {
 		return false, fmt.Errorf("vip: has: list addresses: %w", err)
 	}
@@ -333,7 +332,7 @@ func (l *Linux) send(ctx context.Context, ifi *net.Interface, etherType int, fra
 
 	for i, f := range frames {
 		h, _, _ := parseEthernet(f) // frames we built: cannot fail
-		if _, err := pc.WriteTo(f, &packet.Addr{HardwareAddr: h.Destination}); err != nil {
+		if _, err := pc.WriteTo(f, &rawsock.Addr{HardwareAddr: h.Destination}); err != nil {
 			return fmt.Errorf("vip: announce on %s: %d of %d frames (EtherType %#04x) not sent: %w",
 				l.ifname, len(frames)-i, len(frames), etherType, err)
 		}
@@ -344,12 +343,16 @@ func (l *Linux) send(ctx context.Context, ifi *net.Interface, etherType int, fra
 // dropAll is a classic BPF program of one instruction, "ret #0", that
 // accepts no packet: announcement sockets only send, and so queue nothing
 // while they are open.
-var dropAll = []bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: 0}}
+var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
 // listenPacket opens a SOCK_RAW AF_PACKET socket on ifi (we write whole
 // Ethernet frames) for the EtherType protocol.
 func listenPacket(ifi *net.Interface, protocol int) (net.PacketConn, error) {
-	return packet.Listen(ifi, packet.Raw, protocol, &packet.Config{Filter: dropAll})
+	c, err := rawsock.Listen(ifi, protocol, dropAll)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // ipv6Forwarding reports whether IPv6 forwarding is enabled on the interface,
@@ -373,7 +376,7 @@ func (l *Linux) kernelLink(ctx context.Context) (*net.Interface, error) {
 // dialRoute opens an rtnetlink socket for one call and makes ctx interrupt
 // its reads (its deadline, and its cancellation through a past deadline).
 // done closes it.
-func dialRoute(ctx context.Context) (c *netlink.Conn, done func(), err error) {
+func dialRoute(ctx context.Context) (c *nl.Conn, done func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -408,7 +411,7 @@ func afterFunc(ctx context.Context, f func()) (stop func()) {
 // IFLA_IFNAME), so the answer is never a stale index. The returned
 // net.Interface has Index, Name, MTU and HardwareAddr set, and Flags left
 // zero (see linkUp for the link state).
-func getLink(c *netlink.Conn, name string) (*net.Interface, error) {
+func getLink(c *nl.Conn, name string) (*net.Interface, error) {
 	lm, err := getLinkMessage(c, name)
 	if err != nil {
 		return nil, err
@@ -417,8 +420,8 @@ func getLink(c *netlink.Conn, name string) (*net.Interface, error) {
 }
 
 // getLinkMessage returns the kernel's RTM_NEWLINK answer for the named link.
-func getLinkMessage(c *netlink.Conn, name string) (*ifInfoMsg, error) {
-	bodies, err := execute(c, unix.RTM_GETLINK, netlink.Request, &ifInfoMsg{Family: unix.AF_UNSPEC, Name: name}, unix.RTM_NEWLINK)
+func getLinkMessage(c *nl.Conn, name string) (*ifInfoMsg, error) {
+	bodies, err := execute(c, unix.RTM_GETLINK, nl.Request, &ifInfoMsg{Family: unix.AF_UNSPEC, Name: name}, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNoInterface)
 	}

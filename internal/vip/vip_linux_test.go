@@ -19,9 +19,9 @@ import (
 
 	"github.com/carpd/carpd/internal/lab"
 	"github.com/carpd/carpd/internal/logx"
+	"github.com/carpd/carpd/internal/rawsock"
 	"github.com/carpd/carpd/ubus/json"
 	"github.com/google/go-cmp/cmp"
-	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
 
@@ -404,13 +404,13 @@ func TestLinuxAnnounceIPv6(t *testing.T) {
 // from r1's MAC, in order.
 func TestLinuxAnnounceOnTheWire(t *testing.T) {
 	tb := newTestbed(t)
-	var sniffer *packet.Conn
+	var sniffer *rawsock.Conn
 	if err := tb.client.Do(func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
 		}
-		sniffer, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
+		sniffer, err = rawsock.Listen(ifi, unix.ETH_P_ALL, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -60,8 +60,16 @@ var forbiddenPkgs = map[string]string{
 	"github.com/ti-mo/netfilter":         "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
 	"flag":                               "flag costs 24,280 B of segments (carpd's subcommands parse their flags with flagSet, flags.go, which takes and prints the same)",
 	"github.com/pkg/errors":              "ti-mo/conntrack, ti-mo/netfilter and pkg/errors cost 65,536 B (internal/ctsync/kernel decodes ctnetlink messages itself, convert_linux.go)",
+	"github.com/mdlayher/netlink":        mdlayher,
+	"github.com/mdlayher/socket":         mdlayher,
+	"github.com/mdlayher/packet":         mdlayher,
+	"golang.org/x/net/bpf":               mdlayher,
 	"encoding/json":                      "encoding/json costs 196,608 B (carpd uses ubus/json, which writes the same bytes; go run ./scripts/jsonconv converts code written against encoding/json)",
 }
+
+// mdlayher is why mdlayher/netlink, socket and packet, and x/net/bpf that
+// came with them, are forbidden.
+const mdlayher = "mdlayher/netlink, socket and packet with x/net/bpf cost 131,072 B (internal/nl and internal/rawsock speak netlink and AF_PACKET on the runtime's netpoller)"
 
 // resolving are the net functions and types that go through Go's resolver
 // (a name or "host:port" string): linking any of them links the DNS client,
@@ -104,6 +112,8 @@ var forbiddenFuncs = []struct{ prefix, why string }{
 	{"github.com/pkg/errors.", forbiddenPkgs["github.com/pkg/errors"]},
 	{"flag.", forbiddenPkgs["flag"]},
 	{"encoding/json.", forbiddenPkgs["encoding/json"]},
+	{"github.com/mdlayher/", mdlayher},
+	{"golang.org/x/net/bpf.", mdlayher},
 	{"net.(*Resolver).", "Go's DNS resolver is linked (262,144 B): something calls a resolving net function"},
 	{"vendor/golang.org/x/net/dns/dnsmessage.(*Parser).", "Go's DNS client is linked (262,144 B): something calls a resolving net function"},
 }
@@ -130,7 +140,7 @@ var hotPkgs = []string{
 	"net/...", "syscall", "os", "io", "bytes", "strings", "slices", "maps", "iter", "cmp",
 	"unique", "weak", "math", "math/bits", "math/rand/...", "hash/...", "crypto/...", "encoding/binary", "encoding/hex",
 	"unicode/utf8", "sort", "golang.org/x/crypto/...", "golang.org/x/sys/...", "golang.org/x/net/...",
-	"golang.org/x/time/...", "golang.org/x/sync/...", "github.com/mdlayher/...",
+	"golang.org/x/time/...", "golang.org/x/sync/...",
 	"github.com/carpd/carpd/internal/carp/...", "github.com/carpd/carpd/internal/ctsync/...",
 	"github.com/carpd/carpd/internal/vip/...",
 }

@@ -96,14 +96,20 @@ func TestCheckFuncs(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	// log/slog and x/net/ipv4, ipv6 are out (internal/logx, the carp
-	// sockets); x/net/bpf stays (mdlayher/socket), and so does logx.
-	base = append(base, "golang.org/x/net/bpf.Assemble", "github.com/carpd/carpd/internal/logx.(*Logger).Info")
+	// sockets), and so are mdlayher/netlink, socket, packet and x/net/bpf
+	// (internal/nl, internal/rawsock).
+	base = append(base, "github.com/carpd/carpd/internal/nl.(*Conn).Execute", "github.com/carpd/carpd/internal/logx.(*Logger).Info")
 	if got := checkFuncs(base); len(got) != 0 {
 		t.Fatalf("today's functions: %q", got)
 	}
 	got = checkFuncs(append(base, "log/slog.(*Logger).Info", "golang.org/x/net/ipv4.(*RawConn).ReadFrom", "golang.org/x/net/ipv6.(*PacketConn).ReadFrom"))
 	if len(got) != 3 || !strings.Contains(got[0], "log/slog costs 131,072 B") ||
 		!strings.Contains(got[1], "x/net/ipv4 and ipv6 cost") || !strings.Contains(got[2], "ipv6.(*PacketConn)") {
+		t.Fatalf("got %q", got)
+	}
+	got = checkFuncs(append(base, "github.com/mdlayher/netlink.(*Conn).Execute", "github.com/mdlayher/socket.(*Conn).Read", "golang.org/x/net/bpf.Assemble"))
+	if len(got) != 2 || !strings.Contains(got[0], "2 functions github.com/mdlayher/*") ||
+		!strings.Contains(got[0], "mdlayher/netlink, socket and packet with x/net/bpf cost 131,072 B") || !strings.Contains(got[1], "bpf.Assemble") {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,8 +32,10 @@ const (
 	// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, as writing conntrack does) is
 	// smaller than maxBatch*replyBudget, batches shrink to fit.
 	replyBudget = 8 << 10
-	// writerMessageBuffer is the userspace buffer for one reply.
-	writerMessageBuffer = 64 << 10
+	// writerBatch is how many reply datagrams one recvmmsg reads at
+	// most, each into a slot of eventSlot bytes (the answer to a CT_GET
+	// is a message of at most NLMSG_GOODSIZE, like an event).
+	writerBatch = 16
 	// replyTimeout bounds the wait for a batch's replies. They are queued
 	// before sendmsg returns; the wait only ends a batch whose replies the
 	// kernel dropped.
@@ -47,17 +49,17 @@ const (
 // writer is the socket of Apply and Delete: requests go out in batches,
 // and each request gets exactly one reply, matched by sequence number.
 type writer struct {
-	conn  *netlink.Conn
+	conn  *nl.Conn
 	rc    syscall.RawConn
-	buf   []byte // one datagram received
+	recv  *batchReceiver
 	out   []byte // one batch sent
 	seq   uint32
 	batch int // requests per sendmsg
 }
 
 // dialWriter opens a writer socket.
-func dialWriter(cfg *netlink.Config, log *logx.Logger) (*writer, error) {
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+func dialWriter(cfg *nl.Config, log *logx.Logger) (*writer, error) {
+	conn, err := nl.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +69,11 @@ func dialWriter(cfg *netlink.Config, log *logx.Logger) (*writer, error) {
 		return nil, err
 	}
 	// Errors need not echo the whole request.
-	if err := conn.SetOption(netlink.CapAcknowledge, true); err != nil {
+	if err := conn.SetOption(nl.CapAcknowledge, true); err != nil {
 		log.Debug("NETLINK_CAP_ACK not available", "op", "open", "err", err)
 	}
 	setReadBuffer(conn, writerReadBuffer, log)
-	w := &writer{conn: conn, rc: rc, buf: make([]byte, writerMessageBuffer), batch: maxBatch}
+	w := &writer{conn: conn, rc: rc, recv: newBatchReceiver(rc, writerBatch, eventSlot), batch: maxBatch}
 	if got, err := conn.ReadBuffer(); err == nil && got/replyBudget < w.batch {
 		w.batch = max(got/replyBudget, 1)
 		log.Warn("small netlink receive buffer, smaller batches", "op", "open", "buffer", got, "batch", w.batch)
@@ -81,8 +83,8 @@ func dialWriter(cfg *netlink.Config, log *logx.Logger) (*writer, error) {
 
 // reply is the kernel's answer to one request.
 type reply struct {
-	msg netlink.Message // an ack, or the entry a CT_GET asked for
-	err error           // the kernel's errno (unix.Errno), or why there is no answer
+	msg nl.Message // an ack, or the entry a CT_GET asked for
+	err error      // the kernel's errno (unix.Errno), or why there is no answer
 	got bool
 }
 
@@ -90,7 +92,7 @@ type reply struct {
 // message. It stops at the first batch that fails at the socket level (the
 // socket then holds unknown replies and must be closed) or when ctx is
 // done, and returns why; out holds the replies received so far.
-func (w *writer) exchange(ctx context.Context, msgs []netlink.Message, out []reply) error {
+func (w *writer) exchange(ctx context.Context, msgs []nl.Message, out []reply) error {
 	for start := 0; start < len(msgs); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -113,7 +115,7 @@ func (w *writer) exchange(ctx context.Context, msgs []netlink.Message, out []rep
 }
 
 // roundTrip sends one batch in one sendmsg and collects its replies.
-func (w *writer) roundTrip(msgs []netlink.Message, out []reply) error {
+func (w *writer) roundTrip(msgs []nl.Message, out []reply) error {
 	index := make(map[uint32]int, len(msgs))
 	w.out = w.out[:0]
 	for i := range msgs {
@@ -131,34 +133,40 @@ func (w *writer) roundTrip(msgs []netlink.Message, out []reply) error {
 		return err
 	}
 	for left := len(msgs); left > 0; {
-		b, err := recvDatagram(w.rc, w.buf)
+		n, err := w.recv.next()
 		if err != nil {
 			return err
 		}
-		rms, err := parseDatagram(b)
-		if err != nil {
-			return err
-		}
-		for _, m := range rms {
-			i, ok := index[m.Header.Sequence]
-			if !ok || out[i].got {
-				continue
+		for d := range n {
+			b, err := w.recv.datagram(d)
+			if err != nil {
+				return err
 			}
-			r := reply{got: true}
-			if m.Header.Type == netlink.Error {
-				errno, err := ackErrno(m)
-				switch {
-				case err != nil:
-					r.err = err
-				case errno != 0:
-					r.err = errno
+			for len(b) >= nl.HeaderLen {
+				var m nl.Message
+				if m, b, err = nl.Next(b); err != nil {
+					return errShortDatagram
 				}
-			} else {
-				// An entry; copy it out of the reused buffer.
-				r.msg = netlink.Message{Header: m.Header, Data: bytes.Clone(m.Data)}
+				i, ok := index[m.Header.Sequence]
+				if !ok || out[i].got {
+					continue
+				}
+				r := reply{got: true}
+				if m.Header.Type == nl.Error {
+					errno, err := ackErrno(m)
+					switch {
+					case err != nil:
+						r.err = err
+					case errno != 0:
+						r.err = errno
+					}
+				} else {
+					// An entry; copy it out of the reused buffer.
+					r.msg = nl.Message{Header: m.Header, Data: bytes.Clone(m.Data)}
+				}
+				out[i] = r
+				left--
 			}
-			out[i] = r
-			left--
 		}
 	}
 	return w.conn.SetReadDeadline(time.Time{})
@@ -168,7 +176,7 @@ func (w *writer) roundTrip(msgs []netlink.Message, out []reply) error {
 // and returns one reply per message; a message that got none carries the
 // reason in its err. A socket that failed is closed, and the next call
 // opens a new one. The caller holds wmu.
-func (c *Conntrack) exchange(ctx context.Context, msgs []netlink.Message) []reply {
+func (c *Conntrack) exchange(ctx context.Context, msgs []nl.Message) []reply {
 	out := make([]reply, len(msgs))
 	if len(msgs) == 0 {
 		return out
@@ -186,7 +194,7 @@ func (c *Conntrack) exchange(ctx context.Context, msgs []netlink.Message) []repl
 	}
 	if c.w == nil {
 		var w *writer
-		err := c.dial(func(cfg *netlink.Config) (err error) {
+		err := c.dial(func(cfg *nl.Config) (err error) {
 			w, err = dialWriter(cfg, c.log)
 			return err
 		})
@@ -277,7 +285,7 @@ func allIndexes(n int) []int {
 // create sends the creates of flows[which], sets errs for those that
 // failed and returns those that failed with EEXIST.
 func (c *Conntrack) create(ctx context.Context, flows []flow.Flow, which []int, errs []error) (clashed []int) {
-	msgs := make([]netlink.Message, 0, len(which))
+	msgs := make([]nl.Message, 0, len(which))
 	sent := make([]int, 0, len(which))
 	for _, i := range which {
 		m, err := createMessage(&flows[i])
@@ -312,7 +320,7 @@ type entry struct {
 // the entries that are the same flow, deletes the others if injected (nil:
 // any) says they may go, and returns the flows to create again.
 func (c *Conntrack) resolve(ctx context.Context, flows []flow.Flow, clashed []int, errs []error, injected func(*flow.Flow) bool) (again []int) {
-	gets := make([]netlink.Message, 0, 2*len(clashed))
+	gets := make([]nl.Message, 0, 2*len(clashed))
 	looked := make([]int, 0, len(clashed))
 	for _, i := range clashed {
 		f := &flows[i]
@@ -328,7 +336,7 @@ func (c *Conntrack) resolve(ctx context.Context, flows []flow.Flow, clashed []in
 	found := c.exchange(ctx, gets)
 
 	// fixes are updates (flow index) and deletes (-1).
-	var fixes []netlink.Message
+	var fixes []nl.Message
 	var fixFlow []int
 	for k, i := range looked {
 		f := &flows[i]
@@ -426,7 +434,7 @@ func (c *Conntrack) Delete(ctx context.Context, keys []flow.Key) error {
 		return nil
 	}
 	var errs []error
-	msgs := make([]netlink.Message, 0, len(keys))
+	msgs := make([]nl.Message, 0, len(keys))
 	sent := make([]int, 0, len(keys))
 	for i, k := range keys {
 		m, err := deleteMessage(lookup{Tuple: k.Orig, Zone: k.Zone})

@@ -8,7 +8,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,8 +39,8 @@ type Conntrack struct {
 
 	mu      sync.Mutex // guards the fields below
 	closed  bool
-	evConn  *netlink.Conn // the reader's socket, closed by Close to stop it
-	ownPIDs []uint32      // port ids of every writer socket we had
+	evConn  *nl.Conn // the reader's socket, closed by Close to stop it
+	ownPIDs []uint32 // port ids of every writer socket we had
 
 	wmu sync.Mutex // serializes Apply and Delete; guards w
 	w   *writer    // nil until first used and after a failure
@@ -78,8 +78,8 @@ func Open(cfg Config) (*Conntrack, error) {
 	}
 
 	c.timeouts = ReadTimeouts(c.nsFD)
-	var evConn *netlink.Conn
-	err := c.dial(func(cfg *netlink.Config) (err error) {
+	var evConn *nl.Conn
+	err := c.dial(func(cfg *nl.Config) (err error) {
 		evConn, err = dialEvents(cfg, c.sockBuf, c.log)
 		return err
 	})
@@ -114,15 +114,15 @@ func (c *Conntrack) Admit(f *flow.Flow) flow.Refusal { return c.filter.CheckRece
 // flow like f (Timeouts.Max), as read at Open.
 func (c *Conntrack) MaxTimeout(f *flow.Flow) uint32 { return c.timeouts.Max(f) }
 
-// dial runs fn, which opens sockets, with the netlink.Config that puts
+// dial runs fn, which opens sockets, with the nl.Config that puts
 // them in our namespace; after Close it fails with ErrClosed.
-func (c *Conntrack) dial(fn func(cfg *netlink.Config) error) error {
+func (c *Conntrack) dial(fn func(cfg *nl.Config) error) error {
 	c.nsMu.RLock()
 	defer c.nsMu.RUnlock()
 	if c.nsClosed {
 		return ErrClosed
 	}
-	return fn(&netlink.Config{NetNS: c.nsFD})
+	return fn(&nl.Config{NetNS: c.nsFD})
 }
 
 // Close stops the event reader, waits for it,
@@ -174,7 +174,7 @@ func (c *Conntrack) isClosed() bool {
 }
 
 // setEventConn installs a reopened event socket; false after Close.
-func (c *Conntrack) setEventConn(conn *netlink.Conn) bool {
+func (c *Conntrack) setEventConn(conn *nl.Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -238,9 +238,9 @@ func (c *Conntrack) Each(ctx context.Context, fn func(*flow.Flow)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var conn *netlink.Conn
-	err := c.dial(func(cfg *netlink.Config) (err error) {
-		conn, err = netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	var conn *nl.Conn
+	err := c.dial(func(cfg *nl.Config) (err error) {
+		conn, err = nl.Dial(unix.NETLINK_NETFILTER, cfg)
 		return err
 	})
 	if err != nil {
@@ -261,7 +261,7 @@ func (c *Conntrack) Each(ctx context.Context, fn func(*flow.Flow)) error {
 }
 
 // dump runs a table dump on conn: datagrams of entries up to NLMSG_DONE.
-func (c *Conntrack) dump(conn *netlink.Conn, fn func(*flow.Flow)) error {
+func (c *Conntrack) dump(conn *nl.Conn, fn func(*flow.Flow)) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return err
@@ -275,20 +275,20 @@ func (c *Conntrack) dump(conn *netlink.Conn, fn func(*flow.Flow)) error {
 	var bad int // entries that did not parse
 	var badErr error
 	for {
-		b, err := recvDatagram(rc, buf)
+		b, err := conn.ReadDatagram(buf)
 		if err != nil {
 			return err
 		}
-		msgs, err := parseDatagram(b)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
+		for len(b) >= nl.HeaderLen {
+			var m nl.Message
+			if m, b, err = nl.Next(b); err != nil {
+				return errShortDatagram
+			}
 			if m.Header.Sequence != seq {
 				continue
 			}
 			switch m.Header.Type {
-			case netlink.Done:
+			case nl.Done:
 				if interrupted {
 					c.log.Warn("conntrack dump interrupted by changes, may be incomplete", "op", "dump")
 				}
@@ -296,7 +296,7 @@ func (c *Conntrack) dump(conn *netlink.Conn, fn func(*flow.Flow)) error {
 					c.log.Warn("conntrack entries skipped: cannot parse", "op", "dump", "count", bad, "err", badErr)
 				}
 				return nil
-			case netlink.Error:
+			case nl.Error:
 				errno, err := ackErrno(m)
 				if err == nil && errno != 0 {
 					err = errno
@@ -306,7 +306,7 @@ func (c *Conntrack) dump(conn *netlink.Conn, fn func(*flow.Flow)) error {
 				}
 				continue
 			}
-			interrupted = interrupted || m.Header.Flags&netlink.DumpInterrupted != 0
+			interrupted = interrupted || m.Header.Flags&nl.DumpInterrupted != 0
 			_, f, _, err := parseMessage(m)
 			if err != nil {
 				// One entry the parser does not know (a newer kernel)

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 )
 
 // This file decodes the ctnetlink messages the kernel sends (events, dump
@@ -43,7 +43,7 @@ var (
 	errUnknownAttr = errors.New("unknown attribute")
 )
 
-// attrIter walks the netlink attributes of b, as netlink.AttributeDecoder
+// attrIter walks the netlink attributes of b, as nl.AttributeDecoder
 // does but without copying each payload: a zero nla_len is an attribute
 // without payload that advances by one header, an nla_len of 1 to 3 or
 // past the end is an error, and the last attribute's padding may be
@@ -80,7 +80,7 @@ func (it *attrIter) next() bool {
 }
 
 // count returns the number of attributes with a non-zero nla_len in b
-// (netlink.AttributeDecoder's Len) or the error the walk meets.
+// (nl.AttributeDecoder's Len) or the error the walk meets.
 func count(b []byte) (int, error) {
 	n := 0
 	it := attrIter{b: b}
@@ -127,7 +127,7 @@ func (it *attrIter) fail() {
 // dump part or the answer to a CT_GET. It returns the event type (NEW for
 // NLM_F_CREATE or NLM_F_EXCL, UPDATE for other IPCTNL_MSG_CT_NEW, DESTROY
 // for IPCTNL_MSG_CT_DELETE), the flow and the entry's CTA_ID.
-func parseMessage(m netlink.Message) (flow.EventType, flow.Flow, uint32, error) {
+func parseMessage(m nl.Message) (flow.EventType, flow.Flow, uint32, error) {
 	typ, f, id, err := decodeMessage(m)
 	if err != nil {
 		return 0, flow.Flow{}, 0, fmt.Errorf("kernel: parse conntrack message: %w", err)
@@ -135,7 +135,7 @@ func parseMessage(m netlink.Message) (flow.EventType, flow.Flow, uint32, error) 
 	return typ, f, id, nil
 }
 
-func decodeMessage(m netlink.Message) (flow.EventType, flow.Flow, uint32, error) {
+func decodeMessage(m nl.Message) (flow.EventType, flow.Flow, uint32, error) {
 	var f flow.Flow
 	if len(m.Data) < nfgenmsgLen {
 		return 0, f, 0, errors.New("shorter than struct nfgenmsg")
@@ -147,7 +147,7 @@ func decodeMessage(m netlink.Message) (flow.EventType, flow.Flow, uint32, error)
 	switch uint8(m.Header.Type) {
 	case ipctnlMsgCTNew:
 		typ = flow.EventUpdate
-		if m.Header.Flags&(netlink.Create|netlink.Excl) != 0 {
+		if m.Header.Flags&(nl.Create|nl.Excl) != 0 {
 			typ = flow.EventNew
 		}
 	case ipctnlMsgCTDelete:

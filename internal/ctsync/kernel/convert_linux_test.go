@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/nl"
 	"github.com/google/go-cmp/cmp"
-	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +15,7 @@ import (
 // part or a CT_GET answer) with ti-mo/netfilter's marshaller: tuples as
 // the kernel has them (NAT applied), status, timeout, mark, zone, id, TCP
 // protoinfo with the mask bytes zero, as dumps show them.
-func kernelMsg(t testing.TB, typ flow.EventType, f flow.Flow, id, pid uint32) netlink.Message {
+func kernelMsg(t testing.TB, typ flow.EventType, f flow.Flow, id, pid uint32) nl.Message {
 	t.Helper()
 	tupleAttr := func(at uint16, tu flow.Tuple) netfilter.Attribute {
 		ipt := netfilter.Attribute{Type: ctaTupleIP, Nested: true}
@@ -60,10 +60,10 @@ func kernelMsg(t testing.TB, typ flow.EventType, f flow.Flow, id, pid uint32) ne
 			},
 		}}})
 	}
-	msgType, flags := uint8(ipctnlMsgCTNew), netlink.HeaderFlags(0)
+	msgType, flags := uint8(ipctnlMsgCTNew), nl.HeaderFlags(0)
 	switch typ {
 	case flow.EventNew:
-		flags = netlink.Create | netlink.Excl
+		flags = nl.Create | nl.Excl
 	case flow.EventDestroy:
 		msgType = ipctnlMsgCTDelete
 	}
@@ -75,13 +75,14 @@ func kernelMsg(t testing.TB, typ flow.EventType, f flow.Flow, id, pid uint32) ne
 		SubsystemID: netfilter.NFSubsysCTNetlink,
 		MessageType: netfilter.MessageType(msgType),
 		Family:      fam,
-		Flags:       flags,
 	}, attrs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Header.PID = pid
-	return m
+	return nl.Message{
+		Header: nl.Header{Length: m.Header.Length, Type: nl.HeaderType(m.Header.Type), Flags: flags, PID: pid},
+		Data:   m.Data,
+	}
 }
 
 func TestParseMessage(t *testing.T) {
@@ -134,7 +135,7 @@ func TestParseMessage(t *testing.T) {
 
 	// Not a conntrack entry: an expectation, and garbage.
 	exp := kernelMsg(t, flow.EventNew, masq, 1, 0)
-	exp.Header.Type = netlink.HeaderType(2<<8 | 0) // NFNL_SUBSYS_CTNETLINK_EXP
+	exp.Header.Type = nl.HeaderType(2<<8 | 0) // NFNL_SUBSYS_CTNETLINK_EXP
 	if _, _, _, err := parseMessage(exp); err == nil {
 		t.Errorf("expectation parsed as a flow")
 	}
@@ -154,11 +155,7 @@ func TestParseDatagram(t *testing.T) {
 		m := kernelMsg(t, flow.EventUpdate, f, uint32(i), 0)
 		m.Header.Length = uint32(nlmsgHeaderLen + len(m.Data))
 		m.Header.Sequence = uint32(i)
-		b, err := m.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dgram = append(dgram, b...)
+		dgram = nl.AppendMessage(dgram, m)
 	}
 	msgs, err := parseDatagram(dgram)
 	if err != nil || len(msgs) != 3 {

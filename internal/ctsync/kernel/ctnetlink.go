@@ -5,7 +5,7 @@ package kernel
 
 import (
 	"github.com/carpd/carpd/internal/ctsync/flow"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 )
 
 // include/uapi/linux/netfilter/nfnetlink.h:
@@ -223,11 +223,11 @@ const injectedTCPFlags = flow.TCPFlagWindowScale | flow.TCPFlagSACKPerm
 
 // Header flags of the requests.
 const (
-	flagsCreate = netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl
-	flagsUpdate = netlink.Request | netlink.Acknowledge
-	flagsDelete = netlink.Request | netlink.Acknowledge
+	flagsCreate = nl.Request | nl.Acknowledge | nl.Create | nl.Excl
+	flagsUpdate = nl.Request | nl.Acknowledge
+	flagsDelete = nl.Request | nl.Acknowledge
 	// A CT_GET without NLM_F_ACK is answered by exactly one message: the
 	// entry or an error.
-	flagsGet  = netlink.Request
-	flagsDump = netlink.Request | netlink.Dump
+	flagsGet  = nl.Request
+	flagsDump = nl.Request | nl.Dump
 )

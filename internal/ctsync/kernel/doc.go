@@ -55,10 +55,10 @@
 // [Conntrack.MaxTimeout] the longest timeout the namespace's conntrack
 // gives a flow (Timeouts). [Conntrack.Delete] removes entries by key.
 //
-// Replies are read one datagram at a time rather than with
-// mdlayher/netlink's Receive: ctnetlink answers a CT_GET with a single
-// message flagged NLM_F_MULTI and no NLMSG_DONE, on which Receive blocks
-// forever.
+// Replies are read one datagram at a time rather than with a generic
+// netlink Receive (internal/nl's, mdlayher/netlink's before): ctnetlink
+// answers a CT_GET with a single message flagged NLM_F_MULTI and no
+// NLMSG_DONE, on which Receive blocks forever.
 //
 // # Files
 //

@@ -10,7 +10,7 @@ import (
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
 	"github.com/carpd/carpd/internal/logx"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,9 +30,12 @@ const (
 )
 
 const (
-	// eventMessageBuffer is the userspace buffer for one event datagram:
-	// one message of at most NLMSG_GOODSIZE.
-	eventMessageBuffer = 64 << 10
+	// eventBatch is how many event datagrams one recvmmsg reads at most,
+	// each into a slot of eventSlot bytes: an event is one message of
+	// at most NLMSG_GOODSIZE (a page up to 8 KiB, less the skb's
+	// overhead).
+	eventBatch = 16
+	eventSlot  = 8 << 10
 	// overrunRetry is how often the reader retries handing over an owed
 	// EventOverrun while no event arrives.
 	overrunRetry = 20 * time.Millisecond
@@ -86,7 +89,7 @@ type pump struct {
 }
 
 // handle parses, filters and delivers one event message.
-func (p *pump) handle(m netlink.Message) {
+func (p *pump) handle(m nl.Message) {
 	if p.pending {
 		// It would be dropped: spare the parsing.
 		p.n.dropped.Add(1)
@@ -164,8 +167,8 @@ func (p *pump) flush() bool {
 // dialEvents opens the event socket: subscribed to the NEW, UPDATE and
 // DESTROY groups, in reliable mode (NETLINK_BROADCAST_ERROR and
 // NETLINK_NO_ENOBUFS, docs/sync-protocol.md#kernel-source) with a large receive buffer.
-func dialEvents(cfg *netlink.Config, bufSize int, log *logx.Logger) (*netlink.Conn, error) {
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+func dialEvents(cfg *nl.Config, bufSize int, log *logx.Logger) (*nl.Conn, error) {
+	conn, err := nl.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -179,11 +182,11 @@ func dialEvents(cfg *netlink.Config, bufSize int, log *logx.Logger) (*netlink.Co
 	// failed and does not retry; without NO_ENOBUFS the socket reports
 	// ENOBUFS, which the reader also handles, so a kernel refusing it is
 	// only logged.
-	if err := conn.SetOption(netlink.BroadcastError, true); err != nil {
+	if err := conn.SetOption(nl.BroadcastError, true); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if err := conn.SetOption(netlink.NoENOBUFS, true); err != nil {
+	if err := conn.SetOption(nl.NoENOBUFS, true); err != nil {
 		log.Warn("NETLINK_NO_ENOBUFS not available, events are not reliable", "op", "open", "err", err)
 	}
 	setReadBuffer(conn, bufSize, log)
@@ -192,7 +195,7 @@ func dialEvents(cfg *netlink.Config, bufSize int, log *logx.Logger) (*netlink.Co
 
 // setReadBuffer asks for a receive buffer of n bytes: SO_RCVBUFFORCE
 // (CAP_NET_ADMIN) goes past net.core.rmem_max, SO_RCVBUF does not.
-func setReadBuffer(conn *netlink.Conn, n int, log *logx.Logger) {
+func setReadBuffer(conn *nl.Conn, n int, log *logx.Logger) {
 	rc, err := conn.SyscallConn()
 	if err == nil {
 		var serr error
@@ -234,13 +237,13 @@ func sockDrops(rc syscall.RawConn) (drops uint32, ok bool) {
 // come for overrunRetry (the burst that overran us is over), or
 // overrunHold after the loss at the latest. A consumer that resyncs on
 // each EventOverrun then dumps once per burst instead of once per drop.
-func (c *Conntrack) readEvents(conn *netlink.Conn) error {
+func (c *Conntrack) readEvents(conn *nl.Conn) error {
 	p := c.pump
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, eventMessageBuffer)
+	recv := newBatchReceiver(rc, eventBatch, eventSlot)
 	lastDrops, meminfoOK := sockDrops(rc)
 	if !meminfoOK {
 		c.log.Warn("socket drop counter (SO_MEMINFO) not available, relying on ENOBUFS", "op", "event")
@@ -261,7 +264,7 @@ func (c *Conntrack) readEvents(conn *netlink.Conn) error {
 			armed = false
 		}
 
-		b, err := recvDatagram(rc, buf)
+		n, err := recv.next()
 		if c.isClosed() {
 			return nil
 		}
@@ -269,10 +272,6 @@ func (c *Conntrack) readEvents(conn *netlink.Conn) error {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			quiet = true
-			continue
-		case errors.Is(err, errTruncated):
-			c.n.errors.Add(1)
-			p.lose("event truncated", err)
 			continue
 		case errors.Is(err, unix.ENOBUFS):
 			c.n.kernelDrops.Add(1)
@@ -290,13 +289,19 @@ func (c *Conntrack) readEvents(conn *netlink.Conn) error {
 				p.lose("socket overrun", nil)
 			}
 		}
-		msgs, err := parseDatagram(b)
-		for _, m := range msgs {
-			p.handle(m)
-		}
-		if err != nil {
-			c.n.errors.Add(1)
-			p.lose("unparsable event", err)
+		for i := range n {
+			b, err := recv.datagram(i)
+			if err != nil {
+				c.n.errors.Add(1)
+				p.lose("event truncated", err)
+				continue
+			}
+			// A datagram may hold several messages: walk them in
+			// place.
+			if err := eachMessage(b, p.handle); err != nil {
+				c.n.errors.Add(1)
+				p.lose("unparsable event", err)
+			}
 		}
 	}
 }
@@ -304,7 +309,7 @@ func (c *Conntrack) readEvents(conn *netlink.Conn) error {
 // eventLoop runs the reader, reopening the event socket (and owing an
 // EventOverrun) when it fails, until Close. It closes the Events channel
 // on its way out: it is the only sender.
-func (c *Conntrack) eventLoop(conn *netlink.Conn) {
+func (c *Conntrack) eventLoop(conn *nl.Conn) {
 	defer c.wg.Done()
 	defer close(c.events)
 	for {
@@ -321,7 +326,7 @@ func (c *Conntrack) eventLoop(conn *netlink.Conn) {
 				return
 			case <-time.After(reopenBackoff):
 			}
-			err = c.dial(func(cfg *netlink.Config) (err error) {
+			err = c.dial(func(cfg *nl.Config) (err error) {
 				conn, err = dialEvents(cfg, c.sockBuf, c.log)
 				return err
 			})

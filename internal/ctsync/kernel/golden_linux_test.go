@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +69,7 @@ func TestCaptureGolden(t *testing.T) {
 	}
 	n := newNATLab(t)
 	ns := nsFD(t, n.r)
-	raw, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	raw, err := nl.Dial(unix.NETLINK_NETFILTER, &nl.Config{NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +94,6 @@ func TestCaptureGolden(t *testing.T) {
 		}
 	}
 
-	rc, err := raw.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
 	raw.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	buf := make([]byte, eventMessageBuffer)
 	want := map[string]bool{"icmp-new": true, "tcp-new": true, "tcp-update-established": true, "tcp-destroy": true}
@@ -105,7 +101,7 @@ func TestCaptureGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for len(want) > 0 {
-		b, err := recvDatagram(rc, buf)
+		b, err := raw.ReadDatagram(buf)
 		if err != nil {
 			t.Fatalf("still missing %v: %v", want, err)
 		}

@@ -6,12 +6,12 @@ import (
 	"net/netip"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
-	"github.com/mdlayher/netlink"
+	"github.com/carpd/carpd/internal/nl"
 )
 
 // This file builds the ctnetlink requests of the writer (Apply, Inject,
 // Delete); the constants are in ctnetlink.go. It is pure: no sockets, so
-// its output is tested by decoding it with mdlayher/netlink's
+// its output is tested by decoding it with internal/nl's
 // AttributeDecoder (message_test.go). ti-mo/conntrack cannot marshal
 // CTA_NAT_SRC/CTA_NAT_DST (docs/sync-protocol.md#what-ctnetlink-requires),
 // and the binary no longer links it (docs/size-budget.md); an append-only
@@ -19,8 +19,8 @@ import (
 // tens of thousands per second.
 
 // ctHeaderType is the netlink message type of a ctnetlink message.
-func ctHeaderType(msg uint8) netlink.HeaderType {
-	return netlink.HeaderType(nfnlSubsysCTNetlink<<8 | uint16(msg))
+func ctHeaderType(msg uint8) nl.HeaderType {
+	return nl.HeaderType(nfnlSubsysCTNetlink<<8 | uint16(msg))
 }
 
 // family returns the nfgen_family of a tuple.
@@ -113,9 +113,9 @@ func newAttrs(fam uint8) *attrs {
 }
 
 // message frames the body as a ctnetlink request.
-func (a *attrs) message(msg uint8, flags netlink.HeaderFlags) netlink.Message {
-	return netlink.Message{
-		Header: netlink.Header{Type: ctHeaderType(msg), Flags: flags},
+func (a *attrs) message(msg uint8, flags nl.HeaderFlags) nl.Message {
+	return nl.Message{
+		Header: nl.Header{Type: ctHeaderType(msg), Flags: flags},
 		Data:   a.b,
 	}
 }
@@ -287,13 +287,13 @@ func checkFlow(f *flow.Flow) error {
 // with CTA_NAT_SRC/CTA_NAT_DST from which the kernel computes f.Reply, the
 // status with IPS_CONFIRMED, timeout, mark, zone, and for TCP the
 // protoinfo.
-func createMessage(f *flow.Flow) (netlink.Message, error) {
+func createMessage(f *flow.Flow) (nl.Message, error) {
 	if err := checkFlow(f); err != nil {
-		return netlink.Message{}, err
+		return nl.Message{}, err
 	}
 	reply, err := plainReply(f.Orig)
 	if err != nil {
-		return netlink.Message{}, err
+		return nl.Message{}, err
 	}
 	a := newAttrs(family(f.Orig))
 	encodeTuple(a, ctaTupleOrig, f.Orig)
@@ -317,9 +317,9 @@ func createMessage(f *flow.Flow) (netlink.Message, error) {
 // change (EOPNOTSUPP). status must hold every bit the entry has, as
 // the kernel clears the changeable bits missing and refuses (EBUSY) to
 // clear CONFIRMED, SEEN_REPLY and ASSURED.
-func updateMessage(f *flow.Flow, status uint32) (netlink.Message, error) {
+func updateMessage(f *flow.Flow, status uint32) (nl.Message, error) {
 	if err := checkFlow(f); err != nil {
-		return netlink.Message{}, err
+		return nl.Message{}, err
 	}
 	a := newAttrs(family(f.Orig))
 	encodeTuple(a, ctaTupleOrig, f.Orig)
@@ -376,9 +376,9 @@ func (l lookup) check() error {
 }
 
 // getMessage builds the IPCTNL_MSG_CT_GET request for one entry.
-func getMessage(l lookup) (netlink.Message, error) {
+func getMessage(l lookup) (nl.Message, error) {
 	if err := l.check(); err != nil {
-		return netlink.Message{}, err
+		return nl.Message{}, err
 	}
 	a := newAttrs(family(l.Tuple))
 	l.encode(a)
@@ -386,9 +386,9 @@ func getMessage(l lookup) (netlink.Message, error) {
 }
 
 // deleteMessage builds the IPCTNL_MSG_CT_DELETE request for one entry.
-func deleteMessage(l lookup) (netlink.Message, error) {
+func deleteMessage(l lookup) (nl.Message, error) {
 	if err := l.check(); err != nil {
-		return netlink.Message{}, err
+		return nl.Message{}, err
 	}
 	a := newAttrs(family(l.Tuple))
 	l.encode(a)
@@ -397,6 +397,6 @@ func deleteMessage(l lookup) (netlink.Message, error) {
 
 // dumpMessage builds the IPCTNL_MSG_CT_GET dump request for the whole
 // table: both families (AF_UNSPEC), all zones.
-func dumpMessage() netlink.Message {
+func dumpMessage() nl.Message {
 	return newAttrs(afUnspec).message(ipctnlMsgCTGet, flagsDump)
 }

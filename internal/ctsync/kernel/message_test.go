@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/carpd/carpd/internal/ctsync/flow"
+	"github.com/carpd/carpd/internal/nl"
 	"github.com/google/go-cmp/cmp"
-	"github.com/mdlayher/netlink"
 )
 
 // attrTree decodes netfilter attributes into a map from type paths
@@ -21,10 +21,7 @@ func attrTree(t *testing.T, b []byte) map[string][]byte {
 	out := make(map[string][]byte)
 	var walk func(prefix string, b []byte)
 	walk = func(prefix string, b []byte) {
-		ad, err := netlink.NewAttributeDecoder(b)
-		if err != nil {
-			t.Fatalf("%s: %v", prefix, err)
-		}
+		ad := nl.NewAttributeDecoder(b)
 		for ad.Next() {
 			path := fmt.Sprint(ad.Type())
 			if prefix != "" {
@@ -33,7 +30,7 @@ func attrTree(t *testing.T, b []byte) map[string][]byte {
 			if _, dup := out[path]; dup {
 				t.Fatalf("attribute %s twice", path)
 			}
-			if ad.TypeFlags()&netlink.Nested != 0 {
+			if ad.TypeFlags()&nl.Nested != 0 {
 				out[path] = nil
 				walk(path, ad.Bytes())
 				continue
@@ -54,9 +51,9 @@ func a(s string) []byte    { return netip.MustParseAddr(s).AsSlice() }
 
 // checkHeader checks a ctnetlink request's headers and returns its
 // attributes.
-func checkHeader(t *testing.T, m netlink.Message, msgType uint8, flags netlink.HeaderFlags, fam uint8) map[string][]byte {
+func checkHeader(t *testing.T, m nl.Message, msgType uint8, flags nl.HeaderFlags, fam uint8) map[string][]byte {
 	t.Helper()
-	if want := netlink.HeaderType(1<<8 | uint16(msgType)); m.Header.Type != want {
+	if want := nl.HeaderType(1<<8 | uint16(msgType)); m.Header.Type != want {
 		t.Errorf("type %#x, want %#x", uint16(m.Header.Type), uint16(want))
 	}
 	if m.Header.Flags != flags {
@@ -238,7 +235,7 @@ func TestCreateMessage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := checkHeader(t, m, ipctnlMsgCTNew, netlink.Request|netlink.Acknowledge|netlink.Create|netlink.Excl, tt.fam)
+			got := checkHeader(t, m, ipctnlMsgCTNew, nl.Request|nl.Acknowledge|nl.Create|nl.Excl, tt.fam)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("attributes (-want +got):\n%s", diff)
 			}
@@ -298,7 +295,7 @@ func TestUpdateMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := checkHeader(t, m, ipctnlMsgCTNew, netlink.Request|netlink.Acknowledge, afInet)
+	got := checkHeader(t, m, ipctnlMsgCTNew, nl.Request|nl.Acknowledge, afInet)
 	want := merge(
 		tupleAttrs("1", "192.168.1.10", "198.51.100.7", 6, 40000, 443),
 		map[string][]byte{
@@ -318,7 +315,7 @@ func TestLookupMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := checkHeader(t, m, ipctnlMsgCTGet, netlink.Request, afInet)
+	got := checkHeader(t, m, ipctnlMsgCTGet, nl.Request, afInet)
 	want := merge(tupleAttrs("2", "198.51.100.7", "203.0.113.1", 6, 443, 61000), map[string][]byte{"18": be16(5)})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("get (-want +got):\n%s", diff)
@@ -329,7 +326,7 @@ func TestLookupMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = checkHeader(t, m, ipctnlMsgCTDelete, netlink.Request|netlink.Acknowledge, afInet6)
+	got = checkHeader(t, m, ipctnlMsgCTDelete, nl.Request|nl.Acknowledge, afInet6)
 	want = merge(tupleAttrs("1", "2001:db8::10", "2001:db8:2::7", 58, 99, 128<<8), map[string][]byte{"12": be32(0xdeadbeef)})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("delete (-want +got):\n%s", diff)
@@ -352,7 +349,7 @@ func TestLookupMessages(t *testing.T) {
 }
 
 func TestDumpMessage(t *testing.T) {
-	got := checkHeader(t, dumpMessage(), ipctnlMsgCTGet, netlink.Request|netlink.Root|netlink.Match, afUnspec)
+	got := checkHeader(t, dumpMessage(), ipctnlMsgCTGet, nl.Request|nl.Root|nl.Match, afUnspec)
 	if len(got) != 0 {
 		t.Errorf("attributes %v, want none", got)
 	}

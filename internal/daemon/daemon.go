@@ -160,6 +160,7 @@ type Daemon struct {
 	split    splitBrain      // splitbrain.go
 	services []*serviceEntry // services.go, in config order
 	mwait    maintWait       // maintenance.go
+	cfgs     *cfgSyncer      // configuration sync (cfgsync.go)
 	leases   leaseWorker     // DHCP lease sync (leases.go)
 }
 
@@ -233,6 +234,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		d.env.RunService = d.runService
 	}
 	d.maint = d.loadState().Maintenance
+	d.cfgs = newCfgSyncer(d.log, d.statePath())
 	if d.maint {
 		d.log.Warn("maintenance mode is on (from the state file): every vhid is demoted", "state_file", d.statePath())
 	}
@@ -303,6 +305,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.startSync()
 	d.apply(d.cfg)
 	d.startSplitBrain(bgCtx)
+	d.startConfigSync(bgCtx)
 	d.bg.Add(1)
 	go d.runLeases(bgCtx)
 
@@ -454,6 +457,7 @@ func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
 	d.setHooks(cfg.Global)
 	stopped := d.apply(cfg)
 	d.reloadSync(old)
+	d.cfgs.setConfig(cfg.ConfigSync, cfg.Sync)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
 	return stopped, nil

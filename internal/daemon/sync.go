@@ -41,6 +41,7 @@ func (d *Daemon) startSync() {
 	}
 	d.syncErr = nil
 	d.sync = r
+	d.cfgs.eng.Store(r.engine)
 	d.syncLinkUp = true
 	if up, err := d.env.LinkUp(sc.Interface); err == nil {
 		d.syncLinkUp = up
@@ -95,6 +96,7 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 			default:
 			}
 		},
+		OnConfig: d.cfgs.fromEngine,
 	}, parts.Kernel, parts.Conn)
 	if err != nil {
 		r.closeKernel()

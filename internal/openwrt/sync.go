@@ -18,6 +18,7 @@ func (m *mapper) sync(s *Section) {
 	m.syncSec = s
 	c := &m.cfg.Sync
 	c.Enabled = true
+	m.configSyncCleared(s)
 	for _, o := range s.Options {
 		switch o.Name {
 		case "enabled":
@@ -100,6 +101,8 @@ func (m *mapper) sync(s *Section) {
 					m.errorf(s, o, o.Line, "must be any, established or assured, not %q", v)
 				}
 			}
+		case "config_role", "config", "file", "config_dir", "reload_command":
+			m.configSync(s, o) // cfgsync.go
 		default:
 			m.unknown(o)
 		}

@@ -1,0 +1,669 @@
+package daemon
+
+// Configuration sync (docs/config-sync.md): the primary watches its
+// listed UCI packages and files and sends each whole when it changes;
+// the secondary checks what comes in against its own list and rules,
+// writes it atomically and runs its reload command once per batch. The
+// pure parts (chunks, the conflict rule, the diff) are internal/cfgsync.
+//
+// One goroutine (run) does the watching, sending and writing; its state
+// is under cfgSyncer.mu, which config_sync requests take too. Status
+// reads a snapshot published after every step, so the daemon's loop
+// never waits for a file write.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/carpd/carpd/internal/cfgsync"
+	"github.com/carpd/carpd/internal/config"
+	"github.com/carpd/carpd/internal/ctsync"
+	"github.com/carpd/carpd/internal/ctsync/wire"
+	"github.com/carpd/carpd/internal/logx"
+	"github.com/carpd/carpd/internal/openwrt"
+)
+
+const (
+	cfgPoll    = time.Second      // files are looked at this often
+	cfgReport  = 10 * time.Second // the secondary's hashes go to the primary this often
+	cfgResend  = 5 * time.Second  // an unanswered object goes again after this (plus its time on the link)
+	cfgInQueue = 1024             // records from the engine waiting for the goroutine
+	cfgReload  = 30 * time.Second // bounds one run of the reload command
+)
+
+// ConfigSyncStatus is sync.config in status.
+type ConfigSyncStatus struct {
+	Role     string               `json:"role"`
+	Packages []ConfigObjectStatus `json:"packages"`
+	Refused  map[string]uint64    `json:"refused"`
+}
+
+// ConfigObjectStatus is one synced package or file.
+type ConfigObjectStatus struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	LocalHash string    `json:"local_hash,omitempty"`
+	PeerHash  string    `json:"peer_hash,omitempty"`
+	LastSync  time.Time `json:"last_sync,omitzero"`
+	Conflict  string    `json:"conflict,omitempty"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// ConfigSyncResult answers config_sync.
+type ConfigSyncResult struct {
+	Role string `json:"role"`
+	// Diff: what would change (dry_run), unified-style.
+	Diff string `json:"diff,omitempty"`
+	// Written: the objects a forced sync wrote here (secondary); Sent:
+	// those it sends again, forced (primary).
+	Written []string `json:"written,omitempty"`
+	Sent    []string `json:"sent,omitempty"`
+	// Conflicts: objects whose update is held for a local edit.
+	Conflicts []string `json:"conflicts,omitempty"`
+}
+
+type cfgSyncer struct {
+	log  *logx.Logger
+	in   chan *wire.Record
+	eng  atomic.Pointer[ctsync.Engine]
+	pub  atomic.Pointer[ConfigSyncStatus]
+	kick chan struct{}
+	// next: a configuration from a reload, for run to take (the daemon's
+	// loop never waits for mu); dropped: records the queue had no room for.
+	next    atomic.Pointer[cfgConf]
+	dropped atomic.Uint64
+
+	mu        sync.Mutex
+	cfg       config.ConfigSync
+	bandwidth uint64
+	statePath string
+	objs      map[string]*cfgObj
+	refused   map[string]uint64
+	last      map[string]cfgsync.Hash // secondary: what it last wrote or found the same (persisted)
+	asm       cfgsync.Assembler
+	peerUp    bool
+	reported  time.Time
+	reload    []string // written since the last reload
+}
+
+type cfgConf struct {
+	cs config.ConfigSync
+	sc config.Sync
+}
+
+type cfgObj struct {
+	name, path string
+	file       bool
+	mtime      time.Time
+	size       int64
+	seen       bool // mtime and size are of a file read
+	local      cfgsync.Hash
+	data       []byte // primary: the content
+	err        string
+	// The primary's: the version the peer has (answered), the one last
+	// sent and when, the content acked (for --dry-run), forced.
+	acked, sent cfgsync.Hash
+	sentAt      time.Time
+	ackedData   []byte
+	force       bool
+	// peer: the peer's hash of it; heard (secondary): the primary's
+	// version last received.
+	peer, heard cfgsync.Hash
+	lastSync    time.Time
+	conflict    string
+	held        *cfgsync.Object // secondary: an update kept for a conflict
+}
+
+func newCfgSyncer(log *logx.Logger, statePath string) *cfgSyncer {
+	c := &cfgSyncer{log: log.With("op", "config-sync"), in: make(chan *wire.Record, cfgInQueue), kick: make(chan struct{}, 1),
+		statePath: statePath + ".cfgsync", refused: map[string]uint64{}, objs: map[string]*cfgObj{}}
+	c.last = loadCfgState(c.statePath)
+	return c
+}
+
+// configure takes the configuration (at start and on reload).
+func (c *cfgSyncer) configure(cs config.ConfigSync, sc config.Sync) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !sc.Enabled {
+		cs.Role = ""
+	}
+	c.cfg, c.bandwidth = cs, sc.Bandwidth
+	objs := map[string]*cfgObj{}
+	add := func(name, path string, file bool) {
+		if o := c.objs[name]; o != nil && o.path == path && o.file == file {
+			objs[name] = o
+			return
+		}
+		objs[name] = &cfgObj{name: name, path: path, file: file}
+	}
+	if cs.Role != "" {
+		for _, p := range cs.Packages {
+			add(p, filepath.Join(cs.ConfigDir(), p), false)
+		}
+		for _, f := range cs.Files {
+			add(f, f, true)
+		}
+	}
+	c.objs = objs
+	c.publish()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setConfig hands a reload's configuration to run (from the daemon's
+// loop: it never blocks).
+func (c *cfgSyncer) setConfig(cs config.ConfigSync, sc config.Sync) {
+	c.next.Store(&cfgConf{cs, sc})
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// fromEngine is the engine's Config.OnConfig: it never blocks.
+func (c *cfgSyncer) fromEngine(r *wire.Record) {
+	if r != nil {
+		cp := *r
+		r = &cp
+	}
+	select {
+	case c.in <- r:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// run watches and answers until ctx ends.
+func (c *cfgSyncer) run(ctx context.Context) {
+	t := time.NewTicker(cfgPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+			if n := c.next.Swap(nil); n != nil {
+				c.configure(n.cs, n.sc)
+			}
+		case r := <-c.in:
+			c.mu.Lock()
+			c.record(r, time.Now())
+			for more := true; more; {
+				select {
+				case r := <-c.in:
+					c.record(r, time.Now())
+				default:
+					more = false
+				}
+			}
+			c.publish()
+			c.mu.Unlock()
+			c.runReload(ctx)
+			continue
+		}
+		c.mu.Lock()
+		c.tick(time.Now())
+		c.publish()
+		c.mu.Unlock()
+	}
+}
+
+// tick looks at the files, and sends what is due.
+func (c *cfgSyncer) tick(now time.Time) {
+	primary := c.cfg.Role == config.RolePrimary
+	for _, o := range c.objs {
+		c.scan(o, primary)
+	}
+	e := c.eng.Load()
+	up := e != nil && e.Status().PeerUp
+	wasUp := c.peerUp
+	c.peerUp = up
+	if !up {
+		return
+	}
+	switch c.cfg.Role {
+	case config.RolePrimary:
+		for _, o := range c.sorted() {
+			if o.data == nil || o.local == o.acked {
+				continue
+			}
+			wait := cfgResend
+			if c.bandwidth > 0 {
+				wait += 2 * time.Duration(len(o.data)) * time.Second / time.Duration(c.bandwidth)
+			}
+			if o.sent == o.local && now.Sub(o.sentAt) < wait {
+				continue
+			}
+			if e.SendConfig(cfgsync.Chunks(o.name, o.file, o.force, o.data)) {
+				o.sent, o.sentAt = o.local, now
+			}
+		}
+	case config.RoleSecondary:
+		if wasUp && now.Sub(c.reported) < cfgReport {
+			return
+		}
+		c.reported = now
+		var recs []wire.Record
+		for _, o := range c.sorted() {
+			recs = append(recs, wire.Record{Type: wire.RecordConfigAck, ConfigAck: wire.ConfigAck{Name: o.name, Hash: o.heard, Local: o.local}})
+		}
+		e.SendConfig(recs)
+	}
+}
+
+func (c *cfgSyncer) sorted() []*cfgObj {
+	out := make([]*cfgObj, 0, len(c.objs))
+	for _, o := range c.objs {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// scan reads o again when its size or time changed (keep: the primary
+// keeps the content, to send).
+func (c *cfgSyncer) scan(o *cfgObj, keep bool) {
+	st, err := os.Lstat(o.path)
+	if err != nil {
+		o.seen, o.local, o.data, o.err = false, cfgsync.Hash{}, nil, ""
+		if keep {
+			o.err = "missing here"
+		}
+		return
+	}
+	if o.seen && st.ModTime().Equal(o.mtime) && st.Size() == o.size {
+		return
+	}
+	data, err := readObject(o.path, st)
+	if err != nil {
+		o.seen, o.local, o.data, o.err = false, cfgsync.Hash{}, nil, err.Error()
+		return
+	}
+	o.seen, o.mtime, o.size, o.local, o.err = true, st.ModTime(), st.Size(), cfgsync.Sum(data), ""
+	if keep {
+		if !o.file {
+			if _, err := openwrt.ParseUCI(o.name, data); err != nil {
+				o.local, o.err = cfgsync.Hash{}, "not sent: "+err.Error()
+				return
+			}
+		}
+		o.data = data
+	}
+}
+
+// readObject reads a regular file of at most cfgsync.MaxSize bytes.
+func readObject(path string, st os.FileInfo) ([]byte, error) {
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file (symbolic links are not synced)")
+	}
+	if st.Size() > cfgsync.MaxSize {
+		return nil, errors.New("larger than 256 KiB")
+	}
+	data, err := os.ReadFile(path)
+	if err == nil && len(data) > cfgsync.MaxSize {
+		err = errors.New("larger than 256 KiB")
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, err
+}
+
+// record handles one record of the peer (nil: one that did not parse).
+func (c *cfgSyncer) record(r *wire.Record, now time.Time) {
+	switch {
+	case r == nil:
+		c.refused[cfgsync.ReasonMalformed]++
+	case r.Type == wire.RecordConfigAck:
+		c.answer(&r.ConfigAck, now)
+	case r.Type == wire.RecordConfig:
+		ch := &r.Config
+		why, whole := c.admit(ch), false
+		if why == "" {
+			var obj *cfgsync.Object
+			if obj, why = c.asm.Add(ch); obj != nil {
+				why = c.received(obj, now)
+			}
+			whole = why != ""
+		}
+		if why != "" {
+			c.refused[why]++
+			c.log.Warn("configuration record refused", "name", ch.Name, "reason", why)
+			// Answered once per object, not per chunk.
+			if (whole || ch.Offset == 0) && why != cfgsync.ReasonMalformed {
+				c.ack(ch.Name, ch.Hash, cfgsync.AckRefused, why, cfgsync.Hash{})
+			}
+		}
+	}
+}
+
+// admit checks a chunk against this router's own list: the peer's names
+// are never trusted beyond it.
+func (c *cfgSyncer) admit(ch *wire.ConfigChunk) string {
+	if c.cfg.Role != config.RoleSecondary {
+		return cfgsync.ReasonRole
+	}
+	if ch.Total > cfgsync.MaxSize {
+		return cfgsync.ReasonTooLarge
+	}
+	if ch.Flags&wire.ConfigFile == 0 && ch.Name == cfgsync.OwnPackage {
+		return cfgsync.ReasonOwn
+	}
+	o := c.objs[ch.Name]
+	if o == nil || o.file != (ch.Flags&wire.ConfigFile != 0) {
+		return cfgsync.ReasonNotListed
+	}
+	return ""
+}
+
+// received decides on a whole object: checked, then written, kept for a
+// conflict, or found the same. It returns a refusal reason.
+func (c *cfgSyncer) received(obj *cfgsync.Object, now time.Time) string {
+	o := c.objs[obj.Name]
+	if !o.file {
+		if _, err := openwrt.ParseUCI(o.name, obj.Data); err != nil {
+			return cfgsync.ReasonUCI
+		}
+	}
+	if st, err := os.Lstat(o.path); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return cfgsync.ReasonSymlink
+	}
+	o.heard, o.peer, o.seen = obj.Hash, obj.Hash, false
+	c.scan(o, false) // read again: an edit of the same size within the clock's tick
+	switch cfgsync.Decide(obj.Hash, o.local, c.last[o.name], obj.Force) {
+	case cfgsync.Same:
+		o.held, o.conflict, o.lastSync = nil, "", now
+		c.remember(o.name, obj.Hash)
+		c.ack(o.name, obj.Hash, cfgsync.AckSame, "", o.local)
+	case cfgsync.Conflict:
+		o.held, o.conflict = obj, "edited here since the last sync; kept (carpd config-sync --force takes the primary's)"
+		c.log.Warn("configuration conflict: the local copy was edited since the last sync; kept", "name", o.name)
+		c.ack(o.name, obj.Hash, cfgsync.AckConflict, "", o.local)
+	case cfgsync.Write:
+		if why := c.write(o, obj, now); why != "" {
+			return why
+		}
+		c.ack(o.name, obj.Hash, cfgsync.AckWritten, "", o.local)
+	}
+	return ""
+}
+
+// write puts obj in place of o's file.
+func (c *cfgSyncer) write(o *cfgObj, obj *cfgsync.Object, now time.Time) string {
+	if err := writeAtomic(o.path, obj.Data); err != nil {
+		o.err = err.Error()
+		c.log.Error("writing a synced object", "name", o.name, "err", err)
+		return cfgsync.ReasonWrite
+	}
+	c.log.Info("written", "name", o.name, "bytes", len(obj.Data))
+	o.held, o.conflict, o.err, o.lastSync, o.seen = nil, "", "", now, false
+	c.scan(o, false)
+	c.remember(o.name, obj.Hash)
+	c.reload = append(c.reload, o.name)
+	return ""
+}
+
+func (c *cfgSyncer) ack(name string, h cfgsync.Hash, status uint8, reason string, local cfgsync.Hash) {
+	if e := c.eng.Load(); e != nil {
+		e.SendConfig([]wire.Record{{Type: wire.RecordConfigAck, ConfigAck: wire.ConfigAck{Status: status,
+			Reason: cfgsync.ReasonCode(reason), Name: name, Hash: h, Local: local}}})
+	}
+}
+
+// answer takes in the secondary's answer or report (primary).
+func (c *cfgSyncer) answer(a *wire.ConfigAck, now time.Time) {
+	if c.cfg.Role != config.RolePrimary {
+		c.refused[cfgsync.ReasonRole]++
+		return
+	}
+	o := c.objs[a.Name]
+	if o == nil || o.file && a.Name != o.path {
+		c.refused[cfgsync.ReasonNotListed]++
+		return
+	}
+	o.peer = a.Local
+	if a.Status == 0 {
+		// A report: a secondary that never heard this version (it
+		// restarted) gets it again.
+		if a.Hash != o.local && a.Local != o.local {
+			o.acked = cfgsync.Hash{}
+		} else if a.Local == o.local {
+			o.acked = o.local
+		}
+		return
+	}
+	if a.Hash != o.local {
+		return // about an older version
+	}
+	o.acked, o.force = o.local, false
+	switch a.Status {
+	case cfgsync.AckWritten, cfgsync.AckSame:
+		o.conflict, o.err, o.lastSync, o.ackedData = "", "", now, o.data
+	case cfgsync.AckConflict:
+		o.conflict = "the secondary's copy was edited since the last sync; it keeps it until carpd config-sync --force"
+	default:
+		o.err = "refused by the secondary: " + cfgsync.ReasonName(a.Reason)
+	}
+}
+
+// remember records what the secondary last wrote or found the same.
+func (c *cfgSyncer) remember(name string, h cfgsync.Hash) {
+	if c.last[name] == h {
+		return
+	}
+	c.last[name] = h
+	var b []byte
+	for n, h := range c.last {
+		b = append(append(hex.AppendEncode(b, h[:]), ' '), n+"\n"...)
+	}
+	if err := writeAtomic(c.statePath, b); err != nil {
+		c.log.Warn("config sync state not saved", "path", c.statePath, "err", err)
+	}
+}
+
+func loadCfgState(path string) map[string]cfgsync.Hash {
+	m := map[string]cfgsync.Hash{}
+	b, _ := os.ReadFile(path)
+	for _, l := range strings.Split(string(b), "\n") {
+		hx, name, ok := strings.Cut(l, " ")
+		var h cfgsync.Hash
+		if n, err := hex.Decode(h[:], []byte(hx)); ok && err == nil && n == len(h) {
+			m[name] = h
+		}
+	}
+	return m
+}
+
+// runReload runs the reload command once for what was written.
+func (c *cfgSyncer) runReload(ctx context.Context) {
+	c.mu.Lock()
+	names, cmd := c.reload, c.cfg.Reload()
+	c.reload = nil
+	c.mu.Unlock()
+	if len(names) == 0 || cmd == "" {
+		return
+	}
+	if _, err := os.Stat(cmd); err != nil && cmd == config.DefaultReloadCommand {
+		return // not OpenWrt: nothing to reload by default
+	}
+	err := config.CheckProgram(cmd)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(ctx, cfgReload)
+		var out []byte
+		out, err = openwrt.RunProgram(rctx, append([]string{cmd}, names...))
+		cancel()
+		if err != nil {
+			err = errors.New(err.Error() + ": " + string(out))
+		}
+	}
+	if err != nil {
+		c.log.Error("reload command failed", "command", cmd, "err", err)
+	}
+}
+
+// request carries out config_sync: the diff of what would change
+// (dryRun), or a forced sync.
+func (c *cfgSyncer) request(ctx context.Context, dryRun, force bool) (ConfigSyncResult, error) {
+	c.mu.Lock()
+	res := ConfigSyncResult{Role: c.cfg.Role}
+	if res.Role == "" {
+		c.mu.Unlock()
+		return res, errors.New("configuration sync is off (option config_role)")
+	}
+	if !dryRun && !force {
+		c.mu.Unlock()
+		return res, errors.New("config_sync needs dry_run or force")
+	}
+	now := time.Now()
+	var diff strings.Builder
+	for _, o := range c.sorted() {
+		if o.conflict != "" {
+			res.Conflicts = append(res.Conflicts, o.name)
+		}
+		switch {
+		case res.Role == config.RolePrimary && dryRun:
+			c.scan(o, true)
+			if o.data == nil || o.local == o.peer {
+				continue
+			}
+			var known []byte // what the secondary has, if known here
+			if cfgsync.Sum(o.ackedData) == o.peer {
+				known = o.ackedData
+			}
+			diff.WriteString(cfgsync.Diff(o.name+" (secondary "+cfgsync.Hex(o.peer)+")", o.name+" (here)", known, o.data))
+		case res.Role == config.RolePrimary:
+			if o.data != nil {
+				o.force, o.acked, o.sent = true, cfgsync.Hash{}, cfgsync.Hash{}
+				res.Sent = append(res.Sent, o.name)
+			}
+		case o.held == nil:
+		case dryRun:
+			cur, _ := os.ReadFile(o.path)
+			diff.WriteString(cfgsync.Diff(o.name+" (here)", o.name+" (primary)", cur, o.held.Data))
+		default:
+			held := o.held
+			if why := c.write(o, held, now); why != "" {
+				c.refused[why]++
+				continue
+			}
+			c.ack(o.name, held.Hash, cfgsync.AckWritten, "", o.local)
+			res.Written = append(res.Written, o.name)
+		}
+	}
+	res.Diff = diff.String()
+	c.publish()
+	c.mu.Unlock()
+	c.runReload(ctx)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return res, nil
+}
+
+// publish makes the status snapshot (under mu).
+func (c *cfgSyncer) publish() {
+	s := &ConfigSyncStatus{Role: c.cfg.Role, Packages: []ConfigObjectStatus{}, Refused: make(map[string]uint64, len(c.refused))}
+	if s.Role == "" {
+		s.Role = "none"
+	}
+	for k, v := range c.refused {
+		s.Refused[k] = v
+	}
+	if n := c.dropped.Load(); n > 0 {
+		s.Refused["queue_full"] = n
+	}
+	for _, o := range c.sorted() {
+		kind := cfgsync.KindUCI
+		if o.file {
+			kind = cfgsync.KindFile
+		}
+		s.Packages = append(s.Packages, ConfigObjectStatus{Name: o.name, Kind: kind, LocalHash: cfgsync.Hex(o.local),
+			PeerHash: cfgsync.Hex(o.peer), LastSync: o.lastSync, Conflict: o.conflict, Error: o.err})
+	}
+	c.pub.Store(s)
+}
+
+// status is the last snapshot; nil when configuration sync is off.
+func (c *cfgSyncer) status() *ConfigSyncStatus {
+	if c == nil {
+		return nil
+	}
+	if s := c.pub.Load(); s != nil && s.Role != "none" {
+		return s
+	}
+	return nil
+}
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, written, synced and renamed over it, with the mode and owner
+// of the file it replaces (0644 for a new one). A crash leaves the old
+// file or the new one, never half of one.
+func writeAtomic(path string, data []byte) (err error) {
+	mode, uid, gid := os.FileMode(0o644), -1, -1
+	if st, err := os.Lstat(path); err == nil {
+		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(sys.Uid), int(sys.Gid)
+		}
+	}
+	tmp := path + ".carpd-new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if uid >= 0 {
+		if err = f.Chown(uid, gid); err != nil {
+			return err
+		}
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// startConfigSync starts the configuration sync goroutine (Run).
+func (d *Daemon) startConfigSync(ctx context.Context) {
+	d.cfgs.configure(d.cfg.ConfigSync, d.cfg.Sync)
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		d.cfgs.run(ctx)
+	}()
+}

@@ -7,7 +7,6 @@ package cfgsync
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 
 	"github.com/carpd/carpd/internal/ctsync/wire"
 )
@@ -40,7 +39,12 @@ func Hex(h Hash) string {
 	if h == (Hash{}) {
 		return ""
 	}
-	return hex.EncodeToString(h[:])
+	const digits = "0123456789abcdef"
+	var b [2 * len(h)]byte
+	for i, x := range h {
+		b[2*i], b[2*i+1] = digits[x>>4], digits[x&15]
+	}
+	return string(b[:])
 }
 
 // Reasons a configuration record is refused: the keys of the status's
@@ -100,7 +104,7 @@ func Chunks(name string, file, force bool, data []byte) []wire.Record {
 	out := make([]wire.Record, 0, max(n, 1))
 	for off := 0; off < len(data) || off == 0; off += ChunkData {
 		end := min(off+ChunkData, len(data))
-		out = append(out, wire.Record{Type: wire.RecordConfig, Config: wire.ConfigChunk{Flags: flags, Name: name, Hash: h,
+		out = append(out, wire.Record{Type: wire.RecordConfig, Config: &wire.ConfigChunk{Flags: flags, Name: name, Hash: h,
 			Total: uint32(len(data)), Offset: uint32(off), Data: data[off:end]}})
 		if end == len(data) {
 			break

@@ -30,11 +30,11 @@ func TestChunksReassemble(t *testing.T) {
 		var a Assembler
 		for k, i := range order {
 			if k > 0 {
-				if o, w := a.Add(&recs[order[k-1]].Config); o != nil || w != "" {
+				if o, w := a.Add(recs[order[k-1]].Config); o != nil || w != "" {
 					t.Fatalf("a duplicate chunk: %v %q", o, w)
 				}
 			}
-			obj, why := a.Add(&recs[i].Config)
+			obj, why := a.Add(recs[i].Config)
 			if k < len(order)-1 {
 				if obj != nil || why != "" {
 					t.Fatalf("%d bytes: complete after %d of %d chunks (%q)", size, k+1, len(order), why)
@@ -59,7 +59,7 @@ func TestRetryFillsIn(t *testing.T) {
 	var a Assembler
 	for i := range recs {
 		if i%2 == 0 {
-			a.Add(&recs[i].Config)
+			a.Add(recs[i].Config)
 		}
 	}
 	// A newer version of it: the old chunks are forgotten.
@@ -67,14 +67,14 @@ func TestRetryFillsIn(t *testing.T) {
 	recs2 := Chunks("/etc/x", true, false, data2)
 	for i := range recs2 {
 		if i%2 == 1 {
-			if o, _ := a.Add(&recs2[i].Config); o != nil {
+			if o, _ := a.Add(recs2[i].Config); o != nil {
 				t.Fatal("complete from half of each version")
 			}
 		}
 	}
 	var got *Object
 	for i := range recs2 {
-		if o, why := a.Add(&recs2[i].Config); o != nil || why != "" {
+		if o, why := a.Add(recs2[i].Config); o != nil || why != "" {
 			got = o
 			if i != len(recs2)-1 || why != "" {
 				t.Fatalf("complete at %d of %d (%q)", i, len(recs2), why)
@@ -93,7 +93,7 @@ func TestAssemblerRefuses(t *testing.T) {
 	}
 	// Chunks that do not make their hash.
 	recs := Chunks("dhcp", false, false, []byte("config dnsmasq\n"))
-	c := recs[0].Config
+	c := *recs[0].Config
 	c.Data = []byte("config dnsmasX\n")
 	if o, why := a.Add(&c); o != nil || why != ReasonHash {
 		t.Errorf("wrong data: %v %q", o, why)
@@ -237,7 +237,7 @@ func FuzzAssembler(f *testing.F) {
 			if r.Type != wire.RecordConfig {
 				return nil
 			}
-			o, _ := a.Add(&r.Config)
+			o, _ := a.Add(r.Config)
 			if o != nil && Sum(o.Data) != o.Hash {
 				t.Fatal("an object that does not make its hash")
 			}

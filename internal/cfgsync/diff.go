@@ -48,9 +48,13 @@ func Diff(from, to string, a, b []byte) string {
 func lines(b []byte) []string {
 	var out []string
 	for len(b) > 0 {
-		l, rest, _ := bytes.Cut(b, []byte{'\n'})
-		out = append(out, string(l))
-		b = rest
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b) - 1
+			b = append(b[:len(b):len(b)], '\n')
+		}
+		out = append(out, string(b[:i]))
+		b = b[i+1:]
 	}
 	return out
 }

@@ -26,9 +26,9 @@ func (s *configSink) on(r *wire.Record) {
 	case r == nil:
 		s.malformed++
 	case r.Type == wire.RecordConfigAck:
-		s.acks = append(s.acks, r.ConfigAck)
+		s.acks = append(s.acks, *r.ConfigAck)
 	default:
-		if o, _ := s.asm.Add(&r.Config); o != nil {
+		if o, _ := s.asm.Add(r.Config); o != nil {
 			s.objs = append(s.objs, o)
 		}
 	}
@@ -76,7 +76,7 @@ func TestConfigRecordsExchanged(t *testing.T) {
 	if over := float64(sent) / float64(len(data)); over > 1.15 {
 		t.Errorf("%d bytes on the link for %d of data (%.2fx)", sent, len(data), over)
 	}
-	b.e.SendConfig([]wire.Record{{Type: wire.RecordConfigAck, ConfigAck: wire.ConfigAck{Status: cfgsync.AckWritten, Name: "firewall", Hash: cfgsync.Sum(data)}}})
+	b.e.SendConfig([]wire.Record{{Type: wire.RecordConfigAck, ConfigAck: &wire.ConfigAck{Status: cfgsync.AckWritten, Name: "firewall", Hash: cfgsync.Sum(data)}}})
 	l.eventually(t, 2*time.Second, "the answer on a", func() bool { _, n, _ := sa.got(); return n == 1 })
 	if sa.acks[0].Hash != cfgsync.Sum(data) {
 		t.Errorf("ack %+v", sa.acks[0])

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/carpd/carpd/internal/cfgsync"
@@ -74,13 +73,19 @@ type ConfigSyncResult struct {
 type cfgSyncer struct {
 	log  *logx.Logger
 	in   chan *wire.Record
-	eng  atomic.Pointer[ctsync.Engine]
-	pub  atomic.Pointer[ConfigSyncStatus]
 	kick chan struct{}
-	// next: a configuration from a reload, for run to take (the daemon's
-	// loop never waits for mu); dropped: records the queue had no room for.
-	next    atomic.Pointer[cfgConf]
+	// dropped: records the queue had no room for.
 	dropped atomic.Uint64
+
+	// smu guards eng, pub and next, which the daemon's loop sets or
+	// reads: it never waits for mu, held over file writes. (Plain
+	// pointers: an atomic.Pointer[ctsync.Engine] would link the methods
+	// of every type of the engine's configuration, 6 KB on MIPS.)
+	smu sync.Mutex
+	eng *ctsync.Engine
+	pub *ConfigSyncStatus
+	// next: a configuration from a reload, for run to take.
+	next *cfgConf
 
 	mu        sync.Mutex
 	cfg       config.ConfigSync
@@ -165,21 +170,36 @@ func (c *cfgSyncer) configure(cs config.ConfigSync, sc config.Sync) {
 // setConfig hands a reload's configuration to run (from the daemon's
 // loop: it never blocks).
 func (c *cfgSyncer) setConfig(cs config.ConfigSync, sc config.Sync) {
-	c.next.Store(&cfgConf{cs, sc})
+	c.smu.Lock()
+	c.next = &cfgConf{cs, sc}
+	c.smu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
 }
 
+// setEngine is the sync engine, or nil.
+func (c *cfgSyncer) setEngine(e *ctsync.Engine) {
+	c.smu.Lock()
+	c.eng = e
+	c.smu.Unlock()
+}
+
+func (c *cfgSyncer) engine() *ctsync.Engine {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.eng
+}
+
 // fromEngine is the engine's Config.OnConfig: it never blocks.
 func (c *cfgSyncer) fromEngine(r *wire.Record) {
+	var keep *wire.Record // the decoder's is reused; what it points to is ours
 	if r != nil {
-		cp := *r
-		r = &cp
+		keep = &wire.Record{Type: r.Type, Config: r.Config, ConfigAck: r.ConfigAck}
 	}
 	select {
-	case c.in <- r:
+	case c.in <- keep:
 	default:
 		c.dropped.Add(1)
 	}
@@ -195,7 +215,11 @@ func (c *cfgSyncer) run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-c.kick:
-			if n := c.next.Swap(nil); n != nil {
+			c.smu.Lock()
+			n := c.next
+			c.next = nil
+			c.smu.Unlock()
+			if n != nil {
 				c.configure(n.cs, n.sc)
 			}
 		case r := <-c.in:
@@ -227,7 +251,7 @@ func (c *cfgSyncer) tick(now time.Time) {
 	for _, o := range c.objs {
 		c.scan(o, primary)
 	}
-	e := c.eng.Load()
+	e := c.engine()
 	up := e != nil && e.Status().PeerUp
 	wasUp := c.peerUp
 	c.peerUp = up
@@ -258,7 +282,7 @@ func (c *cfgSyncer) tick(now time.Time) {
 		c.reported = now
 		var recs []wire.Record
 		for _, o := range c.sorted() {
-			recs = append(recs, wire.Record{Type: wire.RecordConfigAck, ConfigAck: wire.ConfigAck{Name: o.name, Hash: o.heard, Local: o.local}})
+			recs = append(recs, wire.Record{Type: wire.RecordConfigAck, ConfigAck: &wire.ConfigAck{Name: o.name, Hash: o.heard, Local: o.local}})
 		}
 		e.SendConfig(recs)
 	}
@@ -328,9 +352,9 @@ func (c *cfgSyncer) record(r *wire.Record, now time.Time) {
 	case r == nil:
 		c.refused[cfgsync.ReasonMalformed]++
 	case r.Type == wire.RecordConfigAck:
-		c.answer(&r.ConfigAck, now)
+		c.answer(r.ConfigAck, now)
 	case r.Type == wire.RecordConfig:
-		ch := &r.Config
+		ch := r.Config
 		why, whole := c.admit(ch), false
 		if why == "" {
 			var obj *cfgsync.Object
@@ -403,7 +427,7 @@ func (c *cfgSyncer) received(obj *cfgsync.Object, now time.Time) string {
 
 // write puts obj in place of o's file.
 func (c *cfgSyncer) write(o *cfgObj, obj *cfgsync.Object, now time.Time) string {
-	if err := writeAtomic(o.path, obj.Data); err != nil {
+	if err := replaceFile(o.path, obj.Data); err != nil {
 		o.err = err.Error()
 		c.log.Error("writing a synced object", "name", o.name, "err", err)
 		return cfgsync.ReasonWrite
@@ -417,8 +441,8 @@ func (c *cfgSyncer) write(o *cfgObj, obj *cfgsync.Object, now time.Time) string 
 }
 
 func (c *cfgSyncer) ack(name string, h cfgsync.Hash, status uint8, reason string, local cfgsync.Hash) {
-	if e := c.eng.Load(); e != nil {
-		e.SendConfig([]wire.Record{{Type: wire.RecordConfigAck, ConfigAck: wire.ConfigAck{Status: status,
+	if e := c.engine(); e != nil {
+		e.SendConfig([]wire.Record{{Type: wire.RecordConfigAck, ConfigAck: &wire.ConfigAck{Status: status,
 			Reason: cfgsync.ReasonCode(reason), Name: name, Hash: h, Local: local}}})
 	}
 }
@@ -467,9 +491,9 @@ func (c *cfgSyncer) remember(name string, h cfgsync.Hash) {
 	c.last[name] = h
 	var b []byte
 	for n, h := range c.last {
-		b = append(append(hex.AppendEncode(b, h[:]), ' '), n+"\n"...)
+		b = append(b, cfgsync.Hex(h)+" "+n+"\n"...)
 	}
-	if err := writeAtomic(c.statePath, b); err != nil {
+	if err := replaceFile(c.statePath, b); err != nil {
 		c.log.Warn("config sync state not saved", "path", c.statePath, "err", err)
 	}
 }
@@ -480,7 +504,8 @@ func loadCfgState(path string) map[string]cfgsync.Hash {
 	for _, l := range strings.Split(string(b), "\n") {
 		hx, name, ok := strings.Cut(l, " ")
 		var h cfgsync.Hash
-		if n, err := hex.Decode(h[:], []byte(hx)); ok && err == nil && n == len(h) {
+		if raw, err := hex.DecodeString(hx); ok && err == nil && len(raw) == len(h) {
+			copy(h[:], raw)
 			m[name] = h
 		}
 	}
@@ -594,7 +619,9 @@ func (c *cfgSyncer) publish() {
 		s.Packages = append(s.Packages, ConfigObjectStatus{Name: o.name, Kind: kind, LocalHash: cfgsync.Hex(o.local),
 			PeerHash: cfgsync.Hex(o.peer), LastSync: o.lastSync, Conflict: o.conflict, Error: o.err})
 	}
-	c.pub.Store(s)
+	c.smu.Lock()
+	c.pub = s
+	c.smu.Unlock()
 }
 
 // status is the last snapshot; nil when configuration sync is off.
@@ -602,58 +629,10 @@ func (c *cfgSyncer) status() *ConfigSyncStatus {
 	if c == nil {
 		return nil
 	}
-	if s := c.pub.Load(); s != nil && s.Role != "none" {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if s := c.pub; s != nil && s.Role != "none" {
 		return s
-	}
-	return nil
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, written, synced and renamed over it, with the mode and owner
-// of the file it replaces (0644 for a new one). A crash leaves the old
-// file or the new one, never half of one.
-func writeAtomic(path string, data []byte) (err error) {
-	mode, uid, gid := os.FileMode(0o644), -1, -1
-	if st, err := os.Lstat(path); err == nil {
-		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
-	}
-	tmp := path + ".carpd-new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if uid >= 0 {
-		if err = f.Chown(uid, gid); err != nil {
-			return err
-		}
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

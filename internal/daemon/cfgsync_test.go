@@ -104,7 +104,7 @@ func TestCfgSyncRefused(t *testing.T) {
 	c.feed("firewall", false, false, "config 'open\n")
 	c.mu.Lock()
 	c.record(nil, time.Now())
-	c.record(&wire.Record{Type: wire.RecordConfig, Config: wire.ConfigChunk{Name: "firewall", Total: cfgsync.MaxSize + 1, Data: []byte("x")}}, time.Now())
+	c.record(&wire.Record{Type: wire.RecordConfig, Config: &wire.ConfigChunk{Name: "firewall", Total: cfgsync.MaxSize + 1, Data: []byte("x")}}, time.Now())
 	c.publish()
 	c.mu.Unlock()
 	want := map[string]uint64{"symlink": 1, "not_listed": 3, "own_config": 1, "bad_uci": 1, "malformed": 1, "too_large": 1}

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -223,9 +222,8 @@ func (w *leaseWorker) rebase() {
 	w.dirty = !sameLeases(w.want, w.local)
 }
 
-// write puts want into the file: a temporary file in its directory, with
-// the mode of the one it replaces, renamed over it. (The owner is not
-// kept: dnsmasq opens the file before it drops root.)
+// write puts want into the file (replaceFile; the owner is not kept:
+// dnsmasq opens the file before it drops root).
 func (w *leaseWorker) write(now time.Time) error {
 	if sameLeases(w.want, w.local) {
 		w.dirty = false
@@ -235,41 +233,7 @@ func (w *leaseWorker) write(now time.Time) error {
 	for _, l := range w.want {
 		f.Leases = append(f.Leases, l)
 	}
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(w.file); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	// A new temporary file in the same directory (for the rename),
-	// created exclusively: the directory is often /tmp, where a fixed
-	// name could be a planted symlink. Synced before the rename, so a
-	// power cut leaves the old file or the new one.
-	// (os.CreateTemp would do it for 30 KB of mips code.)
-	var tf *os.File
-	var tmp string
-	for i := 0; tf == nil; i++ {
-		tmp = w.file + ".carpd" + strconv.FormatUint(uint64(time.Now().UnixNano())+uint64(i), 36)
-		var err error
-		tf, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil && (!os.IsExist(err) || i == 3) {
-			return err
-		}
-	}
-	var err error
-	_, err = tf.Write(f.Append(nil))
-	if err == nil {
-		err = tf.Chmod(mode) // whatever the umask
-	}
-	if err == nil {
-		err = tf.Sync()
-	}
-	if cerr := tf.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, w.file)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := replaceFile(w.file, f.Append(nil)); err != nil {
 		return err
 	}
 	w.local, w.dirty = copySet(w.want), false

@@ -41,7 +41,7 @@ func (d *Daemon) startSync() {
 	}
 	d.syncErr = nil
 	d.sync = r
-	d.cfgs.eng.Store(r.engine)
+	d.cfgs.setEngine(r.engine)
 	d.syncLinkUp = true
 	if up, err := d.env.LinkUp(sc.Interface); err == nil {
 		d.syncLinkUp = up

@@ -67,6 +67,9 @@ func ConfigNameOK(name string) bool {
 }
 
 func configChunkOK(c *ConfigChunk) bool {
+	if c == nil {
+		return false
+	}
 	end := uint64(c.Offset) + uint64(len(c.Data))
 	return ConfigNameOK(c.Name) && c.Flags&^(ConfigFile|ConfigForce) == 0 && end <= uint64(c.Total) && (len(c.Data) > 0 || c.Total == 0)
 }
@@ -88,6 +91,9 @@ func appendConfig(b []byte, c *ConfigChunk) ([]byte, error) {
 // length, body: byte status, byte reason, byte name length, name, hash,
 // local hash.
 func appendConfigAck(b []byte, a *ConfigAck) ([]byte, error) {
+	if a == nil {
+		return b, ErrConfig
+	}
 	return appendConfigBody(b, ctlConfigAck, []byte{a.Status, a.Reason}, a.Name, a.Hash[:], a.Local[:], nil)
 }
 
@@ -143,7 +149,8 @@ func (d *Decoder) configEnd(end int, ok bool) {
 func (d *Decoder) decodeConfig() {
 	r := &d.rec
 	r.Type = RecordConfig
-	c := &r.Config
+	c := new(ConfigChunk)
+	r.Config = c
 	var head [1]byte
 	end := d.configHead(head[:], &c.Name, &c.Hash)
 	if end < 0 {
@@ -164,7 +171,8 @@ func (d *Decoder) decodeConfig() {
 func (d *Decoder) decodeConfigAck() {
 	r := &d.rec
 	r.Type = RecordConfigAck
-	a := &r.ConfigAck
+	a := new(ConfigAck)
+	r.ConfigAck = a
 	var head [2]byte
 	end := d.configHead(head[:], &a.Name, &a.Hash)
 	if end < 0 {

@@ -11,9 +11,9 @@ import (
 func TestConfigRecords(t *testing.T) {
 	h := [ConfigHashLen]byte{1, 2, 3}
 	recs := []Record{{Type: RecordDelete, ID: 5},
-		{Type: RecordConfig, Config: ConfigChunk{Name: "firewall", Hash: h, Total: 10, Offset: 4, Data: []byte("abcdef")}},
-		{Type: RecordConfig, Config: ConfigChunk{Flags: ConfigFile | ConfigForce, Name: "/etc/x", Hash: h}},
-		{Type: RecordConfigAck, ConfigAck: ConfigAck{Status: 2, Reason: 3, Name: "dhcp", Hash: h, Local: [ConfigHashLen]byte{9}}},
+		{Type: RecordConfig, Config: &ConfigChunk{Name: "firewall", Hash: h, Total: 10, Offset: 4, Data: []byte("abcdef")}},
+		{Type: RecordConfig, Config: &ConfigChunk{Flags: ConfigFile | ConfigForce, Name: "/etc/x", Hash: h}},
+		{Type: RecordConfigAck, ConfigAck: &ConfigAck{Status: 2, Reason: 3, Name: "dhcp", Hash: h, Local: [ConfigHashLen]byte{9}}},
 		{Type: RecordDelete, ID: 6}}
 	got, err := decodeAll(mustAppend(t, recs))
 	if err != nil {
@@ -22,7 +22,7 @@ func TestConfigRecords(t *testing.T) {
 	if d := diff(recs, got); d != "" {
 		t.Fatalf("round trip (-want +got):\n%s", d)
 	}
-	one, err := (&Record{Type: RecordConfig, Config: ConfigChunk{Name: "a", Total: 1, Data: []byte("x")}}).MarshalBinary()
+	one, err := (&Record{Type: RecordConfig, Config: &ConfigChunk{Name: "a", Total: 1, Data: []byte("x")}}).MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,13 +32,13 @@ func TestConfigRecords(t *testing.T) {
 	}
 	// The largest chunk the engine sends fits a frame of the default MTU.
 	big := ConfigChunk{Name: strings.Repeat("n", MaxConfigName), Total: MaxConfigSize, Offset: MaxConfigSize - 800, Data: make([]byte, 800)}
-	if b, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: big}}); err != nil || len(b)+Overhead > 1200 {
+	if b, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: &big}}); err != nil || len(b)+Overhead > 1200 {
 		t.Errorf("a chunk of 800 bytes with the longest name: %d bytes, %v", len(b), err)
 	}
 	for _, bad := range []ConfigChunk{{Name: "", Total: 1, Data: []byte("x")}, {Name: "a b", Total: 1, Data: []byte("x")},
 		{Name: "a", Total: 1, Offset: 1, Data: []byte("x")},
 		{Name: "a", Total: 2}, {Name: "a", Flags: 4, Total: 1, Data: []byte("x")}, {Name: "a", Total: 4000, Data: make([]byte, 3000)}} {
-		if _, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: bad}}); err == nil {
+		if _, err := appendRecords(nil, []Record{{Type: RecordConfig, Config: &bad}}); err == nil {
 			t.Errorf("CONFIG %+v encoded", bad)
 		}
 	}
@@ -76,7 +76,7 @@ func TestConfigDecodeErrors(t *testing.T) {
 	}
 	// A decoded chunk's data is the caller's: it does not change with
 	// the buffer.
-	rec := mustAppend(t, []Record{{Type: RecordConfig, Config: ConfigChunk{Name: "a", Total: 1, Data: []byte("x")}}})
+	rec := mustAppend(t, []Record{{Type: RecordConfig, Config: &ConfigChunk{Name: "a", Total: 1, Data: []byte("x")}}})
 	var keep []byte
 	_ = DecodeRecords(rec, func(r *Record) error { keep = r.Config.Data; return nil })
 	rec[len(rec)-1] = 'y'

@@ -251,9 +251,9 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 	case RecordLease:
 		return appendLease(b, &r.Lease)
 	case RecordConfig:
-		return appendConfig(b, &r.Config)
+		return appendConfig(b, r.Config)
 	case RecordConfigAck:
-		return appendConfigAck(b, &r.ConfigAck)
+		return appendConfigAck(b, r.ConfigAck)
 	}
 	return b, errRecordType
 }

@@ -145,10 +145,11 @@ type Record struct {
 	// Lease is a LEASE record's event (lease.go).
 	Lease leases.Event
 	// Config is a chunk of a synced configuration object (CONFIG); a
-	// decoded one's Data is the caller's to keep. ConfigAck answers one
-	// (CONFIG_ACK).
-	Config    ConfigChunk
-	ConfigAck ConfigAck
+	// decoded one, Data included, is the caller's to keep. ConfigAck
+	// answers one (CONFIG_ACK). Pointers: every Record copied in the
+	// flow paths stays as small as before configuration sync.
+	Config    *ConfigChunk
+	ConfigAck *ConfigAck
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +47,8 @@ type ConfigSyncStatus struct {
 
 // ConfigObjectStatus is one synced package or file.
 type ConfigObjectStatus struct {
+	_ [0]func() // not comparable: no equality function linked (0.5 KB on MIPS)
+
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
 	LocalHash string    `json:"local_hash,omitempty"`
@@ -91,7 +92,7 @@ type cfgSyncer struct {
 	cfg       config.ConfigSync
 	bandwidth uint64
 	statePath string
-	objs      map[string]*cfgObj
+	objs      []*cfgObj // by name
 	refused   map[string]uint64
 	last      map[string]cfgsync.Hash // secondary: what it last wrote or found the same (persisted)
 	asm       cfgsync.Assembler
@@ -130,7 +131,7 @@ type cfgObj struct {
 
 func newCfgSyncer(log *logx.Logger, statePath string) *cfgSyncer {
 	c := &cfgSyncer{log: log.With("op", "config-sync"), in: make(chan *wire.Record, cfgInQueue), kick: make(chan struct{}, 1),
-		statePath: statePath + ".cfgsync", refused: map[string]uint64{}, objs: map[string]*cfgObj{}}
+		statePath: statePath + ".cfgsync", refused: map[string]uint64{}}
 	c.last = loadCfgState(c.statePath)
 	return c
 }
@@ -138,29 +139,22 @@ func newCfgSyncer(log *logx.Logger, statePath string) *cfgSyncer {
 // configure takes the configuration (at start and on reload).
 func (c *cfgSyncer) configure(cs config.ConfigSync, sc config.Sync) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !sc.Enabled {
 		cs.Role = ""
 	}
 	c.cfg, c.bandwidth = cs, sc.Bandwidth
-	objs := map[string]*cfgObj{}
-	add := func(name, path string, file bool) {
-		if o := c.objs[name]; o != nil && o.path == path && o.file == file {
-			objs[name] = o
-			return
-		}
-		objs[name] = &cfgObj{name: name, path: path, file: file}
-	}
+	old := c.objs
+	c.objs = nil
 	if cs.Role != "" {
 		for _, p := range cs.Packages {
-			add(p, filepath.Join(cs.ConfigDir(), p), false)
+			c.add(old, p, filepath.Join(cs.ConfigDir(), p), false)
 		}
 		for _, f := range cs.Files {
-			add(f, f, true)
+			c.add(old, f, f, true)
 		}
 	}
-	c.objs = objs
 	c.publish()
+	c.mu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -188,8 +182,9 @@ func (c *cfgSyncer) setEngine(e *ctsync.Engine) {
 
 func (c *cfgSyncer) engine() *ctsync.Engine {
 	c.smu.Lock()
-	defer c.smu.Unlock()
-	return c.eng
+	e := c.eng
+	c.smu.Unlock()
+	return e
 }
 
 // fromEngine is the engine's Config.OnConfig: it never blocks.
@@ -260,7 +255,7 @@ func (c *cfgSyncer) tick(now time.Time) {
 	}
 	switch c.cfg.Role {
 	case config.RolePrimary:
-		for _, o := range c.sorted() {
+		for _, o := range c.objs {
 			if o.data == nil || o.local == o.acked {
 				continue
 			}
@@ -281,20 +276,43 @@ func (c *cfgSyncer) tick(now time.Time) {
 		}
 		c.reported = now
 		var recs []wire.Record
-		for _, o := range c.sorted() {
+		for _, o := range c.objs {
 			recs = append(recs, wire.Record{Type: wire.RecordConfigAck, ConfigAck: &wire.ConfigAck{Name: o.name, Hash: o.heard, Local: o.local}})
 		}
 		e.SendConfig(recs)
 	}
 }
 
-func (c *cfgSyncer) sorted() []*cfgObj {
-	out := make([]*cfgObj, 0, len(c.objs))
-	for _, o := range c.objs {
-		out = append(out, o)
+// add puts the object in c.objs, in name order, once (a few dozen at
+// most: an insertion); one of old that is the same is kept, with its
+// state.
+func (c *cfgSyncer) add(old []*cfgObj, name, path string, file bool) {
+	o := &cfgObj{name: name, path: path, file: file}
+	for _, p := range old {
+		if p.name == name && p.path == path && p.file == file {
+			o = p
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	j := len(c.objs)
+	for j > 0 && c.objs[j-1].name > name {
+		j--
+	}
+	if j > 0 && c.objs[j-1].name == name {
+		return
+	}
+	c.objs = append(c.objs, nil)
+	copy(c.objs[j+1:], c.objs[j:])
+	c.objs[j] = o
+}
+
+// find is the object of that name, or nil.
+func (c *cfgSyncer) find(name string) *cfgObj {
+	for _, o := range c.objs {
+		if o.name == name {
+			return o
+		}
+	}
+	return nil
 }
 
 // scan reads o again when its size or time changed (keep: the primary
@@ -386,7 +404,7 @@ func (c *cfgSyncer) admit(ch *wire.ConfigChunk) string {
 	if ch.Flags&wire.ConfigFile == 0 && ch.Name == cfgsync.OwnPackage {
 		return cfgsync.ReasonOwn
 	}
-	o := c.objs[ch.Name]
+	o := c.find(ch.Name)
 	if o == nil || o.file != (ch.Flags&wire.ConfigFile != 0) {
 		return cfgsync.ReasonNotListed
 	}
@@ -396,7 +414,7 @@ func (c *cfgSyncer) admit(ch *wire.ConfigChunk) string {
 // received decides on a whole object: checked, then written, kept for a
 // conflict, or found the same. It returns a refusal reason.
 func (c *cfgSyncer) received(obj *cfgsync.Object, now time.Time) string {
-	o := c.objs[obj.Name]
+	o := c.find(obj.Name)
 	if !o.file {
 		if _, err := openwrt.ParseUCI(o.name, obj.Data); err != nil {
 			return cfgsync.ReasonUCI
@@ -453,7 +471,7 @@ func (c *cfgSyncer) answer(a *wire.ConfigAck, now time.Time) {
 		c.refused[cfgsync.ReasonRole]++
 		return
 	}
-	o := c.objs[a.Name]
+	o := c.find(a.Name)
 	if o == nil || o.file && a.Name != o.path {
 		c.refused[cfgsync.ReasonNotListed]++
 		return
@@ -554,7 +572,7 @@ func (c *cfgSyncer) request(ctx context.Context, dryRun, force bool) (ConfigSync
 	}
 	now := time.Now()
 	var diff strings.Builder
-	for _, o := range c.sorted() {
+	for _, o := range c.objs {
 		if o.conflict != "" {
 			res.Conflicts = append(res.Conflicts, o.name)
 		}
@@ -611,7 +629,7 @@ func (c *cfgSyncer) publish() {
 	if n := c.dropped.Load(); n > 0 {
 		s.Refused["queue_full"] = n
 	}
-	for _, o := range c.sorted() {
+	for _, o := range c.objs {
 		kind := cfgsync.KindUCI
 		if o.file {
 			kind = cfgsync.KindFile
@@ -630,11 +648,12 @@ func (c *cfgSyncer) status() *ConfigSyncStatus {
 		return nil
 	}
 	c.smu.Lock()
-	defer c.smu.Unlock()
-	if s := c.pub; s != nil && s.Role != "none" {
-		return s
+	s := c.pub
+	c.smu.Unlock()
+	if s != nil && s.Role == "none" {
+		s = nil
 	}
-	return nil
+	return s
 }
 
 // startConfigSync starts the configuration sync goroutine (Run).

@@ -28,7 +28,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-track bench-follow clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-track bench-follow bench-cfgsync clean
 
 all: build
 
@@ -128,6 +128,11 @@ bench-sync: build
 ## lease event and for a 1 000-lease bulk, two carpd routers in one lab run (root).
 bench-follow: build
 	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/follow -out bench/follow-results.md
+
+## bench-cfgsync: issue #12, configuration sync: time from a UCI change on the primary to the
+## secondary's reload, and bytes on the sync link per change, two carpd routers in one lab run (root).
+bench-cfgsync: build
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/cfgsync -out bench/cfgsync-results.md
 
 ## ipk: OpenWrt packages without the SDK, dist/carpd_<version>_<arch>.ipk for every CROSS
 ## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh),

@@ -3,9 +3,9 @@ package daemon
 // DHCP lease sync (option lease_sync in config sync): a worker watches
 // dnsmasq's lease file and hands the sync engine the leases in it (the
 // engine sends what changed); it merges the peer's lease events (per
-// address the later expiry wins, a release removes) and, while no vhid of
-// this router is MASTER (so dnsmasq is not ours to run), writes the merged
-// set to the file atomically, for the dnsmasq a service role starts when
+// address the later expiry wins, a release removes) and, while dnsmasq
+// does not run here (dnsmasqHere), writes the merged set to the file
+// atomically, for the dnsmasq a service role starts when
 // this router takes over. Events that name an address outside the
 // networks of the vhids' addresses, or an absurd expiry, are refused and
 // counted, never written.
@@ -15,6 +15,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +66,7 @@ type leaseView struct {
 	on     bool
 	file   string
 	engine leaseEngine
-	master bool
+	master bool // dnsmasq runs here: the file is its own (dnsmasqHere)
 	nets   []netip.Prefix
 }
 
@@ -75,15 +76,37 @@ func (d *Daemon) leaseView() leaseView {
 	if d.sync != nil {
 		v.engine = d.sync.engine
 	}
-	for _, ve := range d.vhosts {
-		if ve.v != nil && ve.v.Status().State == carp.Master.String() {
-			v.master = true
-		}
-	}
+	v.master = d.dnsmasqHere()
 	for _, c := range d.cfg.VHIDs {
 		v.nets = append(v.nets, c.Addresses...)
 	}
 	return v
+}
+
+// dnsmasqHere reports whether dnsmasq runs on this router, so that its
+// lease file is not the worker's to write: with a service role for dnsmasq
+// (docs/services.md), while the role of one is master (its vhids decide,
+// not the others: a router that is MASTER of the WAN vhid only has its
+// dnsmasq stopped); without one, while any vhid is MASTER.
+func (d *Daemon) dnsmasqHere() bool {
+	managed := false
+	for _, se := range d.services {
+		if u := se.cfg.Unit; u == "dnsmasq" || strings.HasPrefix(u, "dnsmasq.") || strings.HasPrefix(u, "dnsmasq@") {
+			if se.role == roleMaster {
+				return true
+			}
+			managed = true
+		}
+	}
+	if managed {
+		return false
+	}
+	for _, ve := range d.vhosts {
+		if ve.v != nil && ve.v.Status().State == carp.Master.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // leaseWorker is the worker's state (its goroutine's), and the status it

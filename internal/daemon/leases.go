@@ -208,6 +208,10 @@ func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) lease
 			w.refuse(r)
 			continue
 		}
+		if _, known := w.peer[ev.Lease.Addr]; !known && ev.Op != leases.Release && len(w.peer) >= leases.MaxPeerLeases {
+			w.refuse("too_many")
+			continue
+		}
 		w.peer.Apply(ev)
 		if w.want != nil && w.want.Apply(ev) {
 			w.dirty = true

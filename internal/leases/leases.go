@@ -33,8 +33,13 @@ const (
 	// MaxLine bounds one line of the file.
 	MaxLine = 1024
 	// MaxLeases bounds a lease set read from a file.
-	MaxLeases   = 65536
-	arphrdEther = 1
+	MaxLeases = 65536
+	// MaxPeerLeases bounds the leases taken from the sync peer: a lease
+	// event of the peer for an address beyond that many is refused
+	// (dnsmasq's default dhcp-lease-max is 1000, OpenWrt's default pool
+	// 150 addresses).
+	MaxPeerLeases = 16384
+	arphrdEther   = 1
 )
 
 // Lease is one lease of the file.

@@ -117,6 +117,7 @@ type leaseWorker struct {
 	stamp leaseStamp
 	local leases.Set // the file as last read or written
 	tail  string     // the file's DHCPv6 part, kept
+	other []string   // the file's lines that are not leases, kept
 	peer  leases.Set // what the peer told us
 	want  leases.Set // local with the peer's events: what the file should hold
 	dirty bool       // want may differ from local
@@ -173,12 +174,12 @@ func (d *Daemon) runLeases(ctx context.Context) {
 // file if it may; it returns the set to hand the engine, if any.
 func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) leases.Set {
 	if !v.on {
-		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", false
+		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.other, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", nil, false
 		w.publish(v, "")
 		return nil
 	}
 	if v.file != w.file {
-		w.file, w.stamp, w.local, w.peer, w.want, w.tail = v.file, leaseStamp{}, nil, leases.Set{}, nil, ""
+		w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.other = v.file, leaseStamp{}, nil, leases.Set{}, nil, "", nil
 	}
 	errText := ""
 	fresh := v.engine != w.eng
@@ -193,7 +194,7 @@ func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) lease
 		}
 	} else if os.IsNotExist(err) {
 		if w.local == nil || w.stamp != (leaseStamp{}) {
-			w.local, w.stamp, fresh = leases.Set{}, leaseStamp{}, true
+			w.local, w.stamp, w.tail, w.other, fresh = leases.Set{}, leaseStamp{}, "", nil, true
 			w.rebase()
 		}
 	} else {
@@ -236,7 +237,7 @@ func (w *leaseWorker) read(s leaseStamp) error {
 		return err
 	}
 	f, _ := leases.Parse(b)
-	w.local, w.tail, w.stamp = leases.SetOf(f.Leases), f.Tail, s
+	w.local, w.tail, w.other, w.stamp = leases.SetOf(f.Leases), f.Tail, f.Other, s
 	w.rebase()
 	return nil
 }
@@ -256,7 +257,7 @@ func (w *leaseWorker) write(now time.Time) error {
 		w.dirty = false
 		return nil
 	}
-	f := leases.File{Leases: make([]leases.Lease, 0, len(w.want)), Tail: w.tail}
+	f := leases.File{Leases: make([]leases.Lease, 0, len(w.want)), Other: w.other, Tail: w.tail}
 	for _, l := range w.want {
 		f.Leases = append(f.Leases, l)
 	}

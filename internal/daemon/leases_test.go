@@ -127,3 +127,27 @@ func TestLeaseWorkerPeerCap(t *testing.T) {
 		t.Errorf("after a renewal, a release and a new one: peer %d, refused %v", st.Peer, st.Refused)
 	}
 }
+
+// TestLeaseWorkerKeepsOtherLines: a line of the local file that carpd
+// cannot read (a newer dnsmasq's format, a hand edit) survives the
+// rewrite that merges the peer's leases.
+func TestLeaseWorkerKeepsOtherLines(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	path := filepath.Join(t.TempDir(), "dhcp.leases")
+	own := dLease("192.168.1.50", 1_800_003_600, 1)
+	odd := "1800003600 52:54:00:00:00:09 192.168.1.99 name_with_a space 01:02"
+	content := string((&leases.File{Leases: []leases.Lease{own}}).Append(nil)) + odd + "\nduid 00:01:00:01\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := leaseView{on: true, file: path, engine: new(ctsync.Engine), nets: []netip.Prefix{netip.MustParsePrefix("192.168.1.1/24")}}
+	var w leaseWorker
+	w.step(v, nil, now)
+	peer := dLease("192.168.1.60", 1_800_003_600, 2)
+	w.step(v, []leases.Event{{Op: leases.Add, Lease: peer}}, now)
+	b, _ := os.ReadFile(path)
+	f, bad := leases.Parse(b)
+	if len(f.Leases) != 2 || bad != 1 || len(f.Other) != 1 || f.Other[0] != odd || f.Tail != "duid 00:01:00:01\n" {
+		t.Fatalf("after the merge the file is:\n%s", b)
+	}
+}

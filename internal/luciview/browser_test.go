@@ -490,10 +490,10 @@ func TestLuciStatusPage(t *testing.T) {
 		"complete, 1834 flows received", "58% sent, 2100 flows left",
 		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Repaired 0 asked for again, 2 sent again on request, 0 stale deleted", "Dropped frames 1",
 		"DHCP leases 12 in /tmp/dhcp.leases, 11 from the peer; 40 events sent, 37 received", "file written 9 times, last 48s ago",
-		"1 lease events of the peer refused")
+		"Lease events of the peer refused: 1")
 	// Configuration sync: per package or file, its state, the hashes on
 	// each side (the first 12 digits), the last sync.
-	mustContain(t, "config sync", f.Config, "This router is the primary")
+	mustContain(t, "config sync", f.Config, "This router is the primary", "Configuration records of the peer refused: 2")
 	if len(f.ConfigRows) != 3 || f.ConfigRows[0].Key != "dhcp" || f.ConfigRows[0].State != "synced" ||
 		f.ConfigRows[1].Key != "firewall" || f.ConfigRows[1].State != "conflict" ||
 		f.ConfigRows[2].Key != "/etc/firewall.user" || f.ConfigRows[2].State != "error" {
@@ -880,7 +880,7 @@ func TestLuciScreenshots(t *testing.T) {
 		r := newFakeRouter(t)
 		base := serve(t, r)
 		tmp := filepath.Join(t.TempDir(), page+".png")
-		size := map[string]string{"status": "1200,1900", "config": "1200,2300"}[page]
+		size := map[string]string{"status": "1200,2300", "config": "1200,2300"}[page]
 		exited, out := chromium(t, bin, []string{"--screenshot=" + tmp, "--window-size=" + size, "--virtual-time-budget=10000"},
 			fmt.Sprintf("%s/?page=%s&mode=shot&now=%d", base, page, fixedNow.UnixMilli()))
 		select {

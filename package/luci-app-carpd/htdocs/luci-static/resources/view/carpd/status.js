@@ -370,7 +370,7 @@ return view.extend({
 			T('br'),
 			T('span', { 'class': 'carpd-muted' }, [ _('file written %d times, last').format(l.written || 0), ' ', ago(l.last_write, now) ]),
 			nref ? T('div', { 'class': 'carpd-error', 'title': Object.keys(refused).sort().map((k) => '%s: %d'.format(k, refused[k])).join('\n') },
-				_('%d lease events of the peer refused').format(nref)) : '',
+				_('Lease events of the peer refused: %d').format(nref)) : '',
 			l.error ? T('div', { 'class': 'carpd-error' }, l.error) : ''
 		] ];
 	},
@@ -417,7 +417,7 @@ return view.extend({
 				]);
 			}), _('No packages or files are listed.')),
 			nref ? T('p', { 'class': 'carpd-error', 'title': Object.keys(refused).sort().map((k) => '%s: %d'.format(k, refused[k])).join('\n') },
-				_('%d configuration records of the peer refused').format(nref)) : ''
+				_('Configuration records of the peer refused: %d').format(nref)) : ''
 		]);
 	},
 

@@ -211,12 +211,12 @@ func TestConfigSyncHostilePeer(t *testing.T) {
 			t.Fatal("SendConfig: queue full")
 		}
 	}
-	send(cfgsync.Chunks("network", false, false, []byte("config interface 'lan'\n"))...)                                                  // not listed
-	send(cfgsync.Chunks("carpd", false, true, []byte("config sync 'sync'\n\toption key 'x'\n"))...)                                       // carpd's own
-	send(cfgsync.Chunks("/etc/passwd", true, true, []byte("root::0:0::/root:/bin/sh\n"))...)                                              // a file not listed
-	send(cfgsync.Chunks("../firewall", false, false, []byte("config x\n"))...)                                                            // a path
+	send(cfgsync.Chunks("network", false, false, []byte("config interface 'lan'\n"))...)                                                   // not listed
+	send(cfgsync.Chunks("carpd", false, true, []byte("config sync 'sync'\n\toption key 'x'\n"))...)                                        // carpd's own
+	send(cfgsync.Chunks("/etc/passwd", true, true, []byte("root::0:0::/root:/bin/sh\n"))...)                                               // a file not listed
+	send(cfgsync.Chunks("../firewall", false, false, []byte("config x\n"))...)                                                             // a path
 	send(wire.Record{Type: wire.RecordConfig, Config: &wire.ConfigChunk{Name: "firewall", Total: cfgsync.MaxSize + 1, Data: []byte("x")}}) // too large
-	send(cfgsync.Chunks("firewall", false, true, []byte("config 'unterminated\n"))...)                                                    // not UCI
+	send(cfgsync.Chunks("firewall", false, true, []byte("config 'unterminated\n"))...)                                                     // not UCI
 	bad := cfgsync.Chunks("dhcp", false, false, []byte("config dnsmasq\n"))
 	bad[0].Config.Data = []byte("config dnsmasX\n")
 	send(bad...) // does not make its hash

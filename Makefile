@@ -28,7 +28,7 @@ CROSS := mips_24kc:mips:GOMIPS=softfloat \
          aarch64_cortex-a53:arm64: \
          x86_64:amd64:
 
-.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-track bench-follow clean
+.PHONY: all build demo test deps unit e2e lint cross size-check qemu-test fuzz fuzz-smoke bench bench-failover bench-sync bench-track bench-follow bench-cfgsync clean
 
 all: build
 
@@ -85,7 +85,7 @@ cross:
 qemu-test:
 	CARPD_QEMU_USER=1 CARPD_REQUIRE_NETNS=0 GOOS=linux GOARCH=mips GOMIPS=softfloat $(GO) test -count=1 -exec qemu-mips-static ./internal/carp/ ./internal/carp/carptest ./internal/openwrt ./internal/config ./ubus/... ./internal/ctsync/flow ./internal/ctsync/wire
 
-FUZZ_TARGETS := ./internal/carp:FuzzAdvert ./internal/carp:FuzzCounter ./internal/daemon:FuzzReadRequest ./internal/daemon:FuzzUbusArgs ./internal/openwrt:FuzzParseUCI ./internal/openwrt:FuzzParseConfig ./internal/vip:FuzzARPPacket ./internal/vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./internal/ctsync/wire:FuzzDecodeRecords ./internal/ctsync/wire:FuzzOpenFrame ./internal/ctsync/wire:FuzzHeader ./internal/vip:FuzzIfInfoMsg ./internal/vip:FuzzIfAddrMsg ./internal/apk:FuzzRead ./internal/track:FuzzParseEchoReply ./internal/metrics:FuzzWrite ./internal/ctsync/kernel:FuzzParseMessage ./ubus/json:FuzzUnmarshal ./ubus/json:FuzzDecoder ./internal/daemon:FuzzJSONDecode ./internal/leases:FuzzParse ./internal/nl:FuzzParseMessages
+FUZZ_TARGETS := ./internal/carp:FuzzAdvert ./internal/carp:FuzzCounter ./internal/daemon:FuzzReadRequest ./internal/daemon:FuzzUbusArgs ./internal/openwrt:FuzzParseUCI ./internal/openwrt:FuzzParseConfig ./internal/vip:FuzzARPPacket ./internal/vip:FuzzNeighborAdvert ./ubus/blob:FuzzBlobAttr ./ubus/blob:FuzzBlobmsg ./ubus/blob:FuzzFromJSON ./ubus:FuzzMessage ./internal/ctsync/wire:FuzzDecodeRecords ./internal/ctsync/wire:FuzzOpenFrame ./internal/ctsync/wire:FuzzHeader ./internal/vip:FuzzIfInfoMsg ./internal/vip:FuzzIfAddrMsg ./internal/apk:FuzzRead ./internal/track:FuzzParseEchoReply ./internal/metrics:FuzzWrite ./internal/ctsync/kernel:FuzzParseMessage ./ubus/json:FuzzUnmarshal ./ubus/json:FuzzDecoder ./internal/daemon:FuzzJSONDecode ./internal/leases:FuzzParse ./internal/nl:FuzzParseMessages ./internal/cfgsync:FuzzAssembler ./internal/cfgsync:FuzzDiff
 
 ## fuzz-smoke: a short run of every fuzz target (FUZZTIME each); `make fuzz FUZZTIME=5m` for longer.
 ## FUZZMINIMIZE bounds go test's minimizing of each input that finds new coverage: by default
@@ -128,6 +128,11 @@ bench-sync: build
 ## lease event and for a 1 000-lease bulk, two carpd routers in one lab run (root).
 bench-follow: build
 	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/follow -out bench/follow-results.md
+
+## bench-cfgsync: issue #12, configuration sync: time from a UCI change on the primary to the
+## secondary's reload, and bytes on the sync link per change, two carpd routers in one lab run (root).
+bench-cfgsync: build
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/cfgsync -out bench/cfgsync-results.md
 
 ## ipk: OpenWrt packages without the SDK, dist/carpd_<version>_<arch>.ipk for every CROSS
 ## target, from the `make cross` binaries (see cmd/mkipk, internal/ipk, package/version.sh),

@@ -8,6 +8,7 @@
 //	carpd demote [-s SOCKET] [-g GROUP] --source NAME --set N [--ttl SECONDS]
 //	carpd maintenance [-s SOCKET] on|off [--wait[=SECONDS]]
 //	carpd reload [-s SOCKET]
+//	carpd config-sync [-s SOCKET] [--dry-run] [--force]
 //	carpd metrics [-s SOCKET]
 //	carpd version
 //
@@ -69,6 +70,11 @@ const usage = `usage:
                                        vhid and has every synced flow (default 60 s), or fails
   carpd reload [-s SOCKET]             re-read the configuration
   carpd resync [-s SOCKET]             ask the sync peer for its whole table
+  carpd config-sync [-s SOCKET] [--dry-run] [--force]
+                                       configuration sync (docs/config-sync.md): --dry-run
+                                       (the default) shows what would change as a diff;
+                                       --force takes the primary's version over a local edit
+                                       (secondary) or sends every object again, forced (primary)
   carpd metrics [-s SOCKET]            the status as Prometheus metrics (docs/metrics.md)
   carpd version
 `
@@ -95,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMaintenance(args, stdout, stderr)
 	case "resync":
 		return cmdSimple("resync", args, stderr)
+	case "config-sync":
+		return cmdConfigSync(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "carpd %s\n", version)
 		return 0
@@ -667,4 +675,39 @@ func (w *waitFlag) Set(s string) error {
 	}
 	*w = waitFlag(n)
 	return nil
+}
+
+func cmdConfigSync(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("config-sync", stderr)
+	sock := socketFlag(fs)
+	dry := fs.Bool("dry-run", false, "show what would change, change nothing")
+	force := fs.Bool("force", false, "secondary: take the primary's version over a local edit; primary: send everything again, forced")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		return 2
+	}
+	req := daemon.Request{Method: "config_sync", DryRun: *dry || !*force, Force: *force && !*dry}
+	raw, err := daemon.Call(*sock, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "carpd: config-sync failed: %v\n", err)
+		return 1
+	}
+	var res daemon.ConfigSyncResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		fmt.Fprintf(stderr, "carpd: %v\n", err)
+		return 1
+	}
+	if req.DryRun && res.Diff == "" {
+		res.Diff = "nothing would change\n"
+	}
+	fmt.Fprint(stdout, res.Diff)
+	if len(res.Conflicts) > 0 {
+		fmt.Fprintln(stdout, "conflict (edited here since the last sync):", strings.Join(res.Conflicts, " "))
+	}
+	if len(res.Written) > 0 {
+		fmt.Fprintln(stdout, "written:", strings.Join(res.Written, " "))
+	}
+	if len(res.Sent) > 0 {
+		fmt.Fprintln(stdout, "sent again, forced:", strings.Join(res.Sent, " "))
+	}
+	return 0
 }

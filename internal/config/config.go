@@ -34,6 +34,8 @@ type Config struct {
 	Global Global
 	VHIDs  []VHID
 	Sync   Sync
+	// ConfigSync is configuration sync (options of `config sync`).
+	ConfigSync ConfigSync
 	// Tracks are the trackers (`config track` sections), in file order.
 	Tracks []Track
 	// Services follow the CARP role (`config service` sections), in file
@@ -178,6 +180,7 @@ func (c *Config) Validate() []*FieldError {
 		}
 	}
 	c.Sync.validate(add)
+	c.ConfigSync.validate(add)
 	c.validateTracks(add)
 	c.validateServices(add)
 	return errs

@@ -17,6 +17,7 @@
 //	bulk.go         the whole-table transfer and its digest
 //	antientropy.go  WANT, and the purges of the peer's flows gone there
 //	carp.go         the CARP states each router tells the other (split brain)
+//	config.go       configuration records out within the cap, and in (config sync)
 //	status.go       Status and its counters
 //	clock.go        the Clock the engine reads time from
 //	table.go        the compact flow tables

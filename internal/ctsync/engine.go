@@ -82,6 +82,10 @@ type Config struct {
 	// when the initial bulk transfer from the peer completed or timed out,
 	// and again when a complete table arrives after it timed out.
 	OnSynced func()
+	// OnConfig gets the peer's CONFIG and CONFIG_ACK records (config.go),
+	// on the engine goroutine: it must not block, and may keep r's data.
+	// A nil r is a configuration record that did not parse.
+	OnConfig func(r *wire.Record)
 }
 
 // DefaultMaxPeerFlows is Config.MaxPeerFlows's default: more flows than
@@ -240,11 +244,13 @@ type Engine struct {
 	carpKick chan struct{}
 	lastCarp time.Time
 
-	mu sync.Mutex // guards st, carpOut and carpIn
+	mu sync.Mutex // guards st, carpOut, carpIn and configOut
 	st Status
 	// carpOut: our CARP states to tell the peer; carpIn: the peer's.
 	carpOut []wire.CarpState
 	carpIn  map[carpKey]PeerCarpState
+	// configOut: configuration records to send (config.go).
+	configOut []wire.Record
 
 	ls leaseSync // DHCP leases (leases.go)
 }
@@ -453,6 +459,7 @@ func (e *Engine) timers(ctx context.Context, now time.Time) {
 	e.bulkTimers(now)
 	e.sendWant(now)
 	e.carpTimer(now)
+	e.sendConfig(now)
 	e.leaseTimer(now)
 	e.expireGone(now)
 	if !e.purgeAt.IsZero() && now.After(e.purgeAt) {

@@ -123,6 +123,12 @@ func (e *Engine) peerLease(ev leases.Event) {
 		e.ls.out = map[netip.Addr]*leaseOut{}
 	}
 	a := ev.Lease.Addr
+	if e.ls.out[a] == nil && ev.Op != leases.Release && len(e.ls.out) >= leases.MaxLeases+leases.MaxPeerLeases {
+		// Ours (at most MaxLeases, a file's) and the peer's: a peer that
+		// makes up addresses is held to MaxPeerLeases.
+		e.leaseRefused("too_many")
+		return
+	}
 	if o := e.ls.out[a]; o == nil || !o.dirty {
 		if ev.Op == leases.Release {
 			delete(e.ls.out, a)

@@ -216,3 +216,30 @@ func TestLeasesBulkAtSessionStart(t *testing.T) {
 	got2 := leases.Set{}
 	l.eventually(t, 30*time.Second, "a's leases on the restarted b", func() bool { peerLeases(b2, got2); return sameSet(got2, set) })
 }
+
+// TestPeerLeasesCapped: a peer that makes up addresses is held to
+// leases.MaxPeerLeases beyond a file's worth of our own: the rest are
+// refused (too_many), never queued for the daemon; a known address still
+// passes.
+func TestPeerLeasesCapped(t *testing.T) {
+	e := &Engine{}
+	limit := leases.MaxLeases + leases.MaxPeerLeases
+	lease := func(i int) leases.Lease {
+		return leases.Lease{Expiry: 1_800_003_600, Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), HWType: 1,
+			HW: "\x02\x00\x00\x00\x00\x01"}
+	}
+	for i := range limit + 3 {
+		e.peerLease(leases.Event{Op: leases.Add, Lease: lease(i)})
+		if i%leases.MaxPeerLeases == 0 {
+			e.LeaseEvents() // the daemon takes them (the queue holds 65 536)
+		}
+	}
+	e.LeaseEvents()
+	if len(e.ls.out) != limit || e.LeaseStatus().Refused["too_many"] != 3 {
+		t.Fatalf("%d leases held (want %d), refused %v (want too_many 3)", len(e.ls.out), limit, e.LeaseStatus().Refused)
+	}
+	e.peerLease(leases.Event{Op: leases.Renew, Lease: lease(7)})
+	if evs := e.LeaseEvents(); len(evs) != 1 || e.LeaseStatus().Refused["too_many"] != 3 {
+		t.Errorf("a known address: %d events, refused %v", len(evs), e.LeaseStatus().Refused)
+	}
+}

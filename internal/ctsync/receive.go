@@ -130,11 +130,18 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 			e.peerCarp(r.Carp, now)
 		case wire.RecordLease:
 			e.peerLease(r.Lease)
+		case wire.RecordConfig, wire.RecordConfigAck:
+			if e.cfg.OnConfig != nil {
+				e.cfg.OnConfig(r)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		e.count(func(c *Counters) { c.DropMalformed++ })
+		if errors.Is(err, wire.ErrConfig) && e.cfg.OnConfig != nil {
+			e.cfg.OnConfig(nil) // counted by the config sync too
+		}
 		e.leaseDecodeError(err)
 	}
 	e.count(func(c *Counters) { c.FlowsReceived += nrec })

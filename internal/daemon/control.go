@@ -56,6 +56,10 @@ type Request struct {
 	Set    *int   `json:"set,omitempty"`
 	TTL    int    `json:"ttl,omitempty"`
 	Wait   int    `json:"wait,omitempty"` // maintenance: seconds to wait for the handover
+	// config_sync: show what would change, or take the primary's version
+	// over a local edit (secondary) / send it forced (primary).
+	DryRun bool `json:"dry_run,omitempty"`
+	Force  bool `json:"force,omitempty"`
 }
 
 // Response is a control-socket response.
@@ -237,6 +241,8 @@ func (d *Daemon) HandleContext(ctx context.Context, req Request) (any, error) {
 		return d.maintenanceRequest(ctx, *req.Enable, req.Wait)
 	case "resync":
 		return nil, d.Resync()
+	case "config_sync":
+		return d.cfgs.request(ctx, req.DryRun, req.Force)
 	}
 	return nil, fmt.Errorf("%w: unknown method %q", ErrInvalidArgument, req.Method)
 }

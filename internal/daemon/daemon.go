@@ -161,6 +161,7 @@ type Daemon struct {
 	services []*serviceEntry // services.go, in config order
 	retiring []*serviceEntry // removed services whose worker may still run an action
 	mwait    maintWait       // maintenance.go
+	cfgs     *cfgSyncer      // configuration sync (cfgsync.go)
 	leases   leaseWorker     // DHCP lease sync (leases.go)
 }
 
@@ -234,6 +235,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		d.env.RunService = d.runService
 	}
 	d.maint = d.loadState().Maintenance
+	d.cfgs = newCfgSyncer(d.log, d.statePath())
 	if d.maint {
 		d.log.Warn("maintenance mode is on (from the state file): every vhid is demoted", "state_file", d.statePath())
 	}
@@ -304,6 +306,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.startSync()
 	d.apply(d.cfg)
 	d.startSplitBrain(bgCtx)
+	d.startConfigSync(bgCtx)
 	d.bg.Add(1)
 	go d.runLeases(bgCtx)
 
@@ -455,6 +458,7 @@ func (d *Daemon) reload(cfg *config.Config) ([]<-chan struct{}, error) {
 	d.setHooks(cfg.Global)
 	stopped := d.apply(cfg)
 	d.reloadSync(old)
+	d.cfgs.setConfig(cfg.ConfigSync, cfg.Sync)
 	d.reloads++
 	d.log.Info("configuration reloaded", "vhids", len(cfg.VHIDs))
 	return stopped, nil

@@ -3,9 +3,9 @@ package daemon
 // DHCP lease sync (option lease_sync in config sync): a worker watches
 // dnsmasq's lease file and hands the sync engine the leases in it (the
 // engine sends what changed); it merges the peer's lease events (per
-// address the later expiry wins, a release removes) and, while no vhid of
-// this router is MASTER (so dnsmasq is not ours to run), writes the merged
-// set to the file atomically, for the dnsmasq a service role starts when
+// address the later expiry wins, a release removes) and, while dnsmasq
+// does not run here (dnsmasqHere), writes the merged set to the file
+// atomically, for the dnsmasq a service role starts when
 // this router takes over. Events that name an address outside the
 // networks of the vhids' addresses, or an absurd expiry, are refused and
 // counted, never written.
@@ -15,7 +15,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +66,7 @@ type leaseView struct {
 	on     bool
 	file   string
 	engine leaseEngine
-	master bool
+	master bool // dnsmasq runs here: the file is its own (dnsmasqHere)
 	nets   []netip.Prefix
 }
 
@@ -76,15 +76,37 @@ func (d *Daemon) leaseView() leaseView {
 	if d.sync != nil {
 		v.engine = d.sync.engine
 	}
-	for _, ve := range d.vhosts {
-		if ve.v != nil && ve.v.Status().State == carp.Master.String() {
-			v.master = true
-		}
-	}
+	v.master = d.dnsmasqHere()
 	for _, c := range d.cfg.VHIDs {
 		v.nets = append(v.nets, c.Addresses...)
 	}
 	return v
+}
+
+// dnsmasqHere reports whether dnsmasq runs on this router, so that its
+// lease file is not the worker's to write: with a service role for dnsmasq
+// (docs/services.md), while the role of one is master (its vhids decide,
+// not the others: a router that is MASTER of the WAN vhid only has its
+// dnsmasq stopped); without one, while any vhid is MASTER.
+func (d *Daemon) dnsmasqHere() bool {
+	managed := false
+	for _, se := range d.services {
+		if u := se.cfg.Unit; u == "dnsmasq" || strings.HasPrefix(u, "dnsmasq.") || strings.HasPrefix(u, "dnsmasq@") {
+			if se.role == roleMaster {
+				return true
+			}
+			managed = true
+		}
+	}
+	if managed {
+		return false
+	}
+	for _, ve := range d.vhosts {
+		if ve.v != nil && ve.v.Status().State == carp.Master.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // leaseWorker is the worker's state (its goroutine's), and the status it
@@ -95,6 +117,7 @@ type leaseWorker struct {
 	stamp leaseStamp
 	local leases.Set // the file as last read or written
 	tail  string     // the file's DHCPv6 part, kept
+	other []string   // the file's lines that are not leases, kept
 	peer  leases.Set // what the peer told us
 	want  leases.Set // local with the peer's events: what the file should hold
 	dirty bool       // want may differ from local
@@ -151,12 +174,12 @@ func (d *Daemon) runLeases(ctx context.Context) {
 // file if it may; it returns the set to hand the engine, if any.
 func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) leases.Set {
 	if !v.on {
-		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", false
+		w.eng, w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.other, w.dirty = nil, "", leaseStamp{}, nil, nil, nil, "", nil, false
 		w.publish(v, "")
 		return nil
 	}
 	if v.file != w.file {
-		w.file, w.stamp, w.local, w.peer, w.want, w.tail = v.file, leaseStamp{}, nil, leases.Set{}, nil, ""
+		w.file, w.stamp, w.local, w.peer, w.want, w.tail, w.other = v.file, leaseStamp{}, nil, leases.Set{}, nil, "", nil
 	}
 	errText := ""
 	fresh := v.engine != w.eng
@@ -171,7 +194,7 @@ func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) lease
 		}
 	} else if os.IsNotExist(err) {
 		if w.local == nil || w.stamp != (leaseStamp{}) {
-			w.local, w.stamp, fresh = leases.Set{}, leaseStamp{}, true
+			w.local, w.stamp, w.tail, w.other, fresh = leases.Set{}, leaseStamp{}, "", nil, true
 			w.rebase()
 		}
 	} else {
@@ -184,6 +207,10 @@ func (w *leaseWorker) step(v leaseView, evs []leases.Event, now time.Time) lease
 	for _, ev := range evs {
 		if r := refuseLease(&ev, v.nets, now); r != "" {
 			w.refuse(r)
+			continue
+		}
+		if _, known := w.peer[ev.Lease.Addr]; !known && ev.Op != leases.Release && len(w.peer) >= leases.MaxPeerLeases {
+			w.refuse("too_many")
 			continue
 		}
 		w.peer.Apply(ev)
@@ -210,7 +237,7 @@ func (w *leaseWorker) read(s leaseStamp) error {
 		return err
 	}
 	f, _ := leases.Parse(b)
-	w.local, w.tail, w.stamp = leases.SetOf(f.Leases), f.Tail, s
+	w.local, w.tail, w.other, w.stamp = leases.SetOf(f.Leases), f.Tail, f.Other, s
 	w.rebase()
 	return nil
 }
@@ -223,53 +250,18 @@ func (w *leaseWorker) rebase() {
 	w.dirty = !sameLeases(w.want, w.local)
 }
 
-// write puts want into the file: a temporary file in its directory, with
-// the mode of the one it replaces, renamed over it. (The owner is not
-// kept: dnsmasq opens the file before it drops root.)
+// write puts want into the file (replaceFile; the owner is not kept:
+// dnsmasq opens the file before it drops root).
 func (w *leaseWorker) write(now time.Time) error {
 	if sameLeases(w.want, w.local) {
 		w.dirty = false
 		return nil
 	}
-	f := leases.File{Leases: make([]leases.Lease, 0, len(w.want)), Tail: w.tail}
+	f := leases.File{Leases: make([]leases.Lease, 0, len(w.want)), Other: w.other, Tail: w.tail}
 	for _, l := range w.want {
 		f.Leases = append(f.Leases, l)
 	}
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(w.file); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	// A new temporary file in the same directory (for the rename),
-	// created exclusively: the directory is often /tmp, where a fixed
-	// name could be a planted symlink. Synced before the rename, so a
-	// power cut leaves the old file or the new one.
-	// (os.CreateTemp would do it for 30 KB of mips code.)
-	var tf *os.File
-	var tmp string
-	for i := 0; tf == nil; i++ {
-		tmp = w.file + ".carpd" + strconv.FormatUint(uint64(time.Now().UnixNano())+uint64(i), 36)
-		var err error
-		tf, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil && (!os.IsExist(err) || i == 3) {
-			return err
-		}
-	}
-	var err error
-	_, err = tf.Write(f.Append(nil))
-	if err == nil {
-		err = tf.Chmod(mode) // whatever the umask
-	}
-	if err == nil {
-		err = tf.Sync()
-	}
-	if cerr := tf.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, w.file)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := replaceFile(w.file, f.Append(nil)); err != nil {
 		return err
 	}
 	w.local, w.dirty = copySet(w.want), false

@@ -96,3 +96,58 @@ func TestLeaseWorker(t *testing.T) {
 		t.Fatalf("the rewrite did not reach the engine: %v", set)
 	}
 }
+
+// TestLeaseWorkerPeerCap: the peer's set is held to leases.MaxPeerLeases;
+// a new address beyond it is refused and counted (too_many), while the
+// peer's known leases still renew and release.
+func TestLeaseWorkerPeerCap(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	path := filepath.Join(t.TempDir(), "dhcp.leases")
+	v := leaseView{on: true, file: path, engine: new(ctsync.Engine), nets: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/8")}}
+	var w leaseWorker
+	w.step(v, nil, now)
+	addr := func(i int) string { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String() }
+	evs := make([]leases.Event, 0, leases.MaxPeerLeases+2)
+	for i := range leases.MaxPeerLeases + 2 {
+		evs = append(evs, leases.Event{Op: leases.Add, Lease: dLease(addr(i+1), 1_800_003_600, byte(i))})
+	}
+	w.step(v, evs, now)
+	st := w.status(nil)
+	if st.Peer != leases.MaxPeerLeases || st.Refused["too_many"] != 2 {
+		t.Fatalf("peer %d (want %d), refused %v (want too_many 2)", st.Peer, leases.MaxPeerLeases, st.Refused)
+	}
+	if got := readSet(t, path); len(got) != leases.MaxPeerLeases {
+		t.Fatalf("%d leases written, want %d", len(got), leases.MaxPeerLeases)
+	}
+	// Known addresses: a renewal is taken, a release makes room.
+	first := dLease(addr(1), 1_800_007_200, 0)
+	w.step(v, []leases.Event{{Op: leases.Renew, Lease: first}, {Op: leases.Release, Lease: dLease(addr(2), 1_800_003_600, 1)},
+		{Op: leases.Add, Lease: dLease(addr(leases.MaxPeerLeases+5), 1_800_003_600, 9)}}, now)
+	if st := w.status(nil); st.Peer != leases.MaxPeerLeases || st.Refused["too_many"] != 2 || w.peer[first.Addr] != first {
+		t.Errorf("after a renewal, a release and a new one: peer %d, refused %v", st.Peer, st.Refused)
+	}
+}
+
+// TestLeaseWorkerKeepsOtherLines: a line of the local file that carpd
+// cannot read (a newer dnsmasq's format, a hand edit) survives the
+// rewrite that merges the peer's leases.
+func TestLeaseWorkerKeepsOtherLines(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	path := filepath.Join(t.TempDir(), "dhcp.leases")
+	own := dLease("192.168.1.50", 1_800_003_600, 1)
+	odd := "1800003600 52:54:00:00:00:09 192.168.1.99 name_with_a space 01:02"
+	content := string((&leases.File{Leases: []leases.Lease{own}}).Append(nil)) + odd + "\nduid 00:01:00:01\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := leaseView{on: true, file: path, engine: new(ctsync.Engine), nets: []netip.Prefix{netip.MustParsePrefix("192.168.1.1/24")}}
+	var w leaseWorker
+	w.step(v, nil, now)
+	peer := dLease("192.168.1.60", 1_800_003_600, 2)
+	w.step(v, []leases.Event{{Op: leases.Add, Lease: peer}}, now)
+	b, _ := os.ReadFile(path)
+	f, bad := leases.Parse(b)
+	if len(f.Leases) != 2 || bad != 1 || len(f.Other) != 1 || f.Other[0] != odd || f.Tail != "duid 00:01:00:01\n" {
+		t.Fatalf("after the merge the file is:\n%s", b)
+	}
+}

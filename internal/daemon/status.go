@@ -79,6 +79,8 @@ type SyncStatus struct {
 	ctsync.Status
 	// Leases is the DHCP lease sync (leases.go).
 	Leases LeaseStatus `json:"leases"`
+	// Config is configuration sync (cfgsync.go); absent when it is off.
+	Config *ConfigSyncStatus `json:"config,omitempty"`
 }
 
 // InterfaceStatus is one interface carpd runs CARP on.
@@ -112,6 +114,7 @@ func (d *Daemon) status() Status {
 	if d.syncErr != nil {
 		s.Sync.Error = d.syncErr.Error()
 	}
+	s.Sync.Config = d.cfgs.status()
 	for _, ve := range d.vhosts {
 		if ve.v != nil {
 			st := ve.v.Status()

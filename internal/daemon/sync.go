@@ -42,6 +42,7 @@ func (d *Daemon) startSync() {
 	}
 	d.syncErr = nil
 	d.sync = r
+	d.cfgs.setEngine(r.engine)
 	d.syncLinkUp = true
 	if up, err := d.env.LinkUp(sc.Interface); err == nil {
 		d.syncLinkUp = up
@@ -96,6 +97,7 @@ func (d *Daemon) openSync(sc config.Sync) (*syncRunner, error) {
 			default:
 			}
 		},
+		OnConfig: d.cfgs.fromEngine,
 	}, parts.Kernel, parts.Conn)
 	if err != nil {
 		r.closeKernel()

@@ -64,6 +64,8 @@ func (b *ubusBridge) setup(ctx context.Context, c *ubus.Conn) error {
 		{Name: "maintenance", Signature: []ubus.Arg{{Name: "enable", Type: blob.TypeBool},
 			{Name: "wait", Type: blob.TypeInt32}}, Handler: b.handler("maintenance")},
 		{Name: "resync", Handler: b.handler("resync")},
+		{Name: "config_sync", Signature: []ubus.Arg{{Name: "dry_run", Type: blob.TypeBool},
+			{Name: "force", Type: blob.TypeBool}}, Handler: b.handler("config_sync")},
 		{Name: "reload", Handler: b.handler("reload")},
 	})
 	if err != nil {
@@ -99,6 +101,8 @@ type ubusArgs struct {
 	Set       *flexInt  `json:"set"`
 	TTL       *flexInt  `json:"ttl"`
 	Wait      flexInt   `json:"wait"`
+	DryRun    *flexBool `json:"dry_run"`
+	Force     *flexBool `json:"force"`
 }
 
 // handler adapts a daemon method to ubus: arguments in, the result as
@@ -134,6 +138,8 @@ func (b *ubusBridge) handler(method string) ubus.Handler {
 			}
 			on := bool(*a.Enable)
 			req.Enable, req.Wait = &on, int(a.Wait)
+		case "config_sync":
+			req.DryRun, req.Force = a.DryRun != nil && bool(*a.DryRun), a.Force != nil && bool(*a.Force)
 		}
 		res, err := b.d.HandleContext(ctx, req)
 		// A failed maintenance wait answers with its reason (a ubus error

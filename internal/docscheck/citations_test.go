@@ -14,7 +14,7 @@ import (
 // which live outside the repository (the specs, style and design pages the
 // pattern names), and to their numbered sections ("§4.2", "spec §1.5", "sync.md §3", "the spec").
 // A reader who clones carpd has none of them; what they need is in docs/.
-var designNoteCitation = regexp.MustCompile(`shared/|specs/|STYLE|DESIGN\.md|\b(carp|sync|openwrt|baselines|ha-features)\.md\b|§\s*[0-9]|\bthe (spec|brief)\b|spec authors`)
+var designNoteCitation = regexp.MustCompile(`shared/|specs/|STYLE|DESIGN\.md|(?:^|[^-\w])(carp|sync|openwrt|baselines|ha-features)\.md\b|§\s*[0-9]|\bthe (spec|brief)\b|spec authors`)
 
 // TestNoDesignNoteCitations lists every line of the repository that cites
 // the design notes instead of docs/.

@@ -33,8 +33,13 @@ const (
 	// MaxLine bounds one line of the file.
 	MaxLine = 1024
 	// MaxLeases bounds a lease set read from a file.
-	MaxLeases   = 65536
-	arphrdEther = 1
+	MaxLeases = 65536
+	// MaxPeerLeases bounds the leases taken from the sync peer: a lease
+	// event of the peer for an address beyond that many is refused
+	// (dnsmasq's default dhcp-lease-max is 1000, OpenWrt's default pool
+	// 150 addresses).
+	MaxPeerLeases = 16384
+	arphrdEther   = 1
 )
 
 // Lease is one lease of the file.
@@ -50,7 +55,12 @@ type Lease struct {
 // File is a lease file: the IPv4 leases, and the DHCPv6 part as it is.
 type File struct {
 	Leases []Lease
-	Tail   string // from the "duid" line on; "" when there is none
+	// Other are the lines before Tail that are not in Leases, as they
+	// are: those that do not parse, and those after MaxLeases leases. A
+	// rewrite keeps them (after the leases): the file is dnsmasq's, and
+	// what carpd cannot read is not its to drop.
+	Other []string
+	Tail  string // from the "duid" line on; "" when there is none
 }
 
 var errLine = errors.New("malformed lease line")
@@ -74,11 +84,11 @@ func hostOK(h string) bool {
 	return true
 }
 
-// Parse reads a lease file. A line that does not parse is skipped and
-// counted in bad (dnsmasq skips them too); it returns the leases in the
+// Parse reads a lease file. A line that does not parse is counted in bad
+// and kept in Other (dnsmasq skips it); it returns the leases in the
 // file's order.
 func Parse(b []byte) (f File, bad int) {
-	for len(b) > 0 && len(f.Leases) < MaxLeases {
+	for len(b) > 0 {
 		if bytes.HasPrefix(b, []byte("duid ")) {
 			f.Tail = string(b)
 			break
@@ -92,8 +102,13 @@ func Parse(b []byte) (f File, bad int) {
 		if len(line) == 0 {
 			continue
 		}
+		if len(f.Leases) >= MaxLeases {
+			f.Other = append(f.Other, string(line))
+			continue
+		}
 		l, ok := parseLine(line)
 		if !ok {
+			f.Other = append(f.Other, string(line))
 			bad++
 			continue
 		}
@@ -213,6 +228,9 @@ func (f *File) Append(b []byte) []byte {
 			b = appendHex(b, l.ClientID)
 		}
 		b = append(b, '\n')
+	}
+	for _, o := range f.Other {
+		b = append(append(b, o...), '\n')
 	}
 	return append(b, f.Tail...)
 }

@@ -2,6 +2,7 @@ package leases
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -109,6 +110,34 @@ func TestApplyLaterWins(t *testing.T) {
 	}
 }
 
+// TestKeepsOtherLines: lines that do not parse, and those after
+// MaxLeases leases, are kept as they are by a rewrite (after the leases,
+// before the DHCPv6 part).
+func TestKeepsOtherLines(t *testing.T) {
+	in := "1800003600 52:54:00:00:00:01 10.0.0.5 a *\n" +
+		"this is not a lease\n" +
+		"1800003600 52:54:00:00:00:02 10.0.0.6 b *\n" +
+		"1800003600 52:54:00:00:00:03 10.0.0.7 host_with space *\n" +
+		"duid 00:01\n"
+	f, bad := Parse([]byte(in))
+	if bad != 2 || len(f.Leases) != 2 || len(f.Other) != 2 {
+		t.Fatalf("bad %d, leases %d, other %q", bad, len(f.Leases), f.Other)
+	}
+	want := "1800003600 52:54:00:00:00:01 10.0.0.5 a *\n1800003600 52:54:00:00:00:02 10.0.0.6 b *\n" +
+		"this is not a lease\n1800003600 52:54:00:00:00:03 10.0.0.7 host_with space *\nduid 00:01\n"
+	if got := string(f.Append(nil)); got != want {
+		t.Errorf("rewritten:\n%s\nwant:\n%s", got, want)
+	}
+	var big []byte
+	for i := range MaxLeases + 1 {
+		big = append(big, fmt.Sprintf("0 52:54:00:00:%02x:%02x 10.1.%d.%d * *\n", i>>8&255, i&255, i>>8&255, i&255)...)
+	}
+	f, _ = Parse(big)
+	if len(f.Leases) != MaxLeases || len(f.Other) != 1 || !bytes.Equal(f.Append(nil), big) {
+		t.Errorf("past MaxLeases: %d leases, other %q", len(f.Leases), f.Other)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte("duid 00\n1 1 ::1 * *\n"))
@@ -120,11 +149,12 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("invalid lease parsed: %+v", file.Leases[i])
 			}
 		}
-		// What we write, we read back the same.
+		// What we write, we read back the same, the lines we cannot read
+		// included.
 		out := file.Append(nil)
-		again, bad := Parse(out)
-		if bad != 0 || !bytes.Equal(again.Append(nil), out) {
-			t.Fatalf("round trip of %q: bad %d, %q", out, bad, again.Append(nil))
+		again, _ := Parse(out)
+		if !bytes.Equal(again.Append(nil), out) || len(again.Leases) != len(file.Leases) || strings.Join(again.Other, "\n") != strings.Join(file.Other, "\n") {
+			t.Fatalf("round trip of %q: %q", out, again.Append(nil))
 		}
 	})
 }

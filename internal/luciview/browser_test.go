@@ -343,6 +343,13 @@ type statusFacts struct {
 		State string `json:"state"`
 		Text  string `json:"text"`
 	} `json:"services"`
+	// Config: the configuration sync section; ConfigRows its rows.
+	Config     string `json:"config"`
+	ConfigRows []struct {
+		Key   string `json:"key"`
+		State string `json:"state"`
+		Text  string `json:"text"`
+	} `json:"configRows"`
 	Alarm string `json:"alarm"`
 }
 
@@ -481,7 +488,21 @@ func TestLuciStatusPage(t *testing.T) {
 	mustContain(t, "sync", f.Sync, "Sync interface eth2", "10.254.0.2 (router-b)", "established", "RTT 412µs",
 		"Last acknowledgement 0s ago", "5120 local (3020 acknowledged, 37 pending), 1834 from the peer",
 		"complete, 1834 flows received", "58% sent, 2100 flows left",
-		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Repaired 0 asked for again, 2 sent again on request, 0 stale deleted", "Dropped frames 1")
+		"46.10 MiB sent, 9.00 MiB received (61210 / 40022 frames)", "Repaired 0 asked for again, 2 sent again on request, 0 stale deleted", "Dropped frames 1",
+		"DHCP leases 12 in /tmp/dhcp.leases, 11 from the peer; 40 events sent, 37 received", "file written 9 times, last 48s ago",
+		"Lease events of the peer refused: 1")
+	// Configuration sync: per package or file, its state, the hashes on
+	// each side (the first 12 digits), the last sync.
+	mustContain(t, "config sync", f.Config, "This router is the primary", "Configuration records of the peer refused: 2")
+	if len(f.ConfigRows) != 3 || f.ConfigRows[0].Key != "dhcp" || f.ConfigRows[0].State != "synced" ||
+		f.ConfigRows[1].Key != "firewall" || f.ConfigRows[1].State != "conflict" ||
+		f.ConfigRows[2].Key != "/etc/firewall.user" || f.ConfigRows[2].State != "error" {
+		t.Fatalf("config sync rows %+v", f.ConfigRows)
+	}
+	mustContain(t, "dhcp config row", f.ConfigRows[0].Text, "dhcp (UCI)", "in sync", "5f2b1c0e9a8d", "19m 48s ago")
+	mustContain(t, "firewall config row", f.ConfigRows[1].Text, "conflict", "edited since the last sync", "a1b2c3d4e5f6",
+		"0f1e2d3c4b5a", "48m 0s ago")
+	mustContain(t, "file config row", f.ConfigRows[2].Text, "/etc/firewall.user (file)", "error", "missing here", "never")
 	if len(f.Transitions) != 5 || !strings.Contains(f.Transitions[0], "eth1 vhid 2 MASTER → BACKUP more frequent master 203.0.113.3") {
 		t.Errorf("transitions (newest first) %q", f.Transitions)
 	}
@@ -644,8 +665,40 @@ func TestLuciConfigPage(t *testing.T) {
 	if !slices.Contains(s.Opts, "log_level") || !slices.Contains(s.Opts, "protocol") {
 		t.Errorf("the form's options %q lack log_level or protocol", s.Opts)
 	}
-	if !slices.Equal(s.Tabs, []string{"general", "tuning", "flows"}) {
-		t.Errorf("sync tabs %q, want general, tuning, flows", s.Tabs)
+	if !slices.Equal(s.Tabs, []string{"general", "tuning", "flows", "follow"}) {
+		t.Errorf("sync tabs %q, want general, tuning, flows, follow", s.Tabs)
+	}
+	// Lease and configuration sync: the options, and the paths carpd
+	// writes or runs as root are set in the file only.
+	for _, o := range []string{"lease_sync", "leasefile", "config_role", "config", "file"} {
+		if !slices.Contains(s.Opts, o) {
+			t.Errorf("the form lacks option %s (options %q)", o, s.Opts)
+		}
+	}
+	for _, o := range []string{"config_dir", "reload_command"} {
+		if slices.Contains(s.Opts, o) {
+			t.Errorf("the form offers option %s", o)
+		}
+	}
+	// What the parser refuses (internal/config ValidPackage, the file
+	// rules), and lease files only where dnsmasq keeps them.
+	if got, want := steps["sync-follow"].Vals, []string{"config firewall=true", "config dhcp_2-x=true",
+		"config carpd=Package carpd is never synced: its options are each router's own",
+		"config Fire wall=Expecting: a UCI package name (a-z, 0-9, _ and -)",
+		"config ../shadow=Expecting: a UCI package name (a-z, 0-9, _ and -)",
+		"file /etc/firewall.user=true",
+		`file /etc/../root/x=Expecting: an absolute path under /etc/, without blanks, "." or ".."`,
+		`file etc/x=Expecting: an absolute path under /etc/, without blanks, "." or ".."`,
+		`file /root/.ssh/authorized_keys=Expecting: an absolute path under /etc/, without blanks, "." or ".."`,
+		"file /etc/carpd/hooks/x=carpd's own files are never synced",
+		"file /etc/config/carpd=carpd's own files are never synced",
+		`file /etc/a b=Expecting: an absolute path under /etc/, without blanks, "." or ".."`,
+		`file /etc/x/=Expecting: an absolute path under /etc/, without blanks, "." or ".."`,
+		"leasefile /tmp/dhcp.leases=true", "leasefile /var/lib/misc/dnsmasq.leases=true",
+		"leasefile /etc/shadow=Expecting: an absolute path under /tmp/ or /var/",
+		"leasefile tmp/x=Expecting: an absolute path under /tmp/ or /var/",
+		"leasefile /tmp/../etc/shadow=Expecting: an absolute path under /tmp/ or /var/"}; !slices.Equal(got, want) {
+		t.Errorf("sync checks\n got %q\nwant %q", got, want)
 	}
 	// The trackers show the options of their type only.
 	if want := []string{"wan_ping.command", "wan_ping.path", "wan_ping.name",
@@ -653,7 +706,7 @@ func TestLuciConfigPage(t *testing.T) {
 		t.Errorf("hidden tracker options %q, want %q", s.Hidden, want)
 	}
 	for _, v := range []string{"lan", "1", "wan", "100", "eth2", "10.254.0.2", "2mbit", "tcp", "udp",
-		"198.51.100.1", "/usr/bin/vpn-check --quiet", "5"} {
+		"198.51.100.1", "/usr/bin/vpn-check --quiet", "5", "primary", "firewall", "dhcp", "/etc/firewall.user"} {
 		if !slices.Contains(s.Vals, v) {
 			t.Errorf("the form does not show %q (values %q)", v, s.Vals)
 		}
@@ -721,7 +774,7 @@ func TestLuciConfigPage(t *testing.T) {
 	want := map[string]map[string]any{
 		"lan":       {"vhid": "42"},
 		"wan":       {"advskew": "200"},
-		"sync":      {"peer": "10.0.0.2", "key": "correct horse battery staple"},
+		"sync":      {"peer": "10.0.0.2", "key": "correct horse battery staple", "config_role": "secondary"},
 		"wan_ping":  {"interval": "0.2"},
 		"vpn_check": {"type": "file", "path": "/var/run/vpn.demote"},
 	}
@@ -827,7 +880,7 @@ func TestLuciScreenshots(t *testing.T) {
 		r := newFakeRouter(t)
 		base := serve(t, r)
 		tmp := filepath.Join(t.TempDir(), page+".png")
-		size := map[string]string{"status": "1200,1900", "config": "1200,2300"}[page]
+		size := map[string]string{"status": "1200,2300", "config": "1200,2300"}[page]
 		exited, out := chromium(t, bin, []string{"--screenshot=" + tmp, "--window-size=" + size, "--virtual-time-budget=10000"},
 			fmt.Sprintf("%s/?page=%s&mode=shot&now=%d", base, page, fixedNow.UnixMilli()))
 		select {

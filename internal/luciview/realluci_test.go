@@ -118,21 +118,23 @@ func TestRealLuCI(t *testing.T) {
 			t.Errorf("%d vhid rows, want 2; the page shows: %s", got.VHIDRows, got.Text)
 		}
 		mustContain(t, "status page", got.Text, "lan (br-lan)", "eth1 vhid 2", "10.254.0.2 (router-b)",
-			"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds", "Split brain", "198.51.100.1: 4.2 ms, 1.1% lost")
+			"+1 wan_ping (group wan): 0 of 1 targets answered for 3 rounds", "Split brain", "198.51.100.1: 4.2 ms, 1.1% lost",
+			"DHCP leases12 in /tmp/dhcp.leases", "Configuration sync", "This router is the primary", "dhcp (UCI)in sync", "missing here")
 	})
 	t.Run("config", func(t *testing.T) {
 		got := runRealLuci(t, src, "config", nil)
-		for _, tab := range []string{"general", "tuning", "flows"} {
+		for _, tab := range []string{"general", "tuning", "flows", "follow"} {
 			if !slices.Contains(got.Tabs, tab) {
 				t.Errorf("no tab %q (tabs %q)", tab, got.Tabs)
 			}
 		}
-		for _, o := range []string{"interface", "vhid", "advskew", "key", "protocol", "log_level", "target", "interval", "reliability", "command"} {
+		for _, o := range []string{"interface", "vhid", "advskew", "key", "protocol", "log_level", "target", "interval", "reliability", "command",
+			"lease_sync", "leasefile", "config_role", "config", "file"} {
 			if !slices.Contains(got.Options, o) {
 				t.Errorf("no option %q (options %q)", o, got.Options)
 			}
 		}
-		for _, o := range []string{"control_socket", "state_file", "ubus_socket", "hotplug_call"} {
+		for _, o := range []string{"control_socket", "state_file", "ubus_socket", "hotplug_call", "config_dir", "reload_command"} {
 			if slices.Contains(got.Options, o) {
 				t.Errorf("the form offers %q", o)
 			}

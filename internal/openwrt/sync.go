@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/carpd/carpd/internal/config"
 )
 
 // sync maps the `config sync` section onto config.Sync. A section that is
@@ -18,6 +20,7 @@ func (m *mapper) sync(s *Section) {
 	m.syncSec = s
 	c := &m.cfg.Sync
 	c.Enabled = true
+	m.configSyncCleared(s)
 	for _, o := range s.Options {
 		switch o.Name {
 		case "enabled":
@@ -99,6 +102,36 @@ func (m *mapper) sync(s *Section) {
 				default:
 					m.errorf(s, o, o.Line, "must be any, established or assured, not %q", v)
 				}
+			}
+		// Configuration sync (docs/config-sync.md).
+		case "config_role":
+			if v, ok := m.scalar(s, o); ok {
+				switch v {
+				case "none", "":
+					m.cfg.ConfigSync.Role = ""
+				case config.RolePrimary, config.RoleSecondary:
+					m.cfg.ConfigSync.Role = v
+				default:
+					m.errorf(s, o, o.Line, "must be primary, secondary or none, not %q", v)
+				}
+			}
+		case "config":
+			for _, v := range o.Values {
+				if v == "carpd" {
+					// Each router's own: advskew, the peer, the key.
+					m.warnf(o.Line, "package carpd is never synced (its options are each router's own); skipped")
+					continue
+				}
+				m.cfg.ConfigSync.Packages = append(m.cfg.ConfigSync.Packages, v)
+			}
+		case "file":
+			m.cfg.ConfigSync.Files = append(m.cfg.ConfigSync.Files, o.Values...)
+		case "config_dir":
+			m.str(s, o, &m.cfg.ConfigSync.Dir)
+		case "reload_command":
+			m.str(s, o, &m.cfg.ConfigSync.ReloadCommand)
+			if m.cfg.ConfigSync.ReloadCommand == "" {
+				m.cfg.ConfigSync.ReloadCommand = config.NoReload // 'none' survives uci commit, unlike ''
 			}
 		default:
 			m.unknown(o)

@@ -496,6 +496,10 @@ func (d *Decoder) decodeControl(sub byte) {
 		d.decodeCarp()
 	case ctlLease:
 		d.decodeLease()
+	case ctlConfig:
+		d.decodeConfig()
+	case ctlConfigAck:
+		d.decodeConfigAck()
 	default:
 		if sub >= ctlExtFirst {
 			// An extension of a later version: skipped (Next).

@@ -53,7 +53,8 @@
 // kind; the low five bits are flags of that kind:
 //
 //	000 TTTTT  control: T = 0 PING, 1 HELLO, 2 BULK_REQ, 3 BULK_START,
-//	                    4 BULK_END, 5 ACK, 6 WANT, 16 CARP; 16-31 are
+//	                    4 BULK_END, 5 ACK, 6 WANT, 16 CARP, 18 CONFIG,
+//	                    19 CONFIG_ACK; 16-31 are
 //	                    extensions (a body length first; unknown ones skipped)
 //	001 FFFVX  NEW
 //	010 IVCXT  UPD
@@ -167,7 +168,16 @@
 //	            length and host name (at most 100, [A-Za-z0-9._-]), byte
 //	            length and client id (at most 140); bytes after them within
 //	            the body are skipped
-//	18-31       an extension this version does not know: uvarint body
+//	CONFIG      000 10010, uvarint body length, body: byte flags (1 a
+//	            file, 2 forced), byte name length (1 to 255), name ('!'
+//	            to '~'), 32-byte SHA-256 of the whole object, uvarint
+//	            total (at most 256 KiB), uvarint offset, data (the rest
+//	            of the body; offset + its length at most total)
+//	CONFIG_ACK  000 10011, uvarint body length, body: byte status, byte
+//	            reason, byte name length, name, the 32-byte hash it
+//	            answers, the 32-byte hash of the receiver's own copy;
+//	            bytes after them within the body are skipped
+//	20-31       an extension this version does not know: uvarint body
 //	            length, body; skipped, the records after it decoded
 //
 // The decoder refuses what the encoder never writes where accepting it

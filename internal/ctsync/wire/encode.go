@@ -250,6 +250,10 @@ func (e *Encoder) appendRecord(b []byte, r *Record) ([]byte, error) {
 		return appendCarp(b, r.Carp)
 	case RecordLease:
 		return appendLease(b, &r.Lease)
+	case RecordConfig:
+		return appendConfig(b, r.Config)
+	case RecordConfigAck:
+		return appendConfigAck(b, r.ConfigAck)
 	}
 	return b, errRecordType
 }

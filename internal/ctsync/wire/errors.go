@@ -56,3 +56,7 @@ var (
 	errReflected     = errors.New("frame carries our own nonce (reflected)")
 	errRecordType    = errors.New("record type not encodable")
 )
+
+// ErrConfig: a CONFIG or CONFIG_ACK record does not parse (the receiver
+// counts it as a refused configuration record).
+var ErrConfig = errors.New("invalid configuration record")

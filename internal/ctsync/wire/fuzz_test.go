@@ -40,6 +40,9 @@ func recordSeeds(tb testing.TB) [][]byte {
 		{Type: RecordWant, Want: []uint64{7}},
 		{Type: RecordWant, Want: []uint64{1, 2, 9, 1 << 40, math.MaxUint64}},
 		{Type: RecordCarp, Carp: []CarpState{{Interface: "eth0", VHID: 1, State: CarpMaster}, {Interface: "br-lan", VHID: 200, State: CarpBackup}}},
+		{Type: RecordConfig, Config: &ConfigChunk{Name: "firewall", Hash: [ConfigHashLen]byte{7}, Total: 13, Offset: 2, Data: []byte("config zone")}},
+		{Type: RecordConfig, Config: &ConfigChunk{Flags: ConfigFile, Name: "/etc/hosts"}},
+		{Type: RecordConfigAck, ConfigAck: &ConfigAck{Status: 2, Reason: 1, Name: "dhcp", Hash: [ConfigHashLen]byte{1}}},
 	}))
 	seeds = append(seeds, mustAppend(tb, leaseRecords()))
 	for _, h := range []string{

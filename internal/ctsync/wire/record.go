@@ -30,6 +30,8 @@ const (
 	RecordWant                            // "send me these flows whole" (anti-entropy)
 	RecordCarp                            // the sender's CARP states (split-brain detection)
 	RecordLease                           // a DHCP lease added, renewed or released (lease sync)
+	RecordConfig                          // a chunk of a synced configuration object
+	RecordConfigAck                       // the answer for a configuration object
 )
 
 func (t RecordType) String() string {
@@ -60,6 +62,10 @@ func (t RecordType) String() string {
 		return "CARP"
 	case RecordLease:
 		return "LEASE"
+	case RecordConfig:
+		return "CONFIG"
+	case RecordConfigAck:
+		return "CONFIG_ACK"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -138,6 +144,12 @@ type Record struct {
 	Carp []CarpState
 	// Lease is a LEASE record's event (lease.go).
 	Lease leases.Event
+	// Config is a chunk of a synced configuration object (CONFIG); a
+	// decoded one, Data included, is the caller's to keep. ConfigAck
+	// answers one (CONFIG_ACK). Pointers: every Record copied in the
+	// flow paths stays as small as before configuration sync.
+	Config    *ConfigChunk
+	ConfigAck *ConfigAck
 }
 
 // Hello is the handshake record. The sender's own epoch and nonce travel

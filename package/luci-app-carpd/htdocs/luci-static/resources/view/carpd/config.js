@@ -121,6 +121,47 @@ function validateSeconds(min, value) {
 	return true;
 }
 
+/*
+ * A path carpd takes as it is (internal/config cleanAbs): absolute, no
+ * empty, "." or ".." component, no trailing slash, no blank.
+ */
+function cleanAbs(v) {
+	return /^\/[^\s]*$/.test(v) && v.length <= 255 && v.split('/').slice(1).every((c) => c != '' && c != '.' && c != '..');
+}
+
+/* A UCI package configuration sync copies (internal/config ValidPackage). */
+function validateSyncPackage(section_id, value) {
+	if (!value)
+		return true;
+	if (value == 'carpd')
+		return _('Package carpd is never synced: its options are each router\'s own');
+	return /^[a-z0-9_-]{1,64}$/.test(value) ? true : _('Expecting: a UCI package name (a-z, 0-9, _ and -)');
+}
+
+/*
+ * A plain file configuration sync copies: the secondary writes it as root,
+ * so it is held to /etc and kept out of carpd's own files (internal/config).
+ */
+function validateSyncFile(section_id, value) {
+	if (!value)
+		return true;
+	if (!cleanAbs(value) || !value.startsWith('/etc/'))
+		return _('Expecting: an absolute path under /etc/, without blanks, "." or ".."');
+	if (value.startsWith('/etc/carpd/') || value == '/etc/config/carpd')
+		return _('carpd\'s own files are never synced');
+	return true;
+}
+
+/*
+ * dnsmasq's lease file, which carpd rewrites as root on the backup: held to
+ * /tmp and /var, where dnsmasq keeps it (/tmp/dhcp.leases on OpenWrt).
+ */
+function validateLeaseFile(section_id, value) {
+	if (!value)
+		return true;
+	return (cleanAbs(value) && /^\/(tmp|var)\/./.test(value)) ? true : _('Expecting: an absolute path under /tmp/ or /var/');
+}
+
 /* Built-in demotion sources (and the global section): no tracker may take their name. */
 const reservedNames = [ 'global', 'maintenance', 'manual', 'sync', 'sync_link', 'sync_bulk', 'send_errors' ];
 
@@ -399,6 +440,7 @@ return view.extend({
 		/* Not 'filter': form.js keeps the tabs in an Array indexed by name,
 		 * and a name an Array already has throws "Tab already declared". */
 		s.tab('flows', _('Flow filter'));
+		s.tab('follow', _('Leases and configuration'));
 
 		o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
 		o.default = o.enabled;
@@ -480,6 +522,38 @@ return view.extend({
 		o.value('established', _('established'));
 		o.value('assured', _('assured (seen both ways)'));
 		o.default = 'any';
+
+		/* DHCP lease sync and configuration sync (docs/config-sync.md). */
+		o = s.taboption('follow', form.Flag, 'lease_sync', _('DHCP lease sync'),
+			_('Replicates dnsmasq\'s lease file to the peer, and merges the peer\'s leases into it while this router is backup. Pair it with a service role for dnsmasq, so that a new master\'s dnsmasq starts with every lease.'));
+
+		o = s.taboption('follow', form.Value, 'leasefile', _('Lease file'), _('dnsmasq\'s lease file (its dhcp-leasefile).'));
+		o.placeholder = '/tmp/dhcp.leases';
+		o.validate = validateLeaseFile;
+		o.depends('lease_sync', '1');
+
+		o = s.taboption('follow', form.ListValue, 'config_role', _('Configuration sync'),
+			_('The primary sends the packages and files listed below whenever they change; the secondary checks and writes them, then reloads. A secondary whose copy was edited since the last sync keeps it and reports a conflict until <code>carpd config-sync --force</code>. Set the same lists on both routers.'));
+		o.value('none', _('off'));
+		o.value('primary', _('primary: sends'));
+		o.value('secondary', _('secondary: receives'));
+		o.default = 'none';
+
+		o = s.taboption('follow', form.DynamicList, 'config', _('UCI packages'), _('e.g. firewall, dhcp. Never carpd (each router\'s own).'));
+		o.validate = validateSyncPackage;
+		o.depends('config_role', 'primary');
+		o.depends('config_role', 'secondary');
+
+		o = s.taboption('follow', form.DynamicList, 'file', _('Files'), _('Plain files under /etc/, the same path on both routers.'));
+		o.validate = validateSyncFile;
+		o.depends('config_role', 'primary');
+		o.depends('config_role', 'secondary');
+
+		/*
+		 * config_dir (where carpd writes the packages as root) and
+		 * reload_command (a program carpd runs as root) are not offered:
+		 * they are set by root in the file (docs/uci.md).
+		 */
 
 		return m.render();
 	}

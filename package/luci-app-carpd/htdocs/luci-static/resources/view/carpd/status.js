@@ -7,7 +7,7 @@
 /*
  * carpd status: the CARP state of every vhid with the demotion sources
  * behind it, the trackers, a split-brain alarm, the state-sync link and
- * the recent transitions, refreshed every few seconds from `ubus call
+ * the DHCP lease and configuration sync, the recent transitions, refreshed every few seconds from `ubus call
  * carpd status`; buttons for maintenance mode (which waits for the peer
  * to confirm the handover, docs/ubus.md) and a conntrack resync.
  */
@@ -353,7 +353,71 @@ return view.extend({
 			[ 'refused', _('Refused from the peer'), T('span', { 'title': syncRefused.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
 				_('%d flows (outside this router\'s own sync filter), %d timeouts clamped').format(sum(c, syncRefused), c.timeouts_clamped || 0)) ],
 			[ 'drops', _('Dropped frames'), T('span', { 'title': syncDrops.map((k) => '%s: %d'.format(k, c[k] || 0)).join('\n') },
-				String(sum(c, syncDrops))) ]
+				String(sum(c, syncDrops))) ],
+			this.leaseFact(s.leases, now)
+		]);
+	},
+
+	/* DHCP lease sync (sync.leases): the leases on each side, the events, the writes. */
+	leaseFact(l, now) {
+		if (!l || !l.enabled)
+			return [ 'leases', _('DHCP leases'), T('span', { 'class': 'carpd-muted' }, _('not synced')) ];
+		const refused = l.refused || {};
+		const nref = Object.keys(refused).reduce((acc, k) => acc + (+refused[k] || 0), 0);
+		return [ 'leases', _('DHCP leases'), [
+			_('%d in %s, %d from the peer; %d events sent, %d received').format(l.local || 0, l.file || '?', l.peer || 0,
+				l.sent || 0, l.received || 0),
+			T('br'),
+			T('span', { 'class': 'carpd-muted' }, [ _('file written %d times, last').format(l.written || 0), ' ', ago(l.last_write, now) ]),
+			nref ? T('div', { 'class': 'carpd-error', 'title': Object.keys(refused).sort().map((k) => '%s: %d'.format(k, refused[k])).join('\n') },
+				_('Lease events of the peer refused: %d').format(nref)) : '',
+			l.error ? T('div', { 'class': 'carpd-error' }, l.error) : ''
+		] ];
+	},
+
+	/*
+	 * Configuration sync (sync.config, docs/config-sync.md): per package or
+	 * file, the hash on each side, the last sync and a conflict or error.
+	 */
+	renderConfigSync(st, now) {
+		const c = (st.sync || {}).config;
+
+		if (!c)
+			return T('p', { 'class': 'carpd-muted' }, _('Configuration sync is off.'));
+
+		const short = (h) => h ? T('code', { 'title': h }, h.substring(0, 12)) : T('span', { 'class': 'carpd-muted' }, _('none'));
+		const refused = c.refused || {};
+		const nref = Object.keys(refused).reduce((acc, k) => acc + (+refused[k] || 0), 0);
+
+		return T('div', {}, [
+			T('p', {}, (c.role == 'primary')
+				? _('This router is the primary: it sends these to the secondary.')
+				: _('This router is the secondary: it takes these from the primary.')),
+			table([ _('Package or file'), _('State'), _('Here'), _('Peer'), _('Last sync') ], (c.packages || []).map((p) => {
+				let state, text;
+				if (p.conflict) {
+					state = 'conflict';
+					text = T('span', { 'class': 'carpd-error' }, [ _('conflict'), T('div', {}, p.conflict) ]);
+				} else if (p.error) {
+					state = 'error';
+					text = T('span', { 'class': 'carpd-error' }, [ _('error'), T('div', {}, p.error) ]);
+				} else if (p.local_hash && p.local_hash == p.peer_hash) {
+					state = 'synced';
+					text = _('in sync');
+				} else {
+					state = 'pending';
+					text = T('span', { 'class': 'carpd-muted' }, _('differs or not answered yet'));
+				}
+				return T('tr', { 'class': 'tr', 'data-config': p.name, 'data-state': state }, [
+					T('td', { 'class': 'td' }, [ p.name || '?', ' ', T('span', { 'class': 'carpd-muted' }, p.kind == 'file' ? _('(file)') : _('(UCI)')) ]),
+					T('td', { 'class': 'td' }, text),
+					T('td', { 'class': 'td' }, short(p.local_hash)),
+					T('td', { 'class': 'td' }, short(p.peer_hash)),
+					T('td', { 'class': 'td' }, ago(p.last_sync, now))
+				]);
+			}), _('No packages or files are listed.')),
+			nref ? T('p', { 'class': 'carpd-error', 'title': Object.keys(refused).sort().map((k) => '%s: %d'.format(k, refused[k])).join('\n') },
+				_('Configuration records of the peer refused: %d').format(nref)) : ''
 		]);
 	},
 
@@ -416,6 +480,7 @@ return view.extend({
 		this.nodes.trackers.replaceChildren(this.renderTrackers(st, now));
 		this.nodes.services.replaceChildren(this.renderServices(st, now));
 		this.nodes.sync.replaceChildren(this.renderSync(st, now));
+		this.nodes.config.replaceChildren(this.renderConfigSync(st, now));
 		this.nodes.transitions.replaceChildren(this.renderTransitions(st));
 
 		const maint = !!(st.demotion || {}).maintenance;
@@ -503,6 +568,7 @@ return view.extend({
 			trackers: T('div'),
 			services: T('div'),
 			sync: T('div'),
+			config: T('div'),
 			transitions: T('div'),
 			maintenance: T('button', { 'class': 'btn cbi-button cbi-button-action', 'data-action': 'maintenance',
 				'click': ui.createHandlerFn(this, 'handleMaintenance') }, _('Enter maintenance mode')),
@@ -525,6 +591,7 @@ return view.extend({
 			T('div', { 'class': 'cbi-section', 'data-section': 'trackers' }, [ T('h3', {}, _('Trackers')), this.nodes.trackers ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'services' }, [ T('h3', {}, _('Service roles')), this.nodes.services ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'sync' }, [ T('h3', {}, _('Connection state sync')), this.nodes.sync ]),
+			T('div', { 'class': 'cbi-section', 'data-section': 'config' }, [ T('h3', {}, _('Configuration sync')), this.nodes.config ]),
 			T('div', { 'class': 'cbi-section', 'data-section': 'transitions' }, [ T('h3', {}, _('Recent transitions')), this.nodes.transitions ])
 		]);
 

@@ -3,6 +3,7 @@ package openwrt
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -56,8 +57,8 @@ func (m *mapper) sync(s *Section) {
 			m.boolean(s, o, &c.LeaseSync)
 		case "leasefile":
 			m.str(s, o, &c.LeaseFile)
-			if !strings.HasPrefix(c.LeaseFile, "/") {
-				m.errorf(s, o, o.Line, "must be an absolute path")
+			if !leaseFileOK(c.LeaseFile) {
+				m.errorf(s, o, o.Line, "must be a plain absolute path under /tmp/, /var/ or /run/ (carpd rewrites it as root), not %q", c.LeaseFile)
 			}
 		case "protocol":
 			for i, v := range o.Values {
@@ -239,4 +240,19 @@ func parseMark(v string) (mark, mask uint32, err error) {
 		return 0, 0, fmt.Errorf("must be a mark such as 0x10 or 0x10/0xff, not %q", v)
 	}
 	return uint32(a), uint32(b), nil
+}
+
+// leaseFileOK: the lease file carpd rewrites (as root) with what the peer
+// sends is a plain path where dnsmasq keeps its leases (/tmp/dhcp.leases
+// on OpenWrt, /var/lib/misc/dnsmasq.leases on Debian), never /etc/shadow.
+func leaseFileOK(p string) bool {
+	if path.Clean(p) != p || strings.HasSuffix(p, "/") {
+		return false
+	}
+	for _, dir := range []string{"/tmp/", "/var/", "/run/"} {
+		if strings.HasPrefix(p, dir) {
+			return true
+		}
+	}
+	return false
 }

@@ -78,12 +78,26 @@ func TestSyncSectionErrors(t *testing.T) {
 		"f:6: option 'mark'",
 		"f:7: option 'min_state'",
 		"f:8: option 'port': must be an integer 1-65535",
-		"f:9: option 'leasefile': must be an absolute path",
+		"f:9: option 'leasefile': must be a plain absolute path under /tmp/, /var/ or /run/",
 		"f:1: option 'interface': is required",
 		"f:1: option 'key': is required",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+// TestLeaseFilePaths: carpd rewrites the lease file as root with what the
+// peer sends, so it takes only a plain path where dnsmasq keeps leases.
+func TestLeaseFilePaths(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"/tmp/dhcp.leases": true, "/var/lib/misc/dnsmasq.leases": true, "/run/dnsmasq/leases": true,
+		"/etc/shadow": false, "/tmp/../etc/shadow": false, "/tmp/./x": false, "/var/": false, "/tmp": false,
+		"dhcp.leases": false, "/usr/lib/x": false, "//tmp/x": false,
+	} {
+		if got := leaseFileOK(p); got != ok {
+			t.Errorf("%q: %v, want %v", p, got, ok)
 		}
 	}
 }

@@ -18,10 +18,12 @@
 // are not IP, ICMP and ICMPv6 (OpenBSD leaves them to every node), CARP,
 // and multicast or broadcast packets always pass.
 //
-// The pure rule is [Index], [Mask] and [Accept]; [Program] compiles it, with
-// one owned mask baked in, into a classic BPF filter that runs in tc's
-// ingress hook ([Datapath], Linux only), and is replaced whenever the mask
-// changes. docs/balancing.md explains the choice.
+// The pure rule is [Index], [Mask] and [Accept]. [Program] compiles it
+// into a small eBPF program for tc's ingress hook (cls_bpf, direct action)
+// that reads the owned mask from a one-entry BPF map; on Linux, [Open]
+// installs it on an interface as a [Datapath] and [Datapath.SetMask]
+// changes the mask with one bpf(2) call. docs/balancing.md explains the
+// choice and what the kernel needs.
 package balance
 
 import (

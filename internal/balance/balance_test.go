@@ -2,7 +2,6 @@ package balance
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"testing"
@@ -114,91 +113,6 @@ func TestAccept(t *testing.T) {
 	}
 }
 
-// run interprets a classic BPF program the way the kernel runs cls_bpf at
-// tc ingress: frame is the whole Ethernet frame, skb->data is its network
-// header (offset 14), absolute loads beyond the frame end the program with
-// 0. Only the instructions Program emits are known; others fail the test.
-func run(t *testing.T, prog []Insn, frame []byte) uint32 {
-	t.Helper()
-	const netOff = 14
-	proto := uint32(binary.BigEndian.Uint16(frame[12:14]))
-	var A, X uint32
-	load := func(k uint32, size int) (uint32, bool) {
-		var at int
-		switch {
-		case k == skfADProtocol:
-			return proto, true
-		case k >= skfLLOff && k < skfNetOff:
-			at = int(k - skfLLOff)
-		case k >= skfNetOff && k < skfADProtocol:
-			at = netOff + int(k-skfNetOff)
-		case k < 0x80000000:
-			at = netOff + int(k)
-		default:
-			return 0, false
-		}
-		if at+size > len(frame) {
-			return 0, false
-		}
-		switch size {
-		case 4:
-			return binary.BigEndian.Uint32(frame[at:]), true
-		case 2:
-			return uint32(binary.BigEndian.Uint16(frame[at:])), true
-		}
-		return uint32(frame[at]), true
-	}
-	for pc, steps := 0, 0; pc < len(prog) && steps < 1000; pc, steps = pc+1, steps+1 {
-		in := prog[pc]
-		var ok bool
-		switch in.Op {
-		case bpfLD | bpfW | bpfABS:
-			if A, ok = load(in.K, 4); !ok {
-				return 0
-			}
-		case bpfLD | bpfH | bpfABS:
-			if A, ok = load(in.K, 2); !ok {
-				return 0
-			}
-		case bpfLD | bpfB | bpfABS:
-			if A, ok = load(in.K, 1); !ok {
-				return 0
-			}
-		case bpfLD | bpfW | bpfIMM:
-			A = in.K
-		case bpfMISC | bpfTAX:
-			X = A
-		case bpfALU | bpfXOR | bpfX:
-			A ^= X
-		case bpfALU | bpfMOD | bpfK:
-			A %= in.K
-		case bpfALU | bpfLSH | bpfX:
-			A <<= X & 31
-		case bpfJMP | bpfJA:
-			pc += int(in.K)
-		case bpfJMP | bpfJEQ | bpfK:
-			pc += int(pick(A == in.K, in.Jt, in.Jf))
-		case bpfJMP | bpfJGE | bpfK:
-			pc += int(pick(A >= in.K, in.Jt, in.Jf))
-		case bpfJMP | bpfJSET | bpfK:
-			pc += int(pick(A&in.K != 0, in.Jt, in.Jf))
-		case bpfRET | bpfK:
-			return in.K
-		default:
-			t.Fatalf("pc %d: opcode %#x not known to the test's interpreter", pc, in.Op)
-		}
-	}
-	t.Fatal("program ran off its end")
-	return 0
-}
-
-func pick(c bool, jt, jf uint8) uint8 {
-	if c {
-		return jt
-	}
-	return jf
-}
-
 // frame builds an Ethernet frame to dstMAC with an IP header from src to
 // dst carrying proto (and 8 bytes of payload).
 func frame(dstMAC net.HardwareAddr, src, dst netip.Addr, proto uint8) []byte {
@@ -222,83 +136,4 @@ func frame(dstMAC net.HardwareAddr, src, dst netip.Addr, proto uint8) []byte {
 		f = append(f, h...)
 	}
 	return append(f, make([]byte, 8)...)
-}
-
-// TestProgramMatchesAccept runs the compiled program against the pure rule
-// on random packets, node counts and masks.
-func TestProgramMatchesAccept(t *testing.T) {
-	mac := net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x01, 0x07}
-	other := net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}
-	r := rand.New(rand.NewPCG(1, 2))
-	protos := []uint8{6, 17, protoICMP, protoICMPv6, protoCARP, 47}
-	for i := 0; i < 20000; i++ {
-		n := 1 + r.IntN(MaxNodes)
-		mask := r.Uint32()
-		if r.IntN(4) == 0 {
-			mask &= 1<<uint(r.IntN(32)) | 1<<uint(r.IntN(32))
-		}
-		var src, dst netip.Addr
-		if r.IntN(2) == 0 {
-			src = netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
-			dst = netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
-		} else {
-			var s, d [16]byte
-			for j := range s {
-				s[j], d[j] = byte(r.Uint32()), byte(r.Uint32())
-			}
-			if r.IntN(8) != 0 {
-				d[0] = 0x20 // mostly unicast
-			}
-			src, dst = netip.AddrFrom16(s), netip.AddrFrom16(d)
-		}
-		proto := protos[r.IntN(len(protos))]
-		prog, err := Program(mac, n, mask)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drop := run(t, prog, frame(mac, src, dst, proto)) != retPass
-		if want := !Accept(src, dst, proto, mask, n); drop != want {
-			t.Fatalf("%s > %s proto %d, %d nodes, mask %#x: program drops %v, rule drops %v", src, dst, proto, n, mask, drop, want)
-		}
-		if run(t, prog, frame(other, src, dst, proto)) != retPass {
-			t.Fatalf("%s > %s: a frame to another MAC matched", src, dst)
-		}
-	}
-}
-
-func TestProgramEdges(t *testing.T) {
-	mac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x01}
-	prog, err := Program(mac, 2, 0) // owns nothing
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := frame(mac, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 6)
-	if run(t, prog, f) != retMatch {
-		t.Fatal("an unowned packet passed")
-	}
-	// Truncated inside the IPv4 header: no match, the stack drops it.
-	if got := run(t, prog, f[:14+14]); got != retPass {
-		t.Fatalf("a truncated frame matched: %#x", got)
-	}
-	// ARP to the cluster MAC always passes.
-	arp := append([]byte(nil), f...)
-	arp[12], arp[13] = 0x08, 0x06
-	if run(t, prog, arp) != retPass {
-		t.Fatal("ARP matched")
-	}
-	pt, err := PtypeProgram(mac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if run(t, pt, f) != retMatch || run(t, pt, frame(net.HardwareAddr{0, 0, 0x5e, 0, 1, 2}, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 6)) != retPass {
-		t.Fatal("PtypeProgram does not match exactly the cluster MAC")
-	}
-	for _, bad := range []struct {
-		mac net.HardwareAddr
-		n   int
-	}{{mac[:5], 2}, {mac, 0}, {mac, 33}} {
-		if _, err := Program(bad.mac, bad.n, 1); err == nil {
-			t.Errorf("Program(%v, %d) accepted", bad.mac, bad.n)
-		}
-	}
 }

@@ -1,0 +1,222 @@
+package balance
+
+// The kernel side: a cls_bpf filter in the clsact ingress hook of the
+// interface, installed and removed over rtnetlink. This is the one file
+// that speaks netlink; it uses only netlink.Dial, Conn.Execute, Message,
+// Header and the flag constants, and encodes its attributes by hand.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// rtnetlink and tc constants (linux/rtnetlink.h, pkt_sched.h, pkt_cls.h).
+const (
+	rtmNewQdisc  = 36
+	rtmNewFilter = 44
+	rtmDelFilter = 45
+
+	tcaKind    = 1
+	tcaOptions = 2
+
+	tcaBPFFD         = 6
+	tcaBPFName       = 7
+	tcaBPFFlags      = 8
+	tcaBPFFlagDirect = 1
+
+	tcHClsact       = 0xfffffff1
+	tcHIngress      = 0xfffffff2 // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
+	ethPAll         = 0x0003
+	filterHandle    = 1
+	tcmsgLen        = 20
+	prioBase        = 0xc000 // + the first vhid
+	packetMRMcast   = 0      // PACKET_MR_MULTICAST
+	packetMRUnicast = 3      // PACKET_MR_UNICAST
+)
+
+// A Datapath is the ownership rule of one balanced virtual host installed
+// in the kernel on one interface: frames to the cluster MAC are accepted by
+// the NIC, marked as addressed to this host, and dropped at tc ingress
+// unless this router owns their node. The program reads the owned mask from
+// a BPF map, so changing it is one bpf(2) call, effective for the next
+// packet.
+type Datapath struct {
+	mu      sync.Mutex
+	conn    *netlink.Conn
+	member  int // packet socket holding the NIC's membership of the MAC
+	mapFD   int
+	ifindex int
+	mac     net.HardwareAddr
+	nodes   int
+	prio    uint16
+	mask    uint32
+	closed  bool
+}
+
+// Open installs the datapath for a balanced virtual host whose first vhid
+// is vhid, with nodes nodes and cluster MAC mac, on interface ifindex,
+// owning no node until SetMask. It adds tc's clsact qdisc when the
+// interface has none, one cls_bpf filter in direct-action mode at priority
+// 0xc000+vhid (so several balanced hosts share an interface, and a restarted
+// daemon replaces its predecessor's filter), and the MAC to the NIC's
+// multicast or unicast address list for as long as the Datapath is open.
+func Open(ifindex int, vhid uint8, mac net.HardwareAddr, nodes int) (*Datapath, error) {
+	d := &Datapath{member: -1, mapFD: -1, ifindex: ifindex, mac: append(net.HardwareAddr(nil), mac...),
+		nodes: nodes, prio: prioBase + uint16(vhid)}
+	if err := d.open(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Datapath) open() error {
+	var err error
+	if d.mapFD, err = newMaskMap(); err != nil {
+		return err
+	}
+	insns, err := Program(d.mac, d.nodes, d.mapFD)
+	if err != nil {
+		return err
+	}
+	prog, err := loadProgram(insns)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(prog) // the filter holds its own reference
+	if err := d.join(); err != nil {
+		return err
+	}
+	if d.conn, err = netlink.Dial(unix.NETLINK_ROUTE, nil); err != nil {
+		return fmt.Errorf("balance: netlink: %w", err)
+	}
+	q := tcmsg(d.ifindex, 0xffff0000, tcHClsact, 0)
+	q = attr(q, tcaKind, []byte("clsact\x00"))
+	if err := d.exec(rtmNewQdisc, netlink.Create|netlink.Excl, q); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("balance: add clsact qdisc: %w", err)
+	}
+	var opts []byte
+	opts = attr(opts, tcaBPFFD, binary.NativeEndian.AppendUint32(nil, uint32(prog)))
+	opts = attr(opts, tcaBPFName, []byte(progName+"\x00"))
+	opts = attr(opts, tcaBPFFlags, binary.NativeEndian.AppendUint32(nil, tcaBPFFlagDirect))
+	m := tcmsg(d.ifindex, filterHandle, tcHIngress, filterInfo(d.prio))
+	m = attr(m, tcaKind, []byte("bpf\x00"))
+	m = attr(m, tcaOptions, opts)
+	if err := d.exec(rtmNewFilter, netlink.Create|netlink.Replace, m); err != nil {
+		return fmt.Errorf("balance: add tc filter: %w", err)
+	}
+	return nil
+}
+
+// SetMask makes the datapath accept exactly the nodes of mask (bit i: node
+// i in vhid order), from the next packet on.
+func (d *Datapath) SetMask(mask uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return net.ErrClosed
+	}
+	if err := setMapMask(d.mapFD, mask); err != nil {
+		return fmt.Errorf("balance: set mask %#x: %w", mask, err)
+	}
+	d.mask = mask
+	return nil
+}
+
+// Mask returns the mask last installed.
+func (d *Datapath) Mask() uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mask
+}
+
+// Close removes the filter (the clsact qdisc stays: others may use it) and
+// the NIC's membership of the MAC. After Close no frame to the cluster MAC
+// is routed by this host.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	if d.conn != nil {
+		m := tcmsg(d.ifindex, filterHandle, tcHIngress, filterInfo(d.prio))
+		m = attr(m, tcaKind, []byte("bpf\x00"))
+		if err := d.exec(rtmDelFilter, 0, m); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("balance: delete tc filter: %w", err))
+		}
+		errs = append(errs, d.conn.Close())
+	}
+	if d.member >= 0 {
+		unix.Close(d.member)
+	}
+	if d.mapFD >= 0 {
+		unix.Close(d.mapFD)
+	}
+	return errors.Join(errs...)
+}
+
+// join adds the MAC to the NIC's address filter through a packet socket
+// that receives nothing (protocol 0): the kernel keeps the membership as
+// long as the socket lives, so a crashed daemon leaves none behind.
+func (d *Datapath) join() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("balance: packet socket: %w", err)
+	}
+	mr := unix.PacketMreq{Ifindex: int32(d.ifindex), Type: packetMRUnicast, Alen: 6}
+	if d.mac[0]&1 != 0 {
+		mr.Type = packetMRMcast
+	}
+	copy(mr.Address[:], d.mac)
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mr); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("balance: add %s to interface %d: %w", d.mac, d.ifindex, err)
+	}
+	d.member = fd
+	return nil
+}
+
+func (d *Datapath) exec(typ uint16, flags netlink.HeaderFlags, data []byte) error {
+	_, err := d.conn.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Acknowledge | flags},
+		Data:   data,
+	})
+	return err
+}
+
+// filterInfo is tcm_info of a filter: the priority and the protocol
+// (ETH_P_ALL) in network byte order, as a host-order u16.
+func filterInfo(prio uint16) uint32 {
+	proto := binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, ethPAll))
+	return uint32(prio)<<16 | uint32(proto)
+}
+
+// tcmsg is struct tcmsg: family, padding, ifindex, handle, parent, info.
+func tcmsg(ifindex int, handle, parent, info uint32) []byte {
+	b := make([]byte, tcmsgLen)
+	binary.NativeEndian.PutUint32(b[4:], uint32(int32(ifindex)))
+	binary.NativeEndian.PutUint32(b[8:], handle)
+	binary.NativeEndian.PutUint32(b[12:], parent)
+	binary.NativeEndian.PutUint32(b[16:], info)
+	return b
+}
+
+// attr appends one netlink attribute (length, type, value, padding to 4).
+func attr(b []byte, typ uint16, v []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(v)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, v...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -33,38 +32,13 @@ type Node struct {
 
 // ParseNode parses "vhid:advskew": vhid 1-255, advskew 0-254, decimal.
 func ParseNode(s string) (Node, error) {
-	bad := fmt.Errorf("must be vhid:advskew (vhid 1-255, advskew 0-254), such as 1:0 or 2:100, not %q", s)
-	v, sk, ok := strings.Cut(s, ":")
-	if !ok || !digits(v) || !digits(sk) {
-		return Node{}, bad
-	}
-	vhid, err1 := strconv.Atoi(v)
-	skew, err2 := strconv.Atoi(sk)
-	if err1 != nil || err2 != nil || vhid < 1 || vhid > 255 || skew > 254 {
-		return Node{}, bad
+	v, sk, _ := strings.Cut(s, ":")
+	vhid, err1 := strconv.ParseUint(v, 10, 8)
+	skew, err2 := strconv.ParseUint(sk, 10, 8)
+	if err1 != nil || err2 != nil || vhid == 0 || skew > 254 {
+		return Node{}, fmt.Errorf("must be vhid:advskew (vhid 1-255, advskew 0-254), such as 1:0 or 2:100, not %q", s)
 	}
 	return Node{VHID: uint8(vhid), AdvSkew: uint8(skew)}, nil
-}
-
-func digits(s string) bool {
-	if s == "" || len(s) > 3 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// CheckBalancing reports whether mode is a known balancing mode.
-func CheckBalancing(mode string) error {
-	switch mode {
-	case BalanceNone, BalanceIP, BalanceIPStealth, BalanceIPUnicast:
-		return nil
-	}
-	return fmt.Errorf("must be none, ip, ip-stealth or ip-unicast, not %q", mode)
 }
 
 // SetNodes sets the nodes of a balanced virtual host, sorted by vhid as
@@ -73,7 +47,11 @@ func CheckBalancing(mode string) error {
 // everything keyed by one vhid still name the host.
 func (v *VHID) SetNodes(nodes []Node) {
 	v.Nodes = append([]Node(nil), nodes...)
-	sort.SliceStable(v.Nodes, func(i, j int) bool { return v.Nodes[i].VHID < v.Nodes[j].VHID })
+	for i := 1; i < len(v.Nodes); i++ { // insertion sort: at most 32
+		for j := i; j > 0 && v.Nodes[j].VHID < v.Nodes[j-1].VHID; j-- {
+			v.Nodes[j], v.Nodes[j-1] = v.Nodes[j-1], v.Nodes[j]
+		}
+	}
 	if len(v.Nodes) > 0 {
 		v.VHID, v.AdvSkew = v.Nodes[0].VHID, v.Nodes[0].AdvSkew
 	}
@@ -107,48 +85,46 @@ func (v *VHID) ClusterMAC() net.HardwareAddr {
 	return mac
 }
 
-// validateBalancing checks `list node` and `option balancing` of every
-// vhid section: 2-32 nodes with distinct vhids, a mode for several nodes,
-// and no node vhid used by another section on the same interface.
+// validateBalancing checks `option balancing` and `list node` of every
+// vhid section: a known mode, 2-32 nodes, a mode other than none for
+// several nodes, and each node's vhid used once on its interface (by no
+// other node of the section, no other section's vhid or nodes).
 func (c *Config) validateBalancing(add func(sec, opt, format string, a ...any)) {
-	used := map[string]string{} // interface/vhid -> section, for node vhids
 	for i := range c.VHIDs {
 		v := &c.VHIDs[i]
+		switch v.Balancing {
+		case "", BalanceNone, BalanceIP, BalanceIPStealth, BalanceIPUnicast:
+		default:
+			add(v.Name, "balancing", "must be none, ip, ip-stealth or ip-unicast, not %q", v.Balancing)
+		}
 		if len(v.Nodes) == 0 {
 			continue
 		}
-		if len(v.Nodes) < MinNodes || len(v.Nodes) > MaxNodes {
-			add(v.Name, "node", "has %d nodes; a balanced vhid has %d-%d (a single one is option vhid and advskew)", len(v.Nodes), MinNodes, MaxNodes)
-		}
-		if v.Balancing == BalanceNone {
-			add(v.Name, "balancing", "is none, but the section has %d nodes: use ip, ip-stealth or ip-unicast, or one vhid", len(v.Nodes))
+		if len(v.Nodes) < MinNodes || len(v.Nodes) > MaxNodes || v.Balancing == BalanceNone {
+			add(v.Name, "node", "a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has %d nodes, balancing %s (a single vhid is option vhid and advskew)", len(v.Nodes), v.BalancingMode())
 		}
 		for j, n := range v.Nodes {
+			other := ""
 			if j > 0 && v.Nodes[j-1].VHID == n.VHID {
-				add(v.Name, "node", "vhid %d is listed twice", n.VHID)
+				other = v.Name
 			}
-			if k := fmt.Sprintf("%s/%d", v.Interface, n.VHID); used[k] == "" {
-				used[k] = v.Name
-			}
-		}
-	}
-	if len(used) == 0 {
-		return
-	}
-	for i := range c.VHIDs {
-		v := &c.VHIDs[i]
-		nodes := v.Nodes
-		if len(nodes) == 0 {
-			nodes = []Node{{VHID: v.VHID}}
-		}
-		for _, n := range nodes {
-			other, ok := used[fmt.Sprintf("%s/%d", v.Interface, n.VHID)]
-			if ok && other != v.Name && n.VHID != 0 {
-				opt := "node"
-				if len(v.Nodes) == 0 {
-					opt = "vhid"
+			for k := range c.VHIDs {
+				w := &c.VHIDs[k]
+				// Another balanced section's nodes: reported once, on the later.
+				if k == i || w.Interface != v.Interface || len(w.Nodes) > 0 && k > i {
+					continue
 				}
-				add(v.Name, opt, "vhid %d on %s is also a node of section %q", n.VHID, v.Interface, other)
+				if len(w.Nodes) == 0 && w.VHID == n.VHID {
+					other = w.Name
+				}
+				for _, m := range w.Nodes {
+					if m.VHID == n.VHID {
+						other = w.Name
+					}
+				}
+			}
+			if other != "" {
+				add(v.Name, "node", "vhid %d is used more than once on %s (also by section %q)", n.VHID, v.Interface, other)
 			}
 		}
 	}

@@ -7,28 +7,15 @@ import (
 )
 
 func TestParseNode(t *testing.T) {
-	good := map[string]Node{"1:0": {1, 0}, "2:100": {2, 100}, "255:254": {255, 254}, "07:010": {7, 10}}
+	good := map[string]Node{"1:0": {1, 0}, "2:100": {2, 100}, "255:254": {255, 254}, "07:010": {7, 10}, "0001:0": {1, 0}}
 	for in, want := range good {
 		if got, err := ParseNode(in); err != nil || got != want {
 			t.Errorf("ParseNode(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "1", "1:", ":0", "0:0", "256:0", "1:255", "1:-1", "+1:0", "1:0:0", "a:b", " 1:0", "1: 0", "0001:0"} {
+	for _, in := range []string{"", "1", "1:", ":0", "0:0", "256:0", "1:255", "1:-1", "+1:0", "1:0:0", "a:b", " 1:0", "1: 0", "1:0x1", "1_0:0"} {
 		if n, err := ParseNode(in); err == nil {
 			t.Errorf("ParseNode(%q) = %v, want an error", in, n)
-		}
-	}
-}
-
-func TestCheckBalancing(t *testing.T) {
-	for _, ok := range []string{"none", "ip", "ip-stealth", "ip-unicast"} {
-		if err := CheckBalancing(ok); err != nil {
-			t.Errorf("CheckBalancing(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "arp", "IP", "ip "} {
-		if CheckBalancing(bad) == nil {
-			t.Errorf("CheckBalancing(%q) accepted", bad)
 		}
 	}
 }
@@ -85,15 +72,17 @@ func TestValidateBalancing(t *testing.T) {
 		{"two nodes", []VHID{vhid("lan", "br-lan", 0, Node{1, 0}, Node{2, 100})}, nil},
 		{"beside an ordinary vhid", []VHID{vhid("lan", "br-lan", 0, Node{1, 0}, Node{2, 100}), vhid("wan", "br-lan", 3)}, nil},
 		{"same vhids elsewhere", []VHID{vhid("lan", "br-lan", 0, Node{1, 0}, Node{2, 100}), vhid("wan", "eth1", 2)}, nil},
-		{"one node", []VHID{vhid("lan", "br-lan", 0, Node{1, 0})}, []string{"lan/node: has 1 nodes"}},
-		{"33 nodes", []VHID{vhid("lan", "br-lan", 0, many...)}, []string{"lan/node: has 33 nodes"}},
-		{"twice", []VHID{vhid("lan", "br-lan", 0, Node{4, 0}, Node{4, 100})}, []string{"lan/node: vhid 4 is listed twice"}},
+		{"one node", []VHID{vhid("lan", "br-lan", 0, Node{1, 0})}, []string{"lan/node: a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has 1 nodes, balancing none"}},
+		{"33 nodes", []VHID{vhid("lan", "br-lan", 0, many...)}, []string{"lan/node: a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has 33 nodes"}},
+		{"twice", []VHID{vhid("lan", "br-lan", 0, Node{4, 0}, Node{4, 100})}, []string{`lan/node: vhid 4 is used more than once on br-lan (also by section "lan")`}},
 		{"none with nodes", []VHID{func() VHID { v := vhid("lan", "br-lan", 0, Node{1, 0}, Node{2, 0}); v.Balancing = "none"; return v }()},
-			[]string{"lan/balancing: is none"}},
+			[]string{"lan/node: a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has 2 nodes, balancing none"}},
+		{"unknown mode", []VHID{func() VHID { v := vhid("lan", "br-lan", 3); v.Balancing = "arp"; return v }()},
+			[]string{`lan/balancing: must be none, ip, ip-stealth or ip-unicast, not "arp"`}},
 		{"node taken by a vhid", []VHID{vhid("lan", "br-lan", 0, Node{1, 0}, Node{2, 100}), vhid("wan", "br-lan", 2)},
-			[]string{`wan/vhid: vhid 2 on br-lan is also a node of section "lan"`}},
+			[]string{`lan/node: vhid 2 is used more than once on br-lan (also by section "wan")`}},
 		{"node taken by a node", []VHID{vhid("a", "br-lan", 0, Node{1, 0}, Node{5, 0}), vhid("b", "br-lan", 0, Node{5, 0}, Node{6, 0})},
-			[]string{`b/node: vhid 5 on br-lan is also a node of section "a"`}},
+			[]string{`b/node: vhid 5 is used more than once on br-lan (also by section "a")`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,19 +17,6 @@ func (m *mapper) nodes(s *Section, o *Option) []config.Node {
 	return out
 }
 
-// balancing maps `option balancing`.
-func (m *mapper) balancing(s *Section, o *Option, v *config.VHID) {
-	b, ok := m.scalar(s, o)
-	if !ok {
-		return
-	}
-	if err := config.CheckBalancing(b); err != nil {
-		m.errorf(s, o, o.Line, "%v", err)
-		return
-	}
-	v.Balancing = b
-}
-
 // balancedVHID finishes a vhid section with `list node`: the nodes replace
 // option vhid and advskew (either beside them is an error, at its line),
 // and until the daemon runs every node it warns that only the leader runs.
@@ -44,7 +31,6 @@ func (m *mapper) balancedVHID(s *Section, v *config.VHID, nodes []config.Node) {
 	}
 	v.SetNodes(nodes)
 	if len(nodes) > 0 {
-		m.warnf(s.Option("node").Line, "vhid section %q: this carpd runs only node %d:%d of the balanced vhid (balancing %s is not wired into the daemon yet)",
-			s.Name, v.VHID, v.AdvSkew, v.BalancingMode())
+		m.warnf(s.Option("node").Line, "vhid section %q: this carpd runs only the first node, vhid %d (balancing is not wired into the daemon yet)", s.Name, v.VHID)
 	}
 }

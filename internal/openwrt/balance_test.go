@@ -27,7 +27,7 @@ func TestBalancedVHID(t *testing.T) {
 	if v.BalancingMode() != "ip-stealth" || v.ClusterMAC().String() != "00:00:5e:00:01:01" {
 		t.Errorf("mode %q MAC %v", v.BalancingMode(), v.ClusterMAC())
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "/etc/config/carpd:3: ") || !strings.Contains(warnings[0], "runs only node 1:0") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "/etc/config/carpd:3: ") || !strings.Contains(warnings[0], "runs only the first node, vhid 1") {
 		t.Errorf("warnings %q", warnings)
 	}
 
@@ -45,15 +45,15 @@ func TestBalancedVHIDErrors(t *testing.T) {
 		want []string
 	}{
 		{"\tlist node '1:0'\n\tlist node '2:300'\n", []string{`f:6: option 'node': must be vhid:advskew`}},
-		{"\tlist node '1:0'\n\tlist node '1:5'\n", []string{`f:5: option 'node': vhid 1 is listed twice`}},
-		{"\tlist node '1:0'\n", []string{`f:5: option 'node': has 1 nodes`}},
+		{"\tlist node '1:0'\n\tlist node '1:5'\n", []string{`f:5: option 'node': vhid 1 is used more than once on br-lan (also by section "lan")`}},
+		{"\tlist node '1:0'\n", []string{`f:5: option 'node': a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has 1 nodes`}},
 		{"\tlist node '1:0'\n\tlist node '2:0'\n\toption balancing 'arp'\n", []string{`f:7: option 'balancing': must be none, ip, ip-stealth or ip-unicast, not "arp"`}},
-		{"\tlist node '1:0'\n\tlist node '2:0'\n\toption balancing 'none'\n", []string{`f:7: option 'balancing': is none`}},
+		{"\tlist node '1:0'\n\tlist node '2:0'\n\toption balancing 'none'\n", []string{`f:5: option 'node': a balanced vhid has 2-32 nodes and a balancing mode other than none; this one has 2 nodes, balancing none`}},
 		{"\toption vhid '3'\n\tlist node '1:0'\n\tlist node '2:0'\n\toption advskew '7'\n", []string{
 			`f:5: option 'vhid': list node replaces option vhid and advskew`,
 			`f:8: option 'advskew': list node replaces option vhid and advskew`}},
 		{"\tlist node '1:0'\n\tlist node '2:0'\n\nconfig vhid 'wan'\n\toption interface 'br-lan'\n\toption vhid '2'\n\tlist address '10.0.0.1/24'\n\toption password 'x'\n",
-			[]string{`f:10: option 'vhid': vhid 2 on br-lan is also a node of section "lan"`}},
+			[]string{`f:5: option 'node': vhid 2 is used more than once on br-lan (also by section "wan")`}},
 	}
 	for _, tt := range tests {
 		_, _, errs := ParseConfig("f", []byte(head+tt.body))

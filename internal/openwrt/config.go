@@ -257,7 +257,7 @@ func (m *mapper) vhid(s *Section) {
 		case "node":
 			nodes = m.nodes(s, o)
 		case "balancing":
-			m.balancing(s, o, &v)
+			m.str(s, o, &v.Balancing)
 		case "preempt":
 			var b bool
 			if m.boolean(s, o, &b) {

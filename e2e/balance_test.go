@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -24,16 +25,16 @@ import (
 // fold to the same node (the hash is symmetric), so they return through
 // the router that forwarded the request.
 const (
-	balClientMAC = "01:00:5e:00:01:01"
-	balServerMAC = "01:00:5e:00:01:0b"
-	balServer    = "10.20.0.100"
-	balFlows     = 64
+	balServer = "10.20.0.100"
+	balFlows  = 64
 )
 
 type balRouter struct {
-	name string
-	host *lab.Host
-	dps  []*balance.Datapath
+	name   string
+	host   *lab.Host
+	dps    []*balance.Datapath
+	cliMAC string // the cluster MAC on the client side
+	srvMAC string // and on the server side
 }
 
 // open installs the datapath on both of the router's sides for n nodes.
@@ -45,7 +46,7 @@ func (r *balRouter) open(t *testing.T, n int) {
 			ifname string
 			vhid   uint8
 			mac    string
-		}{{"lan", 1, balClientMAC}, {"wan", 11, balServerMAC}} {
+		}{{"lan", 1, r.cliMAC}, {"wan", 11, r.srvMAC}} {
 			ifi, err := net.InterfaceByName(side.ifname)
 			if err != nil {
 				return err
@@ -217,8 +218,19 @@ func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, port int, wait
 // TestBalanceDatapath: 2 and then 3 routers share the client's flows
 // exactly as OpenBSD's formula says, each with about 1/N of them; when one
 // router dies and the others take its nodes, its flows go through them.
+// With balancing ip the cluster MAC is multicast; with ip-stealth it is
+// unicast, and the switch must never learn it.
 func TestBalanceDatapath(t *testing.T) {
 	lab.Require(t)
+	for _, mode := range []struct{ name, cli, srv string }{
+		{"ip", "01:00:5e:00:01:01", "01:00:5e:00:01:0b"},
+		{"ip-stealth", "00:00:5e:00:01:01", "00:00:5e:00:01:0b"},
+	} {
+		t.Run(mode.name, func(t *testing.T) { testBalanceDatapath(t, mode.cli, mode.srv) })
+	}
+}
+
+func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	l, err := lab.New("cbal")
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +277,7 @@ func TestBalanceDatapath(t *testing.T) {
 	}
 	routers := make([]*balRouter, 3)
 	for i := range routers {
-		r := &balRouter{name: fmt.Sprintf("r%d", i+1)}
+		r := &balRouter{name: fmt.Sprintf("r%d", i+1), cliMAC: balClientMAC, srvMAC: balServerMAC}
 		r.host, err = l.Host(r.name)
 		must(err)
 		_, err = l.Attach(r.host, cliSw, "lan", fmt.Sprintf("10.10.0.%d/24", i+2))
@@ -282,7 +294,8 @@ func TestBalanceDatapath(t *testing.T) {
 	srv := netip.MustParseAddr(balServer)
 
 	// Control: without the datapath no router routes frames sent to the
-	// multicast cluster MAC (Linux takes them as PACKET_MULTICAST).
+	// cluster MAC (Linux takes them as PACKET_MULTICAST or
+	// PACKET_OTHERHOST).
 	if got := sendFlows(t, client, srcs[:8], 7000, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("control run: flows answered without any datapath: %v", got)
 	}
@@ -365,4 +378,16 @@ func TestBalanceDatapath(t *testing.T) {
 	took := r1.setMask(t, 0b011)
 	t.Logf("r1 took node 1 in %v", took)
 	check("r2 dead", 7003, 3, map[*balRouter]uint32{r1: 0b011, r2: 0, r3: 0b100})
+
+	// No frame ever left a router with the cluster MAC as its source: the
+	// switches never learnt it (for ip-stealth, what keeps it flooded).
+	for _, sw := range []*lab.Switch{cliSw, srvSw} {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err := exec.CommandContext(cctx, "ip", "netns", "exec", sw.NS, "bridge", "fdb", "show", "br", sw.Bridge).CombinedOutput()
+		cancel()
+		must(err)
+		if strings.Contains(string(out), balClientMAC+" ") || strings.Contains(string(out), balServerMAC+" ") {
+			t.Errorf("switch %s learnt the cluster MAC:\n%s", sw.Name, out)
+		}
+	}
 }

@@ -62,38 +62,111 @@ const (
 	r0, r1, r2, r6, r7, r8, r10 = 0, 1, 2, 6, 7, 8, 10
 )
 
-// ins is one eBPF instruction before encoding.
+// ins is one eBPF instruction of the program's template: its fields, the
+// label a jump goes to (resolved into off), and which per-program value
+// fills imm.
 type ins struct {
 	code     uint8
 	dst, src uint8
 	off      int16
 	imm      int32
-	jump     string // label of a jump's target, resolved into off
+	to       uint8 // jump target: a label, lNone for none
+	patch    uint8 // pNone, or the value to put in imm
 }
 
-type ebpf struct {
-	prog   []ins
-	labels map[string]int
-}
+// Labels (jump targets), placed by label pseudo-instructions.
+const (
+	lNone = iota
+	lV4
+	lV6
+	lHash
+	lNext
+	nLabels
+)
 
-func (e *ebpf) emit(i ins)        { e.prog = append(e.prog, i) }
-func (e *ebpf) label(name string) { e.labels[name] = len(e.prog) }
-func (e *ebpf) ldabs(size uint8, k int32) {
-	e.emit(ins{code: bpfLD | size | bpfABS, imm: k})
-}
-func (e *ebpf) alu64(op, dst uint8, imm int32) {
-	e.emit(ins{code: bpfALU64 | op | bpfK, dst: dst, imm: imm})
-}
-func (e *ebpf) alu64x(op, dst, src uint8) {
-	e.emit(ins{code: bpfALU64 | op | bpfX, dst: dst, src: src})
-}
-func (e *ebpf) jmp(op, dst uint8, imm int32, to string) {
-	e.emit(ins{code: bpfJMP | op | bpfK, dst: dst, imm: imm, jump: to})
-}
-func (e *ebpf) call(fn int32) { e.emit(ins{code: bpfJMP | bpfCALL, imm: fn}) }
-func (e *ebpf) exit(ret int32) {
-	e.alu64(bpfMOV, r0, ret)
-	e.emit(ins{code: bpfJMP | bpfEXIT})
+// Per-program values.
+const (
+	pNone  = iota
+	pMACHi // first four bytes of the cluster MAC
+	pMACLo // last two
+	pIPv4  // ETH_P_IP as skb->protocol reads in host order
+	pIPv6  // ETH_P_IPV6 likewise
+	pNodes // the node count
+	pMapFD // the mask map
+)
+
+const opLabel = 0xff // pseudo-instruction: imm is the label
+
+// program is the template of Program, in order:
+//
+//	frame not to the cluster MAC: next
+//	mark it PACKET_HOST
+//	IPv4: ICMP, CARP, dst >= 224.0.0.0: next; fold = src ^ dst
+//	IPv6: ICMPv6, CARP, dst ff00::/8: next; fold = XOR of the 8 words
+//	index = fold mod nodes; mask = map[0]; bit index set: next; else drop
+//	next: TC_ACT_UNSPEC
+var program = []ins{
+	{code: bpfALU64 | bpfMOV | bpfX, dst: r6, src: r1}, // LD_ABS wants the context in R6
+	{code: bpfLD | bpfW | bpfABS, imm: skfLLOff},
+	{code: bpfJMP | bpfJNE | bpfK, dst: r0, to: lNext, patch: pMACHi},
+	{code: bpfLD | bpfH | bpfABS, imm: skfLLOff + 4},
+	{code: bpfJMP | bpfJNE | bpfK, dst: r0, to: lNext, patch: pMACLo},
+	{code: bpfALU64 | bpfMOV | bpfX, dst: r1, src: r6},
+	{code: bpfALU64 | bpfMOV | bpfK, dst: r2, imm: packetHost},
+	{code: bpfJMP | bpfCALL, imm: fnSkbChangeType},
+	{code: bpfLDX | bpfW | bpfMEM, dst: r0, src: r6, off: skbProtocolOff},
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, to: lV4, patch: pIPv4},
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, to: lV6, patch: pIPv6},
+	{code: bpfJMP | bpfJA | bpfK, dst: 0, imm: 0, to: lNext},
+
+	{code: opLabel, imm: lV4},
+	{code: bpfLD | bpfB | bpfABS, imm: skfNetOff + 9}, // protocol
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: protoICMP, to: lNext},
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: protoCARP, to: lNext},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 16}, // destination
+	{code: bpfALU64 | bpfMOV | bpfX, dst: r7, src: r0},
+	{code: bpfALU64 | bpfRSH | bpfK, dst: r0, imm: 24},
+	{code: bpfJMP | bpfJGE | bpfK, dst: r0, imm: 224, to: lNext}, // multicast, class E, broadcast
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 12},           // source
+	{code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfJMP | bpfJA | bpfK, dst: 0, imm: 0, to: lHash},
+
+	{code: opLabel, imm: lV6},
+	{code: bpfLD | bpfB | bpfABS, imm: skfNetOff + 6}, // next header
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: protoICMPv6, to: lNext},
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: protoCARP, to: lNext},
+	{code: bpfLD | bpfB | bpfABS, imm: skfNetOff + 24}, // destination's first byte
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: 0xff, to: lNext},
+	{code: bpfALU64 | bpfMOV | bpfK, dst: r7, imm: 0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 8}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0}, // source
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 12}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 16}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 20}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 24}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0}, // destination
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 28}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 32}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+	{code: bpfLD | bpfW | bpfABS, imm: skfNetOff + 36}, {code: bpfALU64 | bpfXOR | bpfX, dst: r7, src: r0},
+
+	// R7 is the fold, in host order (LD_ABS loads big-endian).
+	{code: opLabel, imm: lHash},
+	{code: bpfALU | bpfMOV | bpfX, dst: r8, src: r7},
+	{code: bpfALU | bpfMOD | bpfK, dst: r8, patch: pNodes}, // 32-bit unsigned
+	{code: bpfST | bpfW | bpfMEM, dst: r10, off: -4},       // key 0
+	{code: bpfLD | bpfDW | bpfIMM, dst: r1, src: pseudoMapFD, patch: pMapFD},
+	{},
+	{code: bpfALU64 | bpfMOV | bpfX, dst: r2, src: r10},
+	{code: bpfALU64 | bpfADD | bpfK, dst: r2, imm: -4},
+	{code: bpfJMP | bpfCALL, imm: fnMapLookupElem},
+	{code: bpfJMP | bpfJEQ | bpfK, dst: r0, imm: 0, to: lNext},
+	{code: bpfLDX | bpfW | bpfMEM, dst: r1, src: r0},
+	{code: bpfALU64 | bpfRSH | bpfX, dst: r1, src: r8},
+	{code: bpfALU64 | bpfAND | bpfK, dst: r1, imm: 1},
+	{code: bpfJMP | bpfJNE | bpfK, dst: r1, imm: 0, to: lNext},
+	{code: bpfALU64 | bpfMOV | bpfK, dst: r0, imm: tcActShot},
+	{code: bpfJMP | bpfEXIT},
+	{code: opLabel, imm: lNext},
+	{code: bpfALU64 | bpfMOV | bpfK, dst: r0, imm: tcActUnspec},
+	{code: bpfJMP | bpfEXIT},
 }
 
 // Program returns the eBPF program (struct bpf_insn array, in the host's
@@ -114,90 +187,49 @@ func Program(mac net.HardwareAddr, nodes int, mapFD int) ([]byte, error) {
 	if nodes < 1 || nodes > MaxNodes {
 		return nil, fmt.Errorf("balance: %d nodes, want 1-%d", nodes, MaxNodes)
 	}
+	be := binary.BigEndian
+	ne := binary.NativeEndian
 	// skb->protocol is big-endian in memory, loaded as a host-order u32.
-	hostOrder := func(ethType uint16) int32 {
-		return int32(binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, ethType)))
+	values := [...]int32{
+		pMACHi: int32(be.Uint32(mac)),
+		pMACLo: int32(be.Uint16(mac[4:])),
+		pIPv4:  int32(ne.Uint16(be.AppendUint16(nil, ethPIPv4))),
+		pIPv6:  int32(ne.Uint16(be.AppendUint16(nil, ethPIPv6))),
+		pNodes: int32(nodes),
+		pMapFD: int32(mapFD),
 	}
-	e := &ebpf{labels: map[string]int{}}
-	e.alu64x(bpfMOV, r6, r1) // LD_ABS wants the context in R6
-	e.ldabs(bpfW, skfLLOff)
-	e.jmp(bpfJNE, r0, int32(binary.BigEndian.Uint32(mac[:4])), "next")
-	e.ldabs(bpfH, skfLLOff+4)
-	e.jmp(bpfJNE, r0, int32(binary.BigEndian.Uint16(mac[4:])), "next")
-	e.alu64x(bpfMOV, r1, r6)
-	e.alu64(bpfMOV, r2, packetHost)
-	e.call(fnSkbChangeType)
-	e.emit(ins{code: bpfLDX | bpfW | bpfMEM, dst: r0, src: r6, off: skbProtocolOff})
-	e.jmp(bpfJEQ, r0, hostOrder(ethPIPv4), "v4")
-	e.jmp(bpfJEQ, r0, hostOrder(ethPIPv6), "v6")
-	e.jmp(bpfJA, 0, 0, "next")
-
-	e.label("v4")
-	e.ldabs(bpfB, skfNetOff+9) // protocol
-	e.jmp(bpfJEQ, r0, protoICMP, "next")
-	e.jmp(bpfJEQ, r0, protoCARP, "next")
-	e.ldabs(bpfW, skfNetOff+16) // destination
-	e.alu64x(bpfMOV, r7, r0)
-	e.alu64(bpfRSH, r0, 24)
-	e.jmp(bpfJGE, r0, 224, "next") // multicast, class E, broadcast
-	e.ldabs(bpfW, skfNetOff+12)    // source
-	e.alu64x(bpfXOR, r7, r0)
-	e.jmp(bpfJA, 0, 0, "hash")
-
-	e.label("v6")
-	e.ldabs(bpfB, skfNetOff+6) // next header
-	e.jmp(bpfJEQ, r0, protoICMPv6, "next")
-	e.jmp(bpfJEQ, r0, protoCARP, "next")
-	e.ldabs(bpfB, skfNetOff+24) // destination's first byte
-	e.jmp(bpfJEQ, r0, 0xff, "next")
-	e.alu64(bpfMOV, r7, 0)
-	for off := int32(8); off < 40; off += 4 {
-		e.ldabs(bpfW, skfNetOff+off)
-		e.alu64x(bpfXOR, r7, r0)
+	var at [nLabels]int
+	n := 0
+	for _, in := range program {
+		if in.code == opLabel {
+			at[in.imm] = n
+		} else {
+			n++
+		}
 	}
-
-	// R7 is the fold, in host order (LD_ABS loads big-endian).
-	e.label("hash")
-	e.emit(ins{code: bpfALU | bpfMOV | bpfX, dst: r8, src: r7})
-	e.emit(ins{code: bpfALU | bpfMOD | bpfK, dst: r8, imm: int32(nodes)}) // 32-bit unsigned
-	e.emit(ins{code: bpfST | bpfW | bpfMEM, dst: r10, off: -4, imm: 0})
-	e.emit(ins{code: bpfLD | bpfDW | bpfIMM, dst: r1, src: pseudoMapFD, imm: int32(mapFD)})
-	e.emit(ins{})
-	e.alu64x(bpfMOV, r2, r10)
-	e.alu64(bpfADD, r2, -4)
-	e.call(fnMapLookupElem)
-	e.jmp(bpfJEQ, r0, 0, "next")
-	e.emit(ins{code: bpfLDX | bpfW | bpfMEM, dst: r1, src: r0})
-	e.alu64x(bpfRSH, r1, r8)
-	e.alu64(bpfAND, r1, 1)
-	e.jmp(bpfJNE, r1, 0, "next")
-	e.exit(tcActShot)
-	e.label("next")
-	e.exit(tcActUnspec)
-	return e.encode()
-}
-
-// encode resolves jumps and lays the instructions out as struct bpf_insn:
-// code, the two 4-bit registers (a C bit-field, so their order follows
-// the host's byte order), off and imm in host order.
-func (e *ebpf) encode() ([]byte, error) {
-	bigEndian := binary.NativeEndian.Uint16([]byte{0, 1}) == 1
-	b := make([]byte, 0, 8*len(e.prog))
-	for pc, in := range e.prog {
-		if in.jump != "" {
-			to, ok := e.labels[in.jump]
-			if !ok || to <= pc {
-				return nil, fmt.Errorf("balance: bad jump to %q", in.jump)
-			}
-			in.off = int16(to - pc - 1)
+	// struct bpf_insn: code, the two 4-bit registers (a C bit-field, so
+	// their order follows the host's byte order), off and imm.
+	bigEndian := ne.Uint16([]byte{0, 1}) == 1
+	b := make([]byte, 0, 8*n)
+	pc := 0
+	for _, in := range program {
+		if in.code == opLabel {
+			continue
+		}
+		if in.to != lNone {
+			in.off = int16(at[in.to] - pc - 1)
+		}
+		if in.patch != pNone {
+			in.imm = values[in.patch]
 		}
 		regs := in.src<<4 | in.dst
 		if bigEndian {
 			regs = in.dst<<4 | in.src
 		}
 		b = append(b, in.code, regs)
-		b = binary.NativeEndian.AppendUint16(b, uint16(in.off))
-		b = binary.NativeEndian.AppendUint32(b, uint32(in.imm))
+		b = ne.AppendUint16(b, uint16(in.off))
+		b = ne.AppendUint32(b, uint32(in.imm))
+		pc++
 	}
 	return b, nil
 }

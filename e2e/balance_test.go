@@ -25,8 +25,9 @@ import (
 // fold to the same node (the hash is symmetric), so they return through
 // the router that forwarded the request.
 const (
-	balServer = "10.20.0.100"
-	balFlows  = 64
+	balServer  = "10.20.0.100"
+	balServer6 = "fd20::100"
+	balFlows   = 64
 )
 
 type balRouter struct {
@@ -88,11 +89,12 @@ func (r *balRouter) close(t *testing.T) {
 	r.dps = nil
 }
 
-// conntrackSources returns the original source of every UDP entry to port
-// in the router's conntrack table, and whether it saw a reply.
-func (r *balRouter) conntrackSources(t *testing.T, port int) map[string]bool {
+// conntrackSources returns the original source of every UDP entry of
+// family ("ipv4", "ipv6") to port in the router's conntrack table, and
+// whether it saw a reply.
+func (r *balRouter) conntrackSources(t *testing.T, family string, port int) map[string]bool {
 	t.Helper()
-	out, err := r.host.Run(context.Background(), "conntrack", "-L", "-p", "udp", "--dport", fmt.Sprint(port))
+	out, err := r.host.Run(context.Background(), "conntrack", "-L", "-f", family, "-p", "udp", "--dport", fmt.Sprint(port))
 	if err != nil && !strings.Contains(err.Error(), "0 flow entries") {
 		t.Fatalf("%s: %v", r.name, err)
 	}
@@ -109,15 +111,17 @@ func (r *balRouter) conntrackSources(t *testing.T, port int) map[string]bool {
 }
 
 // balOwner is the test's own reading of OpenBSD's rule, written apart from
-// package balance: the XOR of the two addresses byte by byte, read as one
-// big-endian number, modulo the node count.
+// package balance: every byte of both addresses XORed into byte i mod 4 of
+// a 4-byte fold (the same as XORing 32-bit words), read as one big-endian
+// number, modulo the node count.
 func balOwner(src, dst netip.Addr, n int) int {
-	s, d := src.As4(), dst.As4()
-	var fold uint64
-	for i := 0; i < 4; i++ {
-		fold = fold*256 + uint64(s[i]^d[i])
+	s, d := src.AsSlice(), dst.AsSlice()
+	var fold [4]byte
+	for i := range s {
+		fold[i%4] ^= s[i] ^ d[i]
 	}
-	return int(fold % uint64(n))
+	v := uint64(fold[0])<<24 | uint64(fold[1])<<16 | uint64(fold[2])<<8 | uint64(fold[3])
+	return int(v % uint64(n))
 }
 
 // udpEcho answers every datagram on the server's ports and counts them.
@@ -132,7 +136,7 @@ func startEcho(t *testing.T, h *lab.Host, ports ...int) *udpEcho {
 	var conns []*net.UDPConn
 	err := h.Do(func() error {
 		for _, p := range ports {
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: p})
+			c, err := net.ListenUDP("udp", &net.UDPAddr{Port: p}) // both families
 			if err != nil {
 				return err
 			}
@@ -170,12 +174,12 @@ func (e *udpEcho) count(src string, port int) int {
 
 // sendFlows sends one datagram from every client address to the server's
 // port and returns the replies each received within wait.
-func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, port int, wait time.Duration) map[netip.Addr]int {
+func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, server netip.Addr, port int, wait time.Duration) map[netip.Addr]int {
 	t.Helper()
 	conns := make([]*net.UDPConn, len(srcs))
 	err := client.Do(func() error {
 		for i, s := range srcs {
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: s.AsSlice()})
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.AsSlice()})
 			if err != nil {
 				return err
 			}
@@ -186,7 +190,7 @@ func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, port int, wait
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := &net.UDPAddr{IP: net.ParseIP(balServer), Port: port}
+	dst := &net.UDPAddr{IP: server.AsSlice(), Port: port}
 	replies := make(map[netip.Addr]int)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -253,17 +257,29 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	_, err = l.Attach(client, cliSw, "eth0", "10.10.0.100/24")
 	must(err)
 	srcs := []netip.Addr{netip.MustParseAddr("10.10.0.100")}
-	for i := 101; i < 100+balFlows; i++ {
-		a := fmt.Sprintf("10.10.0.%d", i)
-		must(client.AddAddr("eth0", a+"/24"))
-		srcs = append(srcs, netip.MustParseAddr(a))
+	var srcs6 []netip.Addr
+	for i := 0; i < balFlows; i++ {
+		if i > 0 {
+			a := fmt.Sprintf("10.10.0.%d", 100+i)
+			must(client.AddAddr("eth0", a+"/24"))
+			srcs = append(srcs, netip.MustParseAddr(a))
+		}
+		// All eight words of source and server differ; the sources are
+		// 64 consecutive ones, like the IPv4 ones, so that the shares are
+		// even (random addresses are checked by the kernel test of
+		// package balance).
+		a6 := fmt.Sprintf("fd10::1234:5678:9abc:%x", 0x100+i)
+		must(client.AddAddr("eth0", a6+"/64"))
+		srcs6 = append(srcs6, netip.MustParseAddr(a6))
 	}
-	_, err = l.Attach(server, srvSw, "eth0", balServer+"/24")
+	_, err = l.Attach(server, srvSw, "eth0", balServer+"/24", balServer6+"/64")
 	must(err)
 	ctx := context.Background()
 	for _, cmd := range [][]string{
 		{"ip", "neigh", "replace", "10.10.0.1", "lladdr", balClientMAC, "dev", "eth0", "nud", "permanent"},
 		{"ip", "route", "add", "10.20.0.0/24", "via", "10.10.0.1"},
+		{"ip", "-6", "neigh", "replace", "fd10::1", "lladdr", balClientMAC, "dev", "eth0", "nud", "permanent"},
+		{"ip", "-6", "route", "add", "fd20::/64", "via", "fd10::1"},
 	} {
 		_, err := client.Run(ctx, cmd...)
 		must(err)
@@ -271,6 +287,8 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	for _, cmd := range [][]string{
 		{"ip", "neigh", "replace", "10.20.0.1", "lladdr", balServerMAC, "dev", "eth0", "nud", "permanent"},
 		{"ip", "route", "add", "10.10.0.0/24", "via", "10.20.0.1"},
+		{"ip", "-6", "neigh", "replace", "fd20::1", "lladdr", balServerMAC, "dev", "eth0", "nud", "permanent"},
+		{"ip", "-6", "route", "add", "fd10::/64", "via", "fd20::1"},
 	} {
 		_, err := server.Run(ctx, cmd...)
 		must(err)
@@ -280,9 +298,10 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 		r := &balRouter{name: fmt.Sprintf("r%d", i+1), cliMAC: balClientMAC, srvMAC: balServerMAC}
 		r.host, err = l.Host(r.name)
 		must(err)
-		_, err = l.Attach(r.host, cliSw, "lan", fmt.Sprintf("10.10.0.%d/24", i+2))
+		must(r.host.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+		_, err = l.Attach(r.host, cliSw, "lan", fmt.Sprintf("10.10.0.%d/24", i+2), fmt.Sprintf("fd10::%d/64", i+2))
 		must(err)
-		_, err = l.Attach(r.host, srvSw, "wan", fmt.Sprintf("10.20.0.%d/24", i+2))
+		_, err = l.Attach(r.host, srvSw, "wan", fmt.Sprintf("10.20.0.%d/24", i+2), fmt.Sprintf("fd20::%d/64", i+2))
 		must(err)
 		// A ruleset that uses conntrack, so the namespace tracks flows.
 		_, err = r.host.Run(ctx, "nft", "add table inet bal; add chain inet bal track { type filter hook forward priority 0; policy accept; }; add rule inet bal track ct state new counter")
@@ -290,17 +309,17 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 		routers[i] = r
 		t.Cleanup(func() { r.close(t) })
 	}
-	echo := startEcho(t, server, 7000, 7001, 7002, 7003)
-	srv := netip.MustParseAddr(balServer)
+	echo := startEcho(t, server, 7000, 7001, 7002, 7003, 7102, 7103)
+	srv4, srv6 := netip.MustParseAddr(balServer), netip.MustParseAddr(balServer6)
 
 	// Control: without the datapath no router routes frames sent to the
 	// cluster MAC (Linux takes them as PACKET_MULTICAST or
 	// PACKET_OTHERHOST).
-	if got := sendFlows(t, client, srcs[:8], 7000, 500*time.Millisecond); len(got) != 0 {
+	if got := sendFlows(t, client, srcs[:8], srv4, 7000, 500*time.Millisecond); len(got) != 0 {
 		t.Fatalf("control run: flows answered without any datapath: %v", got)
 	}
 	for _, r := range routers {
-		if ct := r.conntrackSources(t, 7000); len(ct) != 0 {
+		if ct := r.conntrackSources(t, "ipv4", 7000); len(ct) != 0 {
 			t.Fatalf("control run: %s forwarded %v", r.name, ct)
 		}
 	}
@@ -309,11 +328,15 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	// once, by the router that owns its node, in both directions.
 	check := func(phase string, port, n int, masks map[*balRouter]uint32) {
 		t.Helper()
-		replies := sendFlows(t, client, srcs, port, 2*time.Second)
+		srcs, srv, family := srcs, srv4, "ipv4"
+		if port > 7100 {
+			srcs, srv, family = srcs6, srv6, "ipv6"
+		}
+		replies := sendFlows(t, client, srcs, srv, port, 2*time.Second)
 		time.Sleep(100 * time.Millisecond) // late duplicates
 		tables := map[*balRouter]map[string]bool{}
 		for r := range masks {
-			tables[r] = r.conntrackSources(t, port)
+			tables[r] = r.conntrackSources(t, family, port)
 		}
 		share := map[*balRouter]int{}
 		for _, s := range srcs {
@@ -372,12 +395,14 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	r2.setMask(t, 0b010)
 	r3.setMask(t, 0b100)
 	check("3 routers", 7002, 3, map[*balRouter]uint32{r1: 0b001, r2: 0b010, r3: 0b100})
+	check("3 routers, IPv6", 7102, 3, map[*balRouter]uint32{r1: 0b001, r2: 0b010, r3: 0b100})
 
 	// r2 dies: its datapath is gone and r1 becomes master of its node.
 	r2.close(t)
 	took := r1.setMask(t, 0b011)
 	t.Logf("r1 took node 1 in %v", took)
 	check("r2 dead", 7003, 3, map[*balRouter]uint32{r1: 0b011, r2: 0, r3: 0b100})
+	check("r2 dead, IPv6", 7103, 3, map[*balRouter]uint32{r1: 0b011, r2: 0, r3: 0b100})
 
 	// No frame ever left a router with the cluster MAC as its source: the
 	// switches never learnt it (for ip-stealth, what keeps it flooded).

@@ -38,6 +38,7 @@ type balRouter struct {
 	dps    []*balance.Datapath
 	cliMAC string // the cluster MAC on the client side
 	srvMAC string // and on the server side
+	lanDev string // the client-side device: lan, or the bridge br-lan over it
 }
 
 // open installs the datapath on both of the router's sides for n nodes.
@@ -49,7 +50,7 @@ func (r *balRouter) open(t *testing.T, n int) {
 			ifname string
 			vhid   uint8
 			mac    string
-		}{{"lan", 1, r.cliMAC}, {"wan", 11, r.srvMAC}} {
+		}{{r.lanDev, 1, r.cliMAC}, {"wan", 11, r.srvMAC}} {
 			ifi, err := net.InterfaceByName(side.ifname)
 			if err != nil {
 				return err
@@ -225,18 +226,26 @@ func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, server netip.A
 // exactly as OpenBSD's formula says, each with about 1/N of them; when one
 // router dies and the others take its nodes, its flows go through them.
 // With balancing ip the cluster MAC is multicast; with ip-stealth it is
-// unicast, and the switch must never learn it.
+// unicast, and the switch must never learn it. The bridge variants put the
+// routers' client side on a bridge, br-lan, as on OpenWrt: the datapath
+// runs on the bridge device, which has no unicast filter (the membership
+// makes it promiscuous) and snoops multicast.
 func TestBalanceDatapath(t *testing.T) {
 	lab.Require(t)
-	for _, mode := range []struct{ name, cli, srv string }{
-		{"ip", "01:00:5e:00:01:01", "01:00:5e:00:01:0b"},
-		{"ip-stealth", "00:00:5e:00:01:01", "00:00:5e:00:01:0b"},
+	for _, mode := range []struct {
+		name, cli, srv string
+		bridge         bool
+	}{
+		{"ip", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", false},
+		{"ip-stealth", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", false},
+		{"ip on br-lan", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", true},
+		{"ip-stealth on br-lan", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", true},
 	} {
-		t.Run(mode.name, func(t *testing.T) { testBalanceDatapath(t, mode.cli, mode.srv) })
+		t.Run(mode.name, func(t *testing.T) { testBalanceDatapath(t, mode.cli, mode.srv, mode.bridge) })
 	}
 }
 
-func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
+func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string, bridge bool) {
 	l, err := lab.New("cbal")
 	if err != nil {
 		t.Fatal(err)
@@ -297,12 +306,40 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string) {
 	}
 	routers := make([]*balRouter, 3)
 	for i := range routers {
-		r := &balRouter{name: fmt.Sprintf("r%d", i+1), cliMAC: balClientMAC, srvMAC: balServerMAC}
+		r := &balRouter{name: fmt.Sprintf("r%d", i+1), cliMAC: balClientMAC, srvMAC: balServerMAC, lanDev: "lan"}
 		r.host, err = l.Host(r.name)
 		must(err)
 		must(r.host.Sysctl("net.ipv6.conf.all.forwarding", "1"))
-		_, err = l.Attach(r.host, cliSw, "lan", fmt.Sprintf("10.10.0.%d/24", i+2), fmt.Sprintf("fd10::%d/64", i+2))
-		must(err)
+		lanAddrs := []string{fmt.Sprintf("10.10.0.%d/24", i+2), fmt.Sprintf("fd10::%d/64", i+2)}
+		if bridge {
+			_, err = l.Attach(r.host, cliSw, "lan")
+			must(err)
+			r.lanDev = "br-lan"
+			for _, cmd := range [][]string{
+				// Bridge netfilter would run conntrack on every frame
+				// entering the bridge, before the datapath on br-lan
+				// decides (docs/balancing.md); it is off here and, below,
+				// namespace-wide.
+				{"ip", "link", "add", "br-lan", "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0"},
+				{"ip", "link", "set", "lan", "master", "br-lan"},
+				{"ip", "link", "set", "br-lan", "up"},
+			} {
+				_, err := r.host.Run(ctx, cmd...)
+				must(err)
+			}
+			for _, a := range lanAddrs {
+				must(r.host.AddAddr("br-lan", a))
+			}
+			// The namespace-wide switch wins over the bridge's own.
+			for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"} {
+				if err := r.host.Sysctl(k, "0"); err != nil {
+					t.Logf("%s: %v (no bridge netfilter?)", r.name, err)
+				}
+			}
+		} else {
+			_, err = l.Attach(r.host, cliSw, "lan", lanAddrs...)
+			must(err)
+		}
 		_, err = l.Attach(r.host, srvSw, "wan", fmt.Sprintf("10.20.0.%d/24", i+2), fmt.Sprintf("fd20::%d/64", i+2))
 		must(err)
 		// A ruleset that uses conntrack, so the namespace tracks flows.

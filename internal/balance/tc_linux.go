@@ -98,7 +98,7 @@ func (d *Datapath) open() error {
 	}
 	q := tcmsg(d.ifindex, 0xffff0000, tcHClsact, 0)
 	q = attr(q, tcaKind, []byte("clsact\x00"))
-	if err := d.exec(rtmNewQdisc, netlink.Create|netlink.Excl, q); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := d.exec(netlink.Header{Type: rtmNewQdisc, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl}, q); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("balance: add clsact qdisc: %w", err)
 	}
 	var opts []byte
@@ -108,7 +108,7 @@ func (d *Datapath) open() error {
 	m := tcmsg(d.ifindex, filterHandle, tcHIngress, filterInfo(d.prio))
 	m = attr(m, tcaKind, []byte("bpf\x00"))
 	m = attr(m, tcaOptions, opts)
-	if err := d.exec(rtmNewFilter, netlink.Create|netlink.Replace, m); err != nil {
+	if err := d.exec(netlink.Header{Type: rtmNewFilter, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Replace}, m); err != nil {
 		return fmt.Errorf("balance: add tc filter: %w", err)
 	}
 	return nil
@@ -150,7 +150,7 @@ func (d *Datapath) Close() error {
 	if d.conn != nil {
 		m := tcmsg(d.ifindex, filterHandle, tcHIngress, filterInfo(d.prio))
 		m = attr(m, tcaKind, []byte("bpf\x00"))
-		if err := d.exec(rtmDelFilter, 0, m); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENODEV) {
+		if err := d.exec(netlink.Header{Type: rtmDelFilter, Flags: netlink.Request | netlink.Acknowledge}, m); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("balance: delete tc filter: %w", err))
 		}
 		errs = append(errs, d.conn.Close())
@@ -185,11 +185,11 @@ func (d *Datapath) join() error {
 	return nil
 }
 
-func (d *Datapath) exec(typ uint16, flags netlink.HeaderFlags, data []byte) error {
-	_, err := d.conn.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Acknowledge | flags},
-		Data:   data,
-	})
+// exec sends one request and waits for its acknowledgement. Header types
+// are untyped constants, so this file names no netlink type but Conn,
+// Message and Header.
+func (d *Datapath) exec(h netlink.Header, data []byte) error {
+	_, err := d.conn.Execute(netlink.Message{Header: h, Data: data})
 	return err
 }
 

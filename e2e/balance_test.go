@@ -232,16 +232,22 @@ func sendFlows(t *testing.T, client *lab.Host, srcs []netip.Addr, server netip.A
 // makes it promiscuous) and snoops multicast.
 func TestBalanceDatapath(t *testing.T) {
 	lab.Require(t)
+	// The ip variants attach by tcx where the kernel has it, the
+	// ip-stealth ones by a tc filter, so that both paths forward.
 	for _, mode := range []struct {
 		name, cli, srv string
-		bridge         bool
+		bridge, tc     bool
 	}{
-		{"ip", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", false},
-		{"ip-stealth", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", false},
-		{"ip on br-lan", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", true},
-		{"ip-stealth on br-lan", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", true},
+		{"ip", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", false, false},
+		{"ip-stealth", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", false, true},
+		{"ip on br-lan", "01:00:5e:00:01:01", "01:00:5e:00:01:0b", true, false},
+		{"ip-stealth on br-lan", "00:00:5e:00:01:01", "00:00:5e:00:01:0b", true, true},
 	} {
-		t.Run(mode.name, func(t *testing.T) { testBalanceDatapath(t, mode.cli, mode.srv, mode.bridge) })
+		t.Run(mode.name, func(t *testing.T) {
+			balance.ForceTC = mode.tc
+			defer func() { balance.ForceTC = false }()
+			testBalanceDatapath(t, mode.cli, mode.srv, mode.bridge)
+		})
 	}
 }
 

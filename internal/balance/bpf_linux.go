@@ -117,6 +117,23 @@ func progLoad(insns, log []byte) (int, error) {
 	return fd, err
 }
 
+// attachTCX attaches the program to the interface's tcx ingress hook by a
+// BPF link and returns the link. Kernels before 6.6 refuse the attach type
+// with EINVAL.
+func attachTCX(progFD, ifindex int) (int, error) {
+	var attr struct {
+		progFD, ifindex, attachType, flags uint32
+		_                                  [attrSize - 16]byte
+	}
+	attr.progFD, attr.ifindex, attr.attachType = uint32(progFD), uint32(ifindex), unix.BPF_TCX_INGRESS
+	fd, err := bpfCall(unix.BPF_LINK_CREATE, unsafe.Pointer(&attr))
+	if err != nil {
+		return -1, err
+	}
+	unix.CloseOnExec(fd)
+	return fd, nil
+}
+
 // testRun runs the loaded program once on frame (BPF_PROG_TEST_RUN) and
 // returns its verdict: for tests of the program against the pure rule.
 func testRun(progFD int, frame []byte) (int32, error) {

@@ -51,6 +51,7 @@ type Datapath struct {
 	conn    *netlink.Conn
 	member  int // packet socket holding the NIC's membership of the MAC
 	mapFD   int
+	link    int // the tcx link, or -1 when attached by a tc filter
 	ifindex int
 	mac     net.HardwareAddr
 	nodes   int
@@ -59,15 +60,25 @@ type Datapath struct {
 	closed  bool
 }
 
+// ForceTC makes Open attach with a tc filter even where the kernel has tcx:
+// for tests of the older path.
+var ForceTC bool
+
 // Open installs the datapath for a balanced virtual host whose first vhid
 // is vhid, with nodes nodes and cluster MAC mac, on interface ifindex,
-// owning no node until SetMask. It adds tc's clsact qdisc when the
-// interface has none, one cls_bpf filter in direct-action mode at priority
-// 0xc000+vhid (so several balanced hosts share an interface, and a restarted
-// daemon replaces its predecessor's filter), and the MAC to the NIC's
-// multicast or unicast address list for as long as the Datapath is open.
+// owning no node until SetMask, and adds the MAC to the NIC's multicast or
+// unicast address list for as long as the Datapath is open.
+//
+// On kernels with tcx (6.6 and later) the program is attached by a BPF
+// link that lives as long as this process holds it: if carpd dies, the
+// kernel detaches it, and the router stops routing frames sent to the
+// cluster MAC. Older kernels get tc's clsact qdisc (added when the
+// interface has none) and one cls_bpf filter in direct-action mode at
+// priority 0xc000+vhid (so several balanced hosts share an interface);
+// such a filter outlives a crash, with its last mask, until the next carpd
+// replaces it.
 func Open(ifindex int, vhid uint8, mac net.HardwareAddr, nodes int) (*Datapath, error) {
-	d := &Datapath{member: -1, mapFD: -1, ifindex: ifindex, mac: append(net.HardwareAddr(nil), mac...),
+	d := &Datapath{member: -1, mapFD: -1, link: -1, ifindex: ifindex, mac: append(net.HardwareAddr(nil), mac...),
 		nodes: nodes, prio: prioBase + uint16(vhid)}
 	if err := d.open(); err != nil {
 		d.Close()
@@ -89,9 +100,18 @@ func (d *Datapath) open() error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(prog) // the filter holds its own reference
+	defer unix.Close(prog) // the link or filter holds its own reference
 	if err := d.join(); err != nil {
 		return err
+	}
+	if !ForceTC {
+		if d.link, err = attachTCX(prog, d.ifindex); err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("balance: attach tcx: %w", err)
+		}
+		// No tcx: attach with tc.
 	}
 	if d.conn, err = netlink.Dial(unix.NETLINK_ROUTE, nil); err != nil {
 		return fmt.Errorf("balance: netlink: %w", err)
@@ -154,6 +174,9 @@ func (d *Datapath) Close() error {
 			errs = append(errs, fmt.Errorf("balance: delete tc filter: %w", err))
 		}
 		errs = append(errs, d.conn.Close())
+	}
+	if d.link >= 0 {
+		unix.Close(d.link) // detaches the program
 	}
 	if d.member >= 0 {
 		unix.Close(d.member)

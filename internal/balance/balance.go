@@ -19,11 +19,12 @@
 // and multicast or broadcast packets always pass.
 //
 // The pure rule is [Index], [Mask] and [Accept]. [Program] compiles it
-// into a small eBPF program for tc's ingress hook (cls_bpf, direct action)
-// that reads the owned mask from a one-entry BPF map; on Linux, [Open]
-// installs it on an interface as a [Datapath] and [Datapath.SetMask]
-// changes the mask with one bpf(2) call. docs/balancing.md explains the
-// choice and what the kernel needs.
+// into a small eBPF program for the ingress hook (a tcx link on Linux 6.6
+// and later, a cls_bpf filter in direct-action mode before) that reads the
+// owned mask from a one-entry BPF map; on Linux, [Open] installs it on an
+// interface as a [Datapath] and [Datapath.SetMask] changes the mask with
+// one bpf(2) call. docs/balancing.md explains the choice and what the
+// kernel needs.
 package balance
 
 import (

@@ -100,6 +100,12 @@ type VHID struct {
 	// Groups are the demotion groups of `list group`, besides
 	// DefaultGroup which every vhid is in.
 	Groups []string
+	// Nodes are the CARP instances of a balanced virtual host (`list
+	// node`), sorted by vhid; empty for an ordinary one. See SetNodes.
+	Nodes []Node
+	// Balancing is `option balancing` as written; BalancingMode is the
+	// mode in effect.
+	Balancing string
 }
 
 // Key returns a stable identity for the vhid: interface and vhid number.
@@ -181,6 +187,7 @@ func (c *Config) Validate() []*FieldError {
 	}
 	c.Sync.validate(add)
 	c.ConfigSync.validate(add)
+	c.validateBalancing(add)
 	c.validateTracks(add)
 	c.validateServices(add)
 	return errs

@@ -233,6 +233,7 @@ func (m *mapper) vhid(s *Section) {
 		}
 	}
 	v := config.VHID{Name: s.Name, AdvBase: 1}
+	var nodes []config.Node
 	for _, o := range s.Options {
 		switch o.Name {
 		case "enabled":
@@ -253,6 +254,10 @@ func (m *mapper) vhid(s *Section) {
 			v.Peers = m.peers(s, o)
 		case "group":
 			v.Groups = m.vhidGroups(s, o)
+		case "node":
+			nodes = m.nodes(s, o)
+		case "balancing":
+			m.str(s, o, &v.Balancing)
 		case "preempt":
 			var b bool
 			if m.boolean(s, o, &b) {
@@ -262,6 +267,7 @@ func (m *mapper) vhid(s *Section) {
 			m.unknown(o)
 		}
 	}
+	m.balancedVHID(s, &v, nodes)
 	m.passwordWarning(s, &v)
 	m.vhids[s.Name] = s
 	m.cfg.VHIDs = append(m.cfg.VHIDs, v)

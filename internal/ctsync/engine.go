@@ -108,7 +108,9 @@ const (
 	maxDrain    = 256 // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest
-	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio. Acknowledgements go with the window's flush.
+	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio and
+	// urgentDue: it goes at once when no frame went for this long.
+	// Acknowledgements go with the window's flush.
 	urgentWindow  = 20 * time.Millisecond
 	maxSACKRanges = 16
 	// publishWalk: how often Status's counts that walk the table (synced,
@@ -201,8 +203,11 @@ type Engine struct {
 	ackSince  time.Time // when ackDue was set
 	ackFrames int       // frames to acknowledge since then
 	// urgentSince: when urgent work (a new established flow) last
-	// became pending; zero when none waits.
+	// became pending; zero when none waits. lastFrame: when flush last
+	// put (or tried to put) a frame on the link: urgent work goes at once
+	// unless one went less than urgentWindow ago (urgentDue).
 	urgentSince time.Time
+	lastFrame   time.Time
 	lastRecv    time.Time
 	// lastAuthentic: when a frame that authenticates came from the peer,
 	// accepted or not (a HELLO of a session we refuse); lastStaleHello:
@@ -325,33 +330,41 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopTick()
 	refresh, stopRefresh := clk.Ticker(e.cfg.Refresh)
 	defer stopRefresh()
-	// Full flushes run on a fixed grid (no drift from tick jitter); new and
-	// deleted flows and acknowledgements also go out urgentWindow after
-	// they became pending, through a timer armed only while such work
-	// waits, so an idle engine wakes no more than the tick.
-	nextFlush, lastUrgent := now.Add(e.cfg.Window), now
+	// Full flushes run on a fixed grid (no drift from tick jitter). Urgent
+	// work (a new established flow, or ackEvery frames to acknowledge) goes
+	// at once on a quiet link, and otherwise urgentWindow after the last
+	// frame, through a timer armed only while such work waits (urgentDue),
+	// so an idle engine wakes no more than the tick.
+	nextFlush := now.Add(e.cfg.Window)
 	urgent := min(e.cfg.Window, urgentWindow)
 	var urgentTimer <-chan time.Time // nil: not armed
 	stopUrgent := func() {}
 	defer func() { stopUrgent() }()
 	events := e.k.Events()
 	for {
-		if urgentTimer == nil && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) && e.canSend(clk.Now()) {
-			if e.urgentSince.IsZero() {
-				e.urgentSince = clk.Now()
+		if urgentTimer == nil && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) {
+			if t := clk.Now(); e.canSend(t) {
+				if e.urgentSince.IsZero() {
+					e.urgentSince = t
+				}
+				if due := e.urgentDue(t, urgent); due.After(t) {
+					urgentTimer, stopUrgent = clk.Timer(due.Sub(t))
+				} else {
+					e.flush(t, prioUrgent)
+					e.urgentSince = time.Time{}
+					if len(e.queues[prioUrgent]) > 0 {
+						e.lastFrame = t // what is left waits for the next turn
+					}
+					continue
+				}
 			}
-			from := e.urgentSince
-			if lastUrgent.After(from) {
-				from = lastUrgent
-			}
-			urgentTimer, stopUrgent = clk.Timer(max(from.Add(urgent).Sub(clk.Now()), 0))
 		}
 		select {
 		case t := <-urgentTimer:
 			stopUrgent()
 			urgentTimer, stopUrgent = nil, func() {}
 			e.flush(t, prioUrgent)
-			lastUrgent, e.urgentSince = t, time.Time{}
+			e.urgentSince = time.Time{}
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
@@ -388,6 +401,24 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.publish(t)
 		}
 	}
+}
+
+// urgentDue is when the urgent work pending since e.urgentSince goes:
+// at once on a quiet link, so that a new established flow reaches the
+// peer within a frame's flight; else urgent after the last frame (a busy
+// link: the flows arriving meanwhile share the next frame), or urgent
+// from now when the byte cap has no room for a full frame.
+func (e *Engine) urgentDue(now time.Time, urgent time.Duration) time.Time {
+	due := e.urgentSince
+	if paced := e.lastFrame.Add(urgent); paced.After(due) {
+		due = paced
+	}
+	if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
+		if capped := now.Add(urgent); capped.After(due) {
+			due = capped
+		}
+	}
+	return due
 }
 
 // do runs fn on the engine goroutine (or not at all once Run has ended).

@@ -251,7 +251,12 @@ func TestBornAndDeadNeverSent(t *testing.T) {
 	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
 	l.advance(400 * time.Millisecond) // let the first window pass
 	for i := 0; i < 50; i++ {
-		a.k.Put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
+		// Being set up (not ASSURED): it waits for the window, which
+		// it does not outlive. (An established one would go at once on
+		// this quiet link: TestUrgentAtOnceOnQuietLink.)
+		syn := tcpFlow(i, flow.TCPSynSent)
+		syn.Status &^= flow.StatusAssured | flow.StatusSeenReply
+		a.k.Put(syn, flow.EventNew)
 		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
 	a.k.Put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
@@ -790,4 +795,61 @@ func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
 	if st := b.e.Status(); st.Counters.PurgedStale != 3 {
 		t.Fatalf("b purged %d flows, want 3", st.Counters.PurgedStale)
 	}
+}
+
+// TestUrgentAtOnceOnQuietLink: the coalescing policy, on the fake clock
+// (no time passes unless the test moves it). A new established flow on a
+// quiet link goes at once, in a frame of its own; flows that come while
+// a frame went less than urgentWindow ago wait for it and share one
+// frame; a flow being set up waits for the window.
+func TestUrgentAtOnceOnQuietLink(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, nil)
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second) // the bulk handshakes are over, the link quiet
+	frames := func() uint64 { return a.e.Status().Counters.FramesSent }
+	f0 := frames()
+	a.k.Put(tcpFlow(0, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 1 || frames()-f0 != 1 {
+		t.Fatalf("a new established flow on a quiet link, no time passed: %d flows on the peer, %d frames (want 1, 1)", got, frames()-f0)
+	}
+	// A burst right after: a frame just went, so the burst coalesces.
+	f0 = frames()
+	for i := 1; i <= 20; i++ {
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 1 || frames() != f0 {
+		t.Fatalf("a burst just after a frame went: %d flows on the peer, %d frames (want 1, 0)", got, frames()-f0)
+	}
+	l.advance(urgentWindow)
+	if got := len(b.k.Snapshot()); got != 21 || frames()-f0 != 1 {
+		t.Fatalf("urgentWindow later: %d flows on the peer, %d frames (want 21 in 1)", got, frames()-f0)
+	}
+	// Quiet again: a flow being set up is not urgent.
+	l.advance(time.Second)
+	f0 = frames()
+	syn := tcpFlow(30, flow.TCPSynSent)
+	syn.Status &^= flow.StatusAssured | flow.StatusSeenReply
+	a.k.Put(syn, flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 21 || frames() != f0 {
+		t.Fatalf("a SYN_SENT flow went at once (%d flows on the peer, %d frames)", got, frames()-f0)
+	}
+}
+
+// TestUrgentWaitsUnderCap: with the byte cap out of tokens, urgent work
+// coalesces instead of going at once.
+func TestUrgentWaitsUnderCap(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, func(c *Config) { c.Bandwidth = 10000 })
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second)
+	a.e.do(context.Background(), func() { a.e.lim.ReserveN(l.clk.Now(), a.e.lim.Burst()) })
+	f0 := a.e.Status().Counters.FramesSent
+	a.k.Put(tcpFlow(0, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 0 || a.e.Status().Counters.FramesSent != f0 {
+		t.Fatalf("under a spent cap: %d flows on the peer at once", got)
+	}
+	l.eventually(t, 2*time.Second, "the flow once tokens are back", func() bool { return len(b.k.Snapshot()) == 1 })
 }

@@ -373,6 +373,9 @@ func (e *Engine) Run(ctx context.Context) error {
 				continue
 			}
 			e.event(ctx, ev)
+			// Kernel events come in bursts: take in what waits (a
+			// bounded number) without a turn of the whole select each.
+			events = e.drainEvents(ctx, events)
 		case b := <-e.recv:
 			e.receive(ctx, b, clk.Now())
 		case fn := <-e.cmds:
@@ -401,6 +404,27 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.publish(t)
 		}
 	}
+}
+
+// maxEventBatch bounds the kernel events Run takes in at once, so that
+// frames, timers and commands keep their turn under an event storm.
+const maxEventBatch = 64
+
+// drainEvents takes in up to maxEventBatch-1 more events that wait on
+// events, without blocking; it returns nil if the channel was closed.
+func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-chan flow.Event {
+	for range maxEventBatch - 1 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			e.event(ctx, ev)
+		default:
+			return events
+		}
+	}
+	return events
 }
 
 // urgentDue is when the urgent work pending since e.urgentSince goes:

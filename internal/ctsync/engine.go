@@ -109,7 +109,7 @@ const (
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest
 	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio and
-	// urgentDue: it goes at once when no frame went for this long.
+	// urgentDue: it goes at once when none came for this long before.
 	// Acknowledgements go with the window's flush.
 	urgentWindow  = 20 * time.Millisecond
 	maxSACKRanges = 16
@@ -203,12 +203,15 @@ type Engine struct {
 	ackSince  time.Time // when ackDue was set
 	ackFrames int       // frames to acknowledge since then
 	// urgentSince: when urgent work (a new established flow) last
-	// became pending; zero when none waits. lastFrame: when flush last
-	// put (or tried to put) a frame on the link: urgent work goes at once
-	// unless one went less than urgentWindow ago (urgentDue).
-	urgentSince time.Time
-	lastFrame   time.Time
-	lastRecv    time.Time
+	// became pending; zero when none waits. urgentQuiet: that work came
+	// from a kernel event at least urgentWindow after the previous
+	// urgent one (lastUrgentEvent), so it goes at once (urgentDue).
+	// lastUrgent: when urgent work was last flushed.
+	urgentSince     time.Time
+	urgentQuiet     bool
+	lastUrgentEvent time.Time
+	lastUrgent      time.Time
+	lastRecv        time.Time
 	// lastAuthentic: when a frame that authenticates came from the peer,
 	// accepted or not (a HELLO of a session we refuse); lastStaleHello:
 	// when we last answered such a HELLO with ours; handshakeWait: the
@@ -331,10 +334,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	refresh, stopRefresh := clk.Ticker(e.cfg.Refresh)
 	defer stopRefresh()
 	// Full flushes run on a fixed grid (no drift from tick jitter). Urgent
-	// work (a new established flow, or ackEvery frames to acknowledge) goes
-	// at once on a quiet link, and otherwise urgentWindow after the last
-	// frame, through a timer armed only while such work waits (urgentDue),
-	// so an idle engine wakes no more than the tick.
+	// work (a new established flow, or ackEvery frames to acknowledge)
+	// goes at once when it comes alone, and otherwise urgentWindow after it
+	// became pending, through a timer armed only while such work waits
+	// (urgentDue), so an idle engine wakes no more than the tick.
 	nextFlush := now.Add(e.cfg.Window)
 	urgent := min(e.cfg.Window, urgentWindow)
 	var urgentTimer <-chan time.Time // nil: not armed
@@ -350,11 +353,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				if due := e.urgentDue(t, urgent); due.After(t) {
 					urgentTimer, stopUrgent = clk.Timer(due.Sub(t))
 				} else {
-					e.flush(t, prioUrgent)
-					e.urgentSince = time.Time{}
-					if len(e.queues[prioUrgent]) > 0 {
-						e.lastFrame = t // what is left waits for the next turn
-					}
+					e.flushUrgent(t)
 					continue
 				}
 			}
@@ -363,8 +362,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case t := <-urgentTimer:
 			stopUrgent()
 			urgentTimer, stopUrgent = nil, func() {}
-			e.flush(t, prioUrgent)
-			e.urgentSince = time.Time{}
+			e.flushUrgent(t)
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
@@ -372,10 +370,14 @@ func (e *Engine) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
+			n := len(e.queues[prioUrgent])
 			e.event(ctx, ev)
 			// Kernel events come in bursts: take in what waits (a
 			// bounded number) without a turn of the whole select each.
 			events = e.drainEvents(ctx, events)
+			if len(e.queues[prioUrgent]) > n {
+				e.urgentEvent(clk.Now(), urgent)
+			}
 		case b := <-e.recv:
 			e.receive(ctx, b, clk.Now())
 		case fn := <-e.cmds:
@@ -427,22 +429,40 @@ func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-ch
 	return events
 }
 
-// urgentDue is when the urgent work pending since e.urgentSince goes:
-// at once on a quiet link, so that a new established flow reaches the
-// peer within a frame's flight; else urgent after the last frame (a busy
-// link: the flows arriving meanwhile share the next frame), or urgent
-// from now when the byte cap has no room for a full frame.
+// urgentEvent notes that kernel events made urgent work pending at now.
+// Work that finds none pending, and comes urgent or more after the
+// previous urgent event, is alone: it goes at once (urgentQuiet).
+func (e *Engine) urgentEvent(now time.Time, urgent time.Duration) {
+	if e.urgentSince.IsZero() {
+		e.urgentSince = now
+		e.urgentQuiet = now.Sub(e.lastUrgentEvent) >= urgent
+	}
+	e.lastUrgentEvent = now
+}
+
+// urgentDue is when the urgent work pending since e.urgentSince goes.
+// Alone (urgentQuiet), at once, when the byte cap has room for a full
+// frame: a new connection on a quiet link reaches the peer within a
+// datagram's flight. Otherwise urgent after it became pending (and after
+// the last urgent flush), so that a busy link's flows share frames and a
+// short one that closes meanwhile is sent once, closed (newPrio), or, if
+// it is destroyed within the window, never (as before: ≤ 40 B per short
+// flow).
 func (e *Engine) urgentDue(now time.Time, urgent time.Duration) time.Time {
-	due := e.urgentSince
-	if paced := e.lastFrame.Add(urgent); paced.After(due) {
-		due = paced
+	if e.urgentQuiet && (e.lim == nil || e.lim.TokensAt(now) >= float64(e.cfg.MTU+udpIPOverhead)) {
+		return e.urgentSince
 	}
-	if e.lim != nil && e.lim.TokensAt(now) < float64(e.cfg.MTU+udpIPOverhead) {
-		if capped := now.Add(urgent); capped.After(due) {
-			due = capped
-		}
+	from := e.urgentSince
+	if e.lastUrgent.After(from) {
+		from = e.lastUrgent
 	}
-	return due
+	return from.Add(urgent)
+}
+
+// flushUrgent sends the urgent work and resets its bookkeeping.
+func (e *Engine) flushUrgent(now time.Time) {
+	e.flush(now, prioUrgent)
+	e.lastUrgent, e.urgentSince, e.urgentQuiet = now, time.Time{}, false
 }
 
 // do runs fn on the engine goroutine (or not at all once Run has ended).

@@ -90,7 +90,6 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 			break
 		}
 		pn, ok := e.send(enc.Bytes(), now, false)
-		e.lastFrame = now
 		if ok {
 			nrec += len(recs)
 			e.count(func(c *Counters) { c.FlowsSent += uint64(nrec) })

@@ -375,8 +375,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			// Kernel events come in bursts: take in what waits (a
 			// bounded number) without a turn of the whole select each.
 			events = e.drainEvents(ctx, events)
-			if len(e.queues[prioUrgent]) > n {
-				e.urgentEvent(clk.Now(), urgent)
+			if grew := len(e.queues[prioUrgent]) - n; grew > 0 {
+				// Alone: one urgent flow, no other event behind it (a
+				// burst the engine takes in late is not alone).
+				e.urgentEvent(clk.Now(), urgent, grew == 1 && len(events) == 0)
 			}
 		case b := <-e.recv:
 			e.receive(ctx, b, clk.Now())
@@ -429,13 +431,14 @@ func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-ch
 	return events
 }
 
-// urgentEvent notes that kernel events made urgent work pending at now.
-// Work that finds none pending, and comes urgent or more after the
+// urgentEvent notes that kernel events made urgent work pending at now;
+// one says it is one flow with no other event waiting behind it. Such
+// work that finds none pending, and comes urgent or more after the
 // previous urgent event, is alone: it goes at once (urgentQuiet).
-func (e *Engine) urgentEvent(now time.Time, urgent time.Duration) {
+func (e *Engine) urgentEvent(now time.Time, urgent time.Duration, one bool) {
 	if e.urgentSince.IsZero() {
 		e.urgentSince = now
-		e.urgentQuiet = now.Sub(e.lastUrgentEvent) >= urgent
+		e.urgentQuiet = one && now.Sub(e.lastUrgentEvent) >= urgent
 	}
 	e.lastUrgentEvent = now
 }

@@ -842,6 +842,23 @@ func TestUrgentAtOnceOnQuietLink(t *testing.T) {
 	if got := len(b.k.Snapshot()); got != 23 {
 		t.Fatalf("urgentWindow later: %d flows on the peer, want 23", got)
 	}
+	// Quiet again, then a burst the engine takes in at once (it was
+	// busy): not alone, it waits and shares a frame.
+	l.advance(time.Second)
+	f0 = frames()
+	a.e.do(context.Background(), func() {
+		for i := 24; i < 29; i++ {
+			a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		}
+	})
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 23 || frames() != f0 {
+		t.Fatalf("a burst after a quiet second went at once: %d flows on the peer, %d frames", got, frames()-f0)
+	}
+	l.advance(urgentWindow)
+	if got := len(b.k.Snapshot()); got != 28 || frames()-f0 != 1 {
+		t.Fatalf("urgentWindow later: %d flows on the peer, %d frames (want 28 in 1)", got, frames()-f0)
+	}
 	// Quiet again: a flow being set up is not urgent.
 	l.advance(time.Second)
 	f0 = frames()
@@ -849,7 +866,7 @@ func TestUrgentAtOnceOnQuietLink(t *testing.T) {
 	syn.Status &^= flow.StatusAssured | flow.StatusSeenReply
 	a.k.Put(syn, flow.EventNew)
 	l.settle()
-	if got := len(b.k.Snapshot()); got != 23 || frames() != f0 {
+	if got := len(b.k.Snapshot()); got != 28 || frames() != f0 {
 		t.Fatalf("a SYN_SENT flow went at once (%d flows on the peer, %d frames)", got, frames()-f0)
 	}
 }

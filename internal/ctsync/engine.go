@@ -149,7 +149,13 @@ type Engine struct {
 	k    Kernel
 	conn net.PacketConn
 	sess *wire.Session
-	lim  *rate.Limiter // nil: no cap
+	// to is cfg.Peer as the socket takes it; encBuf and frameBuf are
+	// Run's scratch for a frame's records and the sealed frame (the
+	// socket copies what it sends).
+	to       *net.UDPAddr
+	encBuf   []byte
+	frameBuf []byte
+	lim      *rate.Limiter // nil: no cap
 
 	cmds chan func()
 	// The applier goroutine (apply.go): its queue, its questions while
@@ -306,6 +312,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
 		e.lim = rate.NewLimiter(rate.Limit(cfg.Bandwidth), burst)
 	}
+	e.to = net.UDPAddrFromAddrPort(cfg.Peer)
 	e.st.Peer = cfg.Peer.String()
 	return e, nil
 }
@@ -371,7 +378,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				continue
 			}
 			n := len(e.queues[prioUrgent])
-			e.event(ctx, ev)
+			e.event(ctx, &ev)
 			// Kernel events come in bursts: take in what waits (a
 			// bounded number) without a turn of the whole select each.
 			events = e.drainEvents(ctx, events)
@@ -423,7 +430,7 @@ func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-ch
 			if !ok {
 				return nil
 			}
-			e.event(ctx, ev)
+			e.event(ctx, &ev)
 		default:
 			return events
 		}

@@ -4,7 +4,6 @@ package ctsync
 // (cumulative and selective), RTT, loss detection and retransmission.
 
 import (
-	"net"
 	"sort"
 	"time"
 
@@ -51,7 +50,10 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 			return // the cap: what is left stays dirty and coalesces further
 		}
 		enc.Limit = e.payloadLimit()
-		enc.Reset(make([]byte, 0, e.cfg.MTU))
+		if cap(e.encBuf) < e.cfg.MTU {
+			e.encBuf = make([]byte, 0, e.cfg.MTU)
+		}
+		enc.Reset(e.encBuf[:0])
 		nrec := 0
 		if e.ackDue && (n > 0 || e.ackNow(now) || e.pending(upTo)) {
 			ack := e.ack()
@@ -60,7 +62,7 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 				nrec++
 			}
 		}
-		var recs []sentRec
+		recs := make([]sentRec, 0, 32) // kept by inflight: one per frame
 		full := false
 		for p := int8(0); p <= upTo && !full; p++ {
 			q := e.queues[p]
@@ -143,10 +145,13 @@ func (e *Engine) send(payload []byte, now time.Time, hello bool) (uint64, bool) 
 	if hello {
 		frame, pn, err = e.sess.SealHello(make([]byte, 0, e.cfg.MTU), payload)
 	} else {
-		frame, pn, err = e.sess.Seal(make([]byte, 0, len(payload)+wire.HeaderLen+16), payload)
+		if n := len(payload) + wire.Overhead; cap(e.frameBuf) < n {
+			e.frameBuf = make([]byte, 0, max(n, e.cfg.MTU))
+		}
+		frame, pn, err = e.sess.Seal(e.frameBuf[:0], payload)
 	}
 	if err == nil {
-		_, err = e.conn.WriteTo(frame, net.UDPAddrFromAddrPort(e.cfg.Peer))
+		_, err = e.conn.WriteTo(frame, e.to)
 	}
 	if err != nil {
 		e.count(func(c *Counters) { c.SendErrors++ })

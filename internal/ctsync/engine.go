@@ -120,8 +120,14 @@ const (
 	// it waits ackDelay, so that a stream of small frames is not answered
 	// frame for frame (the retransmission timeout allows for it), or,
 	// in a burst, until ackEvery frames are due and urgentWindow passed.
-	ackDelay     = 200 * time.Millisecond
-	ackEvery     = 16
+	ackDelay = 200 * time.Millisecond
+	ackEvery = 16
+	// lazyAckDelay: an acknowledgement of frames that carried only
+	// leases waits this long, or for a frame that goes anyway (records,
+	// a keepalive), or for ackEvery frames: a lone lease event costs its
+	// frame, not also an acknowledgement frame. The sender allows for it
+	// (lazyFrame) before it takes such a frame for lost.
+	lazyAckDelay = keepaliveInterval
 	maxRecvAbove = 4096 // received packet numbers kept above recvCum
 	purgeGrace   = 10 * time.Second
 	// Anti-entropy. wantInterval: how often a WANT goes for flows the
@@ -208,6 +214,7 @@ type Engine struct {
 	ackDue    bool
 	ackSince  time.Time // when ackDue was set
 	ackFrames int       // frames to acknowledge since then
+	ackLazy   bool      // they carried only leases (lazyAckDelay)
 	// urgentSince: when urgent work (a new established flow) last
 	// became pending; zero when none waits. urgentQuiet: that work came
 	// from a kernel event at least urgentWindow after the previous

@@ -123,7 +123,17 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 // records if need be. Otherwise it waits to ride with records: ackDelay
 // after the first frame it acknowledges, or ackEvery frames.
 func (e *Engine) ackNow(now time.Time) bool {
-	return e.ackDue && (now.Sub(e.ackSince) >= ackDelay || e.ackFrames >= ackEvery)
+	delay := ackDelay
+	if e.ackLazy {
+		delay = lazyAckDelay
+	}
+	return e.ackDue && (now.Sub(e.ackSince) >= delay || e.ackFrames >= ackEvery)
+}
+
+// lazyFrame: in carried only leases, whose acknowledgement the peer may
+// hold back for lazyAckDelay.
+func lazyFrame(in *inflight) bool {
+	return len(in.recs) == 0 && len(in.leases) > 0
 }
 
 // pending: some flow is queued at priority upTo or more urgent (perhaps
@@ -250,7 +260,11 @@ func (e *Engine) detectLoss(now time.Time) {
 			e.lost(pn, in) // three later frames acknowledged
 			continue
 		}
-		if expired && now.Sub(in.at) >= rto && (oldestAt.IsZero() || in.at.Before(oldestAt) || (in.at.Equal(oldestAt) && pn < oldest)) {
+		wait := rto
+		if lazyFrame(in) {
+			wait += lazyAckDelay
+		}
+		if expired && now.Sub(in.at) >= wait && (oldestAt.IsZero() || in.at.Before(oldestAt) || (in.at.Equal(oldestAt) && pn < oldest)) {
 			oldest, oldestAt = pn, in.at
 		}
 	}
@@ -309,16 +323,10 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 		delete(e.inflight, pn)
 		e.maxAcked = max(e.maxAcked, pn)
 		e.lastProgress, e.backoff = now, 0
-		sample := now.Sub(in.at)
-		if e.srtt == 0 {
-			e.srtt, e.rttvar = sample, sample/2
-		} else {
-			d := e.srtt - sample
-			if d < 0 {
-				d = -d
-			}
-			e.rttvar = (3*e.rttvar + d) / 4
-			e.srtt = (7*e.srtt + sample) / 8
+		// A lazy frame's acknowledgement may have been held back: it
+		// says nothing of the round trip.
+		if !lazyFrame(in) {
+			e.rttSample(now.Sub(in.at))
 		}
 		e.leasesAcked(in)
 		for _, r := range in.recs {
@@ -336,6 +344,20 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 	e.mu.Lock()
 	e.st.LastAck = now
 	e.mu.Unlock()
+}
+
+// rttSample updates the smoothed round-trip time (RFC 6298).
+func (e *Engine) rttSample(sample time.Duration) {
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = sample, sample/2
+		return
+	}
+	d := e.srtt - sample
+	if d < 0 {
+		d = -d
+	}
+	e.rttvar = (3*e.rttvar + d) / 4
+	e.srtt = (7*e.srtt + sample) / 8
 }
 
 // received records a peer packet number for our acknowledgements.

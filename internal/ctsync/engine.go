@@ -109,9 +109,16 @@ const (
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest
 	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio and
-	// urgentDue: it goes at once when none came for this long before.
+	// urgentDue: it goes at once when it comes alone (aloneAfter).
 	// Acknowledgements go with the window's flush.
-	urgentWindow  = 20 * time.Millisecond
+	urgentWindow = 20 * time.Millisecond
+	// aloneAfter: urgent work whose kernel event comes this long after
+	// the previous urgent one (and nothing behind it) is alone and goes
+	// at once (urgentEvent). Longer than urgentWindow, so that a busy
+	// link whose events a loaded router takes in with gaps (scheduling
+	// stalls of tens of ms) keeps coalescing: below 20 new flows/s, on
+	// average, latency matters more than the datagram each costs.
+	aloneAfter    = 50 * time.Millisecond
 	maxSACKRanges = 16
 	// publishWalk: how often Status's counts that walk the table (synced,
 	// pending) are refreshed; the table sizes are kept at every tick.
@@ -217,7 +224,7 @@ type Engine struct {
 	ackLazy   bool      // they carried only leases (lazyAckDelay)
 	// urgentSince: when urgent work (a new established flow) last
 	// became pending; zero when none waits. urgentQuiet: that work came
-	// from a kernel event at least urgentWindow after the previous
+	// from a kernel event at least aloneAfter after the previous
 	// urgent one (lastUrgentEvent), so it goes at once (urgentDue).
 	// lastUrgent: when urgent work was last flushed.
 	urgentSince     time.Time
@@ -392,7 +399,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if grew := len(e.queues[prioUrgent]) - n; grew > 0 {
 				// Alone: one urgent flow, no other event behind it (a
 				// burst the engine takes in late is not alone).
-				e.urgentEvent(clk.Now(), urgent, grew == 1 && len(events) == 0)
+				e.urgentEvent(clk.Now(), grew == 1 && len(events) == 0)
 			}
 		case b := <-e.recv:
 			e.receive(ctx, b, clk.Now())
@@ -447,12 +454,12 @@ func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-ch
 
 // urgentEvent notes that kernel events made urgent work pending at now;
 // one says it is one flow with no other event waiting behind it. Such
-// work that finds none pending, and comes urgent or more after the
+// work that finds none pending, and comes aloneAfter or more after the
 // previous urgent event, is alone: it goes at once (urgentQuiet).
-func (e *Engine) urgentEvent(now time.Time, urgent time.Duration, one bool) {
+func (e *Engine) urgentEvent(now time.Time, one bool) {
 	if e.urgentSince.IsZero() {
 		e.urgentSince = now
-		e.urgentQuiet = one && now.Sub(e.lastUrgentEvent) >= urgent
+		e.urgentQuiet = one && now.Sub(e.lastUrgentEvent) >= aloneAfter
 	}
 	e.lastUrgentEvent = now
 }

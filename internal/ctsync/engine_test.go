@@ -826,17 +826,18 @@ func TestUrgentAtOnceOnQuietLink(t *testing.T) {
 	if got := len(b.k.Snapshot()); got != 21 || frames()-f0 != 1 {
 		t.Fatalf("urgentWindow later: %d flows on the peer, %d frames (want 21 in 1)", got, frames()-f0)
 	}
-	// Quiet again: a flow alone goes at once, one that follows it
-	// within urgentWindow waits for it.
+	// Quiet again: a flow alone goes at once; one that follows it within
+	// aloneAfter (here 30 ms: more than urgentWindow) is not alone and
+	// waits urgentWindow.
 	l.advance(time.Second)
 	f0 = frames()
 	a.k.Put(tcpFlow(22, flow.TCPEstablished), flow.EventNew)
 	l.settle()
-	l.advance(5 * time.Millisecond)
+	l.advance(30 * time.Millisecond)
 	a.k.Put(tcpFlow(23, flow.TCPEstablished), flow.EventNew)
 	l.settle()
 	if got := len(b.k.Snapshot()); got != 22 || frames()-f0 != 1 {
-		t.Fatalf("a flow 5 ms after one that went at once: %d flows on the peer, %d frames (want 22 in 1)", got, frames()-f0)
+		t.Fatalf("a flow 30 ms after one that went at once: %d flows on the peer, %d frames (want 22 in 1)", got, frames()-f0)
 	}
 	l.advance(urgentWindow)
 	if got := len(b.k.Snapshot()); got != 23 {

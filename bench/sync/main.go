@@ -12,9 +12,10 @@
 //   - lifecycle: real short TCP connections client → server through r1
 //     (connect, 32 bytes each way, close); bytes on the sync link per flow,
 //     from the first connect to every flow's DESTROY on both routers, idle
-//     chatter subtracted;
+//     chatter subtracted; then the same at -fast-gap (500 flows/s);
 //   - latency: single synthetic flows created in r1's kernel (ctnetlink) →
-//     the NEW event in r2's kernel;
+//     the NEW event in r2's kernel; then the same at fixed rates of new
+//     flows (-latency-rates, 5 and 500 per second);
 //   - events: many flows created in r1's kernel as fast as possible; the
 //     master daemon's CPU time per flow and the time until r2's kernel has
 //     them all; then both daemons' memory with that table;
@@ -52,27 +53,31 @@ import (
 )
 
 type options struct {
-	out        string
-	flows      int
-	gap        time.Duration
-	idle       time.Duration
-	latN       int
-	latGap     time.Duration
-	events     int
-	eventsWait time.Duration
-	bulk       int
-	bulkRate   string
-	bulkWait   time.Duration
-	bulkQueue  int
-	drainWait  time.Duration
-	stall      time.Duration
-	window     string
-	only       string
-	logDir     string
-	timeout    time.Duration
-	carpdLog   string
-	ctdBin     string
-	nice       int
+	out         string
+	flows       int
+	gap         time.Duration
+	idle        time.Duration
+	latN        int
+	latGap      time.Duration
+	latRates    []float64
+	latRateTime time.Duration
+	fastFlows   int
+	fastGap     time.Duration
+	events      int
+	eventsWait  time.Duration
+	bulk        int
+	bulkRate    string
+	bulkWait    time.Duration
+	bulkQueue   int
+	drainWait   time.Duration
+	stall       time.Duration
+	window      string
+	only        string
+	logDir      string
+	timeout     time.Duration
+	carpdLog    string
+	ctdBin      string
+	nice        int
 }
 
 var began = time.Now()
@@ -97,6 +102,10 @@ func run() int {
 	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle window")
 	flag.IntVar(&o.latN, "latency-flows", 200, "flows in the latency test")
 	flag.DurationVar(&o.latGap, "latency-gap", 25*time.Millisecond, "mean time between two latency flows (uniform in [gap/2, 3gap/2))")
+	rates := flag.String("latency-rates", "5,500", "also measure the latency at these rates of new flows per second (comma-separated; empty: none)")
+	flag.DurationVar(&o.latRateTime, "latency-rate-time", 20*time.Second, "how long each -latency-rates run creates flows (at least 20 flows, at most 20000)")
+	flag.IntVar(&o.fastFlows, "fast-flows", 2000, "short TCP connections in the second lifecycle run, at -fast-gap (0: none)")
+	flag.DurationVar(&o.fastGap, "fast-gap", 2*time.Millisecond, "time between two connections' starts in the second lifecycle run (2 ms: 500 flows/s)")
 	flag.IntVar(&o.events, "events", 100_000, "flows created at once in the events/memory test")
 	flag.DurationVar(&o.eventsWait, "events-wait", 120*time.Second, "longest wait for the backup to have them all")
 	flag.IntVar(&o.bulk, "bulk", 20_000, "flows in the bulk test")
@@ -112,6 +121,25 @@ func run() int {
 	flag.StringVar(&o.ctdBin, "conntrackd", "/usr/sbin/conntrackd", "conntrackd binary")
 	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark and the daemons it starts (0: leave it)")
 	flag.Parse()
+	for _, f := range strings.Split(*rates, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 || r > 100000 {
+			fmt.Fprintf(os.Stderr, "sync: -latency-rates: bad rate %q\n", f)
+			return 2
+		}
+		o.latRates = append(o.latRates, r)
+	}
+	if len(o.latRates) > 7 {
+		fmt.Fprintln(os.Stderr, "sync: -latency-rates: at most 7 rates")
+		return 2
+	}
+	if o.fastFlows > 0 && o.fastGap <= 0 {
+		fmt.Fprintln(os.Stderr, "sync: -fast-gap must be positive")
+		return 2
+	}
 
 	if err := lab.Available(); err != nil {
 		fmt.Fprintf(os.Stderr, "sync: %v (run as root)\n", err)

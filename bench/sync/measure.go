@@ -24,27 +24,17 @@ type result struct {
 	idleDur time.Duration
 	idle    counters
 
-	// Lifecycle: real short TCP connections through the master.
-	lcN, lcFailed    int
-	lcFirstErr       error
-	lcDur            time.Duration // first connect to the settled link
-	lc               counters
-	lcEvents         int // kernel TCP events of those flows on the master
-	lcCreated        int // flows the master's kernel created
-	lcDestroyed      int // of those, destroyed (DESTROY event) before the end
-	lcBackupSeen     int // flows that appeared in the backup's kernel
-	lcBackupLeft     int // lifecycle flows in the backup's kernel at the end
-	lcMasterLeft     int // and in the master's
-	lcDrainTimeout   bool
-	lcMasterCPU      time.Duration
-	lcBackupCPU      time.Duration
-	lcConnectionsDur time.Duration
-	lcDrain          time.Duration // first connect → every flow destroyed on the master
+	// Lifecycle: real short TCP connections through the master, at the
+	// -gap rate; fast: the same at the -fast-gap rate (#14: 500 flows/s).
+	lifecycleRun
+	fast lifecycleRun
 
 	// Latency: synthetic NEW on the master → NEW event in the backup.
 	lat        []time.Duration
 	latN       int
 	latMissing int
+	// rates: the same at fixed rates of new flows (-latency-rates).
+	rates []rateLatency
 
 	// Events: many flows injected at once on the master.
 	evN                       int
@@ -91,6 +81,35 @@ type result struct {
 	notes     []string
 }
 
+// lifecycleRun is one run of short connections through the master.
+type lifecycleRun struct {
+	lcN, lcFailed    int
+	lcFirstErr       error
+	lcDur            time.Duration // first connect to the settled link
+	lc               counters
+	lcEvents         int // kernel TCP events of those flows on the master
+	lcCreated        int // flows the master's kernel created
+	lcDestroyed      int // of those, destroyed (DESTROY event) before the end
+	lcBackupSeen     int // flows that appeared in the backup's kernel
+	lcBackupLeft     int // lifecycle flows in the backup's kernel at the end
+	lcMasterLeft     int // and in the master's
+	lcDrainTimeout   bool
+	lcMasterCPU      time.Duration
+	lcBackupCPU      time.Duration
+	lcConnectionsDur time.Duration
+	lcDrain          time.Duration // first connect → every flow destroyed on the master
+
+}
+
+// rateLatency is the latency of single flows created at a given rate.
+type rateLatency struct {
+	rate     float64         // flows/s asked for
+	achieved float64         // flows/s created
+	lat      []time.Duration // sorted
+	n        int
+	missing  int
+}
+
 func (res *result) note(format string, a ...any) {
 	s := fmt.Sprintf(format, a...)
 	logf("%s: NOTE: %s", res.impl, s)
@@ -111,8 +130,10 @@ type watcher struct {
 }
 
 var (
-	serverIP   = netip.MustParseAddr(serverAddr)
-	latencyNet = netip.PrefixFrom(latencyBase, 16)
+	serverIP = netip.MustParseAddr(serverAddr)
+	// latencyNet holds latencyBase's /16 and one /16 after it for each
+	// of at most 7 -latency-rates.
+	latencyNet = netip.PrefixFrom(latencyBase, 13)
 )
 
 func lifecycleFlow(f *flow.Flow) bool {
@@ -154,6 +175,20 @@ func watch(r *router) (*watcher, error) {
 		}
 	}()
 	return w, nil
+}
+
+// resetLifecycle forgets the lifecycle flows seen so far, for another run.
+func (w *watcher) resetLifecycle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range []map[flow.Key]time.Time{w.newAt, w.destroyAt} {
+		for k := range m {
+			if f := (flow.Flow{Orig: k.Orig}); lifecycleFlow(&f) {
+				delete(m, k)
+			}
+		}
+	}
+	w.lcEvents = 0
 }
 
 func (w *watcher) close() {
@@ -342,19 +377,124 @@ func (b *bench) steady(ctx context.Context, im impl, res *result) error {
 	}
 	defer wb.close()
 	sleep(ctx, 500*time.Millisecond)
-	logf("%s: %d short TCP connections, one every %v", im.name(), b.o.flows, b.o.gap)
-	cm0, _ := cpuOf(b.r1)
-	cb0, _ := cpuOf(b.r2)
-	c0, err = readCounters(ctx, b.r1)
+	if err := b.lifecycle(ctx, im, res, &res.lifecycleRun, "lifecycle", wm, wb, b.o.flows, b.o.gap); err != nil {
+		return err
+	}
+	if b.o.fastFlows > 0 {
+		sleep(ctx, time.Second)
+		if err := b.lifecycle(ctx, im, res, &res.fast, fmt.Sprintf("lifecycle at %.0f/s", float64(time.Second)/float64(b.o.fastGap)), wm, wb, b.o.fastFlows, b.o.fastGap); err != nil {
+			return err
+		}
+	}
+
+	// 3. Latency: one synthetic flow at a time on the master.
+	logf("%s: latency, %d flows ~%v apart", im.name(), b.o.latN, b.o.latGap)
+	rl, err := b.latency(ctx, wm, wb, synthFlows(latencyBase, b.o.latN), b.o.latGap)
 	if err != nil {
 		return err
 	}
-	res.lcN = b.o.flows
+	res.lat, res.latN, res.latMissing = rl.lat, rl.n, rl.missing
+	if res.latMissing > 0 {
+		res.note("latency: %d of %d flows never appeared in the backup's kernel (within 5 s)", res.latMissing, res.latN)
+	}
+	if len(res.lat) > 0 {
+		logf("%s: latency p50 %v p99 %v max %v", im.name(), pct(res.lat, 50), pct(res.lat, 99), res.lat[len(res.lat)-1])
+	}
+	// 3b. The same at fixed rates of new flows.
+	for i, rate := range b.o.latRates {
+		n := min(max(int(rate*b.o.latRateTime.Seconds()), 20), maxRateFlows)
+		// Each rate its own LAN range after latencyBase's (a /16 each).
+		b4 := latencyBase.As4()
+		base := netip.AddrFrom4([4]byte{b4[0], b4[1] + byte(1+i), 0, 0})
+		logf("%s: latency at %g new flows/s, %d flows", im.name(), rate, n)
+		sleep(ctx, time.Second)
+		rl, err := b.latency(ctx, wm, wb, synthFlows(base, n), time.Duration(float64(time.Second)/rate))
+		if err != nil {
+			return err
+		}
+		rl.rate = rate
+		res.rates = append(res.rates, rl)
+		if rl.missing > 0 {
+			res.note("latency at %g/s: %d of %d flows never appeared in the backup's kernel (within 5 s)", rate, rl.missing, rl.n)
+		}
+		if len(rl.lat) > 0 {
+			logf("%s: latency at %g/s (%.0f/s achieved): p50 %v p99 %v max %v", im.name(), rate, rl.achieved,
+				pct(rl.lat, 50), pct(rl.lat, 99), rl.lat[len(rl.lat)-1])
+		}
+	}
+	b.summarize(ctx, im, res, "steady")
+	b.stopPair()
+	return nil
+}
+
+// maxRateFlows bounds the flows of one latency rate (each stays in both
+// kernels until the tables are flushed).
+const maxRateFlows = 20000
+
+// latency creates fs in the master's kernel one at a time, gap apart on
+// average (uniform in [gap/2, 3gap/2) on a fixed schedule, so that a late
+// wake-up does not lower the rate: no phase lock with carpd's window),
+// and times each from the create call to its NEW event in the backup's
+// kernel.
+func (b *bench) latency(ctx context.Context, wm, wb *watcher, fs []flow.Flow, gap time.Duration) (rateLatency, error) {
+	rl := rateLatency{n: len(fs)}
+	sent := make([]time.Time, len(fs))
+	start := time.Now()
+	next := start
+	for i := range fs {
+		if ctx.Err() != nil {
+			break
+		}
+		next = next.Add(gap/2 + rand.N(gap))
+		if d := time.Until(next); d > 0 {
+			sleep(ctx, d)
+		}
+		sent[i] = time.Now()
+		if err := wm.c.Apply(ctx, fs[i:i+1])[0]; err != nil {
+			return rl, fmt.Errorf("injecting latency flow %d: %w", i, err)
+		}
+	}
+	if d := time.Since(start); d > 0 {
+		rl.achieved = float64(len(fs)) / d.Seconds()
+	}
+	waitFor(ctx, 5*time.Second, 50*time.Millisecond, func() bool {
+		for _, f := range fs {
+			if _, ok := wb.arrived(f.Key()); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for i, f := range fs {
+		t, ok := wb.arrived(f.Key())
+		if !ok || sent[i].IsZero() {
+			rl.missing++
+			continue
+		}
+		rl.lat = append(rl.lat, t.Sub(sent[i]))
+	}
+	slices.Sort(rl.lat)
+	return rl, nil
+}
+
+// lifecycle runs n short connections through the master, one every gap,
+// and fills lr; what names the run in notes and progress.
+func (b *bench) lifecycle(ctx context.Context, im impl, res *result, lr *lifecycleRun, what string, wm, wb *watcher, n int, gap time.Duration) error {
+	wm.resetLifecycle()
+	wb.resetLifecycle()
+	logf("%s: "+what+": %d short TCP connections, one every %v", im.name(), n, gap)
+	cm0, _ := cpuOf(b.r1)
+	cb0, _ := cpuOf(b.r2)
+	c0, err := readCounters(ctx, b.r1)
+	if err != nil {
+		return err
+	}
+	lr.lcN = n
 	t0 := time.Now()
-	res.lcFailed, res.lcFirstErr = b.connections(ctx, b.o.flows, b.o.gap)
-	res.lcConnectionsDur = time.Since(t0)
-	if res.lcFailed > 0 {
-		res.note("lifecycle: %d of %d connections failed (first: %v)", res.lcFailed, b.o.flows, res.lcFirstErr)
+	lr.lcFailed, lr.lcFirstErr = b.connections(ctx, n, gap)
+	lr.lcConnectionsDur = time.Since(t0)
+	if lr.lcFailed > 0 {
+		res.note(what+": %d of %d connections failed (first: %v)", lr.lcFailed, n, lr.lcFirstErr)
 	}
 	// Every flow gone from the master's table (TIME_WAIT is 2 s here), then
 	// from the backup's, then a quiet 1.5 s for the last acknowledgements.
@@ -367,90 +507,49 @@ func (b *bench) steady(ctx context.Context, im impl, res *result) error {
 		leftM, leftB = countLifecycle(ctx, wm), countLifecycle(ctx, wb)
 		return leftM == 0
 	})
-	res.lcDrain = time.Since(t0)
+	lr.lcDrain = time.Since(t0)
 	if !drained {
-		res.lcDrainTimeout = true
-		res.note("lifecycle: %d of the flows were still in the master's kernel %v after the first connect (all closed within %v)",
-			leftM, res.lcDrain.Round(time.Second), res.lcConnectionsDur.Round(100*time.Millisecond))
+		lr.lcDrainTimeout = true
+		res.note(what+": %d of the flows were still in the master's kernel %v after the first connect (all closed within %v)",
+			leftM, lr.lcDrain.Round(time.Second), lr.lcConnectionsDur.Round(100*time.Millisecond))
 	} else {
-		logf("%s: lifecycle: every flow gone from the master %v after the first connect", im.name(), res.lcDrain.Round(time.Millisecond))
+		logf("%s: "+what+": every flow gone from the master %v after the first connect", im.name(), lr.lcDrain.Round(time.Millisecond))
 	}
 	waitFor(ctx, 5*time.Second, 250*time.Millisecond, func() bool {
 		leftB = countLifecycle(ctx, wb)
 		return leftB == 0
 	})
 	sleep(ctx, 1500*time.Millisecond)
-	c1, err = readCounters(ctx, b.r1)
+	c1, err := readCounters(ctx, b.r1)
 	if err != nil {
 		return err
 	}
 	cm1, _ := cpuOf(b.r1)
 	cb1, _ := cpuOf(b.r2)
-	res.lc, res.lcDur = c1.sub(c0), c1.at.Sub(c0.at)
-	res.lcMasterCPU, res.lcBackupCPU = cm1-cm0, cb1-cb0
-	res.lcEvents, res.lcCreated, res.lcDestroyed = wm.lifecycle()
+	lr.lc, lr.lcDur = c1.sub(c0), c1.at.Sub(c0.at)
+	lr.lcMasterCPU, lr.lcBackupCPU = cm1-cm0, cb1-cb0
+	lr.lcEvents, lr.lcCreated, lr.lcDestroyed = wm.lifecycle()
 	_, seen, _ := wb.lifecycle()
-	res.lcBackupSeen = seen
-	res.lcMasterLeft, res.lcBackupLeft = countLifecycle(ctx, wm), countLifecycle(ctx, wb)
-	if res.lcBackupSeen < res.lcCreated {
-		res.note("lifecycle: only %d of the master's %d flows ever appeared in the backup's kernel", res.lcBackupSeen, res.lcCreated)
+	lr.lcBackupSeen = seen
+	lr.lcMasterLeft, lr.lcBackupLeft = countLifecycle(ctx, wm), countLifecycle(ctx, wb)
+	if lr.lcBackupSeen < lr.lcCreated {
+		res.note(what+": only %d of the master's %d flows ever appeared in the backup's kernel", lr.lcBackupSeen, lr.lcCreated)
 	}
 	for _, x := range []struct {
 		r *router
 		w *watcher
 	}{{b.r1, wm}, {b.r2, wb}} {
 		if left := leftovers(ctx, x.w); left != "" {
-			res.note("lifecycle: still in %s's kernel at the end (connections closed %v earlier): %s", x.r.name,
-				time.Since(t0.Add(res.lcConnectionsDur)).Round(time.Second), left)
+			res.note(what+": still in %s's kernel at the end (connections closed %v earlier): %s", x.r.name,
+				time.Since(t0.Add(lr.lcConnectionsDur)).Round(time.Second), left)
 		}
 	}
 	if n := wm.overrunCount() + wb.overrunCount(); n > 0 {
-		res.note("lifecycle: the benchmark's own event watchers overran %d times; event counts are lower bounds", n)
+		res.note(what+": the benchmark's own event watchers overran %d times; event counts are lower bounds", n)
 	}
-	logf("%s: lifecycle: %d flows, %d kernel events on the master, %d B (IP) in %d packets over %v; backup saw %d; left: master %d, backup %d",
-		im.name(), res.lcCreated, res.lcEvents, res.lc.bytes(), res.lc.packets(), res.lcDur.Round(time.Millisecond), seen, res.lcMasterLeft, res.lcBackupLeft)
+	logf("%s: "+what+": %d flows, %d kernel events on the master, %d B (IP) in %d packets over %v; backup saw %d; left: master %d, backup %d",
+		im.name(), lr.lcCreated, lr.lcEvents, lr.lc.bytes(), lr.lc.packets(), lr.lcDur.Round(time.Millisecond), seen, lr.lcMasterLeft, lr.lcBackupLeft)
 
-	// 3. Latency: one synthetic flow at a time on the master.
-	logf("%s: latency, %d flows ~%v apart", im.name(), b.o.latN, b.o.latGap)
-	fs := synthFlows(latencyBase, b.o.latN)
-	sent := make([]time.Time, len(fs))
-	for i := range fs {
-		if ctx.Err() != nil {
-			break
-		}
-		// Uniform in [gap/2, 3gap/2): no phase lock with carpd's window.
-		sleep(ctx, b.o.latGap/2+rand.N(b.o.latGap))
-		sent[i] = time.Now()
-		if err := wm.c.Apply(ctx, fs[i:i+1])[0]; err != nil {
-			return fmt.Errorf("injecting latency flow %d: %w", i, err)
-		}
-	}
-	waitFor(ctx, 5*time.Second, 50*time.Millisecond, func() bool {
-		for _, f := range fs {
-			if _, ok := wb.arrived(f.Key()); !ok {
-				return false
-			}
-		}
-		return true
-	})
-	res.latN = len(fs)
-	for i, f := range fs {
-		t, ok := wb.arrived(f.Key())
-		if !ok {
-			res.latMissing++
-			continue
-		}
-		res.lat = append(res.lat, t.Sub(sent[i]))
-	}
-	slices.Sort(res.lat)
-	if res.latMissing > 0 {
-		res.note("latency: %d of %d flows never appeared in the backup's kernel (within 5 s)", res.latMissing, len(fs))
-	}
-	if len(res.lat) > 0 {
-		logf("%s: latency p50 %v p99 %v max %v", im.name(), pct(res.lat, 50), pct(res.lat, 99), res.lat[len(res.lat)-1])
-	}
-	b.summarize(ctx, im, res, "steady")
-	b.stopPair()
 	return nil
 }
 

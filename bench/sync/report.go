@@ -8,14 +8,19 @@ import (
 
 // lifecycle figures, idle chatter subtracted.
 func (res *result) lcNet() (ipPerFlow, l2PerFlow, pktPerFlow float64, ok bool) {
-	n := res.lcCreated
+	return res.net(&res.lifecycleRun)
+}
+
+// net is lcNet of the lifecycle run lr.
+func (res *result) net(lr *lifecycleRun) (ipPerFlow, l2PerFlow, pktPerFlow float64, ok bool) {
+	n := lr.lcCreated
 	if n == 0 || res.idleDur <= 0 {
 		return 0, 0, 0, false
 	}
-	scale := res.lcDur.Seconds() / res.idleDur.Seconds()
-	ip := float64(res.lc.bytes()) - scale*float64(res.idle.bytes())
-	l2 := float64(res.lc.l2()) - scale*float64(res.idle.l2())
-	pk := float64(res.lc.packets()) - scale*float64(res.idle.packets())
+	scale := lr.lcDur.Seconds() / res.idleDur.Seconds()
+	ip := float64(lr.lc.bytes()) - scale*float64(res.idle.bytes())
+	l2 := float64(lr.lc.l2()) - scale*float64(res.idle.l2())
+	pk := float64(lr.lc.packets()) - scale*float64(res.idle.packets())
 	return ip / float64(n), l2 / float64(n), pk / float64(n), true
 }
 
@@ -115,6 +120,29 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 			return mark(ok && ip <= 40)
 		}(), o.flows, o.gap)
 
+	if o.fastFlows > 0 {
+		rate := float64(time.Second) / float64(o.fastGap)
+		w("| 1b. the same at %.0f new flows/s | %s | ≤ 40 B %s | %d connections one every %v, counted as in row 1 |\n", rate,
+			cells(func(r *result) string {
+				ip, l2, pk, ok := r.net(&r.fast)
+				if !ok {
+					return "n/a"
+				}
+				m := ""
+				if r.fast.lcFailed > 0 {
+					m = fmt.Sprintf("; %d connections failed", r.fast.lcFailed)
+				}
+				return fmt.Sprintf("**%.1f B** (L2 %.1f B; %.2f datagrams/flow; %d flows in %s%s)", ip, l2, pk, r.fast.lcCreated, secs(r.fast.lcConnectionsDur), m)
+			}),
+			func() string {
+				if carpdRes == nil {
+					return ""
+				}
+				ip, _, _, ok := carpdRes.net(&carpdRes.fast)
+				return mark(ok && ip <= 40)
+			}(), o.fastFlows, o.fastGap)
+	}
+
 	// 2. Idle.
 	w("| 2. idle sync-link traffic, both directions | %s | – | %v with both daemons running, no flow in either table |\n",
 		cells(func(r *result) string {
@@ -177,6 +205,29 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 			}
 			return mark(pct(carpdRes.lat, 99) <= 50*time.Millisecond && carpdRes.latMissing == 0)
 		}(), o.latN, o.latGap)
+
+	for i, rate := range o.latRates {
+		target := "–"
+		if rate <= 5 {
+			target = "p99 ≤ 5 ms"
+			if carpdRes != nil && i < len(carpdRes.rates) && len(carpdRes.rates[i].lat) > 0 {
+				rl := carpdRes.rates[i]
+				target += " " + mark(pct(rl.lat, 99) <= 5*time.Millisecond && rl.missing == 0)
+			}
+		}
+		w("| 4b. the same at %g new flows/s, p50 / p99 (max) | %s | %s | single flows as in row 4, %v apart on average for %v (at least 20, at most %d flows; uniform ±50 %%, on a fixed schedule); in brackets the rate achieved |\n",
+			rate, cells(func(r *result) string {
+				if i >= len(r.rates) || len(r.rates[i].lat) == 0 {
+					return "n/a"
+				}
+				rl := r.rates[i]
+				m := ""
+				if rl.missing > 0 {
+					m = fmt.Sprintf("; %d of %d never arrived", rl.missing, rl.n)
+				}
+				return fmt.Sprintf("**%s / %s** (%s; %d flows at %.0f/s)%s", ms(pct(rl.lat, 50)), ms(pct(rl.lat, 99)), ms(rl.lat[len(rl.lat)-1]), len(rl.lat), rl.achieved, m)
+			}), target, time.Duration(float64(time.Second)/rate), o.latRateTime, maxRateFlows)
+	}
 
 	// 5. Bulk.
 	w("| 5. bulk: backup starts next to a master holding %d flows, link shaped to %s | %s | – | `tc qdisc replace dev sync root tbf rate %s burst 1600 limit %d` on both routers (this kernel has no netem; a one-frame bucket and a %.1f MB queue, about netem's default 1000 full-size packets); the flows are in the master's kernel before its daemon starts; time from starting the backup's daemon until the backup's kernel holds all of them (carpd: also until `carpd status` says `bulk.synced`); bytes on the link meanwhile. carpd with `option bandwidth '%s'`; conntrackd asks with `StartupResync yes`. A transfer that makes no progress for %v is given up and repeated once with a queue that holds the whole burst |\n",
@@ -344,8 +395,8 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 	}
 
 	w("\n### How to reproduce\n\n")
-	w("As root, from the repository root: `make bench-sync`, i.e. `go build -o /tmp/carpd-bench . && CARPD_BIN=/tmp/carpd-bench go run ./bench/sync -out bench/sync-results.md` (without `CARPD_BIN` the benchmark builds carpd itself). Needs iproute2, nft, tc and the Debian packages conntrack and conntrackd (`DEBIAN_FRONTEND=noninteractive apt-get install -y conntrackd`). Flags: -flows %d -gap %v -idle %v -latency-flows %d -latency-gap %v -events %d -bulk %d -bulk-rate %s -window %s. Progress goes to stderr, the daemons' output to -logdir.\n\n",
-		o.flows, o.gap, o.idle, o.latN, o.latGap, o.events, o.bulk, o.bulkRate, o.window)
+	w("As root, from the repository root: `make bench-sync`, i.e. `go build -o /tmp/carpd-bench . && CARPD_BIN=/tmp/carpd-bench go run ./bench/sync -out bench/sync-results.md` (without `CARPD_BIN` the benchmark builds carpd itself). Needs iproute2, nft, tc and the Debian packages conntrack and conntrackd (`DEBIAN_FRONTEND=noninteractive apt-get install -y conntrackd`). Flags: -flows %d -gap %v -idle %v -latency-flows %d -latency-gap %v -latency-rates %s -latency-rate-time %v -fast-flows %d -fast-gap %v -events %d -bulk %d -bulk-rate %s -window %s. Progress goes to stderr, the daemons' output to -logdir.\n\n",
+		o.flows, o.gap, o.idle, o.latN, o.latGap, rateList(o.latRates), o.latRateTime, o.fastFlows, o.fastGap, o.events, o.bulk, o.bulkRate, o.window)
 	w("Machine: %d CPU(s) (`nproc`), kernel %s (`uname -r`), linux/amd64, %s; `dpkg-query -W conntrackd`: %s; `carpd version`: %s.\n", f.nproc, f.kernel, f.goVersion, f.conntrackd, f.carpd)
 	w("Load average (1, 5, 15 min) at the start %s, at the end %s", f.loadStart, f.loadEnd)
 	if o.nice != 0 {
@@ -356,4 +407,12 @@ func report(b *bench, impls []impl, results []*result, f facts) string {
 		w("Source: %s.\n", f.source)
 	}
 	return s.String()
+}
+
+func rateList(rs []float64) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, fmt.Sprintf("%g", r))
+	}
+	return "'" + strings.Join(s, ",") + "'"
 }

@@ -112,8 +112,17 @@ const (
 	maxDrain    = 256 // queued frames a tick takes in before loss detection
 	// urgentWindow: a new established flow waits at most this long (or
 	// the window, if shorter), whatever the window for the rest
-	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio. Acknowledgements go with the window's flush.
-	urgentWindow  = 20 * time.Millisecond
+	// (docs/sync-protocol.md#priorities-and-coalescing); see newPrio and
+	// urgentDue: it goes at once when it comes alone (aloneAfter).
+	// Acknowledgements go with the window's flush.
+	urgentWindow = 20 * time.Millisecond
+	// aloneAfter: urgent work whose kernel event comes this long after
+	// the previous urgent one (and nothing behind it) is alone and goes
+	// at once (urgentEvent). Longer than urgentWindow, so that a busy
+	// link whose events a loaded router takes in with gaps (scheduling
+	// stalls of tens of ms) keeps coalescing: below 20 new flows/s, on
+	// average, latency matters more than the datagram each costs.
+	aloneAfter    = 50 * time.Millisecond
 	maxSACKRanges = 16
 	// publishWalk: how often Status's counts that walk the table (synced,
 	// pending) are refreshed; the table sizes are kept at every tick.
@@ -122,8 +131,14 @@ const (
 	// it waits ackDelay, so that a stream of small frames is not answered
 	// frame for frame (the retransmission timeout allows for it), or,
 	// in a burst, until ackEvery frames are due and urgentWindow passed.
-	ackDelay     = 200 * time.Millisecond
-	ackEvery     = 16
+	ackDelay = 200 * time.Millisecond
+	ackEvery = 16
+	// lazyAckDelay: an acknowledgement of frames that carried only
+	// leases waits this long, or for a frame that goes anyway (records,
+	// a keepalive), or for ackEvery frames: a lone lease event costs its
+	// frame, not also an acknowledgement frame. The sender allows for it
+	// (lazyFrame) before it takes such a frame for lost.
+	lazyAckDelay = keepaliveInterval
 	maxRecvAbove = 4096 // received packet numbers kept above recvCum
 	purgeGrace   = 10 * time.Second
 	// Anti-entropy. wantInterval: how often a WANT goes for flows the
@@ -151,7 +166,13 @@ type Engine struct {
 	k    Kernel
 	conn net.PacketConn
 	sess *wire.Session
-	lim  *rate.Limiter // nil: no cap
+	// to is cfg.Peer as the socket takes it; encBuf and frameBuf are
+	// Run's scratch for a frame's records and the sealed frame (the
+	// socket copies what it sends).
+	to       *net.UDPAddr
+	encBuf   []byte
+	frameBuf []byte
+	lim      *rate.Limiter // nil: no cap
 
 	cmds chan func()
 	// The applier goroutine (apply.go): its queue, its questions while
@@ -204,10 +225,17 @@ type Engine struct {
 	ackDue    bool
 	ackSince  time.Time // when ackDue was set
 	ackFrames int       // frames to acknowledge since then
+	ackLazy   bool      // they carried only leases (lazyAckDelay)
 	// urgentSince: when urgent work (a new established flow) last
-	// became pending; zero when none waits.
-	urgentSince time.Time
-	lastRecv    time.Time
+	// became pending; zero when none waits. urgentQuiet: that work came
+	// from a kernel event at least aloneAfter after the previous
+	// urgent one (lastUrgentEvent), so it goes at once (urgentDue).
+	// lastUrgent: when urgent work was last flushed.
+	urgentSince     time.Time
+	urgentQuiet     bool
+	lastUrgentEvent time.Time
+	lastUrgent      time.Time
+	lastRecv        time.Time
 	// lastAuthentic: when a frame that authenticates came from the peer,
 	// accepted or not (a HELLO of a session we refuse); lastStaleHello:
 	// when we last answered such a HELLO with ours; handshakeWait: the
@@ -304,6 +332,7 @@ func New(cfg Config, k Kernel, conn net.PacketConn) (*Engine, error) {
 		burst := max(int(cfg.Bandwidth/4), 4*cfg.MTU)
 		e.lim = rate.NewLimiter(rate.Limit(cfg.Bandwidth), burst)
 	}
+	e.to = net.UDPAddrFromAddrPort(cfg.Peer)
 	e.st.Peer = cfg.Peer.String()
 	return e, nil
 }
@@ -331,33 +360,36 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopTick()
 	refresh, stopRefresh := clk.Ticker(e.cfg.Refresh)
 	defer stopRefresh()
-	// Full flushes run on a fixed grid (no drift from tick jitter); new and
-	// deleted flows and acknowledgements also go out urgentWindow after
-	// they became pending, through a timer armed only while such work
-	// waits, so an idle engine wakes no more than the tick.
-	nextFlush, lastUrgent := now.Add(e.cfg.Window), now
+	// Full flushes run on a fixed grid (no drift from tick jitter). Urgent
+	// work (a new established flow, or ackEvery frames to acknowledge)
+	// goes at once when it comes alone, and otherwise urgentWindow after it
+	// became pending, through a timer armed only while such work waits
+	// (urgentDue), so an idle engine wakes no more than the tick.
+	nextFlush := now.Add(e.cfg.Window)
 	urgent := min(e.cfg.Window, urgentWindow)
 	var urgentTimer <-chan time.Time // nil: not armed
 	stopUrgent := func() {}
 	defer func() { stopUrgent() }()
 	events := e.k.Events()
 	for {
-		if urgentTimer == nil && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) && e.canSend(clk.Now()) {
-			if e.urgentSince.IsZero() {
-				e.urgentSince = clk.Now()
+		if urgentTimer == nil && (len(e.queues[prioUrgent]) > 0 || e.ackFrames >= ackEvery) {
+			if t := clk.Now(); e.canSend(t) {
+				if e.urgentSince.IsZero() {
+					e.urgentSince = t
+				}
+				if due := e.urgentDue(t, urgent); due.After(t) {
+					urgentTimer, stopUrgent = clk.Timer(due.Sub(t))
+				} else {
+					e.flushUrgent(t)
+					continue
+				}
 			}
-			from := e.urgentSince
-			if lastUrgent.After(from) {
-				from = lastUrgent
-			}
-			urgentTimer, stopUrgent = clk.Timer(max(from.Add(urgent).Sub(clk.Now()), 0))
 		}
 		select {
 		case t := <-urgentTimer:
 			stopUrgent()
 			urgentTimer, stopUrgent = nil, func() {}
-			e.flush(t, prioUrgent)
-			lastUrgent, e.urgentSince = t, time.Time{}
+			e.flushUrgent(t)
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
@@ -365,7 +397,16 @@ func (e *Engine) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			e.event(ctx, ev)
+			n := len(e.queues[prioUrgent])
+			e.event(ctx, &ev)
+			// Kernel events come in bursts: take in what waits (a
+			// bounded number) without a turn of the whole select each.
+			events = e.drainEvents(ctx, events)
+			if grew := len(e.queues[prioUrgent]) - n; grew > 0 {
+				// Alone: one urgent flow, no other event behind it (a
+				// burst the engine takes in late is not alone).
+				e.urgentEvent(clk.Now(), grew == 1 && len(events) == 0)
+			}
 		case b := <-e.recv:
 			e.receive(ctx, b, clk.Now())
 		case fn := <-e.cmds:
@@ -394,6 +435,64 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.publish(t)
 		}
 	}
+}
+
+// maxEventBatch bounds the kernel events Run takes in at once, so that
+// frames, timers and commands keep their turn under an event storm.
+const maxEventBatch = 64
+
+// drainEvents takes in up to maxEventBatch-1 more events that wait on
+// events, without blocking; it returns nil if the channel was closed.
+func (e *Engine) drainEvents(ctx context.Context, events <-chan flow.Event) <-chan flow.Event {
+	for range maxEventBatch - 1 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			e.event(ctx, &ev)
+		default:
+			return events
+		}
+	}
+	return events
+}
+
+// urgentEvent notes that kernel events made urgent work pending at now;
+// one says it is one flow with no other event waiting behind it. Such
+// work that finds none pending, and comes aloneAfter or more after the
+// previous urgent event, is alone: it goes at once (urgentQuiet).
+func (e *Engine) urgentEvent(now time.Time, one bool) {
+	if e.urgentSince.IsZero() {
+		e.urgentSince = now
+		e.urgentQuiet = one && now.Sub(e.lastUrgentEvent) >= aloneAfter
+	}
+	e.lastUrgentEvent = now
+}
+
+// urgentDue is when the urgent work pending since e.urgentSince goes.
+// Alone (urgentQuiet), at once, when the byte cap has room for a full
+// frame: a new connection on a quiet link reaches the peer within a
+// datagram's flight. Otherwise urgent after it became pending (and after
+// the last urgent flush), so that a busy link's flows share frames and a
+// short one that closes meanwhile is sent once, closed (newPrio), or, if
+// it is destroyed within the window, never (as before: ≤ 40 B per short
+// flow).
+func (e *Engine) urgentDue(now time.Time, urgent time.Duration) time.Time {
+	if e.urgentQuiet && (e.lim == nil || e.lim.TokensAt(now) >= float64(e.cfg.MTU+udpIPOverhead)) {
+		return e.urgentSince
+	}
+	from := e.urgentSince
+	if e.lastUrgent.After(from) {
+		from = e.lastUrgent
+	}
+	return from.Add(urgent)
+}
+
+// flushUrgent sends the urgent work and resets its bookkeeping.
+func (e *Engine) flushUrgent(now time.Time) {
+	e.flush(now, prioUrgent)
+	e.lastUrgent, e.urgentSince, e.urgentQuiet = now, time.Time{}, false
 }
 
 // do runs fn on the engine goroutine (or not at all once Run has ended).

@@ -251,7 +251,12 @@ func TestBornAndDeadNeverSent(t *testing.T) {
 	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().Established })
 	l.advance(400 * time.Millisecond) // let the first window pass
 	for i := 0; i < 50; i++ {
-		a.k.Put(tcpFlow(i, flow.TCPSynSent), flow.EventNew)
+		// Being set up (not ASSURED): it waits for the window, which
+		// it does not outlive. (An established one would go at once on
+		// this quiet link: TestUrgentAtOnceOnQuietLink.)
+		syn := tcpFlow(i, flow.TCPSynSent)
+		syn.Status &^= flow.StatusAssured | flow.StatusSeenReply
+		a.k.Put(syn, flow.EventNew)
 		a.k.Put(tcpFlow(i, 0), flow.EventDestroy)
 	}
 	a.k.Put(tcpFlow(99, flow.TCPEstablished), flow.EventNew)
@@ -789,5 +794,153 @@ func TestOrphansPurgedAfterPeerRestart(t *testing.T) {
 	})
 	if st := b.e.Status(); st.Counters.PurgedStale != 3 {
 		t.Fatalf("b purged %d flows, want 3", st.Counters.PurgedStale)
+	}
+}
+
+// TestUrgentAtOnceOnQuietLink: the coalescing policy, on the fake clock
+// (no time passes unless the test moves it). A new established flow on a
+// quiet link goes at once, in a frame of its own; flows that come while
+// a frame went less than urgentWindow ago wait for it and share one
+// frame; a flow being set up waits for the window.
+func TestUrgentAtOnceOnQuietLink(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, nil)
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second) // the bulk handshakes are over, the link quiet
+	frames := func() uint64 { return a.e.Status().Counters.FramesSent }
+	f0 := frames()
+	a.k.Put(tcpFlow(0, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 1 || frames()-f0 != 1 {
+		t.Fatalf("a new established flow on a quiet link, no time passed: %d flows on the peer, %d frames (want 1, 1)", got, frames()-f0)
+	}
+	// A burst right after: a frame just went, so the burst coalesces.
+	f0 = frames()
+	for i := 1; i <= 20; i++ {
+		a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+	}
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 1 || frames() != f0 {
+		t.Fatalf("a burst just after a frame went: %d flows on the peer, %d frames (want 1, 0)", got, frames()-f0)
+	}
+	l.advance(urgentWindow)
+	if got := len(b.k.Snapshot()); got != 21 || frames()-f0 != 1 {
+		t.Fatalf("urgentWindow later: %d flows on the peer, %d frames (want 21 in 1)", got, frames()-f0)
+	}
+	// Quiet again: a flow alone goes at once; one that follows it within
+	// aloneAfter (here 30 ms: more than urgentWindow) is not alone and
+	// waits urgentWindow.
+	l.advance(time.Second)
+	f0 = frames()
+	a.k.Put(tcpFlow(22, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	l.advance(30 * time.Millisecond)
+	a.k.Put(tcpFlow(23, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 22 || frames()-f0 != 1 {
+		t.Fatalf("a flow 30 ms after one that went at once: %d flows on the peer, %d frames (want 22 in 1)", got, frames()-f0)
+	}
+	l.advance(urgentWindow)
+	if got := len(b.k.Snapshot()); got != 23 {
+		t.Fatalf("urgentWindow later: %d flows on the peer, want 23", got)
+	}
+	// Quiet again, then a burst the engine takes in at once (it was
+	// busy): not alone, it waits and shares a frame.
+	l.advance(time.Second)
+	f0 = frames()
+	a.e.do(context.Background(), func() {
+		for i := 24; i < 29; i++ {
+			a.k.Put(tcpFlow(i, flow.TCPEstablished), flow.EventNew)
+		}
+	})
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 23 || frames() != f0 {
+		t.Fatalf("a burst after a quiet second went at once: %d flows on the peer, %d frames", got, frames()-f0)
+	}
+	l.advance(urgentWindow)
+	if got := len(b.k.Snapshot()); got != 28 || frames()-f0 != 1 {
+		t.Fatalf("urgentWindow later: %d flows on the peer, %d frames (want 28 in 1)", got, frames()-f0)
+	}
+	// Quiet again: a flow being set up is not urgent.
+	l.advance(time.Second)
+	f0 = frames()
+	syn := tcpFlow(30, flow.TCPSynSent)
+	syn.Status &^= flow.StatusAssured | flow.StatusSeenReply
+	a.k.Put(syn, flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 28 || frames() != f0 {
+		t.Fatalf("a SYN_SENT flow went at once (%d flows on the peer, %d frames)", got, frames()-f0)
+	}
+}
+
+// TestUrgentWaitsUnderCap: with the byte cap out of tokens, urgent work
+// coalesces instead of going at once.
+func TestUrgentWaitsUnderCap(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, func(c *Config) { c.Bandwidth = 10000 })
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second)
+	a.e.do(context.Background(), func() { a.e.lim.ReserveN(l.clk.Now(), a.e.lim.Burst()) })
+	f0 := a.e.Status().Counters.FramesSent
+	a.k.Put(tcpFlow(0, flow.TCPEstablished), flow.EventNew)
+	l.settle()
+	if got := len(b.k.Snapshot()); got != 0 || a.e.Status().Counters.FramesSent != f0 {
+		t.Fatalf("under a spent cap: %d flows on the peer at once", got)
+	}
+	l.eventually(t, 2*time.Second, "the flow once tokens are back", func() bool { return len(b.k.Snapshot()) == 1 })
+}
+
+// TestShortFlowBytesBusyLink: at 500 new flows/s, each established and
+// closed within a millisecond or two (a short connection), the link
+// carries at most 40 B per flow in both directions, datagram overhead
+// and acknowledgements included: sending urgent work at once must not
+// cost a busy link its coalescing (#14: the immediate send of every
+// first flow after a frame made it 39-43 B in make bench-sync, from 32-38).
+func TestShortFlowBytesBusyLink(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, func(c *Config) { c.Window = 50 * time.Millisecond })
+	l.eventually(t, 5*time.Second, "session up and synced", func() bool { return a.e.Synced() && b.e.Synced() })
+	l.advance(time.Second)
+	const n, life = 400, 50 // flows; a flow is destroyed life flows (100 ms) after it opened
+	short := func(i int, state uint8) flow.Flow {
+		f := tcpFlow(i, state)
+		f.Orig.Src = netip.AddrFrom4([4]byte{192, 168, 2 + byte(i/250), byte(1 + i%250)})
+		f.Reply.Dst = f.Orig.Src
+		return f
+	}
+	l.mu.Lock()
+	bytes0 := l.bytes
+	l.mu.Unlock()
+	fr0 := a.e.Status().Counters.FramesSent
+	start := l.clk.Now()
+	for i := 0; i < n+life; i++ {
+		if i < n {
+			a.k.Put(short(i, flow.TCPEstablished), flow.EventNew)
+		}
+		l.advance(time.Millisecond)
+		if i < n {
+			a.k.Put(short(i, flow.TCPTimeWait), flow.EventUpdate)
+		}
+		if j := i - life; j >= 0 {
+			a.k.Put(short(j, 0), flow.EventDestroy)
+		}
+		l.advance(time.Millisecond)
+	}
+	l.advance(time.Second) // the last DELETEs and their acknowledgements
+	l.eventually(t, 5*time.Second, "every flow gone on both sides", func() bool {
+		return len(b.k.Snapshot()) == 0 && a.e.Status().FlowsLocal == 0
+	})
+	l.mu.Lock()
+	per := float64(l.bytes-bytes0) / n
+	l.mu.Unlock()
+	frames := a.e.Status().Counters.FramesSent - fr0
+	t.Logf("%.1f B per short flow at 500 flows/s (IP and UDP headers included, both directions); %d frames from a", per, frames)
+	if per > 40 {
+		t.Errorf("%.1f B per short flow on a busy link, over 40", per)
+	}
+	// The flows share frames: each closes before its urgent flush would
+	// go, so they ride the window's flushes, at most one per window (plus
+	// a keepalive or two). A frame at once for the first flow after each
+	// urgent flush (not alone: the previous came 2 ms before) made it 52.
+	d := l.clk.Now().Sub(start)
+	if max := uint64(d/(50*time.Millisecond) + 4); frames > max {
+		t.Errorf("%d frames from a in %v of a busy link, want at most %d", frames, d, max)
 	}
 }

@@ -1,6 +1,7 @@
 package ctsync
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -242,4 +243,40 @@ func TestPeerLeasesCapped(t *testing.T) {
 	if evs := e.LeaseEvents(); len(evs) != 1 || e.LeaseStatus().Refused["too_many"] != 3 {
 		t.Errorf("a known address: %d events, refused %v", len(evs), e.LeaseStatus().Refused)
 	}
+}
+
+// TestLoneLeaseEventNoAckFrame: a lone lease event costs its own frame
+// on the link, not also an acknowledgement frame: the peer holds the
+// acknowledgement of lease-only frames back (lazyAckDelay) until a frame
+// it sends anyway carries it (here its keepalive), and the sender, which
+// allows for that, does not send the lease again meanwhile. Fake clock:
+// no wall time.
+func TestLoneLeaseEventNoAckFrame(t *testing.T) {
+	l, a, b := syncedPairOn(t, newClockedLink(), 0, nil)
+	l.eventually(t, 5*time.Second, "session up", func() bool { return a.e.Status().PeerUp && b.e.Status().PeerUp })
+	l.advance(2 * time.Second) // handshake and bulk acknowledgements over
+	st := func(n *node) Counters { return n.e.Status().Counters }
+	a0, b0 := st(a), st(b)
+	l.mu.Lock()
+	bytes0 := l.bytes
+	l.mu.Unlock()
+	ls := testLease(1, 1_800_003_600)
+	a.e.SetLeases(leases.Set{ls.Addr: ls})
+	got := leases.Set{}
+	l.eventually(t, time.Second, "the lease on b", func() bool { peerLeases(b, got); return len(got) == 1 })
+	l.advance(time.Second) // more than ackDelay
+	l.mu.Lock()
+	oneWay := l.bytes - bytes0
+	l.mu.Unlock()
+	if fa, fb := st(a).FramesSent-a0.FramesSent, st(b).FramesSent-b0.FramesSent; fa != 1 || fb != 0 {
+		t.Fatalf("a lone lease event: %d frames from a, %d from b within 1 s (want 1, 0: no acknowledgement frame of its own)", fa, fb)
+	}
+	// b's keepalive carries the acknowledgement; a sends nothing again.
+	l.advance(2*keepaliveInterval + time.Second)
+	var inflight int
+	a.e.do(context.Background(), func() { inflight = len(a.e.inflight) })
+	if r := st(a).Retransmits - a0.Retransmits; r != 0 || inflight != 0 {
+		t.Fatalf("after %v: %d retransmissions, %d frames of a unacknowledged (want 0, 0)", 2*keepaliveInterval+time.Second, r, inflight)
+	}
+	t.Logf("lone lease event: %d B on the link (IP and UDP headers included) and no acknowledgement frame", oneWay)
 }

@@ -55,10 +55,10 @@ type lmeta struct {
 // lflow is a local flow in its table slot.
 type lflow = tentry[lmeta]
 
-func (e *Engine) event(ctx context.Context, ev flow.Event) {
+func (e *Engine) event(ctx context.Context, ev *flow.Event) {
 	switch ev.Type {
 	case flow.EventNew, flow.EventUpdate:
-		e.upsert(ev.Flow)
+		e.upsert(&ev.Flow)
 	case flow.EventDestroy:
 		e.destroy(ev.Flow.Key())
 	case flow.EventOverrun:
@@ -70,8 +70,8 @@ func (e *Engine) event(ctx context.Context, ev flow.Event) {
 	}
 }
 
-func (e *Engine) upsert(f flow.Flow) {
-	c, ok := packFlow(&f)
+func (e *Engine) upsert(f *flow.Flow) {
+	c, ok := packFlow(f)
 	if !ok {
 		e.count(func(c *Counters) { c.DropInvalid++ })
 		return
@@ -170,7 +170,7 @@ func (e *Engine) resyncFromKernel(ctx context.Context) error {
 		l.m.seen = false
 		return true
 	})
-	err := e.k.Each(ctx, func(f *flow.Flow) { e.upsert(*f) })
+	err := e.k.Each(ctx, e.upsert)
 	if err != nil {
 		return err
 	}

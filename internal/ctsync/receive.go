@@ -104,12 +104,17 @@ func (e *Engine) receive(ctx context.Context, b []byte, now time.Time) {
 	err = wire.DecodeRecords(op.Payload, func(r *wire.Record) error {
 		nrec++
 		// CARP states are not acknowledged (they go again anyway).
-		if r.Type != wire.RecordAck && r.Type != wire.RecordCarp && !elicits {
-			elicits = true
-			if !e.ackDue {
-				e.ackDue, e.ackSince, e.ackFrames = true, now, 0
+		if r.Type != wire.RecordAck && r.Type != wire.RecordCarp {
+			if !elicits {
+				elicits = true
+				if !e.ackDue {
+					e.ackDue, e.ackSince, e.ackFrames, e.ackLazy = true, now, 0, true
+				}
+				e.ackFrames++
 			}
-			e.ackFrames++
+			if r.Type != wire.RecordLease {
+				e.ackLazy = false
+			}
 		}
 		switch r.Type {
 		case wire.RecordNew:

@@ -4,7 +4,6 @@ package ctsync
 // (cumulative and selective), RTT, loss detection and retransmission.
 
 import (
-	"net"
 	"sort"
 	"time"
 
@@ -51,7 +50,10 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 			return // the cap: what is left stays dirty and coalesces further
 		}
 		enc.Limit = e.payloadLimit()
-		enc.Reset(make([]byte, 0, e.cfg.MTU))
+		if cap(e.encBuf) < e.cfg.MTU {
+			e.encBuf = make([]byte, 0, e.cfg.MTU)
+		}
+		enc.Reset(e.encBuf[:0])
 		nrec := 0
 		if e.ackDue && (n > 0 || e.ackNow(now) || e.pending(upTo)) {
 			ack := e.ack()
@@ -60,7 +62,7 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 				nrec++
 			}
 		}
-		var recs []sentRec
+		recs := make([]sentRec, 0, 32) // kept by inflight: one per frame
 		full := false
 		for p := int8(0); p <= upTo && !full; p++ {
 			q := e.queues[p]
@@ -121,7 +123,17 @@ func (e *Engine) flush(now time.Time, upTo int8) {
 // records if need be. Otherwise it waits to ride with records: ackDelay
 // after the first frame it acknowledges, or ackEvery frames.
 func (e *Engine) ackNow(now time.Time) bool {
-	return e.ackDue && (now.Sub(e.ackSince) >= ackDelay || e.ackFrames >= ackEvery)
+	delay := ackDelay
+	if e.ackLazy {
+		delay = lazyAckDelay
+	}
+	return e.ackDue && (now.Sub(e.ackSince) >= delay || e.ackFrames >= ackEvery)
+}
+
+// lazyFrame: in carried only leases, whose acknowledgement the peer may
+// hold back for lazyAckDelay.
+func lazyFrame(in *inflight) bool {
+	return len(in.recs) == 0 && len(in.leases) > 0
 }
 
 // pending: some flow is queued at priority upTo or more urgent (perhaps
@@ -143,10 +155,13 @@ func (e *Engine) send(payload []byte, now time.Time, hello bool) (uint64, bool) 
 	if hello {
 		frame, pn, err = e.sess.SealHello(make([]byte, 0, e.cfg.MTU), payload)
 	} else {
-		frame, pn, err = e.sess.Seal(make([]byte, 0, len(payload)+wire.HeaderLen+16), payload)
+		if n := len(payload) + wire.Overhead; cap(e.frameBuf) < n {
+			e.frameBuf = make([]byte, 0, max(n, e.cfg.MTU))
+		}
+		frame, pn, err = e.sess.Seal(e.frameBuf[:0], payload)
 	}
 	if err == nil {
-		_, err = e.conn.WriteTo(frame, net.UDPAddrFromAddrPort(e.cfg.Peer))
+		_, err = e.conn.WriteTo(frame, e.to)
 	}
 	if err != nil {
 		e.count(func(c *Counters) { c.SendErrors++ })
@@ -245,7 +260,11 @@ func (e *Engine) detectLoss(now time.Time) {
 			e.lost(pn, in) // three later frames acknowledged
 			continue
 		}
-		if expired && now.Sub(in.at) >= rto && (oldestAt.IsZero() || in.at.Before(oldestAt) || (in.at.Equal(oldestAt) && pn < oldest)) {
+		wait := rto
+		if lazyFrame(in) {
+			wait += lazyAckDelay
+		}
+		if expired && now.Sub(in.at) >= wait && (oldestAt.IsZero() || in.at.Before(oldestAt) || (in.at.Equal(oldestAt) && pn < oldest)) {
 			oldest, oldestAt = pn, in.at
 		}
 	}
@@ -304,16 +323,10 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 		delete(e.inflight, pn)
 		e.maxAcked = max(e.maxAcked, pn)
 		e.lastProgress, e.backoff = now, 0
-		sample := now.Sub(in.at)
-		if e.srtt == 0 {
-			e.srtt, e.rttvar = sample, sample/2
-		} else {
-			d := e.srtt - sample
-			if d < 0 {
-				d = -d
-			}
-			e.rttvar = (3*e.rttvar + d) / 4
-			e.srtt = (7*e.srtt + sample) / 8
+		// A lazy frame's acknowledgement may have been held back: it
+		// says nothing of the round trip.
+		if !lazyFrame(in) {
+			e.rttSample(now.Sub(in.at))
 		}
 		e.leasesAcked(in)
 		for _, r := range in.recs {
@@ -331,6 +344,20 @@ func (e *Engine) acked(a wire.Ack, now time.Time) {
 	e.mu.Lock()
 	e.st.LastAck = now
 	e.mu.Unlock()
+}
+
+// rttSample updates the smoothed round-trip time (RFC 6298).
+func (e *Engine) rttSample(sample time.Duration) {
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = sample, sample/2
+		return
+	}
+	d := e.srtt - sample
+	if d < 0 {
+		d = -d
+	}
+	e.rttvar = (3*e.rttvar + d) / 4
+	e.srtt = (7*e.srtt + sample) / 8
 }
 
 // received records a peer packet number for our acknowledgements.

@@ -69,10 +69,16 @@ func nodeConfigs(cfg *config.Config) []config.VHID {
 // balanced reports whether a vhost is a node of a balanced section.
 func balanced(v config.VHID) bool { return len(v.Nodes) >= config.MinNodes }
 
+// section returns a node's section as configured: the leader's vhid and
+// advskew, which Key and ClusterMAC read.
+func section(v config.VHID) config.VHID {
+	v.VHID, v.AdvSkew = v.Nodes[0].VHID, v.Nodes[0].AdvSkew
+	return v
+}
+
 // sectionKey names a balanced section by interface and leader vhid.
 func sectionKey(v config.VHID) string {
-	l := v
-	l.VHID = v.Nodes[0].VHID
+	l := section(v)
 	return l.Key()
 }
 
@@ -86,7 +92,7 @@ func (d *Daemon) balancerFor(v config.VHID) *balancer {
 	if d.balancers == nil {
 		d.balancers = map[string]*balancer{}
 	}
-	k := sectionKey(v)
+	k, v := sectionKey(v), section(v)
 	b := d.balancers[k]
 	if b != nil && !sameSection(b.cfg, v) {
 		b.close(d)
@@ -105,7 +111,7 @@ func (d *Daemon) balancerFor(v config.VHID) *balancer {
 // and returns the address manager the node's vhost uses.
 func (d *Daemon) startBalance(v config.VHID, dev string, ie *ifaceEntry) Addresses {
 	b := d.balancerFor(v)
-	b.vips.set(ie.vips, v.ClusterMAC())
+	b.vips.set(ie.vips, b.cfg.ClusterMAC())
 	if b.dp != nil && b.dev != dev {
 		b.close(d)
 	}
@@ -209,6 +215,7 @@ func (d *Daemon) balanceStatus(v config.VHID) *BalanceStatus {
 	if !balanced(v) {
 		return nil
 	}
+	v = section(v)
 	s := &BalanceStatus{Section: v.Name, Mode: v.BalancingMode(), MAC: v.ClusterMAC().String()}
 	for _, n := range v.Nodes {
 		s.Nodes = append(s.Nodes, n.VHID)

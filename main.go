@@ -300,6 +300,10 @@ func printStatus(w io.Writer, st *daemon.Status) {
 	tw.flush(w)
 	for _, v := range st.VHIDs {
 		fmt.Fprintf(w, "  %s vhid %d: %s\n", v.Interface, v.VHID, strings.Join(v.Addresses, " "))
+		if b := v.Balance; b != nil {
+			fmt.Fprintf(w, "    balanced section %s: %s, cluster MAC %s, nodes %v, owned %d (mask %#b)%s\n",
+				b.Section, b.Mode, b.MAC, b.Nodes, b.Owned, b.Mask, errSuffix(b.Error))
+		}
 		printDemotion(w, &v)
 		if c := v.Counters; c.StaleSequence+c.TimingMismatch+c.Downgrade > 0 {
 			fmt.Fprintf(w, "    replayed adverts refused: stale sequence %d, timing rewritten %d, downgraded %d\n",
@@ -710,4 +714,12 @@ func cmdConfigSync(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sent again, forced:", strings.Join(res.Sent, " "))
 	}
 	return 0
+}
+
+// errSuffix is ", error: e" or nothing.
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return ", error: " + e
 }

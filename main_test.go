@@ -388,6 +388,7 @@ func TestPrintStatusDrops(t *testing.T) {
 		"    replayed adverts refused: stale sequence 2, timing rewritten 0, downgraded 0\n",
 		"  refused from the peer: local 1, protocol 3, address 0, zone 0, mark 0, state 0, clash 0; timeouts clamped 2\n",
 		", oversize 0, peer table full 0; apply errors ",
+		"    balanced section lan: ip, cluster MAC 01:00:5e:00:01:01, nodes [1 3], owned 1 (mask 0b1)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status text lacks %q:\n%s", want, out.String())

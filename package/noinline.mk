@@ -17,6 +17,7 @@
 CARPD_NOINLINE := \
 	github.com/carpd/carpd \
 	github.com/carpd/carpd/internal/asyncq \
+	github.com/carpd/carpd/internal/balance \
 	github.com/carpd/carpd/internal/cfgsync \
 	github.com/carpd/carpd/internal/config \
 	github.com/carpd/carpd/internal/daemon \

@@ -132,22 +132,24 @@ type Daemon struct {
 
 	// Everything below belongs to the loop (and, before Run, to New and
 	// to the tests that build a Daemon without running it).
-	cfg      *config.Config
-	ifaces   map[string]*ifaceEntry
-	vhosts   map[string]*vhostEntry   // by config.VHID.Key()
-	stopping map[slot]*carp.VHost     // halted vhosts not yet stopped
-	sources  demote.Table             // the demotion groups' sources (demotion.go)
-	expiry   carp.Timer               // fires at the next source expiry; nil before Run
-	trackers map[string]*trackerEntry // by section name (track.go)
-	maint    bool                     // maintenance mode, persisted in the state file
-	stateErr error                    // why the last state file write failed; nil when it worked
-	reloads  int                      // successful reloads
-	recent   []TransitionRecord       // the last recentTransitions transitions
-	hotplug  *openwrt.Hotplug         // the hook runner (Run makes it); events go to it only when hooks are on
-	hooks    string                   // the hook program; "" when hooks are off
-	ubus     *ubusBridge              // nil without ubus_socket
-	runCtx   context.Context          // parent of the vhosts' contexts
-	closing  bool                     // Run is stopping: nothing new starts
+	cfg    *config.Config
+	ifaces map[string]*ifaceEntry
+	vhosts map[string]*vhostEntry // by config.VHID.Key()
+	// balancers are the balanced sections (balance.go), by sectionKey.
+	balancers map[string]*balancer
+	stopping  map[slot]*carp.VHost     // halted vhosts not yet stopped
+	sources   demote.Table             // the demotion groups' sources (demotion.go)
+	expiry    carp.Timer               // fires at the next source expiry; nil before Run
+	trackers  map[string]*trackerEntry // by section name (track.go)
+	maint     bool                     // maintenance mode, persisted in the state file
+	stateErr  error                    // why the last state file write failed; nil when it worked
+	reloads   int                      // successful reloads
+	recent    []TransitionRecord       // the last recentTransitions transitions
+	hotplug   *openwrt.Hotplug         // the hook runner (Run makes it); events go to it only when hooks are on
+	hooks     string                   // the hook program; "" when hooks are off
+	ubus      *ubusBridge              // nil without ubus_socket
+	runCtx    context.Context          // parent of the vhosts' contexts
+	closing   bool                     // Run is stopping: nothing new starts
 	// State sync.
 	sync         *syncRunner
 	syncErr      error
@@ -391,6 +393,7 @@ loop:
 	d.stopServices() // the backup actions of the bow-out run first
 	cancelBG()
 	d.bg.Wait()
+	d.closeBalancers()
 	for _, ie := range d.ifaces {
 		d.closeIface(ie)
 	}
@@ -489,6 +492,7 @@ func (d *Daemon) onTransition(t carp.Transition) {
 // transition records a transition and passes it on: hooks, ubus, and the
 // sync engine when a vhid became master.
 func (d *Daemon) transition(t carp.Transition) {
+	d.balanceTransition(t)
 	r := TransitionRecord{Time: t.At, Interface: t.Interface, VHID: t.VHID,
 		From: t.From.String(), To: t.To.String(), Reason: t.Reason}
 	if t.Master.IsValid() {

@@ -60,6 +60,9 @@ type Env struct {
 	// by ctx, and returns the backend that ran it. Nil: the real backends
 	// (rpcd's rc over ubus, the init script, systemctl; services.go).
 	RunService func(ctx context.Context, svc config.Service, action string) (backend string, err error)
+	// OpenDatapath installs a balanced section's datapath on a device
+	// (balance.Open): vhid is the leader's, mac the cluster MAC.
+	OpenDatapath func(dev string, vhid uint8, mac net.HardwareAddr, nodes int) (Datapath, error)
 }
 
 // SyncParts is what a sync engine runs on.

@@ -69,6 +69,8 @@ type VHIDStatus struct {
 	// DemotionSources is every non-zero source that counts for the
 	// vhid: its groups', then its own (group "").
 	DemotionSources []demote.Source `json:"demotion_sources"`
+	// Balance: the vhid is a node of a balanced section (balance.go).
+	Balance *BalanceStatus `json:"balance,omitempty"`
 }
 
 // SyncStatus is the state-sync part of the status.
@@ -122,7 +124,7 @@ func (d *Daemon) status() Status {
 				st.Network = ve.cfg.Interface
 			}
 			s.VHIDs = append(s.VHIDs, VHIDStatus{Status: st, Groups: groupsOf(ve.cfg),
-				DemotionSources: d.vhidSources(ve, st.SendErrorsSince)})
+				DemotionSources: d.vhidSources(ve, st.SendErrorsSince), Balance: d.balanceStatus(ve.cfg)})
 			continue
 		}
 		st := carp.Status{Interface: ve.cfg.Interface, VHID: ve.cfg.VHID,
@@ -131,7 +133,8 @@ func (d *Daemon) status() Status {
 		if ve.err != nil {
 			st.Error = ve.err.Error()
 		}
-		s.VHIDs = append(s.VHIDs, VHIDStatus{Status: st, Groups: groupsOf(ve.cfg), DemotionSources: d.vhidSources(ve, time.Time{})})
+		s.VHIDs = append(s.VHIDs, VHIDStatus{Status: st, Groups: groupsOf(ve.cfg), DemotionSources: d.vhidSources(ve, time.Time{}),
+			Balance: d.balanceStatus(ve.cfg)})
 	}
 	for _, ie := range d.ifaces {
 		is := InterfaceStatus{Name: ie.name, LinkUp: ie.linkUp}

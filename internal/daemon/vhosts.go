@@ -24,7 +24,8 @@ func (d *Daemon) apply(cfg *config.Config) []<-chan struct{} {
 		d.opts.Level.Set(parseLevel(cfg.Global.LogLevel))
 	}
 	want := map[string]config.VHID{}
-	for _, v := range cfg.VHIDs {
+	nodes := nodeConfigs(cfg)
+	for _, v := range nodes {
 		want[v.Key()] = v
 	}
 	var stopped []<-chan struct{}
@@ -37,7 +38,8 @@ func (d *Daemon) apply(cfg *config.Config) []<-chan struct{} {
 		}
 	}
 	d.cfg = cfg
-	for _, vc := range cfg.VHIDs {
+	d.applyBalancers(cfg)
+	for _, vc := range nodes {
 		key := vc.Key()
 		ve, ok := d.vhosts[key]
 		switch {
@@ -247,6 +249,9 @@ func (d *Daemon) place(ve *vhostEntry, dev string, netw bool, err error) {
 	}
 	opts = append(opts, d.confirmOption(ve))
 	ve.gate = &vipGate{Addresses: ie.vips}
+	if balanced(ve.cfg) {
+		ve.gate.Addresses = d.startBalance(ve.cfg, dev, ie)
+	}
 	v := carp.NewVHost(ve.vc, ie.iface, ve.gate, d.log, d.onTransition, opts...)
 	ie.iface.Attach(v, ve.vc)
 	ctx, cancel := context.WithCancel(d.runCtx)

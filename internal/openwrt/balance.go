@@ -30,7 +30,4 @@ func (m *mapper) balancedVHID(s *Section, v *config.VHID, nodes []config.Node) {
 		}
 	}
 	v.SetNodes(nodes)
-	if len(nodes) > 0 {
-		m.warnf(s.Option("node").Line, "vhid section %q: this carpd runs only the first node, vhid %d (balancing is not wired into the daemon yet)", s.Name, v.VHID)
-	}
 }

@@ -313,3 +313,47 @@ func TestMissingInterface(t *testing.T) {
 		t.Errorf("LinkUp = %v, want ErrNoInterface", err)
 	}
 }
+
+// TestAnnounceAsClusterMAC: a balanced cluster's announcements carry the
+// cluster MAC as the ARP sender (and target) hardware address and as the
+// NA's target link-layer address, while every Ethernet source stays the
+// interface's own MAC (ip-stealth's MAC must never be a frame's source).
+func TestAnnounceAsClusterMAC(t *testing.T) {
+	l, socks := fakeLinux(t, false)
+	cluster := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x01}
+	if err := l.AnnounceAs(context.Background(), []netip.Addr{testV4, testV6}, cluster); err != nil {
+		t.Fatal(err)
+	}
+	arpSock, ndSock := (*socks)[0], (*socks)[1]
+	want := gratuitousARP(cluster, testV4)
+	if len(arpSock.frames) != 2 || len(ndSock.frames) != 1 {
+		t.Fatalf("%d ARP and %d NA frames", len(arpSock.frames), len(ndSock.frames))
+	}
+	for i, f := range arpSock.frames {
+		h, payload, err := parseEthernet(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p arpPacket
+		if err := p.UnmarshalBinary(payload); err != nil {
+			t.Fatal(err)
+		}
+		if !cmp.Equal(h.Source, testMAC) {
+			t.Errorf("ARP frame %d from %v, want the interface's %v", i, h.Source, testMAC)
+		}
+		if diff := cmp.Diff(want[i], p, addrComparer); diff != "" {
+			t.Errorf("ARP %d (-want +got):\n%s", i, diff)
+		}
+	}
+	h, payload, _ := parseEthernet(ndSock.frames[0])
+	var na neighborAdvert
+	if err := na.UnmarshalBinary(payload); err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(h.Source, testMAC) {
+		t.Errorf("NA from %v, want the interface's %v", h.Source, testMAC)
+	}
+	if diff := cmp.Diff(unsolicitedNA(cluster, testV6, false), na, addrComparer); diff != "" {
+		t.Errorf("NA (-want +got):\n%s", diff)
+	}
+}

@@ -249,6 +249,16 @@ func (l *Linux) Has(ctx context.Context, p netip.Prefix) (bool, error) {
 //
 // On a write error Announce stops sending that family and reports it.
 func (l *Linux) Announce(ctx context.Context, addrs []netip.Addr) error {
+	return l.AnnounceAs(ctx, addrs, nil)
+}
+
+// AnnounceAs is Announce with hw, when not nil, as the hardware address
+// the frames announce (the ARP sender and target hardware addresses, the
+// NA's target link-layer address) instead of the interface's: a balanced
+// cluster's MAC. The Ethernet source is always the interface's own MAC,
+// so a switch never learns hw from these frames (ip-stealth relies on it,
+// and a multicast MAC is no valid source).
+func (l *Linux) AnnounceAs(ctx context.Context, addrs []netip.Addr, hw net.HardwareAddr) error {
 	if l.closed.Load() {
 		return fmt.Errorf("vip: announce on %s: %w", l.ifname, net.ErrClosed)
 	}
@@ -279,11 +289,15 @@ func (l *Linux) Announce(ctx context.Context, addrs []netip.Addr) error {
 	if len(ifi.HardwareAddr) != ethAddrLen {
 		return errors.Join(append(errs, fmt.Errorf("vip: announce on %s: %w", l.ifname, errNotEthernet))...)
 	}
+	as := ifi.HardwareAddr
+	if len(hw) == ethAddrLen {
+		as = hw
+	}
 
 	if len(v4) > 0 {
 		frames := make([][]byte, 0, 2*len(v4))
 		for _, a := range v4 {
-			for _, p := range gratuitousARP(ifi.HardwareAddr, a) {
+			for _, p := range gratuitousARP(as, a) {
 				f, err := arpFrame(ifi.HardwareAddr, p)
 				if err != nil {
 					return err // a bug: the inputs were checked
@@ -301,7 +315,7 @@ func (l *Linux) Announce(ctx context.Context, addrs []netip.Addr) error {
 		router := l.forwarding()
 		frames := make([][]byte, 0, len(v6))
 		for _, a := range v6 {
-			f, err := naFrame(ifi.HardwareAddr, unsolicitedNA(ifi.HardwareAddr, a, router))
+			f, err := naFrame(ifi.HardwareAddr, unsolicitedNA(as, a, router))
 			if err != nil {
 				return err // a bug: the inputs were checked
 			}

@@ -118,3 +118,45 @@ func TestEnvBalanced(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvBalancedService: a service that follows a balanced section runs
+// its master action on every router that is master of any node (each
+// holds the shared VIP), whichever node that is.
+func TestEnvBalancedService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seg := carptest.New(t)
+		base := config.Default()
+		base.Global.Preempt = true
+		a := newHost(t, seg, "a", base)
+		cb := *base
+		b := newHost(t, seg, "b", &cb)
+		var fa, fb fakeDatapaths
+		sa, sb := withServices(a), withServices(b)
+		for _, x := range []struct {
+			h  *host
+			fd *fakeDatapaths
+		}{{a, &fa}, {b, &fb}} {
+			hook, fd := x.h.envHook, x.fd
+			x.h.envHook = func(e *Env) { hook(e); e.OpenDatapath = fd.open }
+		}
+		a.start(withSvcs(a.next, balancedVHID(0, 100), svc("dhcp", "lan")))
+		seg.Run(5 * time.Second)
+		b.start(withSvcs(b.next, balancedVHID(100, 0), svc("dhcp", "lan")))
+		seg.Run(5 * time.Second)
+		synctest.Wait()
+		if v := b.vhost("dev0", 2); v.State != "MASTER" || b.vhost("dev0", 1).State != "BACKUP" {
+			t.Fatalf("b: node 1 %s, node 2 %s; want BACKUP, MASTER", b.vhost("dev0", 1).State, v.State)
+		}
+		for _, c := range []struct {
+			h *host
+			f *fakeServices
+		}{{a, sa}, {b, sb}} {
+			if got := c.f.got(); len(got) == 0 || got[len(got)-1] != "dhcp start" {
+				t.Errorf("%s ran %v, want dhcp start last (master of a node)", c.h.node.Name, got)
+			}
+			if s := serviceOf(t, c.h, "dhcp"); s.Role != "master" {
+				t.Errorf("%s: role %s, want master", c.h.node.Name, s.Role)
+			}
+		}
+	})
+}

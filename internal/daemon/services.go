@@ -181,16 +181,27 @@ func (d *Daemon) serviceVHIDs(sc *config.Service) []string {
 func (d *Daemon) updateServices() {
 	for _, se := range d.services {
 		role, decided := roleMaster, false
-		// gates: a master action waits for every vhid's VIPs to be added, a
-		// backup action only for those of the vhids that left MASTER (the
-		// others keep theirs).
+		// gates: a master action waits for every vhid's VIPs to be added
+		// (through its master nodes, for a balanced section), a backup
+		// action only for those of the vhids that left MASTER (the others
+		// keep theirs).
 		var gates, left []*vipGate
 		names := d.serviceVHIDs(&se.cfg)
 		for _, name := range names {
+			// A balanced section has a vhost per node: it is MASTER (holds
+			// the VIPs) while any node is.
 			state := carp.Init.String()
-			ve := d.vhostByName(name)
-			if ve != nil && ve.v != nil {
-				state = ve.v.Status().State
+			ves := d.vhostsByName(name)
+			for _, ve := range ves {
+				if ve.v == nil {
+					continue
+				}
+				switch st := ve.v.Status().State; {
+				case st == carp.Master.String():
+					state = st
+				case state == carp.Init.String():
+					state = st
+				}
 			}
 			if state != carp.Init.String() {
 				decided = true
@@ -198,10 +209,12 @@ func (d *Daemon) updateServices() {
 			if state != carp.Master.String() {
 				role = roleBackup
 			}
-			if ve != nil {
-				gates = append(gates, ve.gate)
-				if state != carp.Master.String() {
-					left = append(left, ve.gate)
+			for _, ve := range ves {
+				switch {
+				case state != carp.Master.String():
+					left = append(left, ve.gate) // every node's VIPs go
+				case ve.v != nil && ve.v.Status().State == carp.Master.String():
+					gates = append(gates, ve.gate) // a master node adds them
 				}
 			}
 		}
@@ -230,13 +243,16 @@ func roleName(r string) string {
 	return r
 }
 
-func (d *Daemon) vhostByName(name string) *vhostEntry {
+// vhostsByName returns the vhosts of a vhid section: one, or a balanced
+// section's nodes.
+func (d *Daemon) vhostsByName(name string) []*vhostEntry {
+	var out []*vhostEntry
 	for _, ve := range d.vhosts {
 		if ve.cfg.Name == name {
-			return ve
+			out = append(out, ve)
 		}
 	}
-	return nil
+	return out
 }
 
 // serviceWorker runs a service's actions until it is told to quit and

@@ -282,7 +282,7 @@ func (i *Iface) read4() {
 		}
 		h := buf[:int(buf[0]&0x0f)<<2]
 		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
-			ttl: int(h[8]), payload: append([]byte(nil), buf[len(h):n]...)})
+			ttl: int(h[8]), payload: buf[len(h):n]}) // Deliver does not keep it
 	}
 }
 
@@ -471,7 +471,7 @@ var oob6Len = unix.CmsgSpace(4) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 // control messages oob and its source: the hop limit (IPV6_HOPLIMIT, -1
 // without control messages) and the destination (IPV6_PKTINFO).
 func parseIPv6Packet(b, oob []byte, from *net.IPAddr) (rxPacket, error) {
-	p := rxPacket{payload: append([]byte(nil), b...), ttl: -1}
+	p := rxPacket{payload: b, ttl: -1} // b is the reader's buffer: Deliver does not keep it
 	if from != nil {
 		p.src, _ = netip.AddrFromSlice(from.IP)
 	}

@@ -109,6 +109,8 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 	})
 
+	setPriority(c4)
+
 	c6, err := net.ListenIP(fmt.Sprintf("ip6:%d", IPProto), &net.IPAddr{IP: net.IPv6unspecified})
 	if err != nil {
 		return nil, fmt.Errorf("raw IPv6 socket: %w", err)
@@ -130,6 +132,7 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 		i.log.Warn("IPv6 CARP unavailable", "err", err)
 	}
 	_ = setsockopt(c6, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0) })
+	setPriority(c6)
 
 	// Protocol 0: this socket only sends, so it must not receive anything.
 	if i.eth, err = packet.Listen(ifi, packet.Raw, 0, nil); err != nil {
@@ -140,6 +143,18 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 	go i.read4()
 	go i.read6()
 	return i, nil
+}
+
+// advertPriority is the socket priority of adverts (SO_PRIORITY): 6,
+// TC_PRIO_INTERACTIVE, which the default qdiscs (pfifo_fast's priomap, and
+// the band of fq_codel's and cake's diffserv that TOS LOWDELAY selects)
+// send ahead of bulk traffic, so a busy uplink does not delay them.
+const advertPriority = 6
+
+// setPriority gives c's packets advertPriority; a kernel that refuses it
+// sends them at the default priority.
+func setPriority(c *net.IPConn) {
+	_ = setsockopt(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PRIORITY, advertPriority) })
 }
 
 // setsockopt sets a socket option of c with set, and returns its error as

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -284,8 +285,13 @@ func (i *Iface) readErr(err error) (done bool) {
 func (i *Iface) read4() {
 	defer i.wg.Done()
 	buf := make([]byte, 1500)
+	rc, err := i.raw4.SyscallConn()
+	if err != nil {
+		i.log.Warn("reading adverts", "err", err)
+		return
+	}
 	for {
-		n, err := i.raw4.Read(buf)
+		n, err := rawRead(rc, buf)
 		if err == nil {
 			err = checkIPv4Header(buf[:n])
 		}
@@ -305,8 +311,14 @@ func (i *Iface) read6() {
 	defer i.wg.Done()
 	buf := make([]byte, 1500)
 	oob := make([]byte, oob6Len)
+	from := &net.IPAddr{IP: make(net.IP, net.IPv6len)} // reused: parseIPv6Packet copies the address
+	rc, err := i.raw6.SyscallConn()
+	if err != nil {
+		i.log.Warn("reading adverts", "err", err)
+		return
+	}
 	for {
-		n, oobn, _, from, err := i.raw6.ReadMsgIP(buf, oob)
+		n, oobn, err := rawRecvmsg6(rc, buf, oob, from.IP)
 		var p rxPacket
 		if err == nil {
 			p, err = parseIPv6Packet(buf[:n], oob[:oobn], from)
@@ -319,6 +331,53 @@ func (i *Iface) read6() {
 		}
 		i.dispatch(p)
 	}
+}
+
+// rawRead reads one packet from the raw socket of rc into buf, waiting in
+// the runtime's poller, with a raw read(2): the socket is non-blocking, and
+// unlike net.IPConn.Read a raw call does not wake the runtime's monitor
+// thread (sysmon), which costs context switches at every advert
+// (docs/performance.md).
+func rawRead(rc syscall.RawConn, buf []byte) (int, error) {
+	var n uintptr
+	var errno syscall.Errno
+	err := rc.Read(func(fd uintptr) bool {
+		n, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		return errno != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, os.NewSyscallError("read", errno)
+	}
+	return int(n), nil
+}
+
+// rawRecvmsg6 is rawRead for the IPv6 socket: recvmsg(2) with control
+// messages into oob and the source address into from (16 bytes).
+func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP) (n, oobn int, err error) {
+	var sa unix.RawSockaddrInet6
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa)), Namelen: unix.SizeofSockaddrInet6, Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	var r uintptr
+	var errno syscall.Errno
+	err = rc.Read(func(fd uintptr) bool {
+		msg.Namelen, msg.Flags = unix.SizeofSockaddrInet6, 0
+		msg.SetControllen(len(oob))
+		r, _, errno = unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		return errno != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if errno != 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", errno)
+	}
+	copy(from, sa.Addr[:])
+	return int(r), int(msg.Controllen), nil
 }
 
 // Source implements Sender: the interface's first IPv4 address, or its

@@ -61,6 +61,9 @@ type Iface struct {
 
 	addrs IfaceAddrs // the interface's addresses, kept current by its owner
 
+	drainMu sync.Mutex
+	drain   [2]*advReader // Drain's own readers (buffers), IPv4 and IPv6
+
 	unknown, short, readErrs atomic.Uint64
 }
 
@@ -284,52 +287,113 @@ func (i *Iface) readErr(err error) (done bool) {
 
 func (i *Iface) read4() {
 	defer i.wg.Done()
-	buf := make([]byte, 1500)
-	rc, err := i.raw4.SyscallConn()
+	r, err := i.newReader4()
 	if err != nil {
 		i.log.Warn("reading adverts", "err", err)
 		return
 	}
 	for {
-		n, err := rawRead(rc, buf)
-		if err == nil {
-			err = checkIPv4Header(buf[:n])
+		if err := r.next(i, true); err != nil && i.readErr(err) {
+			return
 		}
-		if err != nil {
-			if i.readErr(err) {
-				return
-			}
-			continue
-		}
-		h := buf[:int(buf[0]&0x0f)<<2]
-		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
-			ttl: int(h[8]), payload: buf[len(h):n]}) // Deliver does not keep it
 	}
 }
 
 func (i *Iface) read6() {
 	defer i.wg.Done()
-	buf := make([]byte, 1500)
-	oob := make([]byte, oob6Len)
-	from := &net.IPAddr{IP: make(net.IP, net.IPv6len)} // reused: parseIPv6Packet copies the address
-	rc, err := i.raw6.SyscallConn()
+	r, err := i.newReader6()
 	if err != nil {
 		i.log.Warn("reading adverts", "err", err)
 		return
 	}
 	for {
-		n, oobn, err := rawRecvmsg6(rc, buf, oob, from.IP)
-		var p rxPacket
+		if err := r.next(i, true); err != nil && i.readErr(err) {
+			return
+		}
+	}
+}
+
+// advReader reads adverts from one of the raw sockets and dispatches them.
+type advReader struct {
+	rc   syscall.RawConn
+	v6   bool
+	buf  []byte
+	oob  []byte
+	from *net.IPAddr // reused: parseIPv6Packet copies the address
+}
+
+func (i *Iface) newReader4() (*advReader, error) {
+	rc, err := i.raw4.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &advReader{rc: rc, buf: make([]byte, 1500)}, nil
+}
+
+func (i *Iface) newReader6() (*advReader, error) {
+	rc, err := i.raw6.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &advReader{rc: rc, v6: true, buf: make([]byte, 1500), oob: make([]byte, oob6Len),
+		from: &net.IPAddr{IP: make(net.IP, net.IPv6len)}}, nil
+}
+
+// next reads one packet and dispatches it. With wait it waits for one in
+// the runtime's poller; without, it returns errNoPacket when none is
+// queued.
+func (r *advReader) next(i *Iface, wait bool) error {
+	if !r.v6 {
+		n, err := rawRead(r.rc, r.buf, wait)
 		if err == nil {
-			p, err = parseIPv6Packet(buf[:n], oob[:oobn], from)
+			err = checkIPv4Header(r.buf[:n])
 		}
 		if err != nil {
-			if i.readErr(err) {
-				return
-			}
-			continue
+			return err
 		}
-		i.dispatch(p)
+		h := r.buf[:int(r.buf[0]&0x0f)<<2]
+		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
+			ttl: int(h[8]), payload: r.buf[len(h):n]}) // Deliver does not keep it
+		return nil
+	}
+	n, oobn, err := rawRecvmsg6(r.rc, r.buf, r.oob, r.from.IP, wait)
+	var p rxPacket
+	if err == nil {
+		p, err = parseIPv6Packet(r.buf[:n], r.oob[:oobn], r.from)
+	}
+	if err != nil {
+		return err
+	}
+	i.dispatch(p)
+	return nil
+}
+
+// errNoPacket: a read that does not wait found no packet queued.
+var errNoPacket = errors.New("carp: no packet queued")
+
+// Drain dispatches, without waiting, every advert the kernel holds queued
+// on the interface's sockets. A backup whose master-down timer fires calls
+// it first (VHost.Run): when carpd was not scheduled for a while, the
+// timer and the master's advert become ready together, and the advert,
+// which arrived in time, must count before the timer does.
+func (i *Iface) Drain() {
+	i.drainMu.Lock()
+	defer i.drainMu.Unlock()
+	if i.drain[0] == nil {
+		var err4, err6 error
+		i.drain[0], err4 = i.newReader4()
+		i.drain[1], err6 = i.newReader6()
+		if err4 != nil || err6 != nil {
+			i.drain[0] = nil
+			return
+		}
+	}
+	for _, r := range i.drain {
+		for range 64 { // bounded: a flood is the readers' to handle
+			if err := r.next(i, false); errors.Is(err, errNoPacket) || errors.Is(err, net.ErrClosed) {
+				break
+			}
+		}
 	}
 }
 
@@ -338,15 +402,19 @@ func (i *Iface) read6() {
 // unlike net.IPConn.Read a raw call does not wake the runtime's monitor
 // thread (sysmon), which costs context switches at every advert
 // (docs/performance.md).
-func rawRead(rc syscall.RawConn, buf []byte) (int, error) {
+func rawRead(rc syscall.RawConn, buf []byte, wait bool) (int, error) {
 	var n uintptr
 	var errno syscall.Errno
-	err := rc.Read(func(fd uintptr) bool {
+	read := func(fd uintptr) bool {
 		n, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-		return errno != unix.EAGAIN
-	})
+		return !wait || errno != unix.EAGAIN
+	}
+	err := rawDo(rc, wait, read)
 	if err != nil {
 		return 0, err
+	}
+	if errno == unix.EAGAIN {
+		return 0, errNoPacket
 	}
 	if errno != 0 {
 		return 0, os.NewSyscallError("read", errno)
@@ -354,9 +422,20 @@ func rawRead(rc syscall.RawConn, buf []byte) (int, error) {
 	return int(n), nil
 }
 
+// rawDo runs f on rc's fd: with wait through Read, which waits in the
+// poller until f reports done (and holds the fd's read lock meanwhile);
+// without, once through Control, which takes no read lock, so that Drain
+// does not queue behind a reader waiting for the next packet.
+func rawDo(rc syscall.RawConn, wait bool, f func(fd uintptr) bool) error {
+	if wait {
+		return rc.Read(f)
+	}
+	return rc.Control(func(fd uintptr) { f(fd) })
+}
+
 // rawRecvmsg6 is rawRead for the IPv6 socket: recvmsg(2) with control
 // messages into oob and the source address into from (16 bytes).
-func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP) (n, oobn int, err error) {
+func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP, wait bool) (n, oobn int, err error) {
 	var sa unix.RawSockaddrInet6
 	iov := unix.Iovec{Base: &buf[0]}
 	iov.SetLen(len(buf))
@@ -364,14 +443,17 @@ func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP) (n, oobn int,
 	msg.SetControllen(len(oob))
 	var r uintptr
 	var errno syscall.Errno
-	err = rc.Read(func(fd uintptr) bool {
+	err = rawDo(rc, wait, func(fd uintptr) bool {
 		msg.Namelen, msg.Flags = unix.SizeofSockaddrInet6, 0
 		msg.SetControllen(len(oob))
 		r, _, errno = unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-		return errno != unix.EAGAIN
+		return !wait || errno != unix.EAGAIN
 	})
 	if err != nil {
 		return 0, 0, err
+	}
+	if errno == unix.EAGAIN {
+		return 0, 0, errNoPacket
 	}
 	if errno != 0 {
 		return 0, 0, os.NewSyscallError("recvmsg", errno)

@@ -363,7 +363,37 @@ func (v *VHost) Run(ctx context.Context) {
 		case fn := <-v.cmds:
 			fn()
 		case <-timer.C():
+			v.takeQueued()
 			v.step(EvTimer{})
+		}
+	}
+}
+
+// Drainer is implemented by a Sender that can hand over, at once, the
+// adverts the kernel holds for it but its readers have not yet read
+// (Iface.Drain).
+type Drainer interface{ Drain() }
+
+// takeQueued feeds the machine, before a backup's master-down timer
+// counts, every advert that has arrived: still in the kernel's socket
+// queue (Drainer) or in the inbox. When carpd (or the whole router) was
+// not scheduled for longer than the master-down interval, the timer and
+// the master's advert become ready together, and a select picks either;
+// the advert arrived in time and must win, else a busy backup takes over
+// from a live master.
+func (v *VHost) takeQueued() {
+	if v.m.State != Backup {
+		return
+	}
+	if d, ok := v.tx.(Drainer); ok {
+		d.Drain()
+	}
+	for range inboxLen {
+		select {
+		case ad := <-v.inbox:
+			v.receive(ad)
+		default:
+			return
 		}
 	}
 }

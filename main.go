@@ -211,8 +211,6 @@ func setGCPercent() {
 func raisePriority(log *logx.Logger) {
 	if was, err := carp.RaisePriority(carp.DaemonNice); err != nil {
 		log.Info("scheduling priority not raised", "nice", was, "err", err)
-	} else if was > carp.DaemonNice {
-		log.Debug("scheduling priority raised", "nice", carp.DaemonNice, "was", was)
 	}
 }
 

@@ -25,12 +25,6 @@ type realClock struct{}
 
 func (realClock) Now() time.Time                 { return time.Now() }
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
-func (realClock) SystemClock()                   {}
-
-// SystemClockMarker is implemented by a Clock that is the system clock
-// (the default one, and the daemon's): a vhost on it arms its advert timer
-// with a timerfd on Linux (timerfd_linux.go) instead of NewTimer.
-type SystemClockMarker interface{ SystemClock() }
 
 type realTimer struct{ t *time.Timer }
 

@@ -287,7 +287,7 @@ func (i *Iface) readErr(err error) (done bool) {
 
 func (i *Iface) read4() {
 	defer i.wg.Done()
-	r, err := i.newReader4()
+	r, err := newReader(i.raw4, false)
 	if err != nil {
 		i.log.Warn("reading adverts", "err", err)
 		return
@@ -301,7 +301,7 @@ func (i *Iface) read4() {
 
 func (i *Iface) read6() {
 	defer i.wg.Done()
-	r, err := i.newReader6()
+	r, err := newReader(i.raw6, true)
 	if err != nil {
 		i.log.Warn("reading adverts", "err", err)
 		return
@@ -322,21 +322,20 @@ type advReader struct {
 	from *net.IPAddr // reused: parseIPv6Packet copies the address
 }
 
-func (i *Iface) newReader4() (*advReader, error) {
-	rc, err := i.raw4.SyscallConn()
+// newReader makes the reader of c, the IPv6 socket when v6. Not inlined:
+// read4, read6 and Drain each make readers, and the copies cost size.
+//
+//go:noinline
+func newReader(c *net.IPConn, v6 bool) (*advReader, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	return &advReader{rc: rc, buf: make([]byte, 1500)}, nil
-}
-
-func (i *Iface) newReader6() (*advReader, error) {
-	rc, err := i.raw6.SyscallConn()
-	if err != nil {
-		return nil, err
+	r := &advReader{rc: rc, v6: v6, buf: make([]byte, 1500)}
+	if v6 {
+		r.oob, r.from = make([]byte, oob6Len), &net.IPAddr{IP: make(net.IP, net.IPv6len)}
 	}
-	return &advReader{rc: rc, v6: true, buf: make([]byte, 1500), oob: make([]byte, oob6Len),
-		from: &net.IPAddr{IP: make(net.IP, net.IPv6len)}}, nil
+	return r, nil
 }
 
 // next reads one packet and dispatches it. With wait it waits for one in
@@ -379,18 +378,18 @@ var errNoPacket = errors.New("carp: no packet queued")
 func (i *Iface) Drain() {
 	i.drainMu.Lock()
 	defer i.drainMu.Unlock()
-	if i.drain[0] == nil {
-		var err4, err6 error
-		i.drain[0], err4 = i.newReader4()
-		i.drain[1], err6 = i.newReader6()
-		if err4 != nil || err6 != nil {
-			i.drain[0] = nil
-			return
+	for n, c := range [2]*net.IPConn{i.raw4, i.raw6} {
+		if i.drain[n] == nil {
+			r, err := newReader(c, n == 1)
+			if err != nil {
+				continue
+			}
+			i.drain[n] = r
 		}
-	}
-	for _, r := range i.drain {
-		for range 64 { // bounded: a flood is the readers' to handle
-			if err := r.next(i, false); errors.Is(err, errNoPacket) || errors.Is(err, net.ErrClosed) {
+		// Bounded: a flood is the readers' to handle. Any error (no
+		// packet queued, a closed socket) ends it.
+		for range 64 {
+			if i.drain[n].next(i, false) != nil {
 				break
 			}
 		}

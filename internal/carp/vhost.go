@@ -346,8 +346,8 @@ func (v *VHost) Run(ctx context.Context) {
 	if v.linkUp {
 		v.step(EvStart{})
 	}
-	timer, release := v.newTimer()
-	defer release()
+	timer := v.clk.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		if d := v.m.NextDeadline(); !d.IsZero() {
 			timer.Reset(max(d.Sub(v.clk.Now()), 0))
@@ -396,19 +396,6 @@ func (v *VHost) takeQueued() {
 			return
 		}
 	}
-}
-
-// newTimer returns the vhost's timer and what releases it.
-func (v *VHost) newTimer() (Timer, func()) {
-	if _, ok := v.clk.(SystemClockMarker); ok {
-		if t, release, err := newSystemTimer(); err == nil {
-			return t, release
-		} else {
-			v.log.Debug("advert timer on the runtime's timers", "err", err)
-		}
-	}
-	t := v.clk.NewTimer(time.Hour)
-	return t, func() { t.Stop() }
 }
 
 func (v *VHost) stop() {

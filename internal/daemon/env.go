@@ -166,7 +166,6 @@ type realClock struct{}
 
 func (realClock) Now() time.Time                      { return time.Now() }
 func (realClock) NewTimer(d time.Duration) carp.Timer { return realTimer{time.NewTimer(d)} }
-func (realClock) SystemClock()                        {} // carp.SystemClockMarker: vhosts use a timerfd
 
 type realTimer struct{ t *time.Timer }
 

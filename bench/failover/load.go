@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,4 +71,33 @@ func maybeLoad(im impl) (stop func(), err error) {
 		return func() {}, nil
 	}
 	return startLoad()
+}
+
+// lossyImpl is a row of an implementation whose backup loses adverts:
+// of every 10 adverts of vhid / VRID 1 that reach it, 2 in a row are
+// dropped (nftables on the backup's input hook, before the daemon's raw
+// socket). Issue #14: no false takeover when up to 2 adverts in a row are
+// lost.
+type lossyImpl struct{ impl }
+
+func (l *lossyImpl) name() string { return l.impl.name() + ", 2 in 10 adverts lost" }
+func (l *lossyImpl) settings() string {
+	return l.impl.settings() + "; on the backup, of every 10 adverts of vhid/VRID 1 the first 2 dropped (`nft ... ip protocol 112 @th,8,8 1 numgen inc mod 10 < 2 drop`)"
+}
+
+// maybeLoss installs the loss of lossyImpl rows on the backup r2.
+func maybeLoss(ctx context.Context, im impl, tb *testbed) error {
+	if _, ok := im.(*lossyImpl); !ok {
+		return nil
+	}
+	for _, args := range [][]string{
+		{"nft", "add", "table", "inet", "bench"},
+		{"nft", "add", "chain", "inet", "bench", "in", "{ type filter hook input priority -300 ; }"},
+		{"nft", "add", "rule", "inet", "bench", "in", "ip", "protocol", "112", "@th,8,8", "1", "numgen", "inc", "mod", "10", "<", "2", "drop"},
+	} {
+		if out, err := tb.r2.host.Run(ctx, args...); err != nil {
+			return fmt.Errorf("%v: %v: %s", args, err, out)
+		}
+	}
+	return nil
 }

@@ -92,7 +92,7 @@ func run() int {
 	flag.DurationVar(&lateAfter, "late", lateAfter, "a probe reply later than this counts as late")
 	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark itself (0: leave it), against other load on the machine")
 	flag.IntVar(&daemonNice, "daemon-nice", 0, "niceness the daemons are started at (as a router starts them; carpd then lowers its own)")
-	flag.StringVar(&o.loads, "loads", "idle,loaded", "comma-separated: idle (nothing else running) and/or loaded (stress-ng --cpu N for each trial and idle window: rows \"…, cores loaded\")")
+	flag.StringVar(&o.loads, "loads", "idle,loaded", "comma-separated: idle (nothing else running), loaded (stress-ng --cpu N for each trial and idle window: rows \"…, cores loaded\"), loss2 (the backup loses 2 in every 10 adverts of vhid 1, in a row)")
 	flag.IntVar(&loadCPUs, "load-cpus", runtime.NumCPU(), "stress-ng's CPU workers in the loaded rows")
 	flag.Parse()
 	if o.trials < 1 {
@@ -280,13 +280,16 @@ func buildRows(carpdBin string, o options) []*row {
 		if o.only != "" && !containsStr(strings.Split(o.only, ","), key) {
 			return
 		}
-		for _, load := range []string{"idle", "loaded"} {
+		for _, load := range []string{"idle", "loaded", "loss2"} {
 			if !containsStr(loads, load) {
 				continue
 			}
 			k, ri := key, im
-			if load == "loaded" {
+			switch load {
+			case "loaded":
 				k, ri = key+"-loaded", &loadedImpl{im}
+			case "loss2":
+				k, ri = key+"-loss2", &lossyImpl{im}
 			}
 			r := &row{key: k, im: ri, carpd: carpd, results: map[scenario][]trialResult{}, failed: map[scenario][]string{}}
 			if _, err := os.Stat(bin); err != nil {

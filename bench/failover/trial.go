@@ -237,6 +237,9 @@ func runTrial(ctx context.Context, im impl, sc scenario, logDir string, rng *ran
 		}
 	}()
 	vips := []vipSpec{vip1}
+	if err := maybeLoss(ctx, im, tb); err != nil {
+		return res, setupError{err}
+	}
 	if capture && logDir != "" {
 		// Debugging aid (-pcap): the client's view of the segment.
 		if _, err := tb.client.Start("tcpdump", "-n", "-U", "-s", "128", "-i", "lan", "-w", filepath.Join(logDir, "client.pcap")); err != nil {
@@ -424,6 +427,9 @@ func runIdle(ctx context.Context, im impl, vips []vipSpec, window time.Duration,
 			logf("WARNING: lab close: %v", cerr)
 		}
 	}()
+	if err := maybeLoss(ctx, im, tb); err != nil {
+		return res, err
+	}
 	if capture && logDir != "" {
 		if _, err := tb.client.Start("tcpdump", "-n", "-U", "-s", "128", "-i", "lan", "-w", filepath.Join(logDir, "client.pcap")); err != nil {
 			return res, err

@@ -224,6 +224,7 @@ func run() int {
 				logf("%s idle: master CPU %.4f %% (ticks %.3f %%), %.1f wake-ups/s, %d threads, RSS %.1f MB, PSS %.1f MB in %d process(es) %v; backup CPU %.4f %%, RSS %.1f MB; adverts master %d, backup %d (%d false takeover(s)) in %v; load %s",
 					r.im.name(), res.cpuPct, res.cpuTicksPct, res.wakeups, res.threads, mb(res.mem.rssKB), mb(res.mem.pssKB), res.mem.procs, res.comms,
 					res.backupCPUPct, mb(res.backupMem.rssKB), res.masterAdv, res.backupAdv, res.falseTakeovers, res.window.Round(time.Millisecond), benchhost.LoadAvg())
+				logf("    master's longest advert gap on the wire %v (backup's master-down %v)", res.masterGap.Round(100*time.Microsecond), r.im.masterDown())
 			}
 		}
 	}

@@ -265,9 +265,9 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 		cs, gs := summarizeRow(r, crash), summarizeRow(r, graceful)
 		idle := "–"
 		if r.idle != nil {
-			idle = fmt.Sprintf("PSS %.1f MB; %.0f wake-ups/s, %d threads; backup CPU %.3f %%, RSS %.1f MB; master %.1f adverts/s, backup %d",
+			idle = fmt.Sprintf("PSS %.1f MB; %.0f wake-ups/s, %d threads; backup CPU %.3f %%, RSS %.1f MB; master %.1f adverts/s (longest gap %s), backup %d",
 				mb(r.idle.mem.pssKB), r.idle.wakeups, r.idle.threads, r.idle.backupCPUPct, mb(r.idle.backupMem.rssKB),
-				float64(r.idle.masterAdv)/r.idle.window.Seconds(), r.idle.backupAdv)
+				float64(r.idle.masterAdv)/r.idle.window.Seconds(), fmtDur(r.idle.masterGap), r.idle.backupAdv)
 		} else if r.idleErr != "" {
 			idle = "idle run failed: " + r.idleErr
 		}

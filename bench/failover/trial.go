@@ -406,8 +406,13 @@ type idleResult struct {
 	// the backup taking over from a master that was alive.
 	falseTakeovers int
 	lostMastership bool // r1 was not the master at the end of the window
-	pids           []int
-	comms          []string
+	// masterGap is the longest time between two of the master's adverts
+	// on the wire (either vhid): a false takeover with a gap over the
+	// backup's master-down was the master's (or the host's) delay, one
+	// without was the backup's.
+	masterGap time.Duration
+	pids      []int
+	comms     []string
 }
 
 // runIdle measures the master daemon's idle CPU and memory over window,
@@ -492,7 +497,11 @@ func runIdle(ctx context.Context, im impl, vips []vipSpec, window time.Duration,
 			res.threads += len(tasks)
 		}
 	}
-	res.masterAdv = len(tb.sniff.adverts(r1IP, m0.t, m1.t))
+	mAdv := tb.sniff.adverts(r1IP, m0.t, m1.t)
+	res.masterAdv = len(mAdv)
+	for i := 1; i < len(mAdv); i++ {
+		res.masterGap = max(res.masterGap, mAdv[i].Sub(mAdv[i-1]))
+	}
 	res.from, res.to = m0.t, m1.t
 	bAdv := tb.sniff.adverts(r2IP, m0.t, m1.t)
 	res.backupAdv = len(bAdv)

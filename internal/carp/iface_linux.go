@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,6 +62,7 @@ type Iface struct {
 
 	addrs IfaceAddrs // the interface's addresses, kept current by its owner
 
+	readers [2]*advReader // the reader goroutines', IPv4 and IPv6
 	drainMu sync.Mutex
 	drain   [2]*advReader // Drain's own readers (buffers), IPv4 and IPv6
 
@@ -143,9 +145,14 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 
+	for n, c := range [2]*net.IPConn{i.raw4, i.raw6} {
+		if i.readers[n], err = newReader(c, n == 1); err != nil {
+			return nil, err
+		}
+	}
 	i.wg.Add(2)
-	go i.read4()
-	go i.read6()
+	go i.read(i.readers[0])
+	go i.read(i.readers[1])
 	return i, nil
 }
 
@@ -285,27 +292,9 @@ func (i *Iface) readErr(err error) (done bool) {
 	return false
 }
 
-func (i *Iface) read4() {
+// read runs one of the readers until its socket is closed.
+func (i *Iface) read(r *advReader) {
 	defer i.wg.Done()
-	r, err := newReader(i.raw4, false)
-	if err != nil {
-		i.log.Warn("reading adverts", "err", err)
-		return
-	}
-	for {
-		if err := r.next(i, true); err != nil && i.readErr(err) {
-			return
-		}
-	}
-}
-
-func (i *Iface) read6() {
-	defer i.wg.Done()
-	r, err := newReader(i.raw6, true)
-	if err != nil {
-		i.log.Warn("reading adverts", "err", err)
-		return
-	}
 	for {
 		if err := r.next(i, true); err != nil && i.readErr(err) {
 			return
@@ -319,7 +308,8 @@ type advReader struct {
 	v6   bool
 	buf  []byte
 	oob  []byte
-	from *net.IPAddr // reused: parseIPv6Packet copies the address
+	from *net.IPAddr  // reused: parseIPv6Packet copies the address
+	busy atomic.Int32 // 1 while a read is in flight (next)
 }
 
 // newReader makes the reader of c, the IPv6 socket when v6. Not inlined:
@@ -342,8 +332,17 @@ func newReader(c *net.IPConn, v6 bool) (*advReader, error) {
 // the runtime's poller; without, it returns errNoPacket when none is
 // queued.
 func (r *advReader) next(i *Iface, wait bool) error {
+	// busy counts this read from before the system call until its packet
+	// is dispatched (Drain waits for it). Only this reader's goroutine
+	// changes it.
+	busy := &r.busy
+	defer func() {
+		if busy.Load() > 0 {
+			busy.Add(-1)
+		}
+	}()
 	if !r.v6 {
-		n, err := rawRead(r.rc, r.buf, wait)
+		n, err := rawRead(r.rc, r.buf, wait, busy)
 		if err == nil {
 			err = checkIPv4Header(r.buf[:n])
 		}
@@ -355,7 +354,7 @@ func (r *advReader) next(i *Iface, wait bool) error {
 			ttl: int(h[8]), payload: r.buf[len(h):n]}) // Deliver does not keep it
 		return nil
 	}
-	n, oobn, err := rawRecvmsg6(r.rc, r.buf, r.oob, r.from.IP, wait)
+	n, oobn, err := rawRecvmsg6(r.rc, r.buf, r.oob, r.from.IP, wait, busy)
 	var p rxPacket
 	if err == nil {
 		p, err = parseIPv6Packet(r.buf[:n], r.oob[:oobn], r.from)
@@ -394,6 +393,14 @@ func (i *Iface) Drain() {
 			}
 		}
 	}
+	// A packet a reader has read but not yet queued for its vhost: give
+	// the reader the moment it needs (bounded).
+	for range 1000 {
+		if i.readers[0].busy.Load() == 0 && i.readers[1].busy.Load() == 0 {
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // rawRead reads one packet from the raw socket of rc into buf, waiting in
@@ -401,11 +408,15 @@ func (i *Iface) Drain() {
 // unlike net.IPConn.Read a raw call does not wake the runtime's monitor
 // thread (sysmon), which costs context switches at every advert
 // (docs/performance.md).
-func rawRead(rc syscall.RawConn, buf []byte, wait bool) (int, error) {
+func rawRead(rc syscall.RawConn, buf []byte, wait bool, busy *atomic.Int32) (int, error) {
 	var n uintptr
 	var errno syscall.Errno
 	read := func(fd uintptr) bool {
+		busy.Add(1) // before the read: Drain must not miss a packet in flight
 		n, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if errno == unix.EAGAIN {
+			busy.Add(-1)
+		}
 		return !wait || errno != unix.EAGAIN
 	}
 	err := rawDo(rc, wait, read)
@@ -434,7 +445,7 @@ func rawDo(rc syscall.RawConn, wait bool, f func(fd uintptr) bool) error {
 
 // rawRecvmsg6 is rawRead for the IPv6 socket: recvmsg(2) with control
 // messages into oob and the source address into from (16 bytes).
-func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP, wait bool) (n, oobn int, err error) {
+func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP, wait bool, busy *atomic.Int32) (n, oobn int, err error) {
 	var sa unix.RawSockaddrInet6
 	iov := unix.Iovec{Base: &buf[0]}
 	iov.SetLen(len(buf))
@@ -445,7 +456,11 @@ func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP, wait bool) (n
 	err = rawDo(rc, wait, func(fd uintptr) bool {
 		msg.Namelen, msg.Flags = unix.SizeofSockaddrInet6, 0
 		msg.SetControllen(len(oob))
+		busy.Add(1)
 		r, _, errno = unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		if errno == unix.EAGAIN {
+			busy.Add(-1)
+		}
 		return !wait || errno != unix.EAGAIN
 	})
 	if err != nil {

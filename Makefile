@@ -108,9 +108,12 @@ fuzz-smoke fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/carp/ ./internal/openwrt
 
-## bench-failover: client-visible outage of carpd, ucarp and keepalived in one lab run (root).
+## bench-failover: client-visible outage of carpd, ucarp and keepalived in one lab run (root),
+## each idle and with the cores loaded (stress-ng). BENCH_FAILOVER_FLAGS adds flags, e.g.
+## '-idle 5m' for issue #14's 5-minute false-takeover window, '-only carpd04,kad3-02'.
+BENCH_FAILOVER_FLAGS ?=
 bench-failover: build
-	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/failover -out bench/failover-results.md
+	CARPD_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/failover $(BENCH_FAILOVER_FLAGS) -out bench/failover-results.md
 
 clean:
 	rm -rf bin dist

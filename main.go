@@ -36,6 +36,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/carpd/carpd/internal/carp"
 	"github.com/carpd/carpd/internal/config"
 	"github.com/carpd/carpd/internal/daemon"
 	"github.com/carpd/carpd/internal/logx"
@@ -190,6 +191,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	})
 	defer startCPUProfile()()
 	setGCPercent()
+	raisePriority(log)
 	if err := d.Run(ctx, reload); err != nil {
 		log.Error("carpd failed", "err", err)
 		return 1
@@ -208,6 +210,15 @@ const daemonGOGC = 50
 func setGCPercent() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemonGOGC)
+	}
+}
+
+// raisePriority gives the daemon carp.DaemonNice however it was started
+// (docs/performance.md), so that its advert timers hold when every core is
+// busy; where that is not permitted it runs on at the niceness it has.
+func raisePriority(log *logx.Logger) {
+	if was, err := carp.RaisePriority(carp.DaemonNice); err != nil {
+		log.Info("scheduling priority not raised", "nice", was, "err", err)
 	}
 }
 

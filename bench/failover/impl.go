@@ -120,7 +120,7 @@ func (n *node) start(tag string, args ...string) error {
 	if n.logDir != "" {
 		opts.LogFile = filepath.Join(n.logDir, fmt.Sprintf("%s-%s.log", n.name, tag))
 	}
-	p, err := n.host.StartWith(opts, args...)
+	p, err := n.host.StartWith(opts, niceArgs(daemonNice, args)...)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,7 @@ type options struct {
 	ucarp     string
 	keepalive string
 	nice      int
+	loads     string
 	loadAvg   [2]string // at the start and the end of the run
 	source    string    // the checkout at the start
 }
@@ -77,8 +79,8 @@ func run() int {
 	var o options
 	flag.StringVar(&o.out, "out", "", "write the Markdown results to `file` (default: stdout only)")
 	flag.IntVar(&o.trials, "trials", 5, "trials per implementation and scenario")
-	flag.DurationVar(&o.idle, "idle", 20*time.Second, "steady-state window for idle CPU (0 skips the idle runs)")
-	flag.StringVar(&o.only, "only", "", "comma-separated row keys to run (carpd1, carpd0, ucarp, kad2, kad3); empty: all")
+	flag.DurationVar(&o.idle, "idle", 20*time.Second, "steady-state window for idle CPU, context switches and false takeovers (0 skips the idle runs; issue #14 asks 5m for false takeovers)")
+	flag.StringVar(&o.only, "only", "", "comma-separated row keys to run (carpd1, carpd0, carpd04, carpd08, ucarp, kad2, kad3, kad3-05, kad3-02); empty: all")
 	flag.StringVar(&o.scenarios, "scenarios", "crash,graceful", "scenarios to run")
 	flag.StringVar(&o.logDir, "logdir", "", "keep every daemon's output under `dir` (default: a new temp dir)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
@@ -88,7 +90,10 @@ func run() int {
 	flag.StringVar(&o.keepalive, "keepalived", "/usr/sbin/keepalived", "keepalived binary")
 	flag.BoolVar(&capture, "pcap", false, "record the client's traffic of every trial (tcpdump) into -logdir, for debugging")
 	flag.DurationVar(&lateAfter, "late", lateAfter, "a probe reply later than this counts as late")
-	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark and the daemons it starts (0: leave it), against other load on the machine")
+	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark itself (0: leave it), against other load on the machine")
+	flag.IntVar(&daemonNice, "daemon-nice", 0, "niceness the daemons are started at (as a router starts them; carpd then lowers its own)")
+	flag.StringVar(&o.loads, "loads", "idle,loaded", "comma-separated: idle (nothing else running), loaded (stress-ng --cpu N for each trial and idle window: rows \"…, cores loaded\"), loss2 (the backup loses 2 in every 10 adverts of vhid 1, in a row)")
+	flag.IntVar(&loadCPUs, "load-cpus", runtime.NumCPU(), "stress-ng's CPU workers in the loaded rows")
 	flag.Parse()
 	if o.trials < 1 {
 		fmt.Fprintln(os.Stderr, "failover: -trials must be at least 1")
@@ -105,6 +110,8 @@ func run() int {
 	if o.nice != 0 {
 		if err := benchhost.Renice(o.nice); err != nil {
 			logf("WARNING: renice %d: %v", o.nice, err)
+		} else {
+			benchNice = o.nice
 		}
 	}
 	stalls = startStallMonitor(ctx)
@@ -214,9 +221,10 @@ func run() int {
 			} else {
 				r.idle = &res
 				logf("    master threads over the window %s..%s: %s", res.from.Format("15:04:05.000"), res.to.Format("15:04:05.000"), res.perThread)
-				logf("%s idle: master CPU %.4f %% (ticks %.3f %%), %.1f wake-ups/s, %d threads, RSS %.1f MB, PSS %.1f MB in %d process(es) %v; backup CPU %.4f %%, RSS %.1f MB; adverts master %d, backup %d in %v",
+				logf("%s idle: master CPU %.4f %% (ticks %.3f %%), %.1f wake-ups/s, %d threads, RSS %.1f MB, PSS %.1f MB in %d process(es) %v; backup CPU %.4f %%, RSS %.1f MB; adverts master %d, backup %d (%d false takeover(s)) in %v; load %s",
 					r.im.name(), res.cpuPct, res.cpuTicksPct, res.wakeups, res.threads, mb(res.mem.rssKB), mb(res.mem.pssKB), res.mem.procs, res.comms,
-					res.backupCPUPct, mb(res.backupMem.rssKB), res.masterAdv, res.backupAdv, res.window.Round(time.Millisecond))
+					res.backupCPUPct, mb(res.backupMem.rssKB), res.masterAdv, res.backupAdv, res.falseTakeovers, res.window.Round(time.Millisecond), benchhost.LoadAvg())
+				logf("    master's longest advert gap on the wire %v (backup's master-down %v)", res.masterGap.Round(100*time.Microsecond), r.im.masterDown())
 			}
 		}
 	}
@@ -268,24 +276,48 @@ const maxSetupRetries = 2
 
 func buildRows(carpdBin string, o options) []*row {
 	var rows []*row
+	loads := strings.Split(o.loads, ",")
 	add := func(key string, im impl, bin string, carpd bool) {
 		if o.only != "" && !containsStr(strings.Split(o.only, ","), key) {
 			return
 		}
-		r := &row{key: key, im: im, carpd: carpd, results: map[scenario][]trialResult{}, failed: map[scenario][]string{}}
-		if _, err := os.Stat(bin); err != nil {
-			r.skip = err.Error()
+		for _, load := range []string{"idle", "loaded", "loss2"} {
+			if !containsStr(loads, load) {
+				continue
+			}
+			k, ri := key, im
+			switch load {
+			case "loaded":
+				k, ri = key+"-loaded", &loadedImpl{im}
+			case "loss2":
+				k, ri = key+"-loss2", &lossyImpl{im}
+			}
+			r := &row{key: k, im: ri, carpd: carpd, results: map[scenario][]trialResult{}, failed: map[scenario][]string{}}
+			if _, err := os.Stat(bin); err != nil {
+				r.skip = err.Error()
+			}
+			rows = append(rows, r)
 		}
-		rows = append(rows, r)
 	}
 	add("carpd1", &carpdImpl{bin: carpdBin, label: "carpd advbase 1", masterBase: 1, masterSkew: 0, backupBase: 1, backupSkew: 1,
 		logLevel: o.logLevel, password: "bench"}, carpdBin, true)
 	add("carpd0", &carpdImpl{bin: carpdBin, label: "carpd advbase 0 advskew 26", masterBase: 0, masterSkew: 26, backupBase: 0, backupSkew: 30,
 		logLevel: o.logLevel, password: "bench"}, carpdBin, true)
+	// Issue #14's fast settings: advbase 0 advskew 4 (15.6 ms) behind which
+	// a backup at advskew 5 declares the master down after 3 × 19.5 ms,
+	// and advskew 8 / 9 (31.3 ms, master-down 105 ms).
+	add("carpd04", &carpdImpl{bin: carpdBin, label: "carpd advbase 0 advskew 4", masterBase: 0, masterSkew: 4, backupBase: 0, backupSkew: 5,
+		logLevel: o.logLevel, password: "bench"}, carpdBin, true)
+	add("carpd08", &carpdImpl{bin: carpdBin, label: "carpd advbase 0 advskew 8", masterBase: 0, masterSkew: 8, backupBase: 0, backupSkew: 9,
+		logLevel: o.logLevel, password: "bench"}, carpdBin, true)
 	add("ucarp", &ucarpImpl{bin: o.ucarp, label: "ucarp advbase 1", advbase: 1, masterSkew: 0, backupSkew: 1, password: "bench"}, o.ucarp, false)
 	add("kad2", &keepalivedImpl{bin: o.keepalive, label: "keepalived VRRPv2 advert_int 1", version: 2, advertInt: time.Second,
 		masterPrio: 200, backupPrio: 100}, o.keepalive, false)
 	add("kad3", &keepalivedImpl{bin: o.keepalive, label: "keepalived VRRPv3 advert_int 0.1", version: 3, advertInt: 100 * time.Millisecond,
+		masterPrio: 200, backupPrio: 100}, o.keepalive, false)
+	add("kad3-05", &keepalivedImpl{bin: o.keepalive, label: "keepalived VRRPv3 advert_int 0.05", version: 3, advertInt: 50 * time.Millisecond,
+		masterPrio: 200, backupPrio: 100}, o.keepalive, false)
+	add("kad3-02", &keepalivedImpl{bin: o.keepalive, label: "keepalived VRRPv3 advert_int 0.02", version: 3, advertInt: 20 * time.Millisecond,
 		masterPrio: 200, backupPrio: 100}, o.keepalive, false)
 	return rows
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/carpd/carpd/internal/carp"
 )
 
 const (
@@ -201,20 +203,24 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 		"lost = probes lost then. Crash = the master's daemon SIGKILLed and its link set down at once, after a random wait of "+
 		"0..interval (random phase); graceful = SIGTERM to the master's daemon (also after a random wait). "+
 		"Idle = the master daemon over %s of steady state with **two** VIPs (10.0.1.1 vhid/vrid 1, 10.0.1.10 vhid/vrid 2), "+
-		"CPU as %% of one core, RSS = VmRSS summed over the daemon's processes on the master.\n\n",
+		"CPU as %% of one core, context switches = voluntary + involuntary of all its threads, RSS = VmRSS summed over the daemon's processes on the master. "+
+		"False takeovers: bursts of adverts from the backup while the master lives, in the idle window, and the number of trials with any before the master went away. "+
+		"Rows \"cores loaded\": the same with `stress-ng --cpu N` running through the trial or window.\n\n",
 		time.Now().Format("2006-01-02"), elapsed.Round(time.Second), trials, o.idle)
 
-	b.WriteString("| implementation, setting | interval (backup's master-down) | crash outage | crash lost probes | graceful outage | graceful lost probes | graceful, on the wire: longest silence; late replies | idle CPU (master) | RSS (master) | targets |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| implementation, setting | interval (backup's master-down) | crash outage | crash lost probes | graceful outage | graceful lost probes | graceful, on the wire: longest silence; late replies | idle CPU (master) | context switches/s (master) | false takeovers: idle window; trials | RSS (master) | targets |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.skip != "" {
-			fmt.Fprintf(&b, "| %s | – | skipped: %s | | | | | | | |\n", r.im.name(), r.skip)
+			fmt.Fprintf(&b, "| %s | – | skipped: %s | | | | | | | | | |\n", r.im.name(), r.skip)
 			continue
 		}
 		cs, gs := summarizeRow(r, crash), summarizeRow(r, graceful)
-		cpu, rss := "–", "–"
+		cpu, rss, csw, falseT := "–", "–", "–", "–"
 		if r.idle != nil {
 			cpu = fmt.Sprintf("%.3f %%", r.idle.cpuPct)
+			csw = fmt.Sprintf("%.0f", r.idle.wakeups)
+			falseT = fmt.Sprintf("%d in %s", r.idle.falseTakeovers, fmtDur(r.idle.window))
 			rss = fmt.Sprintf("%.1f MB", mb(r.idle.mem.rssKB))
 			if r.idle.mem.procs > 1 {
 				rss += fmt.Sprintf(" (%d procs)", r.idle.mem.procs)
@@ -222,14 +228,21 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 		} else if r.idleErr != "" {
 			cpu, rss = "failed", "failed"
 		}
+		flapped, ran := 0, 0
+		for _, sc := range scs {
+			s := summarizeRow(r, sc)
+			flapped += s.flaps
+			ran += s.n
+		}
+		falseT += fmt.Sprintf("; %d of %d", flapped, ran)
 		wire := "–"
 		if gs.n > 0 {
 			wire = fmt.Sprintf("%s; %s late", dursCell(gs.silences), intsCell(gs.late))
 		}
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.im.name(), fmtDur(r.im.interval()), fmtDur(r.im.masterDown()),
 			cs.outageCell(), intsCell(cs.lost), gs.outageCell(), intsCell(gs.lost),
-			wire, cpu, rss, targets(r, cs, gs, scs))
+			wire, cpu, csw, falseT, rss, targets(r, cs, gs, scs))
 	}
 	fmt.Fprintf(&b, "\nOutage and lost probes are the lab prober's (`ProbeResult.Longest()`, `Lost`), which counts a reply as an answer however late it comes. "+
 		"The \"on the wire\" column comes from a packet tap on the client: the longest time no echo reply at all reached the client, "+
@@ -252,9 +265,9 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 		cs, gs := summarizeRow(r, crash), summarizeRow(r, graceful)
 		idle := "–"
 		if r.idle != nil {
-			idle = fmt.Sprintf("PSS %.1f MB; %.0f wake-ups/s, %d threads; backup CPU %.3f %%, RSS %.1f MB; master %.1f adverts/s, backup %d",
+			idle = fmt.Sprintf("PSS %.1f MB; %.0f wake-ups/s, %d threads; backup CPU %.3f %%, RSS %.1f MB; master %.1f adverts/s (longest gap %s), backup %d",
 				mb(r.idle.mem.pssKB), r.idle.wakeups, r.idle.threads, r.idle.backupCPUPct, mb(r.idle.backupMem.rssKB),
-				float64(r.idle.masterAdv)/r.idle.window.Seconds(), r.idle.backupAdv)
+				float64(r.idle.masterAdv)/r.idle.window.Seconds(), fmtDur(r.idle.masterGap), r.idle.backupAdv)
 		} else if r.idleErr != "" {
 			idle = "idle run failed: " + r.idleErr
 		}
@@ -286,7 +299,10 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 			anomalies = append(anomalies, "set up again after "+t)
 		}
 		if r.idle != nil && r.idle.backupAdv > 0 {
-			anomalies = append(anomalies, fmt.Sprintf("idle: backup sent %d adverts (flapping)", r.idle.backupAdv))
+			anomalies = append(anomalies, fmt.Sprintf("idle: backup sent %d adverts in %d burst(s) (false takeovers)", r.idle.backupAdv, r.idle.falseTakeovers))
+		}
+		if r.idle != nil && r.idle.lostMastership {
+			anomalies = append(anomalies, "idle: r1 was not the master at the end of the window")
 		}
 		an := "none"
 		if len(anomalies) > 0 {
@@ -311,7 +327,7 @@ func report(rows []*row, scs []scenario, o options, carpdBin string, elapsed tim
 	fmt.Fprintf(&b, "Machine: %s CPU(s) (`nproc`), kernel %s, %s/%s, %s; %s; %s.\n",
 		cmdOut("nproc"), cmdOut("uname", "-r"), runtime.GOOS, runtime.GOARCH, runtime.Version(),
 		pkgVersions(), cmdOut(carpdBin, "version"))
-	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start %s, at the end %s; the benchmark and its daemons ran at nice %d.\n", o.loadAvg[0], o.loadAvg[1], o.nice)
+	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start %s, at the end %s; the benchmark ran at nice %d, the daemons were started at nice %d (carpd lowers its own to %d at start); loaded rows: `stress-ng --cpu %d` at nice 0.\n", o.loadAvg[0], o.loadAvg[1], o.nice, daemonNice, carp.DaemonNice, loadCPUs)
 	if o.source != "" {
 		fmt.Fprintf(&b, "Source: %s (at the start of the run).\n", o.source)
 	}

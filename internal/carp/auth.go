@@ -33,6 +33,12 @@ type Auth struct {
 	noLL  []byte // version, type, vhid, addresses without link-local
 	withL []byte // the same with link-local IPv6 addresses; nil if none
 	mac   hash.Hash
+	// Scratch space of sum: passed to mac (an interface), a local array
+	// would escape and cost an allocation per advert sent or checked.
+	ctr  [8]byte
+	out  [sha1.Size]byte
+	addr [16]byte // Marker's
+	vhid [1]byte  // Marker's
 }
 
 // NewAuth prepares the HMAC for a virtual host. The password is truncated to
@@ -112,12 +118,10 @@ func (au *Auth) Message(counter uint64) []byte {
 }
 
 func (au *Auth) sum(prefix []byte, counter uint64) [sha1.Size]byte {
-	var ctr [8]byte
-	binary.BigEndian.PutUint64(ctr[:], counter)
+	binary.BigEndian.PutUint64(au.ctr[:], counter)
 	au.mac.Reset()
 	au.mac.Write(prefix)
-	au.mac.Write(ctr[:])
-	var out [sha1.Size]byte
-	au.mac.Sum(out[:0])
-	return out
+	au.mac.Write(au.ctr[:])
+	au.mac.Sum(au.out[:0])
+	return au.out
 }

@@ -42,6 +42,8 @@ const (
 // which starts with 0x02 0x01.
 const markerLabel = "carpd-marker"
 
+var markerLabelBytes = []byte(markerLabel)
+
 // CarpdCounter is the decoded carpd counter.
 type CarpdCounter struct {
 	Marker                   uint16
@@ -90,14 +92,16 @@ func seqClock(t time.Time) uint32 {
 // Marker returns the counter marker of a carpd node sending from src on
 // this vhid. It needs the Auth's own goroutine, like Sum.
 func (au *Auth) Marker(src netip.Addr) uint16 {
-	a16 := src.WithZone("").Unmap().As16()
+	// The scratch arrays live in au: handed to the hash (an interface),
+	// locals would escape, three allocations per advert sent.
+	au.addr = src.WithZone("").Unmap().As16()
+	au.vhid[0] = au.noLL[2]
 	au.mac.Reset()
-	au.mac.Write([]byte(markerLabel))
-	au.mac.Write([]byte{au.noLL[2]})
-	au.mac.Write(a16[:])
-	var out [20]byte
-	au.mac.Sum(out[:0])
-	return binary.BigEndian.Uint16(out[:2])
+	au.mac.Write(markerLabelBytes)
+	au.mac.Write(au.vhid[:])
+	au.mac.Write(au.addr[:])
+	au.mac.Sum(au.out[:0])
+	return binary.BigEndian.Uint16(au.out[:2])
 }
 
 // markerEqual compares markers in constant time.

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -60,6 +62,10 @@ type Iface struct {
 
 	addrs IfaceAddrs // the interface's addresses, kept current by its owner
 
+	readers [2]*advReader // the reader goroutines', IPv4 and IPv6
+	drainMu sync.Mutex
+	drain   [2]*advReader // Drain's own readers (buffers), IPv4 and IPv6
+
 	unknown, short, readErrs atomic.Uint64
 }
 
@@ -109,6 +115,8 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 	})
 
+	setPriority(c4)
+
 	c6, err := net.ListenIP(fmt.Sprintf("ip6:%d", IPProto), &net.IPAddr{IP: net.IPv6unspecified})
 	if err != nil {
 		return nil, fmt.Errorf("raw IPv6 socket: %w", err)
@@ -130,16 +138,34 @@ func OpenIface(name string, addrs IfaceAddrs, log *logx.Logger) (_ *Iface, err e
 		i.log.Warn("IPv6 CARP unavailable", "err", err)
 	}
 	_ = setsockopt(c6, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0) })
+	setPriority(c6)
 
 	// Protocol 0: this socket only sends, so it must not receive anything.
 	if i.eth, err = rawsock.Listen(ifi, 0, nil); err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 
+	for n, c := range [2]*net.IPConn{i.raw4, i.raw6} {
+		if i.readers[n], err = newReader(c, n == 1); err != nil {
+			return nil, err
+		}
+	}
 	i.wg.Add(2)
-	go i.read4()
-	go i.read6()
+	go i.read(i.readers[0])
+	go i.read(i.readers[1])
 	return i, nil
+}
+
+// advertPriority is the socket priority of adverts (SO_PRIORITY): 6,
+// TC_PRIO_INTERACTIVE, which the default qdiscs (pfifo_fast's priomap, and
+// the band of fq_codel's and cake's diffserv that TOS LOWDELAY selects)
+// send ahead of bulk traffic, so a busy uplink does not delay them.
+const advertPriority = 6
+
+// setPriority gives c's packets advertPriority; a kernel that refuses it
+// sends them at the default priority.
+func setPriority(c *net.IPConn) {
+	_ = setsockopt(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PRIORITY, advertPriority) })
 }
 
 // setsockopt sets a socket option of c with set, and returns its error as
@@ -266,44 +292,188 @@ func (i *Iface) readErr(err error) (done bool) {
 	return false
 }
 
-func (i *Iface) read4() {
+// read runs one of the readers until its socket is closed.
+func (i *Iface) read(r *advReader) {
 	defer i.wg.Done()
-	buf := make([]byte, 1500)
 	for {
-		n, err := i.raw4.Read(buf)
-		if err == nil {
-			err = checkIPv4Header(buf[:n])
+		if err := r.next(i, true); err != nil && i.readErr(err) {
+			return
 		}
-		if err != nil {
-			if i.readErr(err) {
-				return
-			}
-			continue
-		}
-		h := buf[:int(buf[0]&0x0f)<<2]
-		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
-			ttl: int(h[8]), payload: append([]byte(nil), buf[len(h):n]...)})
 	}
 }
 
-func (i *Iface) read6() {
-	defer i.wg.Done()
-	buf := make([]byte, 1500)
-	oob := make([]byte, oob6Len)
-	for {
-		n, oobn, _, from, err := i.raw6.ReadMsgIP(buf, oob)
-		var p rxPacket
+// advReader reads adverts from one of the raw sockets and dispatches them.
+type advReader struct {
+	rc   syscall.RawConn
+	v6   bool
+	buf  []byte
+	oob  []byte
+	from *net.IPAddr  // reused: parseIPv6Packet copies the address
+	busy atomic.Int32 // 1 while a read is in flight (next)
+}
+
+// newReader makes the reader of c, the IPv6 socket when v6. Not inlined:
+// read4, read6 and Drain each make readers, and the copies cost size.
+//
+//go:noinline
+func newReader(c *net.IPConn, v6 bool) (*advReader, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &advReader{rc: rc, v6: v6, buf: make([]byte, 1500)}
+	if v6 {
+		r.oob, r.from = make([]byte, oob6Len), &net.IPAddr{IP: make(net.IP, net.IPv6len)}
+	}
+	return r, nil
+}
+
+// next reads one packet and dispatches it. With wait it waits for one in
+// the runtime's poller; without, it returns errNoPacket when none is
+// queued.
+func (r *advReader) next(i *Iface, wait bool) error {
+	// busy counts this read from before the system call until its packet
+	// is dispatched (Drain waits for it). Only this reader's goroutine
+	// changes it.
+	busy := &r.busy
+	defer func() {
+		if busy.Load() > 0 {
+			busy.Add(-1)
+		}
+	}()
+	if !r.v6 {
+		n, err := rawRead(r.rc, r.buf, wait, busy)
 		if err == nil {
-			p, err = parseIPv6Packet(buf[:n], oob[:oobn], from)
+			err = checkIPv4Header(r.buf[:n])
 		}
 		if err != nil {
-			if i.readErr(err) {
-				return
-			}
-			continue
+			return err
 		}
-		i.dispatch(p)
+		h := r.buf[:int(r.buf[0]&0x0f)<<2]
+		i.dispatch(rxPacket{src: netip.AddrFrom4([4]byte(h[12:16])), dst: netip.AddrFrom4([4]byte(h[16:20])),
+			ttl: int(h[8]), payload: r.buf[len(h):n]}) // Deliver does not keep it
+		return nil
 	}
+	n, oobn, err := rawRecvmsg6(r.rc, r.buf, r.oob, r.from.IP, wait, busy)
+	var p rxPacket
+	if err == nil {
+		p, err = parseIPv6Packet(r.buf[:n], r.oob[:oobn], r.from)
+	}
+	if err != nil {
+		return err
+	}
+	i.dispatch(p)
+	return nil
+}
+
+// errNoPacket: a read that does not wait found no packet queued.
+var errNoPacket = errors.New("carp: no packet queued")
+
+// Drain dispatches, without waiting, every advert the kernel holds queued
+// on the interface's sockets. A backup whose master-down timer fires calls
+// it first (VHost.Run): when carpd was not scheduled for a while, the
+// timer and the master's advert become ready together, and the advert,
+// which arrived in time, must count before the timer does.
+func (i *Iface) Drain() {
+	i.drainMu.Lock()
+	defer i.drainMu.Unlock()
+	for n, c := range [2]*net.IPConn{i.raw4, i.raw6} {
+		if i.drain[n] == nil {
+			r, err := newReader(c, n == 1)
+			if err != nil {
+				continue
+			}
+			i.drain[n] = r
+		}
+		// Bounded: a flood is the readers' to handle. Any error (no
+		// packet queued, a closed socket) ends it.
+		for range 64 {
+			if i.drain[n].next(i, false) != nil {
+				break
+			}
+		}
+	}
+	// A packet a reader has read but not yet queued for its vhost: give
+	// the reader the moment it needs (bounded).
+	for range 1000 {
+		if i.readers[0].busy.Load() == 0 && i.readers[1].busy.Load() == 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// rawRead reads one packet from the raw socket of rc into buf, waiting in
+// the runtime's poller, with a raw read(2): the socket is non-blocking, and
+// unlike net.IPConn.Read a raw call does not wake the runtime's monitor
+// thread (sysmon), which costs context switches at every advert
+// (docs/performance.md).
+func rawRead(rc syscall.RawConn, buf []byte, wait bool, busy *atomic.Int32) (int, error) {
+	var n uintptr
+	var errno syscall.Errno
+	read := func(fd uintptr) bool {
+		busy.Add(1) // before the read: Drain must not miss a packet in flight
+		n, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if errno == unix.EAGAIN {
+			busy.Add(-1)
+		}
+		return !wait || errno != unix.EAGAIN
+	}
+	err := rawDo(rc, wait, read)
+	if err != nil {
+		return 0, err
+	}
+	if errno == unix.EAGAIN {
+		return 0, errNoPacket
+	}
+	if errno != 0 {
+		return 0, os.NewSyscallError("read", errno)
+	}
+	return int(n), nil
+}
+
+// rawDo runs f on rc's fd: with wait through Read, which waits in the
+// poller until f reports done (and holds the fd's read lock meanwhile);
+// without, once through Control, which takes no read lock, so that Drain
+// does not queue behind a reader waiting for the next packet.
+func rawDo(rc syscall.RawConn, wait bool, f func(fd uintptr) bool) error {
+	if wait {
+		return rc.Read(f)
+	}
+	return rc.Control(func(fd uintptr) { f(fd) })
+}
+
+// rawRecvmsg6 is rawRead for the IPv6 socket: recvmsg(2) with control
+// messages into oob and the source address into from (16 bytes).
+func rawRecvmsg6(rc syscall.RawConn, buf, oob []byte, from net.IP, wait bool, busy *atomic.Int32) (n, oobn int, err error) {
+	var sa unix.RawSockaddrInet6
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa)), Namelen: unix.SizeofSockaddrInet6, Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	var r uintptr
+	var errno syscall.Errno
+	err = rawDo(rc, wait, func(fd uintptr) bool {
+		msg.Namelen, msg.Flags = unix.SizeofSockaddrInet6, 0
+		msg.SetControllen(len(oob))
+		busy.Add(1)
+		r, _, errno = unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		if errno == unix.EAGAIN {
+			busy.Add(-1)
+		}
+		return !wait || errno != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if errno == unix.EAGAIN {
+		return 0, 0, errNoPacket
+	}
+	if errno != 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", errno)
+	}
+	copy(from, sa.Addr[:])
+	return int(r), int(msg.Controllen), nil
 }
 
 // Source implements Sender: the interface's first IPv4 address, or its
@@ -471,7 +641,7 @@ var oob6Len = unix.CmsgSpace(4) + unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 // control messages oob and its source: the hop limit (IPV6_HOPLIMIT, -1
 // without control messages) and the destination (IPV6_PKTINFO).
 func parseIPv6Packet(b, oob []byte, from *net.IPAddr) (rxPacket, error) {
-	p := rxPacket{payload: append([]byte(nil), b...), ttl: -1}
+	p := rxPacket{payload: b, ttl: -1} // b is the reader's buffer: Deliver does not keep it
 	if from != nil {
 		p.src, _ = netip.AddrFromSlice(from.IP)
 	}

@@ -76,6 +76,10 @@ func TestIfaceAdvertsOverRealSockets(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.ifc.Close(); w.Close() })
+		// Adverts go ahead of bulk traffic in the qdisc.
+		if p4, p6, err := carp.SocketPriorities(r.ifc); err != nil || p4 != 6 || p6 != 6 {
+			t.Errorf("SO_PRIORITY of the raw sockets: %d, %d, %v; want 6, 6", p4, p6, err)
+		}
 		rs[n] = r
 	}
 

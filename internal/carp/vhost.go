@@ -37,6 +37,7 @@ type Announcer interface {
 // Sender puts one advertisement on the wire of an interface. dst is the
 // multicast group (224.0.0.18, ff02::12) or a unicast peer.
 type Sender interface {
+	// Send does not keep payload after it returns.
 	Send(payload []byte, dst netip.Addr) error
 	// Source returns our own source address for the family of dst, used
 	// for the tie-break and own-packet detection.
@@ -160,11 +161,23 @@ type VHost struct {
 	errSince   time.Time // when errDemoted was set
 	linger     Timer     // pending VIP removal after a bow-out
 	linkUp     bool
-	confirm    time.Duration // WithConfirm's bound, for the machine
-	last4      time.Time     // when an IPv4 advert was last heard
+	confirm    time.Duration      // WithConfirm's bound, for the machine
+	last4      time.Time          // when an IPv4 advert was last heard
+	txBufs     [2][HeaderLen]byte // send's, IPv4 and IPv6
 
-	mu     sync.Mutex // guards status
-	status Status
+	cfgGen uint64 // counts setConfig calls
+
+	mu        sync.Mutex // guards status, statusCfg and peer
+	status    Status
+	statusCfg uint64 // the cfgGen status.Addresses and Peers were built for
+	// The last advert heard, kept as values and turned into Status's
+	// pointers by Status(): pointers set on every advert would each be an
+	// allocation.
+	masterSeen time.Time
+	peerHeard  bool
+	peerDem    uint8
+	peerSkew   uint8
+	masterAddr netip.Addr // whose string status.Master holds
 }
 
 // NewVHost prepares a virtual host; Run starts it. tx sends its adverts;
@@ -202,6 +215,7 @@ func NewVHost(cfg VHostConfig, tx Sender, vips Announcer, log *logx.Logger, onTr
 
 func (v *VHost) setConfig(cfg VHostConfig) {
 	v.cfg = cfg
+	v.cfgGen++
 	addrs := make([]netip.Addr, len(cfg.Addresses))
 	for i, p := range cfg.Addresses {
 		addrs[i] = p.Addr()
@@ -278,6 +292,14 @@ func (v *VHost) Status() Status {
 	defer v.mu.Unlock()
 	s := v.status
 	v.drops.fill(&s.Counters)
+	if !v.masterSeen.IsZero() {
+		t := v.masterSeen
+		s.MasterSeen = &t
+	}
+	if v.peerHeard {
+		d, k := v.peerDem, v.peerSkew
+		s.PeerDemotion, s.PeerAdvSkew = &d, &k
+	}
 	s.Addresses = slices.Clone(s.Addresses)
 	s.Peers = slices.Clone(s.Peers)
 	return s
@@ -297,13 +319,18 @@ func (v *VHost) publish(fn func(*Status)) {
 		s.State = v.m.State.String()
 		s.Demotion = v.m.Demote
 	}
-	s.Addresses = s.Addresses[:0]
-	for _, p := range v.cfg.Addresses {
-		s.Addresses = append(s.Addresses, p.String())
-	}
-	s.Peers = s.Peers[:0]
-	for _, p := range v.cfg.Peers {
-		s.Peers = append(s.Peers, p.String())
+	// The address strings change only with the configuration: building
+	// them on every publication cost allocations per advert.
+	if v.statusCfg != v.cfgGen {
+		v.statusCfg = v.cfgGen
+		s.Addresses = s.Addresses[:0]
+		for _, p := range v.cfg.Addresses {
+			s.Addresses = append(s.Addresses, p.String())
+		}
+		s.Peers = s.Peers[:0]
+		for _, p := range v.cfg.Peers {
+			s.Peers = append(s.Peers, p.String())
+		}
 	}
 }
 
@@ -336,7 +363,37 @@ func (v *VHost) Run(ctx context.Context) {
 		case fn := <-v.cmds:
 			fn()
 		case <-timer.C():
+			v.takeQueued()
 			v.step(EvTimer{})
+		}
+	}
+}
+
+// Drainer is implemented by a Sender that can hand over, at once, the
+// adverts the kernel holds for it but its readers have not yet read
+// (Iface.Drain).
+type Drainer interface{ Drain() }
+
+// takeQueued feeds the machine, before a backup's master-down timer
+// counts, every advert that has arrived: still in the kernel's socket
+// queue (Drainer) or in the inbox. When carpd (or the whole router) was
+// not scheduled for longer than the master-down interval, the timer and
+// the master's advert become ready together, and a select picks either;
+// the advert arrived in time and must win, else a busy backup takes over
+// from a live master.
+func (v *VHost) takeQueued() {
+	if v.m.State != Backup {
+		return
+	}
+	if d, ok := v.tx.(Drainer); ok {
+		d.Drain()
+	}
+	for range inboxLen {
+		select {
+		case ad := <-v.inbox:
+			v.receive(ad)
+		default:
+			return
 		}
 	}
 }
@@ -382,7 +439,8 @@ func (v *VHost) hasV4() bool {
 func (v *VHost) receive(ad rxAdvert) {
 	p, a := ad, ad.a
 	now := v.clk.Now()
-	v.publish(func(s *Status) { s.Counters.AdvertsReceived++ })
+	v.mu.Lock()
+	v.status.Counters.AdvertsReceived++
 	// A vhid with IPv4 and IPv6 VIPs hears the master twice per interval;
 	// show its IPv4 address, which admins recognise, unless only IPv6 is
 	// heard.
@@ -390,12 +448,16 @@ func (v *VHost) receive(ad rxAdvert) {
 		v.last4 = now
 	}
 	if v.m.State != Master && (p.src.Is4() || now.Sub(v.last4) > v.m.Params.MasterDown()) {
-		v.publish(func(s *Status) { s.Master = p.src.String(); s.MasterSeen = &now })
+		if v.masterAddr != p.src {
+			v.masterAddr = p.src
+			v.status.Master = p.src.String()
+		}
+		v.masterSeen = now
 	}
 	if a.AdvBase != BowOutAdvBase {
-		dem, skew := a.Demote, a.AdvSkew
-		v.publish(func(s *Status) { s.PeerDemotion, s.PeerAdvSkew = &dem, &skew })
+		v.peerHeard, v.peerDem, v.peerSkew = true, a.Demote, a.AdvSkew
 	}
+	v.mu.Unlock()
 	v.step(EvAdvert{AdvBase: a.AdvBase, AdvSkew: a.AdvSkew, Demote: a.Demote, Src: p.src})
 }
 
@@ -474,8 +536,9 @@ func (v *VHost) transition(t Transition) {
 		s.Counters.Transitions++
 		if t.To == Master {
 			s.Master = "self"
-			s.MasterSeen = nil
-			s.PeerDemotion, s.PeerAdvSkew = nil, nil // no master heard now
+			v.masterAddr = netip.Addr{}
+			v.masterSeen = time.Time{}
+			v.peerHeard = false // no master heard now
 		}
 	})
 	v.onTransition(t)
@@ -487,7 +550,9 @@ func (v *VHost) send(s ActSend) {
 	seq := v.rx.nextSeq(v.clk.Now())
 	// The marker depends on the source address, so each family gets its
 	// own counter and HMAC; both carry the same sequence.
-	var bufs [2][HeaderLen]byte
+	// The buffers are the vhost's: handed to the Sender (an interface),
+	// locals would escape and cost an allocation per advert.
+	bufs := &v.txBufs
 	var payloads [2][]byte
 	payload := func(v6 bool) []byte {
 		i := 0

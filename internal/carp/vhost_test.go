@@ -406,3 +406,70 @@ func TestMasterDownOnTheClock(t *testing.T) {
 		}
 	})
 }
+
+// drainNet is a fakeNet whose kernel queue holds one advert that its
+// readers have not read yet: Drain hands it over.
+type drainNet struct {
+	*fakeNet
+	pending []byte
+	src     netip.Addr
+	drains  int
+}
+
+func (d *drainNet) Drain() {
+	d.drains++
+	if p := d.pending; p != nil {
+		d.pending = nil
+		d.v.Deliver(d.src, carp.Group4, carp.TTL, p)
+	}
+}
+
+// TestBackupTakesQueuedAdvertBeforeMasterDown: when a backup's
+// master-down timer fires while the master's advert waits unread (carpd
+// was not scheduled: its readers had no time to read it), the advert
+// counts first and the backup stays backup. Before, the timer won and a
+// busy backup took over from a live master.
+func TestBackupTakesQueuedAdvertBeforeMasterDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := carptest.NewClock(carptest.Epoch)
+		clk.Settle = synctest.Wait
+		f := &fakeNet{self: netip.MustParseAddr("10.0.0.2"), clk: clk}
+		d := &drainNet{fakeNet: f, src: netip.MustParseAddr("10.0.0.9")}
+		v := carp.NewVHost(testCfg, d, f, nil, nil, carp.WithClock(clk))
+		f.v = v
+		ctx, cancel := context.WithCancel(context.Background())
+		defer func() {
+			cancel()
+			for range 100 {
+				select {
+				case <-v.Done():
+					return
+				default:
+					clk.Advance(100 * time.Millisecond)
+				}
+			}
+		}()
+		go v.Run(ctx)
+		synctest.Wait()
+		if s := v.Status().State; s != "BACKUP" {
+			t.Fatalf("state %s at start, want BACKUP", s)
+		}
+		// The master's advert (advbase 1, advskew 0) is queued, unread,
+		// when the backup's master-down (3 × 1.39 s) passes.
+		d.pending = advert(t, nil)
+		down := testCfg.Params.MasterDown()
+		clk.Advance(down + 10*time.Millisecond)
+		s := v.Status()
+		if s.State != "BACKUP" {
+			t.Errorf("state %s after master-down with the master's advert queued, want BACKUP", s.State)
+		}
+		if s.Counters.AdvertsReceived != 1 || d.drains == 0 {
+			t.Errorf("adverts received %d, drains %d; want the queued advert taken in", s.Counters.AdvertsReceived, d.drains)
+		}
+		// Nothing more arrives: the next master-down takes over.
+		clk.Advance(down + 10*time.Millisecond)
+		if s := v.Status().State; s != "MASTER" {
+			t.Errorf("state %s after a master-down with no advert, want MASTER", s)
+		}
+	})
+}

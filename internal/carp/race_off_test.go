@@ -1,0 +1,5 @@
+//go:build !race
+
+package carp
+
+const raceEnabled = false

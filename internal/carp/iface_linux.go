@@ -55,6 +55,9 @@ type Iface struct {
 	eth   *rawsock.Conn
 	wg    sync.WaitGroup
 
+	frameMu sync.Mutex // guards frame
+	frame   []byte     // the multicast advert being sent, reused
+
 	mu     sync.RWMutex // guards vhosts, prefixes and vips
 	vhosts map[uint8]*VHost
 	pfx    map[uint8][]netip.Prefix // the VIPs of each attached vhost
@@ -574,7 +577,9 @@ func (i *Iface) Send(payload []byte, dst netip.Addr) error {
 		_, err := i.raw4.WriteToIP(append(hdr, payload...), &net.IPAddr{IP: dst.AsSlice()})
 		return err
 	}
-	frame := make([]byte, 0, ethHdrLen+ipv6HdrLen+len(payload))
+	i.frameMu.Lock()
+	defer i.frameMu.Unlock()
+	frame := i.frame[:0]
 	dmac := mac4
 	if v6 {
 		dmac = mac6
@@ -589,8 +594,8 @@ func (i *Iface) Send(payload []byte, dst netip.Addr) error {
 		frame = appendIPv4Header(frame, src, dst, len(payload))
 	}
 	frame = append(frame, payload...)
-	_, err := i.eth.WriteTo(frame, &rawsock.Addr{HardwareAddr: dmac})
-	return err
+	i.frame = frame
+	return i.eth.SendFrame(frame)
 }
 
 // appendIPv4Header appends an IPv4 header as OpenBSD sends it: TOS

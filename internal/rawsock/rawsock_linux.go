@@ -3,6 +3,7 @@ package rawsock
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,6 +19,14 @@ type Conn struct {
 	ifindex  int
 	protocol uint16 // network byte order
 	local    *Addr
+
+	// SendFrame's state, under sendMu: made once, so that a send
+	// allocates nothing (a closure over locals would escape to the heap).
+	sendMu   sync.Mutex
+	sendFn   func(fd uintptr) bool
+	sendBuf  []byte
+	sendAddr unix.RawSockaddrLinklayer
+	sendErr  unix.Errno
 }
 
 // Instruction is one classic BPF instruction (struct sock_filter).
@@ -56,6 +65,8 @@ func Listen(ifi *net.Interface, protocol int, filter []Instruction) (*Conn, erro
 	if ll, ok := sa.(*unix.SockaddrLinklayer); ok {
 		c.local.HardwareAddr = append(net.HardwareAddr(nil), ll.Addr[:min(int(ll.Halen), len(ll.Addr))]...)
 	}
+	c.sendAddr = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: c.protocol, Ifindex: int32(ifi.Index), Halen: 6}
+	c.sendFn = c.sendOnce
 	c.f = os.NewFile(uintptr(fd), "packet")
 	if c.rc, err = c.f.SyscallConn(); err != nil {
 		c.f.Close()
@@ -66,6 +77,40 @@ func Listen(ifi *net.Interface, protocol int, filter []Instruction) (*Conn, erro
 
 func opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "packet", Addr: addr, Err: err}
+}
+
+// SendFrame sends the Ethernet frame b to the destination MAC in its
+// header. The send is a raw non-blocking sendto, made without the
+// runtime's system-call bookkeeping (which wakes its monitor thread): a
+// CARP advert costs no scheduler round trip. Only when the socket's
+// buffer is full does it wait for the poller. It allocates nothing.
+func (c *Conn) SendFrame(b []byte) error {
+	if len(b) < 14 {
+		return opError("write", nil, unix.EINVAL)
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	copy(c.sendAddr.Addr[:6], b[:6])
+	c.sendBuf = b
+	err := c.rc.Write(c.sendFn)
+	c.sendBuf = nil
+	if err == nil && c.sendErr != 0 {
+		err = os.NewSyscallError("sendto", c.sendErr)
+	}
+	if err != nil {
+		return opError("write", nil, err)
+	}
+	return nil
+}
+
+// sendOnce is SendFrame's attempt, in rc.Write: done unless the socket
+// would block (then the poller waits for room and calls it again).
+func (c *Conn) sendOnce(fd uintptr) bool {
+	b := c.sendBuf
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT,
+		uintptr(unsafe.Pointer(&c.sendAddr)), unsafe.Sizeof(c.sendAddr))
+	c.sendErr = e
+	return e != unix.EAGAIN && e != unix.EINTR
 }
 
 // WriteTo sends the frame b (with its Ethernet header) to addr, an *Addr.

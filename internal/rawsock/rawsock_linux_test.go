@@ -123,3 +123,41 @@ func TestCloseUnblocksRead(t *testing.T) {
 		t.Fatal("Close did not unblock ReadFrom")
 	}
 }
+
+// TestSendFrame: SendFrame delivers the frame to the MAC in its header,
+// allocates nothing per send, and refuses a frame shorter than a header.
+func TestSendFrame(t *testing.T) {
+	var send, recv *Conn
+	inNewNS(t, func(lo *net.Interface) (err error) {
+		if send, err = Listen(lo, 0, nil); err != nil {
+			return err
+		}
+		recv, err = Listen(lo, etherTypeTest, nil)
+		return err
+	})
+	defer send.Close()
+	defer recv.Close()
+	frame := append([]byte{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, etherTypeTest >> 8, etherTypeTest & 0xff}, "advert"...)
+	const sends = 50
+	if a := testing.AllocsPerRun(sends, func() {
+		if err := send.SendFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("SendFrame: %v allocations per send, want 0", a)
+	}
+	recv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	for i := range sends + 1 { // AllocsPerRun runs once more to warm up
+		n, _, err := recv.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], frame) {
+			t.Fatalf("frame %d: % x, want % x", i, buf[:n], frame)
+		}
+	}
+	if err := send.SendFrame(frame[:13]); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("a 13-byte frame: %v, want EINVAL", err)
+	}
+}

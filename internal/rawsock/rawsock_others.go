@@ -24,6 +24,7 @@ type Instruction struct {
 func Listen(*net.Interface, int, []Instruction) (*Conn, error) { return nil, errUnsupported }
 
 func (*Conn) WriteTo([]byte, net.Addr) (int, error)  { return 0, errUnsupported }
+func (*Conn) SendFrame([]byte) error                 { return errUnsupported }
 func (*Conn) ReadFrom([]byte) (int, net.Addr, error) { return 0, nil, errUnsupported }
 func (*Conn) Close() error                           { return errUnsupported }
 func (*Conn) LocalAddr() net.Addr                    { return &Addr{} }

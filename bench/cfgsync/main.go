@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cfgsync measures configuration sync (docs/config-sync.md):
 // the time from a change of a UCI package on the primary (a new file
 // renamed over the old one, as uci commit does) to the run of the

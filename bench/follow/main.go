@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command follow is the benchmark of issue #12, "the router follows the
 // master" (`make bench-follow`). Its lease half: bytes on the sync link per
 // DHCP lease event and for a bulk of 1 000 leases, with two carpd routers

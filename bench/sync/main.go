@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sync is carpd's state-sync benchmark (`make bench-sync`): carpd's
 // conntrack replication next to conntrackd (FTFW), in one lab run, on the
 // same workload.

@@ -43,27 +43,14 @@ func balConf(sock string, skews [2]int) string {
 // nodes' elections within master-down and forwards every flow.
 func TestBalanceDaemon(t *testing.T) {
 	lab.Require(t)
-	l, err := lab.New("cbd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab.Cleanup(t, l)
+	l, cliSw, srvSw, client, server := balanceLab(t, "cbd")
+	var err error
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	cliSw, err := l.Switch("cli")
-	must(err)
-	srvSw, err := l.Switch("srv")
-	must(err)
-	client, err := l.Host("client")
-	must(err)
-	server, err := l.Host("server")
-	must(err)
-	_, err = l.Attach(client, cliSw, "eth0", "10.10.0.100/24")
-	must(err)
 	const flows = 32
 	srcs := []netip.Addr{netip.MustParseAddr("10.10.0.100")}
 	for i := 1; i < flows; i++ {

@@ -251,8 +251,12 @@ func TestBalanceDatapath(t *testing.T) {
 	}
 }
 
-func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string, bridge bool) {
-	l, err := lab.New("cbal")
+// balanceLab builds the balance tests' lab: a client switch and a server
+// switch, the client (10.10.0.100/24 on eth0, on the client switch) and
+// the server; the routers are the test's own.
+func balanceLab(t *testing.T, prefix string) (l *lab.Lab, cliSw, srvSw *lab.Switch, client, server *lab.Host) {
+	t.Helper()
+	l, err := lab.New(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,16 +267,28 @@ func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string, bridge
 			t.Fatal(err)
 		}
 	}
-	cliSw, err := l.Switch("cli")
+	cliSw, err = l.Switch("cli")
 	must(err)
-	srvSw, err := l.Switch("srv")
+	srvSw, err = l.Switch("srv")
 	must(err)
-	client, err := l.Host("client")
+	client, err = l.Host("client")
 	must(err)
-	server, err := l.Host("server")
+	server, err = l.Host("server")
 	must(err)
 	_, err = l.Attach(client, cliSw, "eth0", "10.10.0.100/24")
 	must(err)
+	return l, cliSw, srvSw, client, server
+}
+
+func testBalanceDatapath(t *testing.T, balClientMAC, balServerMAC string, bridge bool) {
+	l, cliSw, srvSw, client, server := balanceLab(t, "cbal")
+	var err error
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	srcs := []netip.Addr{netip.MustParseAddr("10.10.0.100")}
 	var srcs6 []netip.Addr
 	for i := 0; i < balFlows; i++ {
